@@ -1,0 +1,221 @@
+package events
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/spectra-fab/spectra/process"
+)
+
+// Event type names (without version). Stored names carry the version:
+// "RunRequested.v1".
+const (
+	TypeRunRequested       = "RunRequested"
+	TypeRunQueued          = "RunQueued"
+	TypeRunStarted         = "RunStarted"
+	TypeRunPhaseChanged    = "RunPhaseChanged"
+	TypeTelemetryRecorded  = "TelemetryRecorded"
+	TypeSPCViolation       = "SPCViolation"
+	TypeFDCAlarm           = "FDCAlarm"
+	TypeRunPaused          = "RunPaused"
+	TypeRunResumed         = "RunResumed"
+	TypeRunCancelRequested = "RunCancelRequested"
+	TypeRunCancelled       = "RunCancelled"
+	TypeRunFailed          = "RunFailed"
+	TypeRunRetryScheduled  = "RunRetryScheduled"
+	TypeRunRetried         = "RunRetried"
+	TypeArtifactStored     = "ArtifactStored"
+	TypeRunCompleted       = "RunCompleted"
+	TypeRunTimeWarning     = "RunTimeLimitWarning"
+	TypeControllerTuned    = "ControllerTuned"
+	TypeAccessDenied       = "AccessDenied"
+)
+
+// Payload is an event's data. EventType names it without version.
+type Payload interface {
+	EventType() string
+}
+
+// RunRequested: a user asked for a run. First event of a run stream.
+type RunRequested struct {
+	RunID    string          `json:"run_id"`
+	JobID    string          `json:"job_id"`
+	Kind     process.Kind    `json:"kind"`
+	Recipe   json.RawMessage `json:"recipe"`
+	ToolID   string          `json:"tool_id,omitempty"`
+	Priority int             `json:"priority"`
+	Seed     int64           `json:"seed"`
+	Fault    *process.Fault  `json:"simulate_fault,omitempty"`
+	// IdempotencyKey is the client's key, when it sent one.
+	IdempotencyKey string    `json:"idempotency_key,omitempty"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+// RunQueued: the run waits for admission in a queue.
+type RunQueued struct {
+	JobID string `json:"job_id"`
+	Queue string `json:"queue"`
+}
+
+// RunStarted: an attempt of the run began. It records every input of the
+// engine besides the recipe, so the stream alone re-simulates the run.
+type RunStarted struct {
+	JobID   string             `json:"job_id"`
+	Attempt int                `json:"attempt"`
+	Seed    int64              `json:"seed"`
+	R2R     map[string]float64 `json:"r2r,omitempty"`
+	// R2RBasis says where the R2R adjustments came from (tool, recipe
+	// class, the EWMA state read).
+	R2RBasis map[string]any `json:"r2r_basis,omitempty"`
+	Node     string         `json:"node,omitempty"`
+}
+
+// RunPhaseChanged: the run reached a named step.
+type RunPhaseChanged struct {
+	JobID    string  `json:"job_id"`
+	Name     string  `json:"name"`
+	Progress float64 `json:"progress"`
+	Step     int     `json:"step"` // engine steps done so far
+}
+
+// TelemetryRecorded: one second of process time, ten samples, columnar:
+// field → values. FirstStep is the engine step of the first sample.
+type TelemetryRecorded struct {
+	JobID       string               `json:"job_id"`
+	FirstStep   int                  `json:"first_step"`
+	Samples     map[string][]float64 `json:"samples"`
+	Progress    float64              `json:"progress"`
+	CurrentStep string               `json:"current_step"`
+}
+
+// SPCViolation: a control-chart rule broke during the run.
+type SPCViolation struct {
+	JobID string        `json:"job_id"`
+	Step  int           `json:"step"`
+	Alarm process.Alarm `json:"alarm"`
+}
+
+// FDCAlarm: fault detection raised an alarm during the run.
+type FDCAlarm struct {
+	JobID string        `json:"job_id"`
+	Step  int           `json:"step"`
+	Alarm process.Alarm `json:"alarm"`
+}
+
+// RunPaused: process time stopped at Step.
+type RunPaused struct {
+	JobID string `json:"job_id"`
+	Step  int    `json:"step"`
+}
+
+// RunResumed: process time goes on from Step.
+type RunResumed struct {
+	JobID string `json:"job_id"`
+	Step  int    `json:"step"`
+}
+
+// RunCancelRequested: somebody asked to stop the run.
+type RunCancelRequested struct {
+	JobID  string `json:"job_id"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// RunCancelled: the run stopped early, leaving the tool in SafeState.
+type RunCancelled struct {
+	JobID     string `json:"job_id"`
+	Step      int    `json:"step"`
+	Reason    string `json:"reason"`
+	SafeState string `json:"safe_state"`
+}
+
+// RunFailed: the run ended with an error.
+type RunFailed struct {
+	JobID     string `json:"job_id"`
+	Step      int    `json:"step"`
+	Error     string `json:"error_message"`
+	Transient bool   `json:"transient"`
+	SafeState string `json:"safe_state,omitempty"`
+}
+
+// RunRetryScheduled: after a transient fault the run will be tried again
+// after Delay (process-clock scaled).
+type RunRetryScheduled struct {
+	JobID      string  `json:"job_id"`
+	Attempt    int     `json:"attempt"` // the attempt that will run next
+	DelayS     float64 `json:"delay_s"`
+	RetryCount int     `json:"retry_count"`
+	Reason     string  `json:"reason"`
+}
+
+// RunRetried: a failed or cancelled job was retried by hand as a new job
+// on the same run stream.
+type RunRetried struct {
+	JobID     string `json:"job_id"` // the new job
+	FromJobID string `json:"from_job_id"`
+	Seed      int64  `json:"seed"`
+}
+
+// ArtifactStored: a file of the run was stored.
+type ArtifactStored struct {
+	JobID       string `json:"job_id"`
+	Name        string `json:"name"`
+	ContentType string `json:"content_type"`
+	Size        int    `json:"size"`
+	URI         string `json:"uri"`
+}
+
+// RunCompleted: the run finished successfully with Result.
+type RunCompleted struct {
+	JobID     string             `json:"job_id"`
+	Step      int                `json:"step"`
+	DurationS float64            `json:"process_time_s"`
+	Result    map[string]any     `json:"result"`
+	R2R       map[string]float64 `json:"r2r_observations,omitempty"`
+}
+
+// RunTimeLimitWarning: the run passed its soft time limit.
+type RunTimeLimitWarning struct {
+	JobID  string `json:"job_id"`
+	Limit  string `json:"limit"` // "soft" or "hard"
+	Step   int    `json:"step"`
+	Reason string `json:"reason"`
+}
+
+// ControllerTuned: a controller was auto-tuned on request.
+type ControllerTuned struct {
+	TuningID           string          `json:"tuning_id"`
+	ControllerType     string          `json:"controller_type"`
+	OptimizationTarget string          `json:"optimization_target"`
+	Recipe             json.RawMessage `json:"recipe,omitempty"`
+	Response           json.RawMessage `json:"response"`
+}
+
+// AccessDenied: a request was refused (401, 403, or 404 for another
+// organisation's resource).
+type AccessDenied struct {
+	Status   int    `json:"status"`
+	Method   string `json:"method"`
+	Path     string `json:"path"`
+	Reason   string `json:"reason"`
+	Resource string `json:"resource,omitempty"`
+}
+
+func (RunRequested) EventType() string        { return TypeRunRequested }
+func (RunQueued) EventType() string           { return TypeRunQueued }
+func (RunStarted) EventType() string          { return TypeRunStarted }
+func (RunPhaseChanged) EventType() string     { return TypeRunPhaseChanged }
+func (TelemetryRecorded) EventType() string   { return TypeTelemetryRecorded }
+func (SPCViolation) EventType() string        { return TypeSPCViolation }
+func (FDCAlarm) EventType() string            { return TypeFDCAlarm }
+func (RunPaused) EventType() string           { return TypeRunPaused }
+func (RunResumed) EventType() string          { return TypeRunResumed }
+func (RunCancelRequested) EventType() string  { return TypeRunCancelRequested }
+func (RunCancelled) EventType() string        { return TypeRunCancelled }
+func (RunFailed) EventType() string           { return TypeRunFailed }
+func (RunRetryScheduled) EventType() string   { return TypeRunRetryScheduled }
+func (RunRetried) EventType() string          { return TypeRunRetried }
+func (ArtifactStored) EventType() string      { return TypeArtifactStored }
+func (RunCompleted) EventType() string        { return TypeRunCompleted }
+func (RunTimeLimitWarning) EventType() string { return TypeRunTimeWarning }
+func (ControllerTuned) EventType() string     { return TypeControllerTuned }
+func (AccessDenied) EventType() string        { return TypeAccessDenied }

@@ -1,0 +1,119 @@
+package events
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// entry is one catalogue entry: the current schema version of a type, a
+// constructor for its payload, and upcasters from older versions.
+type entry struct {
+	version int
+	newFn   func() Payload
+	// upcast[v] turns version v's JSON into version v+1's.
+	upcast map[int]func(json.RawMessage) (json.RawMessage, error)
+}
+
+var catalogue = map[string]entry{}
+
+func register[T Payload](version int) {
+	var zero T
+	catalogue[zero.EventType()] = entry{version: version, newFn: func() Payload { var p T; return any(&p).(Payload) }}
+}
+
+func init() {
+	register[RunRequested](1)
+	register[RunQueued](1)
+	register[RunStarted](1)
+	register[RunPhaseChanged](1)
+	register[TelemetryRecorded](1)
+	register[SPCViolation](1)
+	register[FDCAlarm](1)
+	register[RunPaused](1)
+	register[RunResumed](1)
+	register[RunCancelRequested](1)
+	register[RunCancelled](1)
+	register[RunFailed](1)
+	register[RunRetryScheduled](1)
+	register[RunRetried](1)
+	register[ArtifactStored](1)
+	register[RunCompleted](1)
+	register[RunTimeLimitWarning](1)
+	register[ControllerTuned](1)
+	register[AccessDenied](1)
+}
+
+// VersionedType returns the stored type name of a base type name at its
+// current version, e.g. "RunStarted.v1".
+func VersionedType(base string) string {
+	e, ok := catalogue[base]
+	if !ok {
+		return base
+	}
+	return base + ".v" + strconv.Itoa(e.version)
+}
+
+// BaseType strips the version from a stored type name.
+func BaseType(t string) string {
+	base, _, _ := strings.Cut(t, ".v")
+	return base
+}
+
+func typeVersion(t string) int {
+	_, v, ok := strings.Cut(t, ".v")
+	if !ok {
+		return 1
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 1
+	}
+	return n
+}
+
+// New builds an event to append from a payload, with a fresh id.
+func New(p Payload, md Metadata) (Event, error) {
+	return NewWithID(NewID(), p, md)
+}
+
+// NewWithID builds an event with the given id (derived ids make retried
+// commands idempotent).
+func NewWithID(id string, p Payload, md Metadata) (Event, error) {
+	data, err := json.Marshal(p)
+	if err != nil {
+		return Event{}, fmt.Errorf("encode %s: %w", p.EventType(), err)
+	}
+	return Event{ID: id, Type: VersionedType(p.EventType()), Data: data, Metadata: md}, nil
+}
+
+// Decode returns a record's payload as a pointer to its catalogue type
+// (*RunStarted, …), upcasting older schema versions. Unknown types return
+// an error wrapping ErrUnknownType; callers skip those records.
+func Decode(rec Record) (Payload, error) {
+	base := BaseType(rec.Type)
+	e, ok := catalogue[base]
+	if !ok {
+		return nil, fmt.Errorf("decode %s: %w", rec.Type, ErrUnknownType)
+	}
+	data := rec.Data
+	for v := typeVersion(rec.Type); v < e.version; v++ {
+		up, ok := e.upcast[v]
+		if !ok {
+			return nil, fmt.Errorf("decode %s: no upcaster from v%d", rec.Type, v)
+		}
+		var err error
+		if data, err = up(data); err != nil {
+			return nil, fmt.Errorf("upcast %s v%d: %w", rec.Type, v, err)
+		}
+	}
+	p := e.newFn()
+	if err := json.Unmarshal(data, p); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", rec.Type, err)
+	}
+	return p, nil
+}
+
+// ErrUnknownType is returned by Decode for a type not in the catalogue.
+var ErrUnknownType = fmt.Errorf("unknown event type")
