@@ -1,0 +1,48 @@
+package actors
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/process"
+)
+
+// CreateRun asks for a new run. The recipe is validated before anything is
+// appended: an invalid one returns a *process.ValidationError.
+type CreateRun struct {
+	Kind     process.Kind
+	Recipe   json.RawMessage // the recipe as the client sent it (ion or rtp fields)
+	ToolID   string
+	Priority int
+	// IdempotencyKey, when set, makes a repeated request from the same
+	// organisation return the first run and append nothing.
+	IdempotencyKey string
+	// Fault is an injected fault for hardware-in-the-loop testing; refused
+	// unless fault injection is allowed.
+	Fault *process.Fault
+	Meta  events.Metadata
+}
+
+// RunCommand is a command on an existing run or job: cancel, pause, resume,
+// retry.
+type RunCommand struct {
+	RunID  string
+	JobID  string // optional: the job it names, checked against the run's current job
+	Reason string
+	Meta   events.Metadata
+}
+
+// Accepted is the answer to an accepted command.
+type Accepted struct {
+	RunID     string    `json:"run_id"`
+	JobID     string    `json:"job_id"`
+	Status    string    `json:"status"`
+	CreatedAt time.Time `json:"created_at"`
+	// Position is the global position of the last event the command
+	// appended (or of the existing run's first event for a repeated
+	// idempotent create).
+	Position uint64 `json:"position"`
+	// Revision is the run stream's revision after the command.
+	Revision uint64 `json:"revision"`
+}
