@@ -102,6 +102,18 @@ type Options struct {
 	// Attempt counts the attempts of this run, from 0. A transient fault
 	// fires only on attempt 0.
 	Attempt int
+	// Disturbance, when set, is injected into the simulator's primary
+	// actuator (the beam current for ion, the lamp efficiency for RTP), for
+	// hardware-in-the-loop tests of fault detection and SPC.
+	Disturbance *Disturbance
+}
+
+// Disturbance is an offset and a drift injected into a simulator from a
+// given process time on.
+type Disturbance struct {
+	OffsetPct      float64 `json:"offset_pct"`        // step change, % of nominal
+	DriftPctPerMin float64 `json:"drift_pct_per_min"` // ramp, % of nominal per minute
+	StartS         float64 `json:"start_s"`           // process time it begins
 }
 
 // StepResult is what one Step produced.
