@@ -82,6 +82,7 @@ type RunPhaseChanged struct {
 // field → values. FirstStep is the engine step of the first sample.
 type TelemetryRecorded struct {
 	JobID       string               `json:"job_id"`
+	Attempt     int                  `json:"attempt"`
 	FirstStep   int                  `json:"first_step"`
 	Samples     map[string][]float64 `json:"samples"`
 	Progress    float64              `json:"progress"`
