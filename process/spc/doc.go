@@ -1,0 +1,28 @@
+// Package spc is statistical process control: Shewhart control limits, the
+// Western Electric and Nelson run rules, a streaming rule monitor, and a
+// tabular CUSUM for drift detection.
+//
+// Sources, as the project's physics reference (§5.6, §5.7) cites them:
+// Western Electric, Statistical Quality Control Handbook (1956) for rules
+// 1–4; L. S. Nelson, J. Quality Technology 16(4), 237 (1984) for the Nelson
+// rules; D. C. Montgomery, G. C. Runger, Applied Statistics and Probability
+// for Engineers, §16-10, for the tabular CUSUM (k = ½, h = 4 or 5) and the
+// control-chart constants; J. M. Lucas, R. B. Crosier, Technometrics 24(3),
+// 199 (1982) for the CUSUM head start. Everything is deterministic and does
+// no I/O.
+//
+// A run monitors a parameter against limits from a baseline:
+//
+//	l := spc.IndividualsLimits(baseline)
+//	m := spc.NewMonitor(l)
+//	for _, x := range samples {
+//		for _, v := range m.Add(x) {
+//			// raise an alarm: v.Rule, v.Message
+//		}
+//	}
+//
+// and, for slow drifts, a CUSUM in units of the same σ:
+//
+//	c := spc.NewCUSUM(l.Center, l.Sigma, spc.DefaultK, spc.DefaultH)
+//	if high, low := c.Add(x); high || low { … }
+package spc
