@@ -29,6 +29,7 @@ const (
 	TypeRunTimeWarning     = "RunTimeLimitWarning"
 	TypeControllerTuned    = "ControllerTuned"
 	TypeAccessDenied       = "AccessDenied"
+	TypeIdempotencyClaimed = "IdempotencyKeyClaimed"
 )
 
 // Payload is an event's data. EventType names it without version.
@@ -46,6 +47,8 @@ type RunRequested struct {
 	Priority int             `json:"priority"`
 	Seed     int64           `json:"seed"`
 	Fault    *process.Fault  `json:"simulate_fault,omitempty"`
+	// Disturbance is injected into the simulator (HIL testing).
+	Disturbance *process.Disturbance `json:"simulate_disturbance,omitempty"`
 	// IdempotencyKey is the client's key, when it sent one.
 	IdempotencyKey string    `json:"idempotency_key,omitempty"`
 	CreatedAt      time.Time `json:"created_at"`
@@ -201,22 +204,30 @@ type AccessDenied struct {
 	Resource string `json:"resource,omitempty"`
 }
 
-func (RunRequested) EventType() string        { return TypeRunRequested }
-func (RunQueued) EventType() string           { return TypeRunQueued }
-func (RunStarted) EventType() string          { return TypeRunStarted }
-func (RunPhaseChanged) EventType() string     { return TypeRunPhaseChanged }
-func (TelemetryRecorded) EventType() string   { return TypeTelemetryRecorded }
-func (SPCViolation) EventType() string        { return TypeSPCViolation }
-func (FDCAlarm) EventType() string            { return TypeFDCAlarm }
-func (RunPaused) EventType() string           { return TypeRunPaused }
-func (RunResumed) EventType() string          { return TypeRunResumed }
-func (RunCancelRequested) EventType() string  { return TypeRunCancelRequested }
-func (RunCancelled) EventType() string        { return TypeRunCancelled }
-func (RunFailed) EventType() string           { return TypeRunFailed }
-func (RunRetryScheduled) EventType() string   { return TypeRunRetryScheduled }
-func (RunRetried) EventType() string          { return TypeRunRetried }
-func (ArtifactStored) EventType() string      { return TypeArtifactStored }
-func (RunCompleted) EventType() string        { return TypeRunCompleted }
-func (RunTimeLimitWarning) EventType() string { return TypeRunTimeWarning }
-func (ControllerTuned) EventType() string     { return TypeControllerTuned }
-func (AccessDenied) EventType() string        { return TypeAccessDenied }
+// IdempotencyKeyClaimed: an idempotency key of an organisation now names a
+// run. First and only event of stream idem-<hash of org and key>.
+type IdempotencyKeyClaimed struct {
+	RunID string `json:"run_id"`
+	JobID string `json:"job_id"`
+}
+
+func (IdempotencyKeyClaimed) EventType() string { return TypeIdempotencyClaimed }
+func (RunRequested) EventType() string          { return TypeRunRequested }
+func (RunQueued) EventType() string             { return TypeRunQueued }
+func (RunStarted) EventType() string            { return TypeRunStarted }
+func (RunPhaseChanged) EventType() string       { return TypeRunPhaseChanged }
+func (TelemetryRecorded) EventType() string     { return TypeTelemetryRecorded }
+func (SPCViolation) EventType() string          { return TypeSPCViolation }
+func (FDCAlarm) EventType() string              { return TypeFDCAlarm }
+func (RunPaused) EventType() string             { return TypeRunPaused }
+func (RunResumed) EventType() string            { return TypeRunResumed }
+func (RunCancelRequested) EventType() string    { return TypeRunCancelRequested }
+func (RunCancelled) EventType() string          { return TypeRunCancelled }
+func (RunFailed) EventType() string             { return TypeRunFailed }
+func (RunRetryScheduled) EventType() string     { return TypeRunRetryScheduled }
+func (RunRetried) EventType() string            { return TypeRunRetried }
+func (ArtifactStored) EventType() string        { return TypeArtifactStored }
+func (RunCompleted) EventType() string          { return TypeRunCompleted }
+func (RunTimeLimitWarning) EventType() string   { return TypeRunTimeWarning }
+func (ControllerTuned) EventType() string       { return TypeControllerTuned }
+func (AccessDenied) EventType() string          { return TypeAccessDenied }

@@ -43,6 +43,7 @@ func init() {
 	register[RunTimeLimitWarning](1)
 	register[ControllerTuned](1)
 	register[AccessDenied](1)
+	register[IdempotencyKeyClaimed](1)
 }
 
 // VersionedType returns the stored type name of a base type name at its

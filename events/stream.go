@@ -12,6 +12,7 @@ const (
 	CategoryAPIKey  = "apikey"
 	CategorySession = "session"
 	CategoryAudit   = "audit"
+	CategoryIdem    = "idem"
 )
 
 // RunStream is the stream of a run.
