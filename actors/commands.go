@@ -21,7 +21,10 @@ type CreateRun struct {
 	// Fault is an injected fault for hardware-in-the-loop testing; refused
 	// unless fault injection is allowed.
 	Fault *process.Fault
-	Meta  events.Metadata
+	// Disturbance is injected into the simulator (HIL testing); refused
+	// like Fault unless fault injection is allowed.
+	Disturbance *process.Disturbance
+	Meta        events.Metadata
 }
 
 // RunCommand is a command on an existing run or job: cancel, pause, resume,

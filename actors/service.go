@@ -1,0 +1,286 @@
+package actors
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/spectra-fab/spectra/actors/actorspb"
+	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/process"
+)
+
+// Service is the actor layer of a node: the actor system, the supervisor of
+// run actors, the scheduler and the shared clock. Its methods are the
+// commands the API sends.
+type Service struct {
+	cfg       Config
+	log       *slog.Logger
+	store     Store
+	artifacts Artifacts
+	engines   map[process.Kind]EngineFactory
+	r2r       R2R
+
+	system     *actor.ActorSystem
+	supervisor *actor.PID
+	scheduler  *actor.PID
+	clock      *clock
+
+	ctx    context.Context // the actors' root context, cancelled by Close
+	cancel context.CancelFunc
+	closed atomic.Bool
+	fenced atomic.Int64
+}
+
+// New starts the actor layer. engines maps each process kind to its
+// factory; r2r may be nil.
+func New(cfg Config, store Store, artifacts Artifacts, engines map[process.Kind]EngineFactory, r2r R2R) (*Service, error) {
+	if store == nil {
+		return nil, errors.New("actors: nil store")
+	}
+	cfg = cfg.withDefaults()
+	logger := cfg.Logger
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return logger.With("component", "protoactor")
+	}))
+	s := &Service{cfg: cfg, log: logger, store: store, artifacts: artifacts, engines: engines, r2r: r2r, system: system}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+
+	s.scheduler = system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newScheduler(cfg) }))
+	props := actor.PropsFromProducer(func() actor.Actor { return newSupervisor(s) },
+		actor.WithSupervisor(backoffStrategy{svc: s}))
+	s.supervisor = system.Root.Spawn(props)
+
+	interval := 100 * time.Millisecond
+	if cfg.TimeScale > 0 {
+		interval = min(max(time.Duration(process.Period/cfg.TimeScale*float64(time.Second)), 5*time.Millisecond), 100*time.Millisecond)
+	}
+	s.clock = newClock(system.Root, interval)
+	return s, nil
+}
+
+// Close stops every run actor (they recover from their logs on the next
+// start) and the actor system.
+func (s *Service) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	s.clock.close()
+	s.cancel()
+	_ = s.system.Root.PoisonFuture(s.supervisor).Wait()
+	_ = s.system.Root.PoisonFuture(s.scheduler).Wait()
+	s.system.Shutdown()
+	return nil
+}
+
+// Fenced counts run actors stopped because another writer appended to
+// their stream.
+func (s *Service) Fenced() int64 { return s.fenced.Load() }
+
+func (s *Service) sched(ctx actor.Context, msg any) { ctx.Send(s.scheduler, msg) }
+
+// send delivers a command to its run's actor and waits for the reply. It
+// is the one seam between the API and run actors.
+func (s *Service) send(ctx context.Context, cmd *actorspb.RunCommand) (*actorspb.CommandReply, error) {
+	if s.closed.Load() {
+		return nil, ErrUnavailable
+	}
+	timeout := s.cfg.RequestTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	res, err := s.system.Root.RequestFuture(s.supervisor, cmd, timeout).Result()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	reply, ok := res.(*actorspb.CommandReply)
+	if !ok {
+		return nil, fmt.Errorf("%w: unexpected reply %T", ErrUnavailable, res)
+	}
+	switch reply.ErrorCode {
+	case "":
+		return reply, nil
+	case codeNotFound:
+		return nil, ErrNotFound
+	case codeInvalidState:
+		return nil, &StateError{Command: verbName(cmd.Verb), Status: reply.Status, Reason: reply.ErrorMessage}
+	default:
+		return nil, fmt.Errorf("%w: %s", ErrUnavailable, reply.ErrorMessage)
+	}
+}
+
+func verbName(v actorspb.Verb) string {
+	return strings.ToLower(strings.TrimPrefix(v.String(), "VERB_"))
+}
+
+// Wake activates runs by id (after a restart, every run that is not
+// finished), without waiting for them.
+func (s *Service) Wake(runIDs ...string) {
+	for _, id := range runIDs {
+		s.system.Root.Send(s.supervisor, &actorspb.RunCommand{RunId: id, Verb: actorspb.Verb_VERB_WAKE})
+	}
+}
+
+// CreateRun validates the recipe, records the request and wakes the run's
+// actor, which queues it. Returns a *process.ValidationError for an invalid
+// recipe and ErrFaultInjectionDisabled for an injected fault the server
+// does not allow.
+func (s *Service) CreateRun(ctx context.Context, c CreateRun) (Accepted, error) {
+	if s.closed.Load() {
+		return Accepted{}, ErrUnavailable
+	}
+	f, ok := s.engines[c.Kind]
+	if !ok {
+		ve := &process.ValidationError{}
+		ve.Add("kind", string(c.Kind), "ion, rtp", "unknown process kind")
+		return Accepted{}, ve
+	}
+	if err := f.Validate(c.Recipe); err != nil {
+		return Accepted{}, err
+	}
+	if (c.Fault != nil || c.Disturbance != nil) && !s.cfg.AllowFaultInjection {
+		return Accepted{}, ErrFaultInjectionDisabled
+	}
+	now := time.Now().UTC()
+	runID, jobID := newRunID(c.Kind, now), newJobID()
+
+	if c.IdempotencyKey != "" {
+		claimed, err := s.claim(ctx, c, runID, jobID)
+		if err != nil {
+			return Accepted{}, err
+		}
+		if claimed.RunID != runID {
+			return s.existing(ctx, c, claimed.RunID)
+		}
+	}
+	req := &events.RunRequested{RunID: runID, JobID: jobID, Kind: c.Kind, Recipe: c.Recipe, ToolID: c.ToolID,
+		Priority: c.Priority, Seed: mrand.Int64(), Fault: c.Fault, Disturbance: c.Disturbance,
+		IdempotencyKey: c.IdempotencyKey, CreatedAt: now}
+	md := c.Meta
+	md.Node = s.cfg.Node
+	if md.CorrelationID == "" {
+		md.CorrelationID = md.RequestID
+	}
+	id := events.NewID()
+	if c.IdempotencyKey != "" {
+		id = events.DeriveID(md.OrgID, c.IdempotencyKey, "RunRequested")
+	}
+	ev, err := events.NewWithID(id, req, md)
+	if err != nil {
+		return Accepted{}, err
+	}
+	res, err := s.store.Append(ctx, events.RunStream(runID), events.ExpectNoStream, ev)
+	if errors.Is(err, events.ErrConflict) && c.IdempotencyKey != "" {
+		return s.existing(ctx, c, runID)
+	}
+	if err != nil {
+		return Accepted{}, fmt.Errorf("create run: %w", err)
+	}
+	s.Wake(runID)
+	return Accepted{RunID: runID, JobID: jobID, Status: statusQueued, CreatedAt: now, Position: res.Position, Revision: res.Revision}, nil
+}
+
+// claim records that the organisation's idempotency key names runID, or
+// returns the run it already names.
+func (s *Service) claim(ctx context.Context, c CreateRun, runID, jobID string) (events.IdempotencyKeyClaimed, error) {
+	stream := "idem-" + strings.ReplaceAll(events.DeriveID(c.Meta.OrgID, c.IdempotencyKey), "-", "")
+	p := events.IdempotencyKeyClaimed{RunID: runID, JobID: jobID}
+	ev, err := events.New(&p, c.Meta)
+	if err != nil {
+		return p, err
+	}
+	_, err = s.store.Append(ctx, stream, events.ExpectNoStream, ev)
+	if err == nil {
+		return p, nil
+	}
+	if !errors.Is(err, events.ErrConflict) {
+		return p, fmt.Errorf("claim idempotency key: %w", err)
+	}
+	recs, err := s.store.ReadStream(ctx, stream, events.Forwards, 0, 1)
+	if err != nil || len(recs) == 0 {
+		return p, fmt.Errorf("read idempotency claim: %w", err)
+	}
+	dec, err := events.Decode(recs[0])
+	if err != nil {
+		return p, err
+	}
+	return *dec.(*events.IdempotencyKeyClaimed), nil
+}
+
+// existing answers a repeated idempotent create with the first run; when
+// the first request never got as far as recording the run, it records it
+// now under the claimed id.
+func (s *Service) existing(ctx context.Context, c CreateRun, runID string) (Accepted, error) {
+	recs, err := s.store.ReadStream(ctx, events.RunStream(runID), events.Forwards, 0, 1)
+	if errors.Is(err, events.ErrNotFound) {
+		return Accepted{}, fmt.Errorf("%w: the first request with this idempotency key is still being recorded; retry", ErrUnavailable)
+	}
+	if err != nil {
+		return Accepted{}, fmt.Errorf("read run %s: %w", runID, err)
+	}
+	dec, err := events.Decode(recs[0])
+	if err != nil {
+		return Accepted{}, err
+	}
+	req := dec.(*events.RunRequested)
+	if recs[0].Metadata.OrgID != c.Meta.OrgID {
+		return Accepted{}, ErrNotFound
+	}
+	s.Wake(runID)
+	return Accepted{RunID: runID, JobID: req.JobID, Status: statusQueued, CreatedAt: req.CreatedAt,
+		Position: recs[0].Position, Revision: recs[0].Revision}, nil
+}
+
+func (s *Service) do(ctx context.Context, verb actorspb.Verb, c RunCommand) (Accepted, error) {
+	reply, err := s.send(ctx, &actorspb.RunCommand{RunId: c.RunID, JobId: c.JobID, Verb: verb, Reason: c.Reason, Meta: metaTo(c.Meta)})
+	if err != nil {
+		return Accepted{}, err
+	}
+	return Accepted{RunID: reply.RunId, JobID: reply.JobId, Status: reply.Status, Position: reply.Position,
+		Revision: reply.Revision, CreatedAt: time.Unix(0, reply.CreatedAtUnixNano).UTC()}, nil
+}
+
+// CancelRun stops a queued, running or paused run. Returns ErrNotFound for
+// an unknown run (or another organisation's) and a *StateError for a
+// finished one.
+func (s *Service) CancelRun(ctx context.Context, c RunCommand) (Accepted, error) {
+	return s.do(ctx, actorspb.Verb_VERB_CANCEL, c)
+}
+
+// PauseRun stops a running run's process time until ResumeRun.
+func (s *Service) PauseRun(ctx context.Context, c RunCommand) (Accepted, error) {
+	return s.do(ctx, actorspb.Verb_VERB_PAUSE, c)
+}
+
+// ResumeRun lets a paused run go on.
+func (s *Service) ResumeRun(ctx context.Context, c RunCommand) (Accepted, error) {
+	return s.do(ctx, actorspb.Verb_VERB_RESUME, c)
+}
+
+// RetryJob starts a failed or cancelled run again as a new job on the same
+// run stream; the reply names the new job.
+func (s *Service) RetryJob(ctx context.Context, c RunCommand) (Accepted, error) {
+	return s.do(ctx, actorspb.Verb_VERB_RETRY, c)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// newRunID makes a run id in the seed's form, ION-20261128-A1B2C3D4.
+func newRunID(kind process.Kind, t time.Time) string {
+	return fmt.Sprintf("%s-%s-%s", strings.ToUpper(string(kind)), t.Format("20060102"), strings.ToUpper(randomHex(4)))
+}
+
+func newJobID() string { return "job-" + randomHex(6) }
