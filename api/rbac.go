@@ -1,0 +1,112 @@
+package api
+
+import "slices"
+
+// Role is a user's role in their organisation.
+type Role string
+
+// Roles (SPEC.md "Roles and permissions").
+const (
+	RoleAdmin    Role = "admin"
+	RoleEngineer Role = "engineer"
+	RoleOperator Role = "operator"
+	RoleViewer   Role = "viewer"
+)
+
+// Roles lists every role, most powerful first.
+var Roles = []Role{RoleAdmin, RoleEngineer, RoleOperator, RoleViewer}
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool {
+	_, ok := rolePermissions[r]
+	return ok
+}
+
+// Permission names one thing a role may do.
+type Permission string
+
+// Permissions (SPEC.md). Names are the seed's and part of the contract.
+const (
+	PermIonCreateRun     Permission = "ion:create_run"
+	PermIonViewRun       Permission = "ion:view_run"
+	PermIonSimulate      Permission = "ion:simulate"
+	PermIonCancelRun     Permission = "ion:cancel_run"
+	PermIonViewTelemetry Permission = "ion:view_telemetry"
+
+	PermRTPCreateRun      Permission = "rtp:create_run"
+	PermRTPViewRun        Permission = "rtp:view_run"
+	PermRTPTuneController Permission = "rtp:tune_controller"
+	PermRTPCancelRun      Permission = "rtp:cancel_run"
+	PermRTPViewTelemetry  Permission = "rtp:view_telemetry"
+
+	PermJobViewStatus Permission = "job:view_status"
+	PermJobCancel     Permission = "job:cancel"
+	PermJobRetry      Permission = "job:retry"
+	PermJobViewLogs   Permission = "job:view_logs"
+
+	PermSPCView   Permission = "spc:view"
+	PermSPCManage Permission = "spc:manage"
+	PermVMView    Permission = "vm:view"
+	PermVMManage  Permission = "vm:manage"
+	PermAuditView Permission = "audit:view"
+
+	PermRunPause     Permission = "run:pause" // pause and resume
+	PermAPIKeyManage Permission = "apikey:manage"
+)
+
+// allPermissions is every permission, in the order above.
+var allPermissions = []Permission{
+	PermIonCreateRun, PermIonViewRun, PermIonSimulate, PermIonCancelRun, PermIonViewTelemetry,
+	PermRTPCreateRun, PermRTPViewRun, PermRTPTuneController, PermRTPCancelRun, PermRTPViewTelemetry,
+	PermJobViewStatus, PermJobCancel, PermJobRetry, PermJobViewLogs,
+	PermSPCView, PermSPCManage, PermVMView, PermVMManage, PermAuditView,
+	PermRunPause, PermAPIKeyManage,
+}
+
+// rolePermissions is the one permission table. Every route names the
+// permission it needs (see routes); a role may use a route when its list
+// here holds that permission.
+//
+//   - admin: everything in its organisation.
+//   - engineer: creates runs, tunes controllers, simulates, views
+//     everything (logs and audit included), retries; it may also stop,
+//     pause and resume the runs it creates, as the seed's engineer could.
+//     Managing VM models and API keys stays with admins (the seed's
+//     VM_DEPLOY_MODEL was admin-only).
+//   - operator: starts runs (creates them at the tool, as the seed's
+//     operator did with ION_CREATE_RUN/RTP_CREATE_RUN) and stops them
+//     (cancel, pause, resume), views runs and real-time data.
+//   - viewer: read only: runs, telemetry, job status, SPC and VM.
+var rolePermissions = map[Role][]Permission{
+	RoleAdmin: allPermissions,
+	RoleEngineer: {
+		PermIonCreateRun, PermIonViewRun, PermIonSimulate, PermIonCancelRun, PermIonViewTelemetry,
+		PermRTPCreateRun, PermRTPViewRun, PermRTPTuneController, PermRTPCancelRun, PermRTPViewTelemetry,
+		PermJobViewStatus, PermJobCancel, PermJobRetry, PermJobViewLogs,
+		PermSPCView, PermSPCManage, PermVMView, PermAuditView,
+		PermRunPause,
+	},
+	RoleOperator: {
+		PermIonCreateRun, PermIonViewRun, PermIonCancelRun, PermIonViewTelemetry,
+		PermRTPCreateRun, PermRTPViewRun, PermRTPCancelRun, PermRTPViewTelemetry,
+		PermJobViewStatus, PermJobCancel,
+		PermSPCView, PermVMView,
+		PermRunPause,
+	},
+	RoleViewer: {
+		PermIonViewRun, PermIonViewTelemetry,
+		PermRTPViewRun, PermRTPViewTelemetry,
+		PermJobViewStatus,
+		PermSPCView, PermVMView,
+	},
+}
+
+// Can reports whether role r holds permission p.
+func (r Role) Can(p Permission) bool {
+	return slices.Contains(rolePermissions[r], p)
+}
+
+// Permissions returns a copy of the permissions of role r.
+func (r Role) Permissions() []Permission {
+	return slices.Clone(rolePermissions[r])
+}

@@ -1,0 +1,229 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/spectra-fab/spectra/actors"
+	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/projections"
+)
+
+// Commands is what the API asks of the actor layer. Every command carries
+// the caller's metadata; the actor layer scopes it to Meta.OrgID.
+type Commands interface {
+	// CreateRun validates the recipe and creates a queued run. Returns a
+	// *process.ValidationError for an invalid recipe,
+	// actors.ErrFaultInjectionDisabled, or actors.ErrUnavailable.
+	CreateRun(ctx context.Context, c actors.CreateRun) (actors.Accepted, error)
+	// CancelRun, PauseRun, ResumeRun and RetryJob return actors.ErrNotFound
+	// for a run not in the caller's organisation, an *actors.StateError
+	// (matching actors.ErrInvalidState) when the run's state forbids the
+	// command, or actors.ErrUnavailable.
+	CancelRun(ctx context.Context, c actors.RunCommand) (actors.Accepted, error)
+	PauseRun(ctx context.Context, c actors.RunCommand) (actors.Accepted, error)
+	ResumeRun(ctx context.Context, c actors.RunCommand) (actors.Accepted, error)
+	RetryJob(ctx context.Context, c actors.RunCommand) (actors.Accepted, error)
+}
+
+// Queries is what the API reads from the projections.
+type Queries interface {
+	// Run returns a run of organisation orgID, or projections.ErrNotFound
+	// (also for another organisation's run).
+	Run(ctx context.Context, orgID, runID string) (projections.Run, error)
+	// Runs returns a page of runs matching f and the total number matching.
+	Runs(ctx context.Context, f projections.RunFilter) ([]projections.Run, int, error)
+	// Job returns a job of organisation orgID, or projections.ErrNotFound.
+	Job(ctx context.Context, orgID, jobID string) (projections.Job, error)
+	// Jobs returns a page of jobs matching f and the total number matching.
+	Jobs(ctx context.Context, f projections.JobFilter) ([]projections.Job, int, error)
+	// WaitFor blocks until the read models have applied the event at
+	// position, or ctx ends (returning ctx.Err()).
+	WaitFor(ctx context.Context, position uint64) error
+	// Position is the global position the read models have applied.
+	Position() uint64
+}
+
+// EventReader reads the event log. Any events.Store is one.
+type EventReader interface {
+	// ReadStream: see events.Store. Returns events.ErrNotFound when the
+	// stream does not exist.
+	ReadStream(ctx context.Context, stream string, dir events.Direction, from uint64, limit int) ([]events.Record, error)
+}
+
+var _ EventReader = events.Store(nil)
+
+// Config configures the API server.
+type Config struct {
+	// JWTSecret verifies HS256 access tokens. Required.
+	JWTSecret Secret
+	// Logger receives the access log and server errors (default: slog.Default()).
+	Logger *slog.Logger
+	// Node names this node in event metadata.
+	Node string
+	// ReadYourWritesTimeout bounds how long a command waits for the read
+	// models to reach what it appended, and how long a read waits for
+	// X-Min-Position (default 2 s).
+	ReadYourWritesTimeout time.Duration
+	// AllowFaultInjection allows simulate_fault in run recipes.
+	AllowFaultInjection bool
+	// BodyLimit caps request bodies in bytes (default 1 MiB).
+	BodyLimit int
+	// ReadTimeout, WriteTimeout and IdleTimeout are the HTTP server's
+	// (defaults 30 s, 30 s, 120 s).
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// ReadyTimeout bounds Deps.Ready in /readyz (default 2 s).
+	ReadyTimeout time.Duration
+}
+
+// LogValue logs the configuration without its secret.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("node", c.Node),
+		slog.Duration("read_your_writes_timeout", c.ReadYourWritesTimeout),
+		slog.Bool("allow_fault_injection", c.AllowFaultInjection),
+		slog.Int("body_limit", c.BodyLimit))
+}
+
+// Deps are the services the API is a front for.
+type Deps struct {
+	Commands Commands // required
+	Queries  Queries  // required
+	// Store is the event log, read for job logs (nil: logs answer 503).
+	Store EventReader
+	// Ready reports whether the node can serve (nil: always ready).
+	Ready func(ctx context.Context) error
+	// Registerer receives the HTTP metrics and Gatherer serves /metrics.
+	// When both are nil the server uses a registry of its own with the Go
+	// and process collectors; when only Registerer is set and it is also a
+	// Gatherer (a *prometheus.Registry), it serves /metrics too.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+}
+
+// Route is one endpoint: its method, its Fiber path and the permission it
+// needs ("" for the public operational endpoints). The route table is what
+// the router, the RBAC tests and the OpenAPI document all read.
+type Route struct {
+	Method     string
+	Path       string
+	Permission Permission
+	Summary    string
+}
+
+// Server is the Spectra HTTP API.
+type Server struct {
+	cfg     Config
+	cmd     Commands
+	q       Queries
+	store   EventReader
+	ready   func(context.Context) error
+	log     *slog.Logger
+	app     *fiber.App
+	routes  []Route
+	metrics *httpMetrics
+}
+
+// Default configuration values.
+const (
+	defaultReadYourWritesTimeout = 2 * time.Second
+	defaultBodyLimit             = 1 << 20
+	defaultReadyTimeout          = 2 * time.Second
+)
+
+// New builds the API server. It panics when a required dependency or the
+// JWT secret is missing: that is a wiring mistake.
+func New(cfg Config, d Deps) *Server {
+	if d.Commands == nil || d.Queries == nil {
+		panic("api.New: nil Commands or Queries")
+	}
+	if len(cfg.JWTSecret) == 0 {
+		panic("api.New: empty JWT secret")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ReadYourWritesTimeout <= 0 {
+		cfg.ReadYourWritesTimeout = defaultReadYourWritesTimeout
+	}
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = defaultBodyLimit
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 30 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 30 * time.Second
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 120 * time.Second
+	}
+	if cfg.ReadyTimeout <= 0 {
+		cfg.ReadyTimeout = defaultReadyTimeout
+	}
+	s := &Server{
+		cfg:   cfg,
+		cmd:   d.Commands,
+		q:     d.Queries,
+		store: d.Store,
+		ready: d.Ready,
+		log:   cfg.Logger,
+	}
+	s.metrics = newHTTPMetrics(d.Registerer, d.Gatherer)
+	s.app = fiber.New(fiber.Config{
+		AppName:               "spectra",
+		ErrorHandler:          s.handleError,
+		BodyLimit:             cfg.BodyLimit,
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		DisableStartupMessage: true,
+		// Values from the request (params, headers) outlive the handler:
+		// they go into commands that actors keep. Immutable makes Fiber
+		// copy them instead of lending its buffers.
+		Immutable: true,
+	})
+	s.app.Use(s.withRequestID, s.observe)
+	s.registerOpsRoutes()
+	s.registerIonRoutes()
+	s.registerRTPRoutes()
+	s.registerJobRoutes()
+	return s
+}
+
+// App returns the Fiber app, for tests (app.Test) and for mounting.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Routes returns a copy of the route table.
+func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
+
+// Listen serves HTTP on addr until Shutdown.
+func (s *Server) Listen(addr string) error { return s.app.Listen(addr) }
+
+// Serve serves HTTP on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+
+// Shutdown stops accepting connections and waits for open requests to end,
+// until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	return s.app.ShutdownWithContext(ctx)
+}
+
+// handle adds a route to the router and to the route table. A route with a
+// permission is authenticated and authorised before its handler runs, and
+// honours X-Min-Position (read-your-writes). Routes are registered one by
+// one, rather than behind a group middleware, so that an unknown path is
+// a 404 whether or not the request carries a token.
+func (s *Server) handle(method, path string, perm Permission, summary string, h fiber.Handler) {
+	s.routes = append(s.routes, Route{Method: method, Path: path, Permission: perm, Summary: summary})
+	chain := []fiber.Handler{markRoute(path)}
+	if perm != "" {
+		chain = append(chain, s.authenticate, s.authorize(perm), s.readYourWrites)
+	}
+	chain = append(chain, h)
+	s.app.Add(method, path, chain...)
+}
