@@ -1,0 +1,395 @@
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/events/memory"
+	"github.com/spectra-fab/spectra/process"
+)
+
+type memArtifacts struct {
+	mu   sync.Mutex
+	data map[string][]byte
+}
+
+func (m *memArtifacts) Put(_ context.Context, key, _ string, data []byte) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.data == nil {
+		m.data = map[string][]byte{}
+	}
+	m.data[key] = data
+	return "mem://" + key, nil
+}
+
+var testMeta = events.Metadata{OrgID: "org-1", UserID: "u-1", Role: "engineer", RequestID: "req-1"}
+
+func newTestService(t *testing.T, store events.Store, cfg Config) *Service {
+	t.Helper()
+	cfg.AllowFaultInjection = true
+	if cfg.RetryBase == 0 {
+		cfg.RetryBase = 100 * time.Millisecond
+	}
+	svc, err := New(cfg, store, &memArtifacts{}, map[process.Kind]EngineFactory{process.KindIon: testFactory{}}, nil)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = svc.Close() })
+	return svc
+}
+
+func create(t *testing.T, svc *Service, recipe string, mods ...func(*CreateRun)) Accepted {
+	t.Helper()
+	c := CreateRun{Kind: process.KindIon, Recipe: json.RawMessage(recipe), Meta: testMeta}
+	for _, m := range mods {
+		m(&c)
+	}
+	acc, err := svc.CreateRun(t.Context(), c)
+	if err != nil {
+		t.Fatalf("CreateRun: %v", err)
+	}
+	return acc
+}
+
+// waitStatus polls the run's stream until its folded status is want.
+func waitStatus(t *testing.T, store events.Store, runID, want string) *runState {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var st *runState
+	for time.Now().Before(deadline) {
+		st = fold(t, store, runID)
+		if st.status == want {
+			return st
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("run %s status = %q, want %q", runID, st.status, want)
+	return nil
+}
+
+func fold(t *testing.T, store events.Store, runID string) *runState {
+	t.Helper()
+	st := newRunState()
+	for _, rec := range readRun(t, store, runID) {
+		_ = st.apply(rec)
+	}
+	return st
+}
+
+func readRun(t *testing.T, store events.Store, runID string) []events.Record {
+	t.Helper()
+	recs, err := store.ReadStream(context.Background(), events.RunStream(runID), events.Forwards, 0, 0)
+	if err != nil {
+		t.Fatalf("ReadStream(%s): %v", runID, err)
+	}
+	return recs
+}
+
+func types(recs []events.Record) map[string]int {
+	n := map[string]int{}
+	for _, r := range recs {
+		n[events.BaseType(r.Type)]++
+	}
+	return n
+}
+
+// checkStream verifies the invariants every run stream keeps: gapless
+// revisions, once-only events once, every telemetry step of an attempt once.
+func checkStream(t *testing.T, recs []events.Record) {
+	t.Helper()
+	steps := map[[2]int]bool{}
+	for i, r := range recs {
+		if r.Revision != uint64(i) {
+			t.Fatalf("record %d has revision %d", i, r.Revision)
+		}
+		if p, _ := events.Decode(r); p != nil {
+			if tr, ok := p.(*events.TelemetryRecorded); ok {
+				for k := range firstLen(tr.Samples) {
+					key := [2]int{tr.Attempt, tr.FirstStep + k}
+					if steps[key] {
+						t.Fatalf("telemetry step %v recorded twice", key)
+					}
+					steps[key] = true
+				}
+			}
+		}
+	}
+	n := types(recs)
+	for _, once := range []string{events.TypeRunRequested, events.TypeRunCompleted, events.TypeRunCancelled} {
+		if n[once] > 1 {
+			t.Fatalf("%s occurs %d times", once, n[once])
+		}
+	}
+}
+
+func TestRunCompletes(t *testing.T) {
+	store := memory.New()
+	svc := newTestService(t, store, Config{TimeScale: 0})
+	acc := create(t, svc, `{"steps":35,"alarm_at":12}`)
+	if acc.Status != "queued" || acc.RunID == "" || acc.JobID == "" {
+		t.Fatalf("CreateRun = %+v, want queued with ids", acc)
+	}
+	st := waitStatus(t, store, acc.RunID, statusCompleted)
+	recs := readRun(t, store, acc.RunID)
+	checkStream(t, recs)
+	n := types(recs)
+	if n[events.TypeTelemetryRecorded] != 4 { // 10+10+10+5
+		t.Errorf("telemetry batches = %d, want 4", n[events.TypeTelemetryRecorded])
+	}
+	if n[events.TypeSPCViolation] != 1 || n[events.TypeArtifactStored] != 1 || n[events.TypeRunPhaseChanged] != 3 {
+		t.Errorf("event counts = %v", n)
+	}
+	if st.steps != 35 {
+		t.Errorf("steps recorded = %d, want 35", st.steps)
+	}
+	for _, r := range recs {
+		if r.Metadata.OrgID != "org-1" || r.Metadata.UserID != "u-1" || r.Metadata.CorrelationID != "req-1" {
+			t.Fatalf("%s metadata = %+v, want the creator's org, user and correlation", r.Type, r.Metadata)
+		}
+	}
+}
+
+func TestCreateRunRefusesInvalidRecipeAndAppendsNothing(t *testing.T) {
+	store := memory.New()
+	svc := newTestService(t, store, Config{TimeScale: 0})
+	_, err := svc.CreateRun(t.Context(), CreateRun{Kind: process.KindIon, Recipe: json.RawMessage(`{"steps":0}`), Meta: testMeta})
+	var ve *process.ValidationError
+	if !errors.As(err, &ve) || ve.Fields[0].Field != "steps" {
+		t.Fatalf("CreateRun(steps 0) = %v, want a ValidationError on steps", err)
+	}
+	recs, err := store.ReadAll(t.Context(), 0, events.Filter{}, 0)
+	if err != nil || len(recs) != 0 {
+		t.Fatalf("ReadAll after refused create = %d records, %v; want none", len(recs), err)
+	}
+}
+
+func TestCancelStopsWithinOnePeriod(t *testing.T) {
+	store := memory.New()
+	svc := newTestService(t, store, Config{TimeScale: 20}) // 5 ms per step
+	acc := create(t, svc, `{"steps":100000}`)
+	waitStatus(t, store, acc.RunID, statusRunning)
+	time.Sleep(100 * time.Millisecond)
+	res, err := svc.CancelRun(t.Context(), RunCommand{RunID: acc.RunID, Meta: testMeta})
+	if err != nil || res.Status != statusCancelled {
+		t.Fatalf("CancelRun = %+v, %v; want cancelled", res, err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	recs := readRun(t, store, acc.RunID)
+	checkStream(t, recs)
+	last := recs[len(recs)-1]
+	if events.BaseType(last.Type) != events.TypeRunCancelled {
+		t.Fatalf("last event = %s, want RunCancelled (nothing after the cancel)", last.Type)
+	}
+	p, _ := events.Decode(last)
+	c := p.(*events.RunCancelled)
+	st := fold(t, store, acc.RunID)
+	if c.Step != st.steps || c.SafeState != "beam off" {
+		t.Errorf("RunCancelled = %+v, want step %d (every step recorded) and the safe state", c, st.steps)
+	}
+	if _, err := svc.CancelRun(t.Context(), RunCommand{RunID: acc.RunID, Meta: testMeta}); !errors.Is(err, ErrInvalidState) {
+		t.Errorf("second CancelRun = %v, want ErrInvalidState", err)
+	}
+	other := testMeta
+	other.OrgID = "org-2"
+	if _, err := svc.CancelRun(t.Context(), RunCommand{RunID: acc.RunID, Meta: other}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("CancelRun from another org = %v, want ErrNotFound", err)
+	}
+	if _, err := svc.CancelRun(t.Context(), RunCommand{RunID: "ION-20260101-DEADBEEF", Meta: testMeta}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("CancelRun of unknown run = %v, want ErrNotFound", err)
+	}
+}
+
+func TestPauseStopsProcessTime(t *testing.T) {
+	store := memory.New()
+	svc := newTestService(t, store, Config{TimeScale: 20})
+	acc := create(t, svc, `{"steps":200}`)
+	waitStatus(t, store, acc.RunID, statusRunning)
+	time.Sleep(50 * time.Millisecond)
+	if _, err := svc.PauseRun(t.Context(), RunCommand{RunID: acc.RunID, Meta: testMeta}); err != nil {
+		t.Fatalf("PauseRun: %v", err)
+	}
+	before := fold(t, store, acc.RunID).steps
+	time.Sleep(200 * time.Millisecond) // 40 steps' worth of wall time
+	if after := fold(t, store, acc.RunID); after.steps != before || after.status != statusPaused {
+		t.Fatalf("while paused steps went %d → %d (status %s), want no progress", before, after.steps, after.status)
+	}
+	if _, err := svc.PauseRun(t.Context(), RunCommand{RunID: acc.RunID, Meta: testMeta}); !errors.Is(err, ErrInvalidState) {
+		t.Errorf("PauseRun of a paused run = %v, want ErrInvalidState", err)
+	}
+	if _, err := svc.ResumeRun(t.Context(), RunCommand{RunID: acc.RunID, Meta: testMeta}); err != nil {
+		t.Fatalf("ResumeRun: %v", err)
+	}
+	waitStatus(t, store, acc.RunID, statusCompleted)
+	checkStream(t, readRun(t, store, acc.RunID))
+}
+
+func TestTransientFaultRetriesThenCompletes(t *testing.T) {
+	store := memory.New()
+	svc := newTestService(t, store, Config{TimeScale: 0})
+	acc := create(t, svc, `{"steps":30}`, func(c *CreateRun) {
+		c.Fault = &process.Fault{Kind: process.FaultTransient, AtProgress: 50}
+	})
+	st := waitStatus(t, store, acc.RunID, statusCompleted)
+	if st.retryCount != 1 || st.attempt != 1 {
+		t.Errorf("retry count %d, attempt %d; want 1, 1", st.retryCount, st.attempt)
+	}
+	recs := readRun(t, store, acc.RunID)
+	checkStream(t, recs)
+	if n := types(recs); n[events.TypeRunRetryScheduled] != 1 || n[events.TypeRunStarted] != 2 {
+		t.Errorf("event counts = %v, want one retry scheduled and two starts", n)
+	}
+}
+
+func TestPermanentFaultFailsAndManualRetryCompletes(t *testing.T) {
+	store := memory.New()
+	svc := newTestService(t, store, Config{TimeScale: 0})
+	acc := create(t, svc, `{"steps":30}`, func(c *CreateRun) {
+		c.Fault = &process.Fault{Kind: process.FaultPermanent, AtProgress: 50, Message: "analyzer magnet quench"}
+	})
+	waitStatus(t, store, acc.RunID, statusFailed)
+	if _, err := svc.RetryJob(t.Context(), RunCommand{RunID: acc.RunID, JobID: "job-other", Meta: testMeta}); !errors.Is(err, ErrInvalidState) {
+		t.Errorf("RetryJob of a job that is not the run's = %v, want ErrInvalidState", err)
+	}
+	res, err := svc.RetryJob(t.Context(), RunCommand{RunID: acc.RunID, JobID: acc.JobID, Meta: testMeta})
+	if err != nil || res.JobID == acc.JobID {
+		t.Fatalf("RetryJob = %+v, %v; want a new job", res, err)
+	}
+	// The permanent fault is in the recipe: the retry fails again, as a
+	// real interlock would.
+	waitStatus(t, store, acc.RunID, statusFailed)
+	if _, err := svc.RetryJob(t.Context(), RunCommand{RunID: acc.RunID, Meta: testMeta}); err != nil {
+		t.Fatalf("second RetryJob: %v", err)
+	}
+}
+
+func TestQueueLimitHoldsInTheLog(t *testing.T) {
+	store := memory.New()
+	svc := newTestService(t, store, Config{TimeScale: 50, QueueLimit: 2})
+	var ids []string
+	for range 5 {
+		ids = append(ids, create(t, svc, `{"steps":20}`).RunID)
+	}
+	for _, id := range ids {
+		waitStatus(t, store, id, statusCompleted)
+	}
+	recs, err := store.ReadAll(t.Context(), 0, events.Filter{Categories: []string{events.CategoryRun}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running, peak := 0, 0
+	for _, r := range recs {
+		switch events.BaseType(r.Type) {
+		case events.TypeRunStarted:
+			running++
+			peak = max(peak, running)
+		case events.TypeRunCompleted, events.TypeRunFailed, events.TypeRunCancelled, events.TypeRunRetryScheduled:
+			running--
+		}
+	}
+	if peak != 2 {
+		t.Errorf("peak concurrently running (from the log) = %d, want 2", peak)
+	}
+}
+
+func TestPriorityOrdersAdmission(t *testing.T) {
+	store := memory.New()
+	svc := newTestService(t, store, Config{TimeScale: 50, QueueLimit: 1})
+	first := create(t, svc, `{"steps":20}`)
+	waitStatus(t, store, first.RunID, statusRunning)
+	low := create(t, svc, `{"steps":5}`)
+	high := create(t, svc, `{"steps":5}`, func(c *CreateRun) { c.Priority = 10 })
+	time.Sleep(50 * time.Millisecond) // both queued behind the first
+	waitStatus(t, store, low.RunID, statusCompleted)
+	lowStart := readRun(t, store, low.RunID)
+	highStart := readRun(t, store, high.RunID)
+	pos := func(recs []events.Record) uint64 {
+		for _, r := range recs {
+			if events.BaseType(r.Type) == events.TypeRunStarted {
+				return r.Position
+			}
+		}
+		return 0
+	}
+	if pos(highStart) == 0 || pos(highStart) > pos(lowStart) {
+		t.Errorf("high-priority run started at %d, low at %d; want high first", pos(highStart), pos(lowStart))
+	}
+}
+
+func TestRecoveryAfterStopContinuesWithoutDuplicates(t *testing.T) {
+	store := memory.New()
+	svc := newTestService(t, store, Config{TimeScale: 20})
+	acc := create(t, svc, `{"steps":120,"alarm_at":70}`)
+	waitStatus(t, store, acc.RunID, statusRunning)
+	time.Sleep(150 * time.Millisecond)
+	_ = svc.Close()
+	before := fold(t, store, acc.RunID)
+	if before.status != statusRunning || before.steps == 0 || before.steps >= 120 {
+		t.Fatalf("before restart: status %s, steps %d; want mid-run", before.status, before.steps)
+	}
+	svc2 := newTestService(t, store, Config{TimeScale: 0})
+	svc2.Wake(acc.RunID)
+	waitStatus(t, store, acc.RunID, statusCompleted)
+	recs := readRun(t, store, acc.RunID)
+	checkStream(t, recs)
+	if n := types(recs); n[events.TypeSPCViolation] != 1 || n[events.TypeRunStarted] != 1 {
+		t.Errorf("event counts = %v, want one alarm and one start across the restart", n)
+	}
+	// The re-simulated run equals an uninterrupted one with the same seed.
+	var xs []float64
+	for _, r := range recs {
+		if p, _ := events.Decode(r); p != nil {
+			if tr, ok := p.(*events.TelemetryRecorded); ok {
+				xs = append(xs, tr.Samples["x"]...)
+			}
+		}
+	}
+	for i, x := range xs {
+		if want := float64(before.seed%1000) + float64(i); x != want {
+			t.Fatalf("sample %d = %g, want %g (deterministic re-simulation)", i, x, want)
+		}
+	}
+}
+
+func TestSecondWriterIsFenced(t *testing.T) {
+	store := memory.New()
+	a := newTestService(t, store, Config{TimeScale: 20})
+	acc := create(t, a, `{"steps":300}`)
+	waitStatus(t, store, acc.RunID, statusRunning)
+	b := newTestService(t, store, Config{TimeScale: 20})
+	b.Wake(acc.RunID) // a stale second actor for the same run
+	deadline := time.Now().Add(10 * time.Second)
+	for a.Fenced()+b.Fenced() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := a.Fenced() + b.Fenced(); got != 1 {
+		t.Fatalf("fenced actors = %d, want exactly 1", got)
+	}
+	waitStatus(t, store, acc.RunID, statusCompleted)
+	checkStream(t, readRun(t, store, acc.RunID))
+}
+
+func TestIdempotencyKeyCreatesOneRun(t *testing.T) {
+	store := memory.New()
+	svc := newTestService(t, store, Config{TimeScale: 0})
+	key := func(c *CreateRun) { c.IdempotencyKey = "k-123" }
+	a := create(t, svc, `{"steps":5}`, key)
+	b := create(t, svc, `{"steps":5}`, key)
+	if a.RunID != b.RunID || a.JobID != b.JobID {
+		t.Fatalf("same key gave runs %s and %s", a.RunID, b.RunID)
+	}
+	other := func(c *CreateRun) { c.IdempotencyKey = "k-123"; c.Meta.OrgID = "org-2" }
+	if c := create(t, svc, `{"steps":5}`, other); c.RunID == a.RunID {
+		t.Fatalf("another org's same key returned the first org's run")
+	}
+	waitStatus(t, store, a.RunID, statusCompleted)
+	recs, _ := store.ReadAll(t.Context(), 0, events.Filter{Types: []string{events.TypeRunRequested}}, 0)
+	if len(recs) != 2 {
+		t.Errorf("RunRequested events = %d, want 2 (one per org)", len(recs))
+	}
+}
