@@ -23,6 +23,7 @@ type CUSUM struct {
 	target, sigma, k, h float64
 	head                float64
 	hi, lo              float64 // C⁺, C⁻ in σ units
+	hiBase, loBase      float64 // where the current stretch of each sum began
 	nHi, nLo            int     // points since each sum was last zero
 	n                   int     // points added
 	shift               float64 // estimated mean at the last signal
@@ -31,7 +32,8 @@ type CUSUM struct {
 
 // NewCUSUM returns a CUSUM for in-control mean target and standard
 // deviation sigma, with reference value k and decision interval h in σ
-// units. k ≤ 0 and h ≤ 0 select DefaultK and DefaultH.
+// units. k ≤ 0 and h ≤ 0 select DefaultK and DefaultH. With sigma ≤ 0 any
+// departure from target signals at once.
 func NewCUSUM(target, sigma, k, h float64) *CUSUM {
 	if k <= 0 {
 		k = DefaultK
@@ -47,7 +49,7 @@ func NewCUSUM(target, sigma, k, h float64) *CUSUM {
 // every signal.
 func (c *CUSUM) SetHeadStart(s float64) {
 	c.head = math.Max(s, 0)
-	c.hi, c.lo = c.head, c.head
+	c.restart()
 }
 
 // Add adds a point and reports whether the upper sum (an upward shift) or
@@ -66,26 +68,35 @@ func (c *CUSUM) Add(x float64) (high, low bool) {
 	if c.hi > 0 {
 		c.nHi++
 	} else {
-		c.nHi = 0
+		c.nHi, c.hiBase = 0, 0
 	}
 	if c.lo > 0 {
 		c.nLo++
 	} else {
-		c.nLo = 0
+		c.nLo, c.loBase = 0, 0
 	}
 	high, low = c.hi > c.h, c.lo > c.h
 	if high || low {
 		c.alarms++
 		// μ̂ = μ0 ± σ(k + C/N) (Montgomery), from the side that signalled.
-		if high && (!low || c.hi >= c.lo) {
-			c.shift = c.target + c.sigma*(c.k+c.hi/float64(max(c.nHi, 1)))
-		} else {
-			c.shift = c.target - c.sigma*(c.k+c.lo/float64(max(c.nLo, 1)))
+		switch {
+		case !(c.sigma > 0):
+			c.shift = x
+		case high && (!low || c.hi >= c.lo):
+			c.shift = c.target + c.sigma*(c.k+(c.hi-c.hiBase)/float64(max(c.nHi, 1)))
+		default:
+			c.shift = c.target - c.sigma*(c.k+(c.lo-c.loBase)/float64(max(c.nLo, 1)))
 		}
-		c.hi, c.lo = c.head, c.head
-		c.nHi, c.nLo = 0, 0
+		c.restart()
 	}
 	return high, low
+}
+
+// restart sets both sums to the head start.
+func (c *CUSUM) restart() {
+	c.hi, c.lo = c.head, c.head
+	c.hiBase, c.loBase = c.head, c.head
+	c.nHi, c.nLo = 0, 0
 }
 
 // High returns the upper sum C⁺ in σ units (after any restart).
@@ -107,6 +118,7 @@ func (c *CUSUM) Len() int { return c.n }
 func (c *CUSUM) Alarms() int { return c.alarms }
 
 // Shift returns the process mean estimated at the last signal,
-// μ0 ± σ(k + C/N) with N the points since the signalling sum was last zero,
-// or the target before any signal.
+// μ0 ± σ(k + C/N) with N the points since the signalling sum was last zero
+// (Montgomery; a head start is subtracted from C), or the target before any
+// signal.
 func (c *CUSUM) Shift() float64 { return c.shift }
