@@ -1,0 +1,329 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/process"
+)
+
+// JobStatus is the job-status read model: every run and job with its
+// status, progress, timestamps and results, per organisation.
+type JobStatus struct {
+	mu   sync.RWMutex
+	runs map[string]*Run
+	jobs map[string]*Job
+	// order lists run and job ids by creation, oldest first.
+	runOrder []string
+	jobOrder []string
+}
+
+var _ Projection = (*JobStatus)(nil)
+
+// NewJobStatus returns an empty job-status model.
+func NewJobStatus() *JobStatus {
+	j := &JobStatus{}
+	j.Reset()
+	return j
+}
+
+// Name implements Projection.
+func (j *JobStatus) Name() string { return "jobstatus" }
+
+// Reset implements Projection.
+func (j *JobStatus) Reset() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.runs, j.jobs, j.runOrder, j.jobOrder = map[string]*Run{}, map[string]*Job{}, nil, nil
+}
+
+type jobSnapshot struct {
+	Runs     []*Run          `json:"runs"`
+	Results  [][]byte        `json:"results"`
+	Jobs     []*Job          `json:"jobs"`
+	RunOrder []string        `json:"run_order"`
+	JobOrder []string        `json:"job_order"`
+	Extra    json.RawMessage `json:"extra,omitempty"`
+}
+
+// Snapshot implements Projection.
+func (j *JobStatus) Snapshot() ([]byte, error) {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	s := jobSnapshot{RunOrder: j.runOrder, JobOrder: j.jobOrder}
+	for _, id := range j.runOrder {
+		r := j.runs[id]
+		res, err := json.Marshal(r.Result)
+		if err != nil {
+			return nil, err
+		}
+		s.Runs = append(s.Runs, r)
+		s.Results = append(s.Results, res)
+	}
+	for _, id := range j.jobOrder {
+		s.Jobs = append(s.Jobs, j.jobs[id])
+	}
+	return json.Marshal(s)
+}
+
+// Restore implements Projection.
+func (j *JobStatus) Restore(data []byte) error {
+	var s jobSnapshot
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("restore jobstatus: %w", err)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.runs, j.jobs = map[string]*Run{}, map[string]*Job{}
+	for i, r := range s.Runs {
+		if i < len(s.Results) {
+			_ = json.Unmarshal(s.Results[i], &r.Result)
+		}
+		j.runs[r.RunID] = r
+	}
+	for _, jb := range s.Jobs {
+		j.jobs[jb.ID] = jb
+	}
+	j.runOrder, j.jobOrder = s.RunOrder, s.JobOrder
+	return nil
+}
+
+func jobType(kind process.Kind) string {
+	if kind == process.KindRTP {
+		return JobTypeRTP
+	}
+	return JobTypeIon
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// Apply implements Projection.
+func (j *JobStatus) Apply(rec events.Record) error {
+	if events.Category(rec.Stream) != events.CategoryRun {
+		return nil
+	}
+	p, err := events.Decode(rec)
+	if err != nil {
+		return nil //nolint:nilerr // types this model does not know are skipped
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	runID := events.StreamID(rec.Stream)
+	if e, ok := p.(*events.RunRequested); ok {
+		if _, dup := j.runs[runID]; dup {
+			return nil
+		}
+		j.runs[runID] = &Run{RunID: runID, JobID: e.JobID, OrgID: rec.Metadata.OrgID, Kind: string(e.Kind),
+			UserID: rec.Metadata.UserID, Status: StatusQueued, CurrentStep: "Queued", Recipe: e.Recipe,
+			ToolID: e.ToolID, Priority: e.Priority, CreatedAt: e.CreatedAt, LogsURI: logsURI(e.JobID)}
+		j.runOrder = append(j.runOrder, runID)
+		j.addJob(e.JobID, runID, rec, e.Kind, e.Recipe, e.CreatedAt, map[string]any{"tool_id": e.ToolID, "priority": e.Priority})
+	}
+	r, ok := j.runs[runID]
+	if !ok {
+		return nil
+	}
+	r.Revision, r.Position = rec.Revision, rec.Position
+	job := j.jobs[r.JobID]
+	switch e := p.(type) {
+	case *events.RunStarted:
+		r.Status, r.CurrentStep = StatusRunning, "Started"
+		if r.StartedAt == nil {
+			r.StartedAt = ptr(rec.Time)
+		}
+		if job != nil {
+			job.Status = StatusRunning
+			if job.StartedAt == nil {
+				job.StartedAt = ptr(rec.Time)
+			}
+			job.Metadata["attempt"] = e.Attempt
+			if len(e.R2R) > 0 {
+				job.Metadata["r2r"] = e.R2R
+			}
+		}
+	case *events.RunPhaseChanged:
+		r.Progress, r.CurrentStep = e.Progress, e.Name
+	case *events.TelemetryRecorded:
+		r.Progress, r.CurrentStep = e.Progress, e.CurrentStep
+		if n := len(e.Samples["time_s"]); n > 0 {
+			r.ProcessTimeS = e.Samples["time_s"][n-1]
+		}
+	case *events.SPCViolation:
+		r.SPCAlertsCount++
+	case *events.FDCAlarm:
+		r.FDCAlarmsCount++
+	case *events.RunPaused:
+		r.Status = StatusPaused
+	case *events.RunResumed:
+		r.Status = StatusRunning
+	case *events.RunCancelled:
+		r.Status, r.CurrentStep, r.CompletedAt = StatusCancelled, "Cancelled", ptr(rec.Time)
+		r.ErrorMessage = e.Reason
+	case *events.RunFailed:
+		r.Status, r.CurrentStep, r.CompletedAt, r.ErrorMessage = StatusFailed, "Failed", ptr(rec.Time), e.Error
+	case *events.RunRetryScheduled:
+		r.Status, r.RetryCount, r.ErrorMessage = StatusRetrying, e.RetryCount, e.Reason
+		r.CurrentStep = fmt.Sprintf("Retrying (attempt %d)", e.Attempt+1)
+	case *events.RunRetried:
+		if job != nil {
+			job.Metadata["retried_by"] = e.JobID
+		}
+		var recipe json.RawMessage = r.Recipe
+		r.JobID, r.Status, r.Progress, r.CurrentStep = e.JobID, StatusQueued, 0, "Queued"
+		r.StartedAt, r.CompletedAt, r.DurationSeconds, r.ErrorMessage = nil, nil, nil, ""
+		r.RetryCount, r.SPCAlertsCount, r.FDCAlarmsCount, r.Result, r.Artifacts = 0, 0, 0, nil, nil
+		r.ProcessTimeS, r.LogsURI = 0, logsURI(e.JobID)
+		j.addJob(e.JobID, runID, rec, process.Kind(r.Kind), recipe, rec.Time, map[string]any{"retry_of": e.FromJobID, "tool_id": r.ToolID, "priority": r.Priority})
+		// The new job belongs to the run's creator's organisation.
+		j.jobs[e.JobID].OrgID = r.OrgID
+		return nil
+	case *events.ArtifactStored:
+		r.Artifacts = append(r.Artifacts, Artifact{Name: e.Name, ContentType: e.ContentType, Size: e.Size,
+			URI: fmt.Sprintf("/api/jobs/%s/artifacts/%s", e.JobID, e.Name)})
+	case *events.RunCompleted:
+		r.Status, r.Progress, r.CurrentStep, r.CompletedAt = StatusCompleted, 100, "Completed", ptr(rec.Time)
+		r.Result = e.Result
+		r.ProcessTimeS = e.DurationS
+		if r.StartedAt != nil {
+			r.DurationSeconds = ptr(rec.Time.Sub(*r.StartedAt).Seconds())
+		}
+	}
+	if job != nil {
+		j.syncJob(job, r)
+	}
+	return nil
+}
+
+func logsURI(jobID string) string { return "/api/jobs/" + jobID + "/logs" }
+
+func (j *JobStatus) addJob(id, runID string, rec events.Record, kind process.Kind, recipe json.RawMessage, created time.Time, md map[string]any) {
+	if _, dup := j.jobs[id]; dup {
+		return
+	}
+	j.jobs[id] = &Job{ID: id, RunID: runID, OrgID: rec.Metadata.OrgID, JobType: jobType(kind), UserID: rec.Metadata.UserID,
+		Status: StatusQueued, CurrentStep: "Queued", RecipeData: recipe, CreatedAt: created, LogsURI: logsURI(id),
+		Artifacts: []Artifact{}, Metadata: md}
+	j.jobOrder = append(j.jobOrder, id)
+}
+
+// syncJob copies the run's state of its current job onto the job.
+func (j *JobStatus) syncJob(job *Job, r *Run) {
+	job.Status, job.Progress, job.CurrentStep = r.Status, r.Progress, r.CurrentStep
+	job.CompletedAt, job.ErrorMessage, job.RetryCount = r.CompletedAt, r.ErrorMessage, r.RetryCount
+	job.Artifacts = slices.Clone(r.Artifacts)
+	if job.Artifacts == nil {
+		job.Artifacts = []Artifact{}
+	}
+	if r.Result != nil {
+		job.Metadata["result"] = r.Result
+	}
+	job.Metadata["spc_alerts_count"] = r.SPCAlertsCount
+}
+
+func copyRun(r *Run) Run {
+	c := *r
+	c.Artifacts = slices.Clone(r.Artifacts)
+	if c.Artifacts == nil {
+		c.Artifacts = []Artifact{}
+	}
+	return c
+}
+
+func copyJob(jb *Job) Job {
+	c := *jb
+	c.Artifacts = slices.Clone(jb.Artifacts)
+	md := make(map[string]any, len(jb.Metadata))
+	for k, v := range jb.Metadata {
+		md[k] = v
+	}
+	c.Metadata = md
+	return c
+}
+
+// Run returns a run of the organisation; ErrNotFound when there is no such
+// run in it.
+func (j *JobStatus) Run(_ context.Context, orgID, runID string) (Run, error) {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	r, ok := j.runs[runID]
+	if !ok || r.OrgID != orgID {
+		return Run{}, ErrNotFound
+	}
+	return copyRun(r), nil
+}
+
+// Runs lists the organisation's runs, newest first, and the total that
+// matched before paging.
+func (j *JobStatus) Runs(_ context.Context, f RunFilter) ([]Run, int, error) {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	var out []Run
+	total := 0
+	for i := len(j.runOrder) - 1; i >= 0; i-- {
+		r := j.runs[j.runOrder[i]]
+		if r.OrgID != f.OrgID || (f.Kind != "" && r.Kind != f.Kind) || (f.Status != "" && r.Status != f.Status) {
+			continue
+		}
+		if total >= f.Offset && (f.Limit <= 0 || len(out) < f.Limit) {
+			out = append(out, copyRun(r))
+		}
+		total++
+	}
+	if out == nil {
+		out = []Run{}
+	}
+	return out, total, nil
+}
+
+// Job returns a job of the organisation; ErrNotFound when there is none.
+func (j *JobStatus) Job(_ context.Context, orgID, jobID string) (Job, error) {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	jb, ok := j.jobs[jobID]
+	if !ok || jb.OrgID != orgID {
+		return Job{}, ErrNotFound
+	}
+	return copyJob(jb), nil
+}
+
+// Jobs lists the organisation's jobs, newest first, and the total that
+// matched before paging.
+func (j *JobStatus) Jobs(_ context.Context, f JobFilter) ([]Job, int, error) {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	var out []Job
+	total := 0
+	for i := len(j.jobOrder) - 1; i >= 0; i-- {
+		jb := j.jobs[j.jobOrder[i]]
+		if jb.OrgID != f.OrgID || (f.JobType != "" && jb.JobType != f.JobType) || (f.Status != "" && jb.Status != f.Status) {
+			continue
+		}
+		if total >= f.Offset && (f.Limit <= 0 || len(out) < f.Limit) {
+			out = append(out, copyJob(jb))
+		}
+		total++
+	}
+	if out == nil {
+		out = []Job{}
+	}
+	return out, total, nil
+}
+
+// Unfinished lists the ids of every run that is not in a final state: the
+// runs a restarted node must wake.
+func (j *JobStatus) Unfinished() []string {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	var ids []string
+	for _, id := range j.runOrder {
+		if !Terminal(j.runs[id].Status) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}

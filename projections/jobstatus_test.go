@@ -1,0 +1,145 @@
+package projections_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/events/memory"
+	"github.com/spectra-fab/spectra/process"
+	"github.com/spectra-fab/spectra/projections"
+)
+
+var md = events.Metadata{OrgID: "org-1", UserID: "u-1", Role: "engineer"}
+
+func appendRun(t *testing.T, s events.Store, runID string, meta events.Metadata, ps ...events.Payload) uint64 {
+	t.Helper()
+	var last events.AppendResult
+	for _, p := range ps {
+		ev, err := events.New(p, meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last, err = s.Append(context.Background(), events.RunStream(runID), events.ExpectAny, ev)
+		if err != nil {
+			t.Fatalf("Append: %v", err)
+		}
+	}
+	return last.Position
+}
+
+func startRunner(t *testing.T, s events.Store, cps projections.Checkpoints, p projections.Projection) *projections.Runner {
+	t.Helper()
+	r := projections.NewRunner(s, cps, nil, p)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return r
+}
+
+func completedRun(t *testing.T, s events.Store, runID, jobID string, meta events.Metadata) uint64 {
+	return appendRun(t, s, runID, meta,
+		&events.RunRequested{RunID: runID, JobID: jobID, Kind: process.KindIon, Recipe: json.RawMessage(`{"species":"P"}`), CreatedAt: time.Unix(100, 0).UTC()},
+		&events.RunQueued{JobID: jobID, Queue: "ion"},
+		&events.RunStarted{JobID: jobID, Seed: 7},
+		&events.RunPhaseChanged{JobID: jobID, Name: "Validation", Progress: 5},
+		&events.TelemetryRecorded{JobID: jobID, Samples: map[string][]float64{"time_s": {0.1, 0.2}}, Progress: 40, CurrentStep: "Implanting (33% dose)"},
+		&events.SPCViolation{JobID: jobID, Alarm: process.Alarm{Source: process.SourceSPC, Rule: "WE1"}},
+		&events.ArtifactStored{JobID: jobID, Name: "telemetry.json", ContentType: "application/json", Size: 10},
+		&events.RunCompleted{JobID: jobID, DurationS: 0.2, Result: map[string]any{"final_dose_atoms_cm2": 1e15}},
+	)
+}
+
+func TestJobStatusFollowsTheLog(t *testing.T) {
+	s := memory.New()
+	jobs := projections.NewJobStatus()
+	r := startRunner(t, s, nil, jobs)
+	pos := completedRun(t, s, "ION-20261128-AAAAAAAA", "job-1", md)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := r.WaitFor(ctx, pos); err != nil {
+		t.Fatalf("WaitFor(%d): %v", pos, err)
+	}
+	run, err := jobs.Run(ctx, "org-1", "ION-20261128-AAAAAAAA")
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if run.Status != projections.StatusCompleted || run.Progress != 100 || run.SPCAlertsCount != 1 ||
+		run.Result["final_dose_atoms_cm2"] != 1e15 || len(run.Artifacts) != 1 || run.StartedAt == nil || run.CompletedAt == nil {
+		t.Errorf("Run = %+v", run)
+	}
+	job, err := jobs.Job(ctx, "org-1", "job-1")
+	if err != nil || job.Status != projections.StatusCompleted || job.JobType != projections.JobTypeIon || job.RunID != run.RunID {
+		t.Errorf("Job = %+v, %v", job, err)
+	}
+	if _, err := jobs.Run(ctx, "org-2", run.RunID); !errors.Is(err, projections.ErrNotFound) {
+		t.Errorf("Run from another org = %v, want ErrNotFound", err)
+	}
+	if _, err := jobs.Job(ctx, "org-2", "job-1"); !errors.Is(err, projections.ErrNotFound) {
+		t.Errorf("Job from another org = %v, want ErrNotFound", err)
+	}
+}
+
+func TestJobStatusListsPagesAndRetries(t *testing.T) {
+	s := memory.New()
+	jobs := projections.NewJobStatus()
+	r := startRunner(t, s, nil, jobs)
+	for i, id := range []string{"A", "B", "C"} {
+		completedRun(t, s, "ION-20261128-0000000"+id, "job-"+id, md)
+		_ = i
+	}
+	other := md
+	other.OrgID = "org-2"
+	completedRun(t, s, "ION-20261128-0000000D", "job-D", other)
+	pos := appendRun(t, s, "ION-20261128-0000000A", md,
+		&events.RunRetried{JobID: "job-A2", FromJobID: "job-A"})
+	_ = r.WaitFor(t.Context(), pos)
+
+	runs, total, _ := jobs.Runs(t.Context(), projections.RunFilter{OrgID: "org-1", Limit: 2})
+	if total != 3 || len(runs) != 2 || runs[0].RunID != "ION-20261128-0000000C" {
+		t.Errorf("Runs(limit 2) = %d runs of %d, first %s; want 2 of 3, newest first", len(runs), total, runs[0].RunID)
+	}
+	q, total, _ := jobs.Runs(t.Context(), projections.RunFilter{OrgID: "org-1", Status: projections.StatusQueued})
+	if total != 1 || q[0].JobID != "job-A2" || q[0].Progress != 0 {
+		t.Errorf("queued runs = %+v (total %d), want the retried run with its new job", q, total)
+	}
+	js, total, _ := jobs.Jobs(t.Context(), projections.JobFilter{OrgID: "org-1"})
+	if total != 4 || js[0].ID != "job-A2" || js[0].Metadata["retry_of"] != "job-A" {
+		t.Errorf("Jobs = %d, first %+v; want 4 with the retry first", total, js[0])
+	}
+	if got := jobs.Unfinished(); !cmp.Equal(got, []string{"ION-20261128-0000000A"}) {
+		t.Errorf("Unfinished = %v", got)
+	}
+}
+
+func TestJobStatusSnapshotRestoresTheSameModel(t *testing.T) {
+	s := memory.New()
+	a := projections.NewJobStatus()
+	r := startRunner(t, s, nil, a)
+	pos := completedRun(t, s, "ION-20261128-AAAAAAAA", "job-1", md)
+	_ = r.WaitFor(t.Context(), pos)
+	snap, err := a.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := projections.NewJobStatus()
+	if err := b.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	ra, _ := a.Run(t.Context(), "org-1", "ION-20261128-AAAAAAAA")
+	rb, _ := b.Run(t.Context(), "org-1", "ION-20261128-AAAAAAAA")
+	if diff := cmp.Diff(ra, rb); diff != "" {
+		t.Errorf("restored run differs (-replayed +restored):\n%s", diff)
+	}
+}
