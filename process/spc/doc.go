@@ -1,15 +1,18 @@
 // Package spc is statistical process control: Shewhart control limits, the
-// Western Electric and Nelson run rules, a streaming rule monitor, and a
-// tabular CUSUM for drift detection.
+// Western Electric and Nelson run rules, a streaming rule monitor, a tabular
+// CUSUM and an EWMA chart for drift detection, and their conversion into
+// process.Alarm values.
 //
 // Sources, as the project's physics reference (§5.6, §5.7) cites them:
 // Western Electric, Statistical Quality Control Handbook (1956) for rules
 // 1–4; L. S. Nelson, J. Quality Technology 16(4), 237 (1984) for the Nelson
 // rules; D. C. Montgomery, G. C. Runger, Applied Statistics and Probability
-// for Engineers, §16-10, for the tabular CUSUM (k = ½, h = 4 or 5) and the
+// for Engineers, §16-10, for the tabular CUSUM (k = ½, h = 4 or 5), and
+// Montgomery's Introduction to Statistical Quality Control for the
 // control-chart constants; J. M. Lucas, R. B. Crosier, Technometrics 24(3),
-// 199 (1982) for the CUSUM head start. Everything is deterministic and does
-// no I/O.
+// 199 (1982) for the CUSUM head start; J. M. Lucas, M. S. Saccucci,
+// Technometrics 32(1), 1 (1990) for the EWMA chart designs. Everything is
+// deterministic and does no I/O.
 //
 // A run monitors a parameter against limits from a baseline:
 //
@@ -24,5 +27,7 @@
 // and, for slow drifts, a CUSUM in units of the same σ:
 //
 //	c := spc.NewCUSUM(l.Center, l.Sigma, spc.DefaultK, spc.DefaultH)
-//	if high, low := c.Add(x); high || low { … }
+//	if high, low := c.Add(x); high || low {
+//		alarms = append(alarms, c.Alarm("beam_current_ma", high, x, t))
+//	}
 package spc
