@@ -1,0 +1,512 @@
+package kurrent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"github.com/google/uuid"
+
+	"github.com/spectra-fab/spectra/events"
+)
+
+var _ events.Store = (*Store)(nil)
+
+// Options tune a Store. The zero value is ready to use.
+type Options struct {
+	// Logger receives the client's log (at debug and info level) and the
+	// store's reconnections. Nil means slog.Default().
+	Logger *slog.Logger
+	// PageSize is how many events a ReadAll asks the server for at a time.
+	// Default 500.
+	PageSize int
+	// Namespace is put in front of every stream name, so several
+	// deployments (or test runs) can share one server: each sees only its
+	// own streams, and a new namespace is an empty store. Empty by default.
+	Namespace string
+	// RetryDelay is the first pause before a dropped subscription
+	// subscribes again; it doubles up to MaxRetryDelay. Defaults 100 ms, 5 s.
+	RetryDelay, MaxRetryDelay time.Duration
+}
+
+// Store is the events.Store on KurrentDB. It is safe for concurrent use.
+type Store struct {
+	config *esdb.Configuration
+	opts   Options
+	log    *slog.Logger
+
+	mu     sync.Mutex
+	cur    *conn // the client calls go to
+	closed bool
+	subs   map[*subscription]struct{}
+	wg     sync.WaitGroup // subscription goroutines
+}
+
+// conn is one client with the number of calls inside it. A client is
+// closed only once it is retired and no call is inside it: closing the
+// client closes a channel that a call may be blocked sending on, which
+// would panic.
+type conn struct {
+	client  *esdb.Client
+	calls   int
+	retired bool
+}
+
+// Open connects to KurrentDB. connString is a KurrentDB connection string:
+// esdb://, esdb+discover://, kurrentdb:// or kurrentdb+discover://, with
+// several hosts for a cluster's gossip seeds, credentials as user:password@
+// (sent only over TLS) and settings such as tls=false, tlsCAFile=…,
+// tlsVerifyCert=false, nodePreference=leader. Open makes one call (a read
+// of the end of $all) to check the server answers and the user may read
+// $all; ctx bounds it.
+func Open(ctx context.Context, connString string, o Options) (*Store, error) {
+	cfg, err := parseConnString(connString)
+	if err != nil {
+		return nil, fmt.Errorf("open kurrentdb: %w", err)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.PageSize <= 0 {
+		o.PageSize = 500
+	}
+	if o.RetryDelay <= 0 {
+		o.RetryDelay = 100 * time.Millisecond
+	}
+	if o.MaxRetryDelay < o.RetryDelay {
+		o.MaxRetryDelay = max(5*time.Second, o.RetryDelay)
+	}
+	cfg.Logger = clientLogger(o.Logger)
+	if cfg.DisableTLS && cfg.Username != "" {
+		o.Logger.Warn("kurrentdb: credentials are not sent without TLS", "user", cfg.Username)
+	}
+	client, err := esdb.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open kurrentdb: %w", err)
+	}
+	s := &Store{config: cfg, opts: o, log: o.Logger, cur: &conn{client: client}, subs: map[*subscription]struct{}{}}
+	if err := s.ping(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open kurrentdb: %w", err)
+	}
+	return s, nil
+}
+
+// parseConnString accepts KurrentDB's schemes besides esdb's, and never
+// puts the connection string (which may hold a password) in an error.
+func parseConnString(s string) (*esdb.Configuration, error) {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return nil, errors.New("connection string: no scheme")
+	}
+	switch strings.ToLower(scheme) {
+	case "esdb", "kurrentdb", "kurrent", "kdb":
+		scheme = "esdb"
+	case "esdb+discover", "kurrentdb+discover", "kurrent+discover", "kdb+discover":
+		scheme = "esdb+discover"
+	default:
+		return nil, fmt.Errorf("connection string: unknown scheme %q", scheme)
+	}
+	cfg, err := esdb.ParseConnectionString(scheme + "://" + rest)
+	if err != nil {
+		if ue := (*url.Error)(nil); errors.As(err, &ue) {
+			err = ue.Err // url.Error repeats the string, password included
+		}
+		return nil, fmt.Errorf("connection string: %w", err)
+	}
+	return cfg, nil
+}
+
+func clientLogger(l *slog.Logger) esdb.LoggingFunc {
+	return func(level esdb.LogLevel, format string, args ...any) {
+		lv := slog.LevelDebug
+		if level == esdb.LogWarn || level == esdb.LogError {
+			// The client logs every dropped subscription and failed call
+			// as an error, closing ones included; the store reports what
+			// matters itself.
+			lv = slog.LevelInfo
+		}
+		l.Log(context.Background(), lv, "kurrentdb client: "+fmt.Sprintf(format, args...))
+	}
+}
+
+// call runs fn on the current client, counted as inside it, and gives up
+// waiting when ctx ends (the client ignores ctx while it discovers a node).
+// A client that closed itself for good (its discovery failed) is replaced
+// and fn runs once more on the new one: nothing was sent on the old one.
+func (s *Store) call(ctx context.Context, fn func(*esdb.Client) error) error {
+	for attempt := 0; ; attempt++ {
+		cn, err := s.acquire()
+		if err != nil {
+			return err
+		}
+		done := make(chan error, 1)
+		go func() {
+			defer s.release(cn)
+			done <- fn(cn.client)
+		}()
+		select {
+		case err = <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if attempt == 0 && hasCode(err, esdb.ErrorCodeConnectionClosed) {
+			s.retire(cn)
+			continue
+		}
+		return err
+	}
+}
+
+func (s *Store) acquire() (*conn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, events.ErrClosed
+	}
+	s.cur.calls++
+	return s.cur, nil
+}
+
+func (s *Store) release(cn *conn) {
+	s.mu.Lock()
+	cn.calls--
+	closeNow := cn.retired && cn.calls == 0
+	s.mu.Unlock()
+	if closeNow {
+		cn.client.Close()
+	}
+}
+
+// retire replaces cn as the current client (unless the store is closed)
+// and closes it once no call is inside it.
+func (s *Store) retire(cn *conn) {
+	s.mu.Lock()
+	if cn.retired {
+		s.mu.Unlock()
+		return
+	}
+	cn.retired = true
+	if s.cur == cn && !s.closed {
+		if client, err := esdb.NewClient(s.config); err == nil {
+			s.cur = &conn{client: client}
+			s.log.Info("kurrentdb: client closed itself, new client created")
+		}
+	}
+	closeNow := cn.calls == 0
+	s.mu.Unlock()
+	if closeNow {
+		cn.client.Close()
+	}
+}
+
+// Close ends the subscriptions (they return events.ErrClosed) and closes
+// the client once the calls inside it return.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	subs := make([]*subscription, 0, len(s.subs))
+	for sub := range s.subs {
+		subs = append(subs, sub)
+	}
+	cur := s.cur
+	s.mu.Unlock()
+	for _, sub := range subs {
+		sub.cancel()
+	}
+	s.wg.Wait()
+	s.retire(cur)
+	return nil
+}
+
+// Append writes evs to stream if it is at the expected revision. Returns
+// a *events.ConflictError when it is not, events.ErrInvalid for an empty
+// append, a bad stream name, or an event whose id is not a UUID.
+func (s *Store) Append(ctx context.Context, stream string, expected events.Expected, evs ...events.Event) (events.AppendResult, error) {
+	if err := events.ValidateStream(stream); err != nil {
+		return events.AppendResult{}, fmt.Errorf("append: %w", err)
+	}
+	if len(evs) == 0 {
+		return events.AppendResult{}, fmt.Errorf("append %s: no events: %w", stream, events.ErrInvalid)
+	}
+	var exp esdb.ExpectedRevision
+	switch {
+	case expected == events.ExpectAny:
+		exp = esdb.Any{}
+	case expected == events.ExpectNoStream:
+		exp = esdb.NoStream{}
+	case expected >= 0:
+		exp = esdb.Revision(uint64(expected))
+	default:
+		return events.AppendResult{}, fmt.Errorf("append %s: expected %d: %w", stream, int64(expected), events.ErrInvalid)
+	}
+	data := make([]esdb.EventData, len(evs))
+	seen := make(map[uuid.UUID]bool, len(evs))
+	for i, ev := range evs {
+		id, err := uuid.Parse(ev.ID)
+		if err != nil || ev.Type == "" {
+			return events.AppendResult{}, fmt.Errorf("append %s: event %d needs a UUID id and a type: %w", stream, i, events.ErrInvalid)
+		}
+		if seen[id] {
+			return events.AppendResult{}, fmt.Errorf("append %s: event id %s twice: %w", stream, id, events.ErrInvalid)
+		}
+		seen[id] = true
+		md, err := json.Marshal(wireMetadata{Metadata: ev.Metadata, Correlation: ev.Metadata.CorrelationID, Causation: ev.Metadata.CausationID})
+		if err != nil {
+			return events.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
+		}
+		payload := []byte(ev.Data)
+		if payload == nil {
+			payload = []byte{}
+		}
+		data[i] = esdb.EventData{EventID: id, EventType: ev.Type, ContentType: esdb.ContentTypeJson, Data: payload, Metadata: md}
+	}
+	var wr *esdb.WriteResult
+	err := s.call(ctx, func(c *esdb.Client) (err error) {
+		wr, err = c.AppendToStream(ctx, s.opts.Namespace+stream, esdb.AppendToStreamOptions{ExpectedRevision: exp}, data...)
+		return err
+	})
+	if hasCode(err, esdb.ErrorCodeWrongExpectedVersion) {
+		return s.conflict(ctx, stream, expected, evs)
+	}
+	if err != nil {
+		return events.AppendResult{}, fmt.Errorf("append %s: %w", stream, translate(err))
+	}
+	// NextExpectedVersion is the revision of the last event written.
+	res := events.AppendResult{Revision: wr.NextExpectedVersion, Position: wr.CommitPosition}
+	if wr.CommitPosition == 0 {
+		// An idempotent replay is answered without a position: look it up.
+		recs, err := s.ReadStream(ctx, stream, events.Forwards, wr.NextExpectedVersion, 1)
+		if err != nil {
+			return events.AppendResult{}, fmt.Errorf("append %s: position of revision %d: %w", stream, wr.NextExpectedVersion, err)
+		}
+		if len(recs) == 1 {
+			res.Position = recs[0].Position
+		}
+	}
+	return res, nil
+}
+
+// conflict builds the ConflictError of a wrong expected version, unless
+// the events are already where the append wanted them (a retry whose
+// first acknowledgement was lost, after the server forgot their ids): then
+// it returns the original result.
+func (s *Store) conflict(ctx context.Context, stream string, expected events.Expected, evs []events.Event) (events.AppendResult, error) {
+	cerr := &events.ConflictError{Stream: stream, Expected: expected, Actual: -2}
+	last, err := s.ReadStream(ctx, stream, events.Backwards, math.MaxUint64, 1)
+	switch {
+	case errors.Is(err, events.ErrNotFound):
+		cerr.Actual = -1
+	case err != nil || len(last) == 0:
+		return events.AppendResult{}, cerr
+	default:
+		cerr.Actual = int64(last[0].Revision)
+	}
+	first := int64(-1)
+	switch {
+	case expected == events.ExpectNoStream:
+		first = 0
+	case expected >= 0:
+		first = int64(expected) + 1
+	}
+	if first < 0 || cerr.Actual < first+int64(len(evs))-1 {
+		return events.AppendResult{}, cerr
+	}
+	recs, err := s.ReadStream(ctx, stream, events.Forwards, uint64(first), len(evs))
+	if err != nil || len(recs) != len(evs) {
+		return events.AppendResult{}, cerr
+	}
+	for i, rec := range recs {
+		if rec.ID != evs[i].ID {
+			return events.AppendResult{}, cerr
+		}
+	}
+	lastRec := recs[len(recs)-1]
+	return events.AppendResult{Revision: lastRec.Revision, Position: lastRec.Position}, nil
+}
+
+// ReadStream reads up to limit records of stream from revision from in
+// dir. Returns events.ErrNotFound when the stream does not exist.
+func (s *Store) ReadStream(ctx context.Context, stream string, dir events.Direction, from uint64, limit int) ([]events.Record, error) {
+	if err := events.ValidateStream(stream); err != nil {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	opts := esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Revision(from)}
+	if dir == events.Backwards {
+		opts.Direction = esdb.Backwards
+		if from == math.MaxUint64 {
+			opts.From = esdb.End{}
+		}
+	}
+	count := uint64(math.MaxInt64)
+	if limit > 0 {
+		count = uint64(limit)
+	}
+	var recs []events.Record
+	err := s.call(ctx, func(c *esdb.Client) error {
+		rs, err := c.ReadStream(ctx, s.opts.Namespace+stream, opts, count)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		for {
+			re, err := rs.Recv()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			rec, _ := s.record(re)
+			recs = append(recs, rec)
+		}
+	})
+	if hasCode(err, esdb.ErrorCodeStreamDeleted) {
+		err = events.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", stream, translate(err))
+	}
+	return recs, nil
+}
+
+// ReadAll reads up to limit records after position after that pass f, in
+// position order. $all reads are inclusive of their start: the record at
+// after itself is dropped. The whole filter is applied here (the client
+// has no server-side filter for reads).
+func (s *Store) ReadAll(ctx context.Context, after uint64, f events.Filter, limit int) ([]events.Record, error) {
+	var out []events.Record
+	cursor, have := after, after > 0
+	for {
+		var from esdb.AllPosition = esdb.Start{}
+		if have {
+			from = esdb.Position{Commit: cursor, Prepare: cursor}
+		}
+		n := 0
+		err := s.call(ctx, func(c *esdb.Client) error {
+			rs, err := c.ReadAll(ctx, esdb.ReadAllOptions{From: from}, uint64(s.opts.PageSize))
+			if err != nil {
+				return err
+			}
+			defer rs.Close()
+			for {
+				re, err := rs.Recv()
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				n++
+				rec, ours := s.record(re)
+				if have && rec.Position <= cursor {
+					continue
+				}
+				cursor, have = rec.Position, true
+				if !ours || !f.Match(rec) {
+					continue
+				}
+				out = append(out, rec)
+				if limit > 0 && len(out) == limit {
+					return nil
+				}
+			}
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read all after %d: %w", after, translate(err))
+		}
+		if (limit > 0 && len(out) == limit) || n < s.opts.PageSize {
+			return out, nil
+		}
+	}
+}
+
+// ping reads the last event of $all.
+func (s *Store) ping(ctx context.Context) error {
+	return s.call(ctx, func(c *esdb.Client) error {
+		rs, err := c.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Backwards, From: esdb.End{}}, 1)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		if _, err := rs.Recv(); err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		return nil
+	})
+}
+
+// wireMetadata is the custom metadata stored with an event: ours, plus the
+// KurrentDB names of the correlation and causation ids.
+type wireMetadata struct {
+	events.Metadata
+	Correlation string `json:"$correlationId,omitempty"`
+	Causation   string `json:"$causationId,omitempty"`
+}
+
+// record converts a read or received event; ours is false for a system
+// event or one outside the store's namespace, which callers never see.
+func (s *Store) record(re *esdb.ResolvedEvent) (rec events.Record, ours bool) {
+	ev := re.OriginalEvent()
+	pos := ev.Position.Commit
+	if pos == math.MaxUint64 {
+		// Servers before 22.10 give stream reads no commit position; the
+		// prepare position is the event's own for single-stream appends.
+		pos = ev.Position.Prepare
+		if pos == math.MaxUint64 {
+			pos = 0
+		}
+	}
+	stream, inNS := strings.CutPrefix(ev.StreamID, s.opts.Namespace)
+	rec = events.Record{
+		ID:       ev.EventID.String(),
+		Stream:   stream,
+		Revision: ev.EventNumber,
+		Position: pos,
+		Type:     ev.EventType,
+		Time:     ev.CreatedDate,
+		Data:     json.RawMessage(ev.Data),
+	}
+	if ev.SystemMetadata[createdMissing] != "" {
+		rec.Time = time.Time{}
+	}
+	if len(ev.UserMetadata) > 0 {
+		// Events written by other programs may carry other metadata; it is
+		// not ours to reject.
+		_ = json.Unmarshal(ev.UserMetadata, &rec.Metadata)
+	}
+	// KurrentDB's own streams and events start with "$".
+	system := strings.HasPrefix(ev.StreamID, "$") || strings.HasPrefix(rec.Type, "$")
+	return rec, inNS && !system
+}
+
+func hasCode(err error, code esdb.ErrorCode) bool {
+	var e *esdb.Error
+	return errors.As(err, &e) && e.Code() == code
+}
+
+// translate maps the client's error codes onto the port's sentinels.
+func translate(err error) error {
+	var e *esdb.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	switch e.Code() {
+	case esdb.ErrorCodeResourceNotFound:
+		return events.ErrNotFound
+	}
+	return err
+}
