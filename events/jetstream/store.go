@@ -1,0 +1,283 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/spectra-fab/spectra/events"
+)
+
+var _ events.Store = (*Store)(nil)
+
+// Options configure a Store on an existing connection.
+type Options struct {
+	// Stream is the JetStream stream holding the log; default
+	// "SPECTRA_EVENTS".
+	Stream string
+	// Replicas of the stream: 1 (default) embedded, 3 on a cluster.
+	Replicas int
+	// Logger receives the store's warnings; nil discards them.
+	Logger *slog.Logger
+	// DuplicateWindow is how long JetStream remembers event ids to drop
+	// a re-sent event (default 2 minutes). Retries recognised by reading
+	// the stream back do not depend on it.
+	DuplicateWindow time.Duration
+}
+
+// DefaultStream is the JetStream stream of the log unless Options say
+// otherwise.
+const DefaultStream = "SPECTRA_EVENTS"
+
+// maxBatch is the most events one Append may carry: JetStream's default
+// limit of an atomic batch.
+const maxBatch = 1000
+
+// Store is the event store on JetStream. It is safe for concurrent use.
+type Store struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	name   string
+	log    *slog.Logger
+
+	// life ends when the store closes; subscriptions derive from it.
+	life context.Context
+	kill context.CancelFunc
+
+	tails tailCache
+
+	closeOnce sync.Once
+	srv       *Server // the embedded server, when Open started one
+	owned     func()  // closes what Open created (connection, server)
+}
+
+// New opens the store on nc, creating or updating its stream. The caller
+// keeps ownership of nc.
+func New(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
+	if o.Stream == "" {
+		o.Stream = DefaultStream
+	}
+	if o.Replicas == 0 {
+		o.Replicas = 1
+	}
+	if o.DuplicateWindow == 0 {
+		o.DuplicateWindow = 2 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("open event store: %w", err)
+	}
+	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        o.Stream,
+		Description: "Spectra event log: subjects ev.<category>.<stream id>; the sequence is the global position",
+		Subjects:    []string{subjectPrefix + ">"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Replicas:    o.Replicas,
+		Duplicates:  o.DuplicateWindow,
+		// The log is append-only: nothing may remove an event, which is
+		// also what keeps a revision's sequence fixed forever.
+		DenyDelete: true,
+		DenyPurge:  true,
+		// Direct gets serve the reads (last event of a stream, batches).
+		AllowDirect: true,
+		// Multi-event appends are atomic batches.
+		AllowAtomicPublish: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open event store: stream %s: %w", o.Stream, err)
+	}
+	life, kill := context.WithCancel(context.Background())
+	return &Store{
+		nc: nc, js: js, stream: st, name: o.Stream, log: o.Logger,
+		life: life, kill: kill,
+		tails: tailCache{m: map[string]tail{}},
+	}, nil
+}
+
+// Config configures Open.
+type Config struct {
+	// URL of an external NATS server or cluster. Empty: embed a server
+	// with its files under DataDir.
+	URL string
+	// DataDir of the embedded server.
+	DataDir string
+	// Sync: the embedded server fsyncs every write before acknowledging
+	// it (see ServerConfig.Sync).
+	Sync bool
+	// ListenAddr lets other processes connect to the embedded server
+	// (see ServerConfig.ListenAddr).
+	ListenAddr string
+	// Options of the store itself.
+	Options Options
+	// NATS options for the connection (credentials, TLS, name).
+	NATS []nats.Option
+}
+
+// Open opens a store on an embedded server (URL empty) or on the server
+// at URL, and owns what it opened: Close closes the connection and shuts
+// the embedded server down.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	var (
+		srv *Server
+		nc  *nats.Conn
+		err error
+	)
+	if cfg.URL == "" {
+		srv, err = StartServer(ServerConfig{DataDir: cfg.DataDir, Sync: cfg.Sync, ListenAddr: cfg.ListenAddr, Logger: cfg.Options.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("open event store: %w", err)
+		}
+		nc, err = srv.Connect(cfg.NATS...)
+	} else {
+		nc, err = nats.Connect(cfg.URL, cfg.NATS...)
+	}
+	if err != nil {
+		if srv != nil {
+			srv.Shutdown()
+		}
+		return nil, fmt.Errorf("open event store: %w", err)
+	}
+	s, err := New(ctx, nc, cfg.Options)
+	if err != nil {
+		nc.Close()
+		if srv != nil {
+			srv.Shutdown()
+		}
+		return nil, err
+	}
+	s.srv = srv
+	s.owned = func() {
+		// Drain would wait for subscriptions that Close just ended.
+		nc.Close()
+		if srv != nil {
+			srv.Shutdown()
+		}
+	}
+	return s, nil
+}
+
+// Close ends the store's subscriptions with events.ErrClosed, and closes
+// the connection and server if Open made them. Closing twice is harmless.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.kill()
+		if s.owned != nil {
+			s.owned()
+		}
+	})
+	return nil
+}
+
+// Conn is the store's NATS connection.
+func (s *Store) Conn() *nats.Conn { return s.nc }
+
+// JetStream is the store's JetStream context, for KV buckets and object
+// stores beside the log.
+func (s *Store) JetStream() jetstream.JetStream { return s.js }
+
+// KeyValue creates the KV bucket or opens the existing one (projection
+// checkpoints, for example). File storage, the store's replica count is
+// not implied: one replica.
+func (s *Store) KeyValue(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
+	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, Storage: jetstream.FileStorage})
+	if err != nil {
+		return nil, fmt.Errorf("key-value %s: %w", bucket, err)
+	}
+	return kv, nil
+}
+
+// ObjectStore creates the object store bucket or opens the existing one
+// (run artifacts, for example); ttl 0 keeps objects forever.
+func (s *Store) ObjectStore(ctx context.Context, bucket string, ttl time.Duration) (jetstream.ObjectStore, error) {
+	obs, err := s.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: bucket, TTL: ttl, Storage: jetstream.FileStorage})
+	if err != nil {
+		return nil, fmt.Errorf("object store %s: %w", bucket, err)
+	}
+	return obs, nil
+}
+
+func (s *Store) closed() bool { return s.life.Err() != nil }
+
+// Subjects: ev.<category>.<stream id>. ValidateStream keeps both parts to
+// letters, digits, '-' and '_', so each is one subject token; the category
+// holds no '-', so the stream name comes back unambiguously.
+const subjectPrefix = "ev."
+
+func subject(stream string) string {
+	return subjectPrefix + events.Category(stream) + "." + events.StreamID(stream)
+}
+
+func streamOf(subj string) (string, bool) {
+	rest, ok := strings.CutPrefix(subj, subjectPrefix)
+	if !ok {
+		return "", false
+	}
+	cat, id, ok := strings.Cut(rest, ".")
+	return cat + "-" + id, ok
+}
+
+// tail is where a stream ends: its last revision (-1: no stream) and the
+// global sequence of that event (0: none).
+type tail struct {
+	rev int64
+	seq uint64
+}
+
+// tailCache remembers the last known tail of streams this process wrote or
+// read, saving a lookup before an append with an exact expectation. A
+// revision's sequence never changes (the log denies deletes), so an entry
+// is never wrong, only possibly old: the expected-sequence header catches
+// that.
+type tailCache struct {
+	mu sync.Mutex
+	m  map[string]tail
+}
+
+const tailCacheSize = 50_000
+
+func (c *tailCache) get(stream string) (tail, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.m[stream]
+	return t, ok
+}
+
+func (c *tailCache) put(stream string, t tail) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.m[stream]; ok && old.rev > t.rev {
+		return
+	}
+	if len(c.m) >= tailCacheSize {
+		clear(c.m) // crude, but bounded; an entry only saves one lookup
+	}
+	c.m[stream] = t
+}
+
+// checkOpen returns ErrClosed once the store is closed, else ctx.Err().
+func (s *Store) checkOpen(ctx context.Context) error {
+	if s.closed() {
+		return events.ErrClosed
+	}
+	return ctx.Err()
+}
+
+// translate makes a driver error that a Close caused match ErrClosed.
+func (s *Store) translate(err error) error {
+	if s.closed() && !errors.Is(err, events.ErrClosed) {
+		return fmt.Errorf("%w: %w", events.ErrClosed, err)
+	}
+	return err
+}
