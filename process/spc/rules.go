@@ -110,7 +110,8 @@ func (m *Monitor) Limits() Limits { return m.l }
 func (m *Monitor) Len() int { return m.n }
 
 // Add appends x to the history and returns the rules it completes, with
-// Index = its point number (from 0). It returns nil when none.
+// Index = its point number (from 0). It returns nil when none. A NaN point
+// raises nothing and breaks every run it falls in.
 func (m *Monitor) Add(x float64) []Violation {
 	m.buf[m.n%window] = x
 	m.n++
