@@ -1,0 +1,34 @@
+# Spectra — build, run, test, bench.
+GO      ?= go
+BIN     := bin/spectra
+PKGS    := ./...
+# -p 2 matches the 2-core machines; the race detector needs the headroom.
+TESTFLAGS ?= -race -count=1 -timeout 20m -p 2
+
+.PHONY: build run test test-short bench fuzz vet fmt clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/spectra
+
+run: build
+	./$(BIN) serve --dev
+
+test: build
+	$(GO) vet $(PKGS)
+	$(GO) test $(TESTFLAGS) $(PKGS)
+
+# -short skips only the slow soak and browser tests.
+test-short:
+	$(GO) test -short $(TESTFLAGS) $(PKGS)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin
