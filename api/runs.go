@@ -85,8 +85,15 @@ func (s *Server) handleRunCreate(k runKind) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		if opts.Fault != nil && !s.cfg.AllowFaultInjection {
-			return actors.ErrFaultInjectionDisabled
+		if !s.cfg.AllowFaultInjection {
+			if opts.Fault != nil {
+				return actors.ErrFaultInjectionDisabled
+			}
+			// A disturbance is hardware-in-the-loop injection too.
+			if raw := fields["simulate_disturbance"]; !isNull(raw) {
+				return invalid("simulate_disturbance", rawValue(raw), "absent (fault injection is disabled)",
+					"fault injection is disabled on this server")
+			}
 		}
 		key := c.Get(HeaderIdempotency)
 		if len(key) > maxIdempotencyKeyLen {

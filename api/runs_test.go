@@ -99,6 +99,7 @@ func TestCreateRunInvalidBody(t *testing.T) {
 		{"priority_fraction", `{"priority":1.5}`, "priority"},
 		{"tool_id_not_string", `{"tool_id":7}`, "tool_id"},
 		{"fault_injection_disabled", `{"simulate_fault":{"kind":"transient","at_progress_pct":50}}`, "simulate_fault"},
+		{"disturbance_disabled", `{"simulate_disturbance":{"offset_pct":5}}`, "simulate_disturbance"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
