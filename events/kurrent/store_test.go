@@ -431,5 +431,3 @@ func TestNamespace(t *testing.T) {
 		t.Fatalf("then %+v, want caught-up", it)
 	}
 }
-
-
