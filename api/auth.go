@@ -25,6 +25,19 @@ func (Secret) String() string { return "[REDACTED]" }
 // GoString hides the secret from fmt's %#v.
 func (Secret) GoString() string { return "[REDACTED]" }
 
+// MinSecretLen is the shortest JWT secret a server accepts outside dev mode
+// (SPEC.md: the server refuses to start without a strong one).
+const MinSecretLen = 32
+
+// CheckSecret reports whether secret is strong enough to sign tokens
+// outside dev mode.
+func CheckSecret(secret []byte) error {
+	if len(secret) < MinSecretLen {
+		return fmt.Errorf("jwt secret: %d bytes, want at least %d", len(secret), MinSecretLen)
+	}
+	return nil
+}
+
 // tokenLeeway is the clock skew tolerated on exp, nbf and iat.
 const tokenLeeway = 30 * time.Second
 

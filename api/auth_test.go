@@ -164,3 +164,12 @@ func TestSecretsNeverLog(t *testing.T) {
 		t.Errorf("log output contains the secret: %s", buf.String())
 	}
 }
+
+func TestCheckSecret(t *testing.T) {
+	if err := CheckSecret([]byte("short")); err == nil {
+		t.Error("CheckSecret(short) = nil, want an error")
+	}
+	if err := CheckSecret(testSecret); err != nil {
+		t.Errorf("CheckSecret(%d bytes) = %v, want nil", len(testSecret), err)
+	}
+}

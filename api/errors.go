@@ -165,11 +165,13 @@ func fiberErrorDetail(e *fiber.Error) ErrorDetail {
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	status, d := classify(err)
 	d.RequestID = requestID(c)
+	level, msg := slog.LevelDebug, "request refused"
 	if status >= 500 {
-		s.log.LogAttrs(c.UserContext(), slog.LevelError, "request failed",
-			slog.String("request_id", d.RequestID), slog.String("method", c.Method()),
-			slog.String("path", c.Path()), slog.Int("status", status), slog.Any("error", err))
+		level, msg = slog.LevelError, "request failed"
 	}
+	s.log.LogAttrs(c.UserContext(), level, msg,
+		slog.String("request_id", d.RequestID), slog.String("method", c.Method()),
+		slog.String("path", c.Path()), slog.Int("status", status), slog.Any("error", err))
 	if status == http.StatusUnauthorized {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="spectra"`)
 	}
