@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -429,5 +430,85 @@ func TestNamespace(t *testing.T) {
 	}
 	if it := next(t, sub); !it.CaughtUp {
 		t.Fatalf("then %+v, want caught-up", it)
+	}
+}
+
+// TestCloseDuringOutage: calls wait inside the client while it looks for
+// a node (its discovery ignores contexts and, when it fails, leaves the
+// other waiting calls blocked for good); closing the store then must not
+// close the client under them (that panics), and each call must still
+// return when its context ends.
+func TestCloseDuringOutage(t *testing.T) {
+	srv, conn := kurrenttest.Start(t)
+	s := mustOpen(t, conn+"&maxDiscoverAttempts=10&discoveryInterval=50", Options{})
+	srv.Stop()
+	// The first failure makes the client rediscover on the next call.
+	if _, err := s.Append(t.Context(), "run-1", events.ExpectAny, newEvent(t, events.Metadata{})); err == nil {
+		t.Fatal("Append with the server down = nil error")
+	}
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_, err := s.Append(ctx, "run-1", events.ExpectAny, newEvent(t, events.Metadata{}))
+			errs <- err
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+	for range 4 {
+		select {
+		case err := <-errs:
+			if err == nil {
+				t.Error("Append with the server down = nil error")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Append did not return after its context ended")
+		}
+	}
+}
+
+// TestGoroutinesEnd: a store that was used and closed, with its server
+// stopped, leaves no goroutine behind.
+func TestGoroutinesEnd(t *testing.T) {
+	before := runtime.NumGoroutine()
+	func() {
+		srv := kurrenttest.New()
+		if err := srv.Listen("127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Stop()
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		s, err := Open(ctx, srv.ConnString(), Options{Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if _, err := s.Append(ctx, "run-g", events.ExpectNoStream, newEvent(t, events.Metadata{})); err != nil {
+			t.Fatal(err)
+		}
+		sub, err := s.Subscribe(ctx, 0, events.Filter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		next(t, sub)
+		next(t, sub)
+		// One subscription is closed, the other ends with the store.
+		if _, err := s.Subscribe(ctx, 0, events.Filter{}); err != nil {
+			t.Fatal(err)
+		}
+		sub.Close()
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("%d goroutines, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
 	}
 }
