@@ -1,0 +1,241 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	njs "github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/spectra-fab/spectra/actors"
+	"github.com/spectra-fab/spectra/api"
+	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/events/jetstream"
+	"github.com/spectra-fab/spectra/projections"
+	"github.com/spectra-fab/spectra/projections/natskv"
+)
+
+// Node is one running Spectra node.
+type Node struct {
+	cfg       Config
+	server    *jetstream.Server // embedded NATS, when no URL was given
+	nc        *nats.Conn
+	store     events.Store
+	artifacts *artifacts
+	jobs      *projections.JobStatus
+	runner    *projections.Runner
+	actors    *actors.Service
+	api       *api.Server
+	registry  *prometheus.Registry
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errc   chan error
+	once   sync.Once
+}
+
+// Start opens the stores, catches the projections up, wakes every
+// unfinished run and (when HTTPAddr is set) serves the API.
+func Start(ctx context.Context, cfg Config) (n *Node, err error) {
+	cfg = cfg.withDefaults()
+	n = &Node{cfg: cfg, errc: make(chan error, 2), registry: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if cfg.NATSURL == "" {
+		n.server, err = jetstream.StartServer(jetstream.ServerConfig{DataDir: cfg.DataDir, Sync: !cfg.NoSync,
+			ListenAddr: cfg.NATSListen, Logger: cfg.Logger.With("component", "nats")})
+		if err != nil {
+			return nil, err
+		}
+		n.nc, err = n.server.Connect(nats.Name("spectra-" + cfg.Node))
+	} else {
+		n.nc, err = nats.Connect(cfg.NATSURL, nats.Name("spectra-"+cfg.Node), nats.MaxReconnects(-1))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats: %w", err)
+	}
+	js, err := njs.New(n.nc)
+	if err != nil {
+		return nil, err
+	}
+
+	switch {
+	case cfg.EventStore == "jetstream":
+		n.store, err = jetstream.New(ctx, n.nc, jetstream.Options{Logger: cfg.Logger.With("component", "store")})
+	case strings.HasPrefix(cfg.EventStore, "esdb") || strings.HasPrefix(cfg.EventStore, "kurrentdb"):
+		n.store, err = openKurrent(ctx, cfg.EventStore, cfg)
+	default:
+		err = fmt.Errorf("unknown event store %q (want jetstream, esdb://… or kurrentdb://…)", cfg.EventStore)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if n.artifacts, err = openArtifacts(ctx, js, cfg.ArtifactTTL); err != nil {
+		return nil, err
+	}
+	cps, err := natskv.Open(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+
+	n.jobs = projections.NewJobStatus()
+	n.runner = projections.NewRunner(n.store, cps, cfg.Logger.With("component", "projections"), n.jobs)
+	lag := prometheus.NewGauge(prometheus.GaugeOpts{Name: "spectra_projection_position",
+		Help: "Global log position the read models have applied."})
+	n.registry.MustRegister(lag)
+	n.runner.OnApplied(func(p uint64) { lag.Set(float64(p)) })
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.runner.Run(runCtx); err != nil {
+			cfg.Logger.Error("projection runner stopped", "err", err)
+			n.errc <- err
+		}
+	}()
+
+	n.actors, err = actors.New(actors.Config{TimeScale: cfg.TimeScale, Node: cfg.Node, QueueLimit: cfg.QueueLimit,
+		SoftLimit: cfg.SoftLimit, HardLimit: cfg.HardLimit, RetryBase: cfg.RetryBase, RetryCap: cfg.RetryCap,
+		AllowFaultInjection: cfg.AllowFaultInjection, Logger: cfg.Logger.With("component", "actors")},
+		n.store, n.artifacts, cfg.Engines, nil)
+	if err != nil {
+		return nil, err
+	}
+
+	// Catch up, then wake every run that is not finished: recovery after a
+	// crash or a restart. The reconciler repeats it now and then, since
+	// nothing else re-activates a run whose actor is gone.
+	select {
+	case <-n.runner.CaughtUp():
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case err := <-n.errc:
+		return nil, err
+	}
+	n.actors.Wake(n.jobs.Unfinished()...)
+	n.wg.Add(1)
+	go n.reconcile(runCtx)
+
+	n.api = api.New(api.Config{JWTSecret: api.Secret(cfg.JWTSecret), Logger: cfg.Logger.With("component", "api"),
+		Node: cfg.Node, AllowFaultInjection: cfg.AllowFaultInjection, ReadYourWritesTimeout: cfg.ReadYourWritesTimeout},
+		api.Deps{Commands: n.actors, Queries: queries{jobs: n.jobs, runner: n.runner}, Store: n.store,
+			Ready: n.ready, Registerer: n.registry, Gatherer: n.registry})
+	if cfg.HTTPAddr != "" {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if err := n.api.Listen(cfg.HTTPAddr); err != nil {
+				cfg.Logger.Error("http server stopped", "err", err)
+				n.errc <- err
+			}
+		}()
+	}
+	return n, nil
+}
+
+func (n *Node) reconcile(ctx context.Context) {
+	defer n.wg.Done()
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n.actors.Wake(n.jobs.Unfinished()...)
+		}
+	}
+}
+
+func (n *Node) ready(ctx context.Context) error {
+	select {
+	case <-n.runner.CaughtUp():
+	default:
+		return errors.New("projections are catching up")
+	}
+	if n.nc != nil && !n.nc.IsConnected() {
+		return errors.New("nats disconnected")
+	}
+	return nil
+}
+
+// Err delivers a fatal error of a background part (HTTP server, projection
+// runner).
+func (n *Node) Err() <-chan error { return n.errc }
+
+// API is the node's HTTP API.
+func (n *Node) API() *api.Server { return n.api }
+
+// Store is the node's event store.
+func (n *Node) Store() events.Store { return n.store }
+
+// Actors is the node's actor layer.
+func (n *Node) Actors() *actors.Service { return n.actors }
+
+// Jobs is the node's job-status read model.
+func (n *Node) Jobs() *projections.JobStatus { return n.jobs }
+
+// Runner is the node's projection runner.
+func (n *Node) Runner() *projections.Runner { return n.runner }
+
+// Close stops the API, the actors (runs go on after the next start), the
+// projections (saving their checkpoints) and the stores, in that order.
+func (n *Node) Close() {
+	n.once.Do(func() {
+		if n.api != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = n.api.Shutdown(ctx)
+			cancel()
+		}
+		if n.actors != nil {
+			_ = n.actors.Close()
+		}
+		if n.cancel != nil {
+			n.cancel()
+		}
+		n.wg.Wait()
+		if n.store != nil {
+			_ = n.store.Close()
+		}
+		if n.nc != nil {
+			n.nc.Close()
+		}
+		if n.server != nil {
+			n.server.Shutdown()
+		}
+	})
+}
+
+// queries adapts the job-status model and the runner to the API's Queries.
+type queries struct {
+	jobs   *projections.JobStatus
+	runner *projections.Runner
+}
+
+func (q queries) Run(ctx context.Context, orgID, runID string) (projections.Run, error) {
+	return q.jobs.Run(ctx, orgID, runID)
+}
+func (q queries) Runs(ctx context.Context, f projections.RunFilter) ([]projections.Run, int, error) {
+	return q.jobs.Runs(ctx, f)
+}
+func (q queries) Job(ctx context.Context, orgID, jobID string) (projections.Job, error) {
+	return q.jobs.Job(ctx, orgID, jobID)
+}
+func (q queries) Jobs(ctx context.Context, f projections.JobFilter) ([]projections.Job, int, error) {
+	return q.jobs.Jobs(ctx, f)
+}
+func (q queries) WaitFor(ctx context.Context, position uint64) error { return q.runner.WaitFor(ctx, position) }
+func (q queries) Position() uint64                                   { return q.runner.Position() }

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+// client talks to a running server.
+type client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+func (c *client) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.base, "server", envString("SPECTRA_SERVER", "http://127.0.0.1:8003"), "server URL (SPECTRA_SERVER)")
+	fs.StringVar(&c.token, "token", envString("SPECTRA_TOKEN", ""), "access token (SPECTRA_TOKEN)")
+	c.http = &http.Client{Timeout: 30 * time.Second}
+}
+
+// apiError is the server's error body.
+type apiError struct {
+	Status int
+	Body   struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+			Fields  []struct {
+				Field   string `json:"field"`
+				Value   any    `json:"value"`
+				Allowed string `json:"allowed"`
+				Message string `json:"message"`
+			} `json:"fields"`
+		} `json:"error"`
+	}
+}
+
+func (e *apiError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d %s: %s", e.Status, e.Body.Error.Code, e.Body.Error.Message)
+	for _, f := range e.Body.Error.Fields {
+		fmt.Fprintf(&b, "\n  %s = %v: %s (allowed %s)", f.Field, f.Value, f.Message, f.Allowed)
+	}
+	return b.String()
+}
+
+func (c *client) do(ctx context.Context, method, path string, body []byte, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.base, "/")+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		e := &apiError{Status: resp.StatusCode}
+		if json.Unmarshal(data, &e.Body) != nil || e.Body.Error.Code == "" {
+			e.Body.Error.Message = strings.TrimSpace(string(data))
+		}
+		return e
+	}
+	if out == nil {
+		return nil
+	}
+	if raw, ok := out.(*json.RawMessage); ok {
+		*raw = data
+		return nil
+	}
+	return json.Unmarshal(data, out)
+}
+
+func runSubmit(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("submit", flag.ContinueOnError)
+	var c client
+	c.register(fs)
+	watch := fs.Bool("watch", false, "follow the run until it ends; exit non-zero unless it completes")
+	if len(args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: spectra submit ion|rtp RECIPE.json [--watch] [--server URL]")
+		return exitError{2}
+	}
+	kind, file := args[0], args[1]
+	if err := fs.Parse(args[2:]); err != nil {
+		return exitError{2}
+	}
+	if kind != "ion" && kind != "rtp" {
+		return fmt.Errorf("submit: kind must be ion or rtp, not %q", kind)
+	}
+	recipe, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("submit: %w", err)
+	}
+	var created struct {
+		RunID   string `json:"run_id"`
+		JobID   string `json:"job_id"`
+		Message string `json:"message"`
+	}
+	if err := c.do(ctx, http.MethodPost, "/api/"+kind+"/runs", recipe, &created); err != nil {
+		return fmt.Errorf("submit: %w", err)
+	}
+	fmt.Printf("%s (job %s): %s\n", created.RunID, created.JobID, created.Message)
+	if !*watch {
+		return nil
+	}
+	return watchRun(ctx, &c, kind, created.RunID)
+}
+
+// watchRun follows a run until it ends, drawing a progress bar.
+func watchRun(ctx context.Context, c *client, kind, runID string) error {
+	last := ""
+	for {
+		var run struct {
+			Status       string  `json:"status"`
+			Progress     float64 `json:"progress"`
+			CurrentStep  string  `json:"current_step"`
+			ErrorMessage string  `json:"error_message"`
+			SPCAlerts    int     `json:"spc_alerts_count"`
+		}
+		if err := c.do(ctx, http.MethodGet, "/api/"+kind+"/runs/"+runID, nil, &run); err != nil {
+			return fmt.Errorf("watch: %w", err)
+		}
+		line := fmt.Sprintf("%s %5.1f%% %-9s %s (alerts %d)", bar(run.Progress), run.Progress, run.Status, run.CurrentStep, run.SPCAlerts)
+		if line != last {
+			fmt.Println(line)
+			last = line
+		}
+		switch run.Status {
+		case "completed":
+			return nil
+		case "failed":
+			fmt.Fprintln(os.Stderr, "run failed:", run.ErrorMessage)
+			return exitError{1}
+		case "cancelled":
+			fmt.Fprintln(os.Stderr, "run cancelled")
+			return exitError{1}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func bar(p float64) string {
+	n := int(p / 5)
+	n = max(0, min(20, n))
+	return "[" + strings.Repeat("#", n) + strings.Repeat(".", 20-n) + "]"
+}
+
+func runReplay(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	var c client
+	c.register(fs)
+	if len(args) < 1 {
+		fmt.Fprintln(os.Stderr, "usage: spectra replay RUN_ID [--server URL]")
+		return exitError{2}
+	}
+	runID := args[0]
+	if err := fs.Parse(args[1:]); err != nil {
+		return exitError{2}
+	}
+	var run struct {
+		JobID string `json:"job_id"`
+	}
+	kind := "ion"
+	if strings.HasPrefix(runID, "RTP-") {
+		kind = "rtp"
+	}
+	if err := c.do(ctx, http.MethodGet, "/api/"+kind+"/runs/"+runID, nil, &run); err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	var logs json.RawMessage
+	req := "/api/jobs/" + run.JobID + "/logs"
+	if err := c.do(ctx, http.MethodGet, req, nil, &logs); err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	_, err := os.Stdout.Write(logs)
+	return err
+}

@@ -1,0 +1,66 @@
+// Command spectra is Spectra's one binary: the server (serve), a dev token
+// issuer (token), clients of a running server (submit, replay) and
+// maintenance (projections rebuild).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage: spectra <command> [flags]
+
+commands:
+  serve                       run a node: API, actors, projections, embedded event store
+  token                       print an access token signed with SPECTRA_JWT_SECRET
+  submit ion|rtp RECIPE.json  create a run on a server (--watch follows it)
+  replay RUN_ID               print a run's events from a server
+  projections rebuild [NAME]  rebuild read models from the log (server stopped)
+
+run 'spectra <command> -h' for a command's flags`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		var ee exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
+		fmt.Fprintln(os.Stderr, "spectra:", err)
+		os.Exit(1)
+	}
+}
+
+// exitError ends the program with a code and no further message.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, usage)
+		return exitError{2}
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:])
+	case "token":
+		return runToken(args[1:])
+	case "submit":
+		return runSubmit(ctx, args[1:])
+	case "replay":
+		return runReplay(ctx, args[1:])
+	case "projections":
+		return runProjections(ctx, args[1:])
+	case "-h", "--help", "help":
+		fmt.Println(usage)
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "spectra: unknown command %q\n%s\n", args[0], usage)
+	return exitError{2}
+}

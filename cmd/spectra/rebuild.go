@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	njs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/spectra-fab/spectra/events/jetstream"
+	"github.com/spectra-fab/spectra/projections"
+	"github.com/spectra-fab/spectra/projections/natskv"
+)
+
+// runProjections: spectra projections rebuild [NAME].
+func runProjections(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] != "rebuild" {
+		fmt.Fprintln(os.Stderr, "usage: spectra projections rebuild [NAME] [store flags]")
+		return exitError{2}
+	}
+	args = args[1:]
+	name := ""
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		name, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("projections rebuild", flag.ContinueOnError)
+	var sf storeFlags
+	sf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	all := []projections.Projection{projections.NewJobStatus()}
+	var chosen []projections.Projection
+	for _, p := range all {
+		if name == "" || p.Name() == name {
+			chosen = append(chosen, p)
+		}
+	}
+	if len(chosen) == 0 {
+		return fmt.Errorf("projections rebuild: no projection named %q", name)
+	}
+	if sf.eventStore != "jetstream" {
+		return errors.New("projections rebuild: only the jetstream store is supported by this command yet")
+	}
+
+	var (
+		srv *jetstream.Server
+		nc  *nats.Conn
+		err error
+	)
+	if sf.natsURL == "" {
+		if srv, err = jetstream.StartServer(jetstream.ServerConfig{DataDir: sf.dataDir, Sync: !sf.noSync}); err != nil {
+			return fmt.Errorf("projections rebuild: %w (is a server still running on %s?)", err, sf.dataDir)
+		}
+		defer srv.Shutdown()
+		nc, err = srv.Connect()
+	} else {
+		nc, err = nats.Connect(sf.natsURL)
+	}
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	store, err := jetstream.New(ctx, nc, jetstream.Options{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	js, err := njs.New(nc)
+	if err != nil {
+		return err
+	}
+	cps, err := natskv.Open(ctx, js)
+	if err != nil {
+		return err
+	}
+	for _, p := range chosen {
+		if err := projections.Rebuild(ctx, cps, p.Name()); err != nil {
+			return err
+		}
+	}
+	start := time.Now()
+	runner := projections.NewRunner(store, cps, slog.New(slog.DiscardHandler), chosen...)
+	runner.SaveEvery = 1 << 62 // save once, at the end
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- runner.Run(rctx) }()
+	select {
+	case <-runner.CaughtUp():
+	case err := <-done:
+		cancel()
+		return fmt.Errorf("projections rebuild: %w", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	pos := runner.Position()
+	for _, p := range chosen {
+		fmt.Printf("rebuilt %s up to position %d in %s (%.0f events/s)\n", p.Name(), pos, elapsed.Round(time.Millisecond),
+			float64(pos)/elapsed.Seconds())
+	}
+	return nil
+}
