@@ -118,7 +118,7 @@ func NewEngine(r Recipe, opts process.Options) (*Engine, error) {
 		e.loop.mpc = NewMPC(DefaultParams, flow, process.Period)
 	default:
 		pid := NewPID(r.Kp, r.Ki, r.Kd, process.Period)
-		pid.HoldIntegral = true
+		pid.HoldIntegral, pid.C = true, 1
 		e.loop.pid = pid
 	}
 	e.fault = opts.Fault

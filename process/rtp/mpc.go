@@ -41,12 +41,13 @@ type MPC struct {
 	Delay   int     // d, steps
 	Beta    float64 // EWMA weight of the disturbance estimate
 
-	lin     *linTable
-	past    []float64 // u[k−d … k−1], oldest first
-	delta   float64   // last correction on top of the feed-forward, %
-	yModel  float64
-	dist    float64
-	started bool
+	lin      *linTable
+	past     []float64 // u[k−d … k−1], oldest first
+	delta    float64   // last correction on top of the feed-forward, %
+	initialU float64   // lamp command before the first Update
+	yModel   float64
+	dist     float64
+	started  bool
 
 	// scratch
 	f, r, ff, sens, h, rhs []float64
@@ -100,24 +101,39 @@ func (t *linTable) step(y, u float64) float64 {
 	return a*y + b*u + c
 }
 
+// init allocates the controller's state at the first measurement y, with
+// the model at rest at y and the lamps at initialU (off unless primed).
+func (m *MPC) init(y float64) {
+	nc := len(m.Blocks)
+	m.started = true
+	m.yModel = y
+	m.past = make([]float64, m.Delay)
+	for i := range m.past {
+		m.past[i] = m.initialU
+	}
+	m.f = make([]float64, m.Np)
+	m.r = make([]float64, m.Np)
+	m.ff = make([]float64, m.Np)
+	m.g = make([][]float64, m.Np)
+	for i := range m.g {
+		m.g[i] = make([]float64, nc)
+	}
+	m.sens = make([]float64, nc)
+	m.h = make([]float64, nc*nc)
+	m.rhs = make([]float64, nc)
+}
+
+// prime tells a controller that has not run yet that the lamps have been
+// at u (%) long enough for the wafer to be at rest at y (bumpless start
+// from a steady state).
+func (m *MPC) prime(u float64) { m.initialU = u }
+
 // Update returns the lamp command for the period starting at time t given
 // the measurement y (°C) and the set-point profile ref.
 func (m *MPC) Update(t, y float64, ref func(float64) float64) float64 {
 	nc := len(m.Blocks)
 	if !m.started {
-		m.started = true
-		m.yModel = y
-		m.past = make([]float64, m.Delay)
-		m.f = make([]float64, m.Np)
-		m.r = make([]float64, m.Np)
-		m.ff = make([]float64, m.Np)
-		m.g = make([][]float64, m.Np)
-		for i := range m.g {
-			m.g[i] = make([]float64, nc)
-		}
-		m.sens = make([]float64, nc)
-		m.h = make([]float64, nc*nc)
-		m.rhs = make([]float64, nc)
+		m.init(y)
 	}
 	m.dist += m.Beta * (y - m.yModel - m.dist)
 

@@ -9,12 +9,13 @@ import "math"
 // power per °C of error.
 const SpanC = 1000.0
 
-// PID is a parallel-form PID, u = ff + Kp·(b·r − y) + Ki∫e dt − Kd·dy/dt,
+// PID is a parallel-form PID, u = ff + Kp·(b·r − y) + Ki∫e dt + Kd·d(c·r − y)/dt,
 // with errors in % of SpanC and output in % lamp power (physics reference
 // §5.3, after Åström & Hägglund):
 //
-//   - derivative on the measurement (no set-point kick), filtered with
-//     N = 10 (time constant Td/N);
+//   - derivative on the measurement (C = 0, no set-point kick) or on the
+//     error (C = 1, the engine's choice for ramped set-points), filtered
+//     with N = 10 (time constant Td/N);
 //   - anti-windup by clamping (conditional integration: the integral
 //     freezes while the output is saturated and the error pushes further
 //     into the limit), the default, or by back-calculation with tracking
@@ -29,6 +30,12 @@ const SpanC = 1000.0
 type PID struct {
 	Kp, Ki, Kd float64
 	B          float64 // set-point weight on the proportional term (1 = none)
+	// C is the set-point weight in the derivative: 0 (the default of
+	// §5.3) differentiates the measurement only, which has no set-point
+	// kick but brakes every ramp by Kd times its rate; 1 differentiates
+	// the error, which is safe when the set-point never jumps — the
+	// engine's profile only ramps (a recipe step ramps at the limit rate).
+	C float64
 	N          float64 // derivative filter
 	Ts         float64 // sample period, s
 	Min, Max   float64 // output limits, %
@@ -45,7 +52,7 @@ type PID struct {
 	// 100/SpanC (% of span) by default.
 	Scale float64
 
-	i, d, yPrev float64
+	i, d, ePrev float64
 	started     bool
 }
 
@@ -73,8 +80,9 @@ func (c *PID) trackingTime() float64 {
 // with feed-forward ff (%); ramping says whether the set-point is moving.
 func (c *PID) Update(r, y, ff float64, ramping bool) float64 {
 	s := c.Scale
+	de := c.C*r - y // the derivative's input
 	if !c.started {
-		c.yPrev, c.started = y, true
+		c.ePrev, c.started = de, true
 	}
 	p := c.Kp * (c.B*r - y) * s
 	// D filtered: Tf dD/dt + D = −Kd dy/dt, backward difference.
@@ -82,8 +90,8 @@ func (c *PID) Update(r, y, ff float64, ramping bool) float64 {
 	if c.Kp > 0 && c.N > 0 {
 		tf = c.Kd / (c.Kp * c.N)
 	}
-	c.d = tf/(tf+c.Ts)*c.d - c.Kd*s/(tf+c.Ts)*(y-c.yPrev)
-	c.yPrev = y
+	c.d = tf/(tf+c.Ts)*c.d + c.Kd*s/(tf+c.Ts)*(de-c.ePrev)
+	c.ePrev = de
 	v := ff + p + c.i + c.d
 	u := min(max(v, c.Min), c.Max)
 	e := (r - y) * s

@@ -300,13 +300,13 @@ func decodeDisturbance(data json.RawMessage, path string, ve *process.Validation
 // decodeObject decodes one JSON object (and nothing after it) into its
 // raw members.
 func decodeObject(data []byte, path string, ve *process.ValidationError) (map[string]json.RawMessage, bool) {
+	field := path
+	if field == "" {
+		field = "recipe"
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var obj map[string]json.RawMessage
 	if err := dec.Decode(&obj); err != nil {
-		field := path
-		if field == "" {
-			field = "recipe"
-		}
 		var se *json.SyntaxError
 		var te *json.UnmarshalTypeError
 		switch {
@@ -322,11 +322,11 @@ func decodeObject(data []byte, path string, ve *process.ValidationError) (map[st
 		return nil, false
 	}
 	if obj == nil {
-		ve.Add(path, nil, "a JSON object", "null")
+		ve.Add(field, nil, "a JSON object", "null")
 		return nil, false
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		ve.Add(path, nil, "a single JSON object", "trailing data after the object")
+		ve.Add(field, nil, "a single JSON object", "trailing data after the object")
 		return nil, false
 	}
 	return obj, true

@@ -1,0 +1,76 @@
+// Package rtp simulates rapid thermal processing of a 300 mm wafer in a
+// lamp-heated chamber, controls its temperature with a PID or an MPC, and
+// reports the run's metrics, virtual metrology and artifacts. Engine
+// implements process.Engine; Tune auto-tunes the controller by relay
+// feedback. Pure and deterministic: no I/O, no clock, no goroutines; every
+// random draw comes from a PCG seeded with process.Options.Seed.
+//
+//	r, err := rtp.ParseRecipe(body)            // *process.ValidationError
+//	e, err := rtp.NewEngine(r, process.Options{Seed: seed})
+//	marks := e.SetupMarks()
+//	for res := e.Step(); ; res = e.Step() {    // 100 ms each
+//		if res.Done || res.Fault != nil { break }
+//	}
+//	out := e.Finish()                          // Result, Artifacts, R2R
+//
+// # Models (physics reference = /work/shared/reference/physics.md)
+//
+// Wafer (§4.1): a lumped energy balance
+//
+//	m·cp(T)·dT/dt = α(T)·P_lamp − 2A·ε(T)·σ(T⁴ − T_w⁴) − h·A·(T − T_gas)
+//
+// with m = 127.6 g and A = 0.07069 m² per face (300 mm × 775 µm), cp(T)
+// from the NIST Shomate equation for Si (Chase 1998), ε(T) rising from 0.5
+// (cold, lightly doped Si is semi-transparent) to 0.68 above ≈600 °C, the
+// lamp coupling α(T) = 0.45·ε(T)/0.68 (Kirchhoff), walls at 300 K and a
+// small convective loss that grows with the gas flow. The lamps are
+// 100 kW electrical behind a first-order filament lag τ_L = 0.2 s, so the
+// linearised plant at 1000 °C is ≈10 °C per kW with τ ≈ 2.8 s (§4.2).
+// The state is integrated by RK4 in 10 ms steps. The pyrometer (§4.2) is
+// a 50 ms first-order filter plus 0.3 °C rms noise (more below 500 °C).
+//
+// Set-points: each segment ramps from the current set-point to its target
+// at ramp_rate_c_s, then holds it for duration_s. A step (no ramp rate)
+// ramps at the tool's limit, 100 °C/s up or 50 °C/s down.
+//
+// PID (§5.3): parallel form on the error in % of a 1000 °C pyrometer span
+// (so the recipe's pid_kp is dimensionless, pid_ki in 1/s, pid_kd in s),
+// derivative on the error filtered with N = 10, clamping anti-windup,
+// integration only while the set-point holds, and a model feed-forward of
+// the steady-state plus ramp power (loss(r) + m·cp·dr/dt)/(α·P_max).
+//
+// MPC (§5.4): DMC/GPC on a gain-scheduled FOPDT model (K(T), τ(T) from the
+// wafer model, d = 2 steps of dead time for lamp lag and pyrometer), Np =
+// 30, four blocked moves, λ = 20, a model-inverse feed-forward along the
+// previewed set-point, an output-disturbance estimate for zero offset, and
+// the 0–100 % lamp limit by clipping.
+//
+// Tuning (§5.1–5.2): a relay of ±5 % lamp power with ±1 °C hysteresis at
+// the recipe's peak temperature gives Ku = 4d/(π√(a² − ε²)) and Pu; the
+// rule table (Ziegler–Nichols, Tyreus–Luyben, Ciancone–Marlin, Pessen,
+// some/no overshoot) gives candidates, each simulated in closed loop; the
+// optimisation target chooses.
+//
+// Monitoring: once a hold has settled, each second's mean tracking error
+// goes to a Western Electric SPC monitor (σ = 0.25 °C) and each second's
+// lamp-power residual against the model's steady-state power (in %) to a
+// CUSUM (k = 0.5, h = 5, σ = 1.5 %) that catches lamp-efficiency drift;
+// lamp saturation for 1 s and a hold more than 10 °C off raise FDC
+// alarms. Alarms are rate-limited to one per source, parameter and rule
+// every 10 s of process time, at most 50 per run.
+//
+// Metrology (§2, §3): the thermal budget Dt = ∫D(T(t))dt of the implanted
+// species over the measured trace (cm², Plummer's effective intrinsic
+// diffusivities, process/silicon); activation from the peak and the
+// effective time at it; the as-implanted Gaussian from Selberherr's range
+// fits (RangeMoments, this package's own approximation) broadened to
+// √(ΔRp² + 2Dt) for junction depth and sheet resistance (Masetti
+// mobility); oxide from SUPREM-IV's thin-oxide Deal–Grove model when O2
+// flows, the 1.2 nm native oxide otherwise.
+//
+// Run-to-run: Options.R2R may carry temp_offset_c (moves the peak
+// segments) and hold_offset_s (lengthens the last peak segment). Each run
+// recommends the next hold_offset_s with an EWMA (λ = 0.3, process/r2r)
+// on the effective-time error at the peak, and reports its observations
+// (temp_error_c, max_overshoot_c, avg_ramp_error_c, …) for SPC across runs.
+package rtp
