@@ -34,31 +34,103 @@ func (s *Store) tail(ctx context.Context, subj string) (tail, error) {
 	return tail{rev: int64(rev), seq: m.Sequence}, nil
 }
 
-// page reads up to max messages from sequence from on whose subject
-// matches filter, in order. done reports that nothing matching was left
-// after them when the server answered.
-func (s *Store) page(ctx context.Context, from uint64, filter string, max int) (recs []events.Record, done bool, err error) {
+// page reads up to max events from sequence from on whose subject matches
+// filter, in order, with one batch direct get (which answers at once, even
+// when nothing matches). left is how many matching events followed them
+// when the server answered.
+func (s *Store) page(ctx context.Context, from uint64, filter string, max int) (recs []events.Record, left int, err error) {
 	it, err := jetstreamext.GetBatch(ctx, s.js, s.name, max,
 		jetstreamext.GetBatchSeq(from), jetstreamext.GetBatchSubject(filter))
 	if err != nil {
-		return nil, false, fmt.Errorf("read from %d: %w", from, err)
+		return nil, 0, fmt.Errorf("read from %d: %w", from, err)
 	}
-	done = true
 	for m, err := range it {
 		if errors.Is(err, jetstreamext.ErrNoMessages) {
-			return recs, true, nil
+			return recs, 0, nil
 		}
 		if err != nil {
-			return nil, false, fmt.Errorf("read from %d: %w", from, err)
+			return nil, 0, fmt.Errorf("read from %d: %w", from, err)
 		}
 		rec, err := decode(m.Subject, m.Sequence, m.Time, m.Header, m.Data)
 		if err != nil {
-			return nil, false, err
+			return nil, 0, err
 		}
 		recs = append(recs, rec)
-		done = m.Header.Get("Nats-Num-Pending") == "0"
+		left, err = strconv.Atoi(m.Header.Get("Nats-Num-Pending"))
+		if err != nil {
+			return nil, 0, fmt.Errorf("read from %d: pending: %w", from, err)
+		}
 	}
-	return recs, done, nil
+	return recs, left, nil
+}
+
+// scan hands fn, in order, the events from sequence from on whose subject
+// matches filter and that were in the log when the scan started, until fn
+// returns false. known is how many such events the caller knows of, or
+// -1. A few events come by batch direct gets; when more than pageSize are
+// known to remain, an ordered consumer streams them: it costs a consumer
+// but delivers about twice as fast (the server rewrites every message's
+// headers for a direct get).
+func (s *Store) scan(ctx context.Context, from uint64, filter string, known int, fn func(events.Record) bool) error {
+	left := known
+	for {
+		if left > consumeOver {
+			return s.consume(ctx, from, filter, left, fn)
+		}
+		recs, l, err := s.page(ctx, from, filter, pageSize)
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if !fn(r) {
+				return nil
+			}
+		}
+		if l == 0 || len(recs) == 0 {
+			return nil
+		}
+		from, left = recs[len(recs)-1].Position+1, l
+	}
+}
+
+// consume streams the next n events on filter from sequence from on (they
+// must exist: an ordered consumer waits for more) to fn.
+func (s *Store) consume(ctx context.Context, from uint64, filter string, n int, fn func(events.Record) bool) error {
+	cons, err := s.js.OrderedConsumer(ctx, s.name, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{filter},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    from,
+	})
+	if err != nil {
+		return fmt.Errorf("read from %d: %w", from, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(pageSize))
+	if err != nil {
+		return fmt.Errorf("read from %d: %w", from, err)
+	}
+	defer it.Stop()
+	for range n {
+		m, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return fmt.Errorf("read from %d: %w", from, err)
+		}
+		rec, err := decodeMsg(m)
+		if err != nil {
+			return err
+		}
+		if !fn(rec) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func decodeMsg(m jetstream.Msg) (events.Record, error) {
+	md, err := m.Metadata()
+	if err != nil {
+		return events.Record{}, err
+	}
+	return decode(m.Subject(), md.Sequence.Stream, md.Timestamp, m.Headers(), m.Data())
 }
 
 // seek returns the sequence of revision rev of the stream on subj, which
@@ -75,7 +147,7 @@ func (s *Store) seek(ctx context.Context, subj string, rev uint64, t tail) (uint
 	// The event at revision rev lies at least t.rev-rev messages before
 	// the last one. Find the least sequence x whose next event on subj
 	// has a revision ≥ rev.
-	lo, hi := uint64(1), t.seq-(uint64(t.rev)-rev)
+	lo, hi := rev+1, t.seq-(uint64(t.rev)-rev)
 	for lo < hi {
 		mid := lo + (hi-lo)/2
 		m, err := s.stream.GetMsg(ctx, mid, jetstream.WithGetMsgSubject(subj))
@@ -106,20 +178,14 @@ func (s *Store) readRange(ctx context.Context, subj string, from uint64, n int, 
 		return nil, err
 	}
 	out := make([]events.Record, 0, n)
-	for len(out) < n {
-		recs, done, err := s.page(ctx, seq, subj, min(n-len(out), pageSize))
-		if err != nil {
-			return nil, err
+	err = s.scan(ctx, seq, subj, n, func(r events.Record) bool {
+		if r.Revision >= from {
+			out = append(out, r)
 		}
-		for _, r := range recs {
-			if r.Revision >= from && len(out) < n {
-				out = append(out, r)
-			}
-		}
-		if done || len(recs) == 0 {
-			break
-		}
-		seq = recs[len(recs)-1].Position + 1
+		return len(out) < n
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -197,25 +263,18 @@ func (s *Store) ReadAll(ctx context.Context, after uint64, f events.Filter, limi
 		return []events.Record{}, nil
 	}
 	out := []events.Record{}
-	from := after + 1
-	for limit <= 0 || len(out) < limit {
-		max := pageSize
-		if limit > 0 && len(f.Types) == 0 && f.OrgID == "" && len(f.Categories) <= 1 {
-			max = min(max, limit-len(out))
+	err := s.scan(ctx, after+1, filter, -1, func(r events.Record) bool {
+		if f.Match(r) {
+			out = append(out, r)
 		}
-		recs, done, err := s.page(ctx, from, filter, max)
-		if err != nil {
-			return nil, fmt.Errorf("read all: %w", s.translate(err))
-		}
-		for _, r := range recs {
-			if f.Match(r) && (limit <= 0 || len(out) < limit) {
-				out = append(out, r)
-			}
-		}
-		if done || len(recs) == 0 {
-			break
-		}
-		from = recs[len(recs)-1].Position + 1
+		return limit <= 0 || len(out) < limit
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read all: %w", s.translate(err))
 	}
 	return out, nil
 }
+
+// consumeOver is the number of known remaining events above which scan
+// streams them with an ordered consumer rather than batch direct gets.
+var consumeOver = 100

@@ -14,11 +14,13 @@ import (
 // catches up; live, the ordered consumer's own buffer bounds it.
 const subPage = 256
 
-// Subscribe implements events.Store. The subscription first reads the
-// stored events page by page (batch direct gets, which answer at once even
-// when nothing matches), delivers the caught-up item when a page reaches
-// the end of the log, and then follows the log with an ordered consumer
-// that starts right after the last event it read: no gap, no duplicate.
+// Subscribe implements events.Store. The subscription first reads one page
+// of stored events with a batch direct get, which answers at once even
+// when nothing matches and says how many matching events follow. An
+// ordered consumer starting right after that page then delivers those
+// (the caught-up item comes after the last of them) and, with no switch,
+// the live ones: no gap, no duplicate. Memory is bounded by one page and
+// the consumer's pull buffer.
 func (s *Store) Subscribe(ctx context.Context, after uint64, f events.Filter) (events.Subscription, error) {
 	if err := s.checkOpen(ctx); err != nil {
 		return nil, fmt.Errorf("subscribe: %w", err)
@@ -44,11 +46,12 @@ type subscription struct {
 	life context.Context // ends on Close of the subscription or the store
 	kill context.CancelFunc
 
-	mu       sync.Mutex // serialises Next
-	next     uint64     // the sequence to read or follow from
-	buf      []events.Record
-	caughtUp bool // the stored events are read; deliver the caught-up item
-	live     bool // the caught-up item is out; follow the log
+	mu      sync.Mutex // serialises Next
+	next    uint64     // the sequence to read or follow from
+	buf     []events.Record
+	started bool // the first page is read
+	behind  int  // stored events still to come before the caught-up item
+	live    bool // the caught-up item is out
 
 	liveMu sync.Mutex
 	msgs   jetstream.MessagesContext // the ordered consumer, once live
@@ -80,58 +83,58 @@ func (sub *subscription) next1(ctx context.Context) (events.Item, error) {
 	if err := sub.life.Err(); err != nil {
 		return events.Item{}, err
 	}
-	for !sub.live {
+	if !sub.started {
+		// One batch get: the first stored events, and how many more
+		// there are; the consumer delivers those, then the live ones.
+		if !sub.none {
+			recs, left, err := sub.store.page(ctx, sub.next, sub.subject, subPage)
+			if err != nil {
+				return events.Item{}, err
+			}
+			if len(recs) > 0 {
+				sub.next = recs[len(recs)-1].Position + 1
+			}
+			for _, r := range recs {
+				if sub.filter.Match(r) {
+					sub.buf = append(sub.buf, r)
+				}
+			}
+			sub.behind = left
+		}
+		sub.started = true
+	}
+	for {
 		if len(sub.buf) > 0 {
 			rec := sub.buf[0]
 			sub.buf = sub.buf[1:]
 			return events.Item{Record: rec}, nil
 		}
-		if sub.caughtUp {
+		if !sub.live && sub.behind == 0 {
 			sub.live = true
 			return events.Item{CaughtUp: true}, nil
 		}
 		if sub.none {
-			sub.caughtUp = true
-			continue
+			<-ctx.Done()
+			return events.Item{}, ctx.Err()
 		}
-		recs, done, err := sub.store.page(ctx, sub.next, sub.subject, subPage)
+		msgs, err := sub.follow(ctx)
 		if err != nil {
 			return events.Item{}, err
 		}
-		if len(recs) > 0 {
-			sub.next = recs[len(recs)-1].Position + 1
-		}
-		for _, r := range recs {
-			if sub.filter.Match(r) {
-				sub.buf = append(sub.buf, r)
-			}
-		}
-		sub.caughtUp = done || len(recs) == 0
-	}
-	if sub.none {
-		<-ctx.Done()
-		return events.Item{}, ctx.Err()
-	}
-	msgs, err := sub.follow(ctx)
-	if err != nil {
-		return events.Item{}, err
-	}
-	for {
 		m, err := msgs.Next(jetstream.NextContext(ctx))
 		if err != nil {
 			return events.Item{}, err
 		}
-		md, err := m.Metadata()
-		if err != nil {
-			return events.Item{}, err
-		}
-		rec, err := decode(m.Subject(), md.Sequence.Stream, md.Timestamp, m.Headers(), m.Data())
+		rec, err := decodeMsg(m)
 		if err != nil {
 			return events.Item{}, err
 		}
 		sub.next = rec.Position + 1
+		if !sub.live {
+			sub.behind--
+		}
 		if sub.filter.Match(rec) {
-			return events.Item{Record: rec}, nil
+			sub.buf = append(sub.buf, rec)
 		}
 	}
 }
