@@ -128,17 +128,21 @@ type Subscription interface {
 // Store is the event store port. Implementations are safe for concurrent use.
 type Store interface {
 	// Append writes events to the end of stream atomically, provided the
-	// stream is at the expected revision. An event whose ID is already in
-	// the stream is not written twice: re-appending the same events (a
-	// retry after a lost acknowledgement) returns the original result.
+	// stream is at the expected revision. Re-appending the same events
+	// with the same expectation (a retry after a lost acknowledgement)
+	// writes nothing and returns the original result, as long as the
+	// events are where that expectation put them (right after the
+	// expected revision; for ExpectAny, at the end of the stream).
 	// Returns a *ConflictError (matching ErrConflict) when the stream is
-	// elsewhere, ErrInvalid for an empty append or a bad stream name.
+	// elsewhere, ErrInvalid for an empty append, a bad stream name, an
+	// event without id or type, or an id given twice.
 	Append(ctx context.Context, stream string, expected Expected, evs ...Event) (AppendResult, error)
 
 	// ReadStream reads up to limit records (0: all) of stream, starting
 	// at revision from and going in dir. Backwards from revision
-	// math.MaxUint64 starts at the end. Returns ErrNotFound when the stream
-	// does not exist.
+	// math.MaxUint64 (or any revision past the end) starts at the end;
+	// forwards from past the end returns no records. Returns ErrNotFound
+	// when the stream does not exist.
 	ReadStream(ctx context.Context, stream string, dir Direction, from uint64, limit int) ([]Record, error)
 
 	// ReadAll reads up to limit records (0: all) over all streams whose
@@ -150,6 +154,7 @@ type Store interface {
 	// beginning of the log.
 	Subscribe(ctx context.Context, after uint64, f Filter) (Subscription, error)
 
-	// Close releases the store. Subscriptions end with ErrClosed.
+	// Close releases the store. Subscriptions end with ErrClosed, and so
+	// do later calls. Closing twice is harmless.
 	Close() error
 }
