@@ -35,7 +35,7 @@
 //
 // PID (§5.3): parallel form on the error in % of a 1000 °C pyrometer span
 // (so the recipe's pid_kp is dimensionless, pid_ki in 1/s, pid_kd in s),
-// derivative on the error filtered with N = 10, clamping anti-windup,
+// derivative on the measurement filtered with N = 10, clamping anti-windup,
 // integration only while the set-point holds, and a model feed-forward of
 // the steady-state plus ramp power (loss(r) + m·cp·dr/dt)/(α·P_max).
 //

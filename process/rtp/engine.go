@@ -118,7 +118,7 @@ func NewEngine(r Recipe, opts process.Options) (*Engine, error) {
 		e.loop.mpc = NewMPC(DefaultParams, flow, process.Period)
 	default:
 		pid := NewPID(r.Kp, r.Ki, r.Kd, process.Period)
-		pid.HoldIntegral, pid.C = true, 1
+		pid.HoldIntegral = true
 		e.loop.pid = pid
 	}
 	e.fault = opts.Fault
@@ -372,7 +372,7 @@ func (e *Engine) metrics() Metrics {
 			if math.Abs(smooth[i]-ph.ToC) > band {
 				settled = -1
 			} else if settled < 0 {
-				settled = e.tel[0][i] - process.Period - ph.StartS
+				settled = round(e.tel[0][i]-process.Period-ph.StartS, 3)
 			}
 			if settled >= 0 {
 				dev = append(dev, meas[i]-ph.ToC)

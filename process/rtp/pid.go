@@ -13,9 +13,8 @@ const SpanC = 1000.0
 // with errors in % of SpanC and output in % lamp power (physics reference
 // §5.3, after Åström & Hägglund):
 //
-//   - derivative on the measurement (C = 0, no set-point kick) or on the
-//     error (C = 1, the engine's choice for ramped set-points), filtered
-//     with N = 10 (time constant Td/N);
+//   - derivative on the measurement (C = 0, the engine's) or on the
+//     error (C = 1), filtered with N = 10 (time constant Td/N);
 //   - anti-windup by clamping (conditional integration: the integral
 //     freezes while the output is saturated and the error pushes further
 //     into the limit), the default, or by back-calculation with tracking
@@ -31,10 +30,14 @@ type PID struct {
 	Kp, Ki, Kd float64
 	B          float64 // set-point weight on the proportional term (1 = none)
 	// C is the set-point weight in the derivative: 0 (the default of
-	// §5.3) differentiates the measurement only, which has no set-point
-	// kick but brakes every ramp by Kd times its rate; 1 differentiates
-	// the error, which is safe when the set-point never jumps — the
-	// engine's profile only ramps (a recipe step ramps at the limit rate).
+	// §5.3, and the engine's) differentiates the measurement only, which
+	// has no set-point kick but brakes every ramp by Kd times its rate;
+	// 1 differentiates the error, which is safe when the set-point never
+	// jumps (the engine's profile only ramps) and tracks ramps closer, but
+	// then the power still in the lamp filaments when a ramp ends
+	// overshoots the wafer by about rate·τ_L (≈8 °C at 50 °C/s, seed
+	// recipe) — only a controller that previews the corner (the MPC)
+	// avoids both.
 	C float64
 	N          float64 // derivative filter
 	Ts         float64 // sample period, s

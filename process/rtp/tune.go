@@ -292,7 +292,7 @@ func (s *scaledPlant) step(u float64) float64 { return s.p.step(u) * s.scale }
 func evaluatePID(g Gains, tempC, flowSLM float64) Performance {
 	return evaluate(tempC, flowSLM, func(l *loop) {
 		c := NewPID(g.Kp, g.Ki, g.Kd, process.Period)
-		c.HoldIntegral, c.C = true, 1
+		c.HoldIntegral = true
 		l.pid = c
 	})
 }
