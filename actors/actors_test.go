@@ -260,11 +260,14 @@ func TestPermanentFaultFailsAndManualRetryCompletes(t *testing.T) {
 	if err != nil || res.JobID == acc.JobID {
 		t.Fatalf("RetryJob = %+v, %v; want a new job", res, err)
 	}
-	// The permanent fault is in the recipe: the retry fails again, as a
-	// real interlock would.
-	waitStatus(t, store, acc.RunID, statusFailed)
-	if _, err := svc.RetryJob(t.Context(), RunCommand{RunID: acc.RunID, Meta: testMeta}); err != nil {
-		t.Fatalf("second RetryJob: %v", err)
+	// A manual retry stands for "after the repair": the injected fault is
+	// not carried over, and the new job completes.
+	st := waitStatus(t, store, acc.RunID, statusCompleted)
+	if st.jobID != res.JobID {
+		t.Errorf("completed job = %s, want the retry's %s", st.jobID, res.JobID)
+	}
+	if _, err := svc.RetryJob(t.Context(), RunCommand{RunID: acc.RunID, Meta: testMeta}); !errors.Is(err, ErrInvalidState) {
+		t.Errorf("RetryJob of a completed run = %v, want ErrInvalidState", err)
 	}
 }
 

@@ -49,8 +49,10 @@ func (e *testEngine) Kind() process.Kind { return process.KindIon }
 func (e *testEngine) SetupMarks() []process.Mark {
 	return []process.Mark{{Name: "Validation", Progress: 5}, {Name: "Simulator set-up", Progress: 10}}
 }
-func (e *testEngine) FinishMarks() []process.Mark { return []process.Mark{{Name: "Final checks", Progress: 85}} }
-func (e *testEngine) SafeState() string           { return "beam off" }
+func (e *testEngine) FinishMarks() []process.Mark {
+	return []process.Mark{{Name: "Final checks", Progress: 85}}
+}
+func (e *testEngine) SafeState() string { return "beam off" }
 
 func (e *testEngine) Step() process.StepResult {
 	n := e.n

@@ -166,7 +166,7 @@ func (a *runActor) releaseSlot(ctx actor.Context) {
 
 // options are the engine inputs besides the recipe, as the stream records them.
 func (a *runActor) options() process.Options {
-	return process.Options{Seed: a.st.seed, R2R: a.st.r2r, Fault: a.st.req.Fault,
+	return process.Options{Seed: a.st.seed, R2R: a.st.r2r, Fault: a.st.fault,
 		Attempt: a.st.attempt, Disturbance: a.st.req.Disturbance}
 }
 

@@ -45,6 +45,7 @@ type runState struct {
 	attempt    int // current attempt of the current job, from 0
 	retryCount int // automatic retries of the current job
 	seed       int64
+	fault      *process.Fault // injected into the current job
 	r2r        map[string]float64
 	queuedOnce bool
 
@@ -87,6 +88,7 @@ func (s *runState) apply(rec events.Record) error {
 		s.reqID = rec.ID
 		s.jobID = e.JobID
 		s.seed = e.Seed
+		s.fault = e.Fault
 		s.status = statusQueued
 	case *events.RunQueued:
 		s.queuedOnce = true
@@ -121,6 +123,7 @@ func (s *runState) apply(rec events.Record) error {
 	case *events.RunRetried:
 		s.jobID = e.JobID
 		s.seed = e.Seed
+		s.fault = e.Fault
 		s.status = statusQueued
 		s.attempt = 0
 		s.retryCount = 0

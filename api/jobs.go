@@ -13,9 +13,6 @@ import (
 
 // registerJobRoutes adds the job endpoints (seed 2.8, plus pause and
 // resume).
-//
-// Extension point: GET /api/jobs/:job_id/artifacts/:name (job:view_status)
-// belongs here.
 func (s *Server) registerJobRoutes() {
 	s.handle(fiber.MethodGet, "/api/jobs", PermJobViewStatus, "List jobs", s.handleJobList)
 	s.handle(fiber.MethodGet, "/api/jobs/:job_id", PermJobViewStatus, "Get a job's status", s.handleJobGet)
@@ -37,6 +34,8 @@ func (s *Server) registerJobRoutes() {
 			return "job " + job + " retried as job " + acc.JobID
 		}))
 	s.handle(fiber.MethodGet, "/api/jobs/:job_id/logs", PermJobViewLogs, "Get a job's log", s.handleJobLogs)
+	s.handle(fiber.MethodGet, "/api/jobs/:job_id/artifacts/:name", PermJobViewStatus,
+		"Download a job's artifact (telemetry, dose map, charts)", s.handleArtifact)
 }
 
 // jobView is a job as the API shows it: never null lists.

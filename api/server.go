@@ -103,6 +103,9 @@ type Deps struct {
 	// Gatherer (a *prometheus.Registry), it serves /metrics too.
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
+	// Artifacts streams stored run artifacts (nil: artifact downloads
+	// answer 404).
+	Artifacts ArtifactReader
 }
 
 // Route is one endpoint: its method, its Fiber path and the permission it
@@ -117,15 +120,16 @@ type Route struct {
 
 // Server is the Spectra HTTP API.
 type Server struct {
-	cfg     Config
-	cmd     Commands
-	q       Queries
-	store   EventReader
-	ready   func(context.Context) error
-	log     *slog.Logger
-	app     *fiber.App
-	routes  []Route
-	metrics *httpMetrics
+	cfg       Config
+	cmd       Commands
+	q         Queries
+	store     EventReader
+	artifacts ArtifactReader
+	ready     func(context.Context) error
+	log       *slog.Logger
+	app       *fiber.App
+	routes    []Route
+	metrics   *httpMetrics
 }
 
 // Default configuration values.
@@ -166,12 +170,13 @@ func New(cfg Config, d Deps) *Server {
 		cfg.ReadyTimeout = defaultReadyTimeout
 	}
 	s := &Server{
-		cfg:   cfg,
-		cmd:   d.Commands,
-		q:     d.Queries,
-		store: d.Store,
-		ready: d.Ready,
-		log:   cfg.Logger,
+		cfg:       cfg,
+		cmd:       d.Commands,
+		q:         d.Queries,
+		store:     d.Store,
+		artifacts: d.Artifacts,
+		ready:     d.Ready,
+		log:       cfg.Logger,
 	}
 	s.metrics = newHTTPMetrics(d.Registerer, d.Gatherer)
 	s.app = fiber.New(fiber.Config{

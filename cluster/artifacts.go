@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/spectra-fab/spectra/api"
 )
 
 // artifacts keeps run artifacts in a NATS object store whose objects
@@ -35,15 +37,11 @@ func (a *artifacts) Put(ctx context.Context, key, contentType string, data []byt
 	return "nats://artifacts/" + key, nil
 }
 
-// ErrArtifactNotFound means no artifact by that key (never stored, or
-// expired).
-var ErrArtifactNotFound = errors.New("artifact not found")
-
 // Open streams an artifact with its content type and size.
 func (a *artifacts) Open(ctx context.Context, key string) (io.ReadCloser, string, int64, error) {
 	res, err := a.obj.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return nil, "", 0, ErrArtifactNotFound
+		return nil, "", 0, api.ErrArtifactGone
 	}
 	if err != nil {
 		return nil, "", 0, fmt.Errorf("get artifact %s: %w", key, err)

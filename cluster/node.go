@@ -132,7 +132,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.api = api.New(api.Config{JWTSecret: api.Secret(cfg.JWTSecret), Logger: cfg.Logger.With("component", "api"),
 		Node: cfg.Node, AllowFaultInjection: cfg.AllowFaultInjection, ReadYourWritesTimeout: cfg.ReadYourWritesTimeout},
 		api.Deps{Commands: n.actors, Queries: queries{jobs: n.jobs, runner: n.runner}, Store: n.store,
-			Ready: n.ready, Registerer: n.registry, Gatherer: n.registry})
+			Ready: n.ready, Registerer: n.registry, Gatherer: n.registry, Artifacts: n.artifacts})
 	if cfg.HTTPAddr != "" {
 		n.wg.Add(1)
 		go func() {

@@ -157,6 +157,10 @@ type RunRetried struct {
 	JobID     string `json:"job_id"` // the new job
 	FromJobID string `json:"from_job_id"`
 	Seed      int64  `json:"seed"`
+	// Fault is the fault injected into the new job. A manual retry stands
+	// for "after the tool was repaired": the first job's injected fault is
+	// not carried over unless the retry asks for one.
+	Fault *process.Fault `json:"simulate_fault,omitempty"`
 }
 
 // ArtifactStored: a file of the run was stored.
