@@ -38,10 +38,10 @@ type PID struct {
 	// overshoots the wafer by about rate·τ_L (≈8 °C at 50 °C/s, seed
 	// recipe) — only a controller that previews the corner (the MPC)
 	// avoids both.
-	C float64
-	N          float64 // derivative filter
-	Ts         float64 // sample period, s
-	Min, Max   float64 // output limits, %
+	C        float64
+	N        float64 // derivative filter
+	Ts       float64 // sample period, s
+	Min, Max float64 // output limits, %
 	// HoldIntegral integrates only while the set-point holds (Update's
 	// ramping false): on a ramp the feed-forward carries the lamp power and
 	// the integral would only learn the lag of the lamps and the

@@ -8,7 +8,6 @@ import (
 	"github.com/spectra-fab/spectra/process"
 )
 
-
 func tune(tb testing.TB, controller, target string) TuneResult {
 	tb.Helper()
 	var req TuneRequest
