@@ -245,12 +245,7 @@ func (e *Engine) monitor(phase int, sp, y, u float64) []process.Alarm {
 	}
 	e.chart = append(e.chart, meanErr)
 	for _, v := range e.spcMon.Add(meanErr) {
-		sev := process.SeverityInfo
-		if v.Rule == spc.WE1 {
-			sev = process.SeverityWarning
-		}
-		out = e.raise(out, process.Alarm{Source: process.SourceSPC, Parameter: "temp_error_c", Rule: v.Rule,
-			Message: v.Message, Severity: sev, Value: v.Value, TimeS: t})
+		out = e.raise(out, v.Alarm("temp_error_c", t))
 	}
 	if math.Abs(meanErr) > trackingLimitC {
 		out = e.raise(out, process.Alarm{Source: process.SourceFDC, Parameter: "temp_error_c", Rule: "TRACKING",
@@ -261,13 +256,13 @@ func (e *Engine) monitor(phase int, sp, y, u float64) []process.Alarm {
 		resid := 100 * (meanU/ss - 1)
 		hi, lo := e.cusum.Add(resid)
 		if hi || lo {
-			rule, what := "CUSUM+", "more"
+			a := e.cusum.Alarm("lamp_power_residual_pct", hi, resid, t)
+			what := "more"
 			if lo {
-				rule, what = "CUSUM-", "less"
+				what = "less"
 			}
-			out = e.raise(out, process.Alarm{Source: process.SourceFDC, Parameter: "lamp_power_residual_pct", Rule: rule,
-				Message:  fmt.Sprintf("lamps need %s power than the model for the same temperature: efficiency shift ≈ %+.1f %%", what, -e.cusum.Shift()),
-				Severity: process.SeverityWarning, Value: resid, TimeS: t})
+			a.Message = fmt.Sprintf("%s: lamps need %s power than the model for the same temperature (residual ≈ %+.1f %%): lamp efficiency drift", a.Rule, what, e.cusum.Shift())
+			out = e.raise(out, a)
 		}
 	}
 	return out

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spectra-fab/spectra/process"
 	"github.com/spectra-fab/spectra/process/silicon"
+	"github.com/spectra-fab/spectra/process/spc"
 )
 
 // run steps e to completion (or a fault) and returns every step result.
@@ -271,7 +272,7 @@ func TestDisturbanceDetected(t *testing.T) {
 			var found *process.Alarm
 			for _, s := range run(t, e) {
 				for _, a := range s.Alarms {
-					if a.Source == process.SourceFDC && a.Rule == "CUSUM+" && found == nil {
+					if a.Source == process.SourceFDC && a.Rule == spc.CUSUMHigh && found == nil {
 						found = &a
 					}
 				}
