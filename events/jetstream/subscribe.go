@@ -61,12 +61,8 @@ type subscription struct {
 func (sub *subscription) Next(ctx context.Context) (events.Item, error) {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
-	// Next waits on ctx and on the subscription's life, whichever ends
-	// first.
-	nctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer context.AfterFunc(sub.life, cancel)()
-	it, err := sub.next1(nctx)
+	// Closing stops the consumer (stopLive), which ends a waiting Next.
+	it, err := sub.next1(ctx)
 	if err != nil {
 		if sub.life.Err() != nil {
 			return events.Item{}, events.ErrClosed
@@ -114,8 +110,12 @@ func (sub *subscription) next1(ctx context.Context) (events.Item, error) {
 			return events.Item{CaughtUp: true}, nil
 		}
 		if sub.none {
-			<-ctx.Done()
-			return events.Item{}, ctx.Err()
+			select {
+			case <-ctx.Done():
+				return events.Item{}, ctx.Err()
+			case <-sub.life.Done():
+				return events.Item{}, sub.life.Err()
+			}
 		}
 		msgs, err := sub.follow(ctx)
 		if err != nil {
