@@ -30,6 +30,13 @@ const (
 	TypeControllerTuned    = "ControllerTuned"
 	TypeAccessDenied       = "AccessDenied"
 	TypeIdempotencyClaimed = "IdempotencyKeyClaimed"
+
+	// Credentials (streams apikey-<id> and session-<family id>).
+	TypeAPIKeyIssued        = "ApiKeyIssued"
+	TypeAPIKeyRevoked       = "ApiKeyRevoked"
+	TypeRefreshTokenIssued  = "RefreshTokenIssued"
+	TypeRefreshTokenRotated = "RefreshTokenRotated"
+	TypeTokenFamilyRevoked  = "TokenFamilyRevoked"
 )
 
 // Payload is an event's data. EventType names it without version.
@@ -215,7 +222,67 @@ type IdempotencyKeyClaimed struct {
 	JobID string `json:"job_id"`
 }
 
+// APIKeyIssued: an API key was issued for a service account of the
+// organisation in the metadata. First event of stream apikey-<key id>. The
+// key itself is never stored: Hash is the hex SHA-256 of the whole key.
+type APIKeyIssued struct {
+	KeyID     string     `json:"key_id"`
+	OrgID     string     `json:"org_id"`
+	Name      string     `json:"name"`
+	Role      string     `json:"role"`
+	Hash      string     `json:"hash"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// APIKeyRevoked: an API key no longer authenticates anything, nor do the
+// token families it started.
+type APIKeyRevoked struct {
+	KeyID  string `json:"key_id"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// RefreshTokenIssued: an API key was exchanged for an access token and a
+// refresh token, starting a token family. First event of stream
+// session-<family id>. Hash is the hex SHA-256 of the refresh token.
+type RefreshTokenIssued struct {
+	FamilyID      string    `json:"family_id"`
+	TokenID       string    `json:"token_id"`
+	Hash          string    `json:"hash"`
+	KeyID         string    `json:"key_id"`
+	Subject       string    `json:"sub"`
+	OrgID         string    `json:"org_id"`
+	Role          string    `json:"role"`
+	AccessTokenID string    `json:"access_token_id"`
+	ExpiresAt     time.Time `json:"expires_at"`
+}
+
+// RefreshTokenRotated: a family's current refresh token was spent for a
+// new access token and a new refresh token.
+type RefreshTokenRotated struct {
+	FamilyID      string    `json:"family_id"`
+	FromTokenID   string    `json:"from_token_id"`
+	TokenID       string    `json:"token_id"`
+	Hash          string    `json:"hash"`
+	AccessTokenID string    `json:"access_token_id"`
+	ExpiresAt     time.Time `json:"expires_at"`
+}
+
+// TokenFamilyRevoked: every refresh and access token of the family is
+// refused from now on (a spent refresh token was presented again, or the
+// family was ended on purpose).
+type TokenFamilyRevoked struct {
+	FamilyID string `json:"family_id"`
+	Reason   string `json:"reason"`
+	// TokenID is the refresh token whose reuse revoked the family, if any.
+	TokenID string `json:"token_id,omitempty"`
+}
+
 func (IdempotencyKeyClaimed) EventType() string { return TypeIdempotencyClaimed }
+func (APIKeyIssued) EventType() string          { return TypeAPIKeyIssued }
+func (APIKeyRevoked) EventType() string         { return TypeAPIKeyRevoked }
+func (RefreshTokenIssued) EventType() string    { return TypeRefreshTokenIssued }
+func (RefreshTokenRotated) EventType() string   { return TypeRefreshTokenRotated }
+func (TokenFamilyRevoked) EventType() string    { return TypeTokenFamilyRevoked }
 func (RunRequested) EventType() string          { return TypeRunRequested }
 func (RunQueued) EventType() string             { return TypeRunQueued }
 func (RunStarted) EventType() string            { return TypeRunStarted }

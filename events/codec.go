@@ -44,6 +44,11 @@ func init() {
 	register[ControllerTuned](1)
 	register[AccessDenied](1)
 	register[IdempotencyKeyClaimed](1)
+	register[APIKeyIssued](1)
+	register[APIKeyRevoked](1)
+	register[RefreshTokenIssued](1)
+	register[RefreshTokenRotated](1)
+	register[TokenFamilyRevoked](1)
 }
 
 // VersionedType returns the stored type name of a base type name at its
