@@ -97,10 +97,10 @@ var (
 
 // Grid parameters.
 const (
-	gridStep  = 0.004 // step in ln ε
-	tauCut    = 0.01  // T/E below which transfers are expanded
-	nodes     = 96    // Simpson intervals (even) for large transfers
-	eMinKeV   = 1e-4
+	gridStep = 0.004 // step in ln ε
+	tauCut   = 0.01  // T/E below which transfers are expanded
+	nodes    = 96    // Simpson intervals (even) for large transfers
+	eMinKeV  = 1e-4
 )
 
 // snZBL is the ZBL universal reduced nuclear stopping (Ziegler, Biersack &

@@ -1,0 +1,514 @@
+package ion
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/spectra-fab/spectra/process"
+	"github.com/spectra-fab/spectra/process/ion/lss"
+	"github.com/spectra-fab/spectra/process/r2r"
+	"github.com/spectra-fab/spectra/process/spc"
+)
+
+// Simulator constants. Values tagged [K] in the physics reference are
+// typical, not measured on a particular tool.
+const (
+	chargeState = 1.0 // singly charged ions: the analyser is set for n = 1
+
+	beamWhitePct     = 0.4   // beam-current fluctuation, 1σ per 100 ms sample
+	beamWanderPct    = 0.05  // slow source wander (Ornstein–Uhlenbeck), 1σ
+	beamWanderTauS   = 30.0  // its correlation time
+	beamAgingPctMin  = -0.05 // source ageing, %/min
+	glitchesPerMin   = 0.5   // arc-down glitches (beam lost for 0.1–0.3 s)
+	faradayNoisePct  = 0.05  // Faraday read noise, 1σ per sample
+	faradayCalPct    = 0.15  // Faraday calibration error of a tool (seeded), 1σ
+	neutralPerTorr   = 2000  // charge exchange: neutral fraction 1 − exp(−κP) (§1.6)
+	kappaErrPct      = 5.0   // error of the tool's pressure-compensation κ, 1σ
+	basePressureTorr = 2.0e-6
+	outgasTorrPerW   = 5e-9 // resist outgassing per watt on the wafer
+	outgasTauS       = 3.0
+	pressureNoisePct = 2.0
+	analyzerNoiseV   = 0.5
+	analyzerRadiusM  = 0.5 // analysing magnet bend radius
+	chuckC           = 20.0
+	contactWcm2K     = 0.02  // gas-assisted ESC contact (§1.9: 0.01–0.05)
+	siliconCpJkgK    = 712.0 // at 25 °C (§1.9); the wafer stays below ~100 °C
+	siliconDensity   = 2.329 // g/cm³
+	resistLimitC     = 100.0 // photoresist is kept below ~100 °C (§1.9)
+	xResidualPct     = 0.2   // profiler-corrected sweep residual per Legendre order
+
+	deadBeamS = 30.0 // measured beam below the servo's hold level this long → fault
+	// The drift CUSUM is tuned to a beam-current shift of δ = 0.5 % of the
+	// recipe current (k = δ/2, §5.6), not to 1σ of the one-second noise
+	// (0.14 %): the source's slow wander is in control, a drift towards the
+	// percent level is not. h = 5.
+	cusumShiftPct = 0.5
+	cusumH        = 5.0
+	fdcHoldoffS   = 30.0 // at most one FDC alarm per direction per 30 s
+	spcHoldoffS   = 10.0 // at most one SPC alarm per rule per 10 s
+	maxSPCAlarms  = 10   // per run
+	r2rLambda     = 0.3  // EWMA weight of the dose trim (§5.5)
+	r2rScaleKey   = "dose_setpoint_scale"
+	r2rScaleMin   = 0.9
+	r2rScaleMax   = 1.1
+)
+
+// Telemetry field names (SPEC "Ion implantation").
+const (
+	FieldTime        = "time_s"
+	FieldBeamCurrent = "beam_current_ma"
+	FieldPressure    = "chamber_pressure_torr"
+	FieldAnalyzer    = "analyzer_field_v"
+	FieldDose        = "integrated_dose_atoms_cm2"
+	FieldUniformity  = "dose_uniformity_pct"
+	FieldWaferTemp   = "wafer_temp_c"
+)
+
+// TelemetryFields lists the sample keys in their artifact order.
+var TelemetryFields = []string{FieldTime, FieldBeamCurrent, FieldPressure, FieldAnalyzer, FieldDose, FieldUniformity, FieldWaferTemp}
+
+// waferThicknessUm is the SEMI M1 thickness per diameter.
+var waferThicknessUm = map[float64]float64{100: 525, 150: 675, 200: 725, 300: 775}
+
+// Engine simulates one implant on a hardware-in-the-loop model of a hybrid-
+// scan implanter and runs its controllers; it implements process.Engine.
+// See the package documentation for the models.
+type Engine struct {
+	r     Recipe
+	opts  process.Options
+	fault *process.Fault
+	dist  *process.Disturbance
+	mom   lss.Moments // vertical moments (tilted)
+	cosT  float64
+	scale float64 // R2R dose set-point scale
+
+	i0A      float64 // recipe beam current, A (the Faraday reading it is tuned to)
+	iSrcA    float64 // true particle current that reads as i0A at base pressure
+	geo      *scanGeom
+	dc       *doseController
+	plannedS float64
+	maxS     float64
+
+	beam, press, glitch, meas *rand.Rand
+
+	n          int
+	t          float64
+	wander     float64 // relative
+	glitchLeft int
+	glitches   int
+	pBase      float64
+	pOut       float64
+	pressure   float64
+	kappaEst   float64
+	gCal       float64
+	tempC      float64
+	heatCapJK  float64
+	coolWK     float64
+	deadS      float64
+	lastOnFrac float64
+
+	sigma1s    float64
+	mon        *spc.Monitor
+	cusum      *spc.CUSUM
+	secSum     float64
+	secN       int
+	lastRule   map[string]float64
+	spcAlarms  int
+	fdcAlarms  int
+	tempAlarm  bool
+	sumI, sumP float64
+	nI, nP     int
+	maxTemp    float64
+
+	tel     map[string][]float64
+	done    bool
+	ended   *process.Fault
+	last    process.StepResult
+	outcome *process.Outcome
+}
+
+var _ process.Engine = (*Engine)(nil)
+
+// NewEngine returns an engine for recipe r. It validates r (a
+// *process.ValidationError) and the R2R adjustment "dose_setpoint_scale"
+// (0.9–1.1; absent means 1). When opts.Fault or opts.Disturbance is nil, the
+// recipe's simulate_fault or simulate_disturbance is used instead.
+func NewEngine(r Recipe, opts process.Options) (*Engine, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	e := &Engine{r: r, opts: opts, fault: opts.Fault, dist: opts.Disturbance, scale: 1}
+	if e.fault == nil {
+		e.fault = r.SimulateFault
+	}
+	if e.dist == nil {
+		e.dist = r.SimulateDisturbance
+	}
+	if s, ok := opts.R2R[r2rScaleKey]; ok {
+		if !(s >= r2rScaleMin && s <= r2rScaleMax) {
+			v := &process.ValidationError{}
+			v.Add("r2r."+r2rScaleKey, s, "0.9–1.1", "R2R adjustment out of range")
+			return nil, v
+		}
+		e.scale = s
+	}
+	m0, err := Moments(r.Species, r.EnergyKeV)
+	if err != nil {
+		return nil, fmt.Errorf("new engine: %w", err)
+	}
+	e.mom = Tilted(m0, r.TiltDeg)
+	e.cosT = math.Cos(r.TiltDeg * math.Pi / 180)
+
+	seed := uint64(opts.Seed)
+	e.beam = rand.New(rand.NewPCG(seed, 0xbea3))
+	e.press = rand.New(rand.NewPCG(seed, 0x9e55))
+	e.glitch = rand.New(rand.NewPCG(seed, 0x611c))
+	e.meas = rand.New(rand.NewPCG(seed, 0xfa4a))
+	tool := rand.New(rand.NewPCG(seed, 0x7001))
+
+	e.geo = newScanGeom(r.WaferDiameterMM)
+	for k := range e.geo.xCoef {
+		e.geo.xCoef[k] = tool.NormFloat64() * xResidualPct / 100
+	}
+	e.gCal = tool.NormFloat64() * faradayCalPct / 100
+	e.kappaEst = neutralPerTorr * (1 + tool.NormFloat64()*kappaErrPct/100)
+	e.pBase = basePressureTorr * (1 + 0.05*tool.NormFloat64())
+	e.pressure = e.pBase
+	e.i0A = r.BeamCurrentMA * 1e-3
+	// The source is tuned until the compensated Faraday reads the recipe
+	// current at base pressure.
+	e.iSrcA = e.i0A / ((1 + e.gCal) * math.Exp(-neutralPerTorr*e.pBase) * math.Exp(e.kappaEst*e.pBase))
+
+	setpoint := r.DoseAtomsCm2 * e.scale / e.cosT // fluence normal to the beam
+	e.dc = newDoseController(e.geo, setpoint, e.i0A, r.ScanSpeedMMS, chargeState)
+	e.plannedS = setpoint * chargeState * elementaryCharge * e.geo.scannedAreaCm2() / e.i0A
+	e.maxS = 3*e.plannedS + 60
+
+	thick := waferThicknessUm[r.WaferDiameterMM] * 1e-4 // cm
+	areaCm2 := math.Pi * math.Pow(r.WaferDiameterMM/20, 2)
+	e.heatCapJK = areaCm2 * thick * siliconDensity * 1e-3 * siliconCpJkgK
+	e.coolWK = contactWcm2K * areaCm2
+	e.tempC = chuckC
+	e.maxTemp = chuckC
+
+	// One-second means of the compensated beam current: white noise and
+	// read noise average over 10 samples, the slow wander does not.
+	w := beamWhitePct / 100
+	fn := faradayNoisePct / 100
+	e.sigma1s = e.i0A * 1e3 * math.Sqrt((w*w+fn*fn)/process.StepsPerBatch+math.Pow(beamWanderPct/100, 2))
+	lim := spc.NewLimits(r.BeamCurrentMA, e.sigma1s)
+	e.mon = spc.NewMonitor(lim, spc.WesternElectric...)
+	e.cusum = spc.NewCUSUM(r.BeamCurrentMA, e.sigma1s, cusumShiftPct/100*r.BeamCurrentMA/(2*e.sigma1s), cusumH)
+	e.lastRule = map[string]float64{}
+
+	capacity := int(e.plannedS/process.Period) + 16
+	e.tel = make(map[string][]float64, len(TelemetryFields))
+	for _, f := range TelemetryFields {
+		e.tel[f] = make([]float64, 0, min(capacity, 1<<20))
+	}
+	return e, nil
+}
+
+// Kind returns process.KindIon.
+func (e *Engine) Kind() process.Kind { return process.KindIon }
+
+// SetupMarks returns the seed's set-up steps: validation (5 %), simulator
+// set-up (10 %) and controller set-up (15 %).
+func (e *Engine) SetupMarks() []process.Mark {
+	return []process.Mark{{Name: "Validation", Progress: 5}, {Name: "Simulator set-up", Progress: 10}, {Name: "Controller set-up", Progress: 15}}
+}
+
+// FinishMarks returns the seed's closing steps: final checks (80 %), 2-D
+// profile (85 %), virtual metrology (90 %) and artifacts (95 %).
+func (e *Engine) FinishMarks() []process.Mark {
+	return []process.Mark{{Name: "Final checks", Progress: 80}, {Name: "2-D profile", Progress: 85}, {Name: "Virtual metrology", Progress: 90}, {Name: "Artifacts", Progress: 95}}
+}
+
+// SafeState describes the tool after an early stop.
+func (e *Engine) SafeState() string {
+	return "beam gated off into the Faraday cup, scan stopped, wafer parked at the load position, source in standby"
+}
+
+// Step advances the implant by one period (100 ms). Progress runs from 20
+// to 80 % with the integrated dose. The step that reaches the dose, or that
+// raises a fault (an injected one, a dead beam, or a run that could not
+// reach its dose in three times the planned time), has Done set; a step
+// after that returns the last result again without advancing.
+func (e *Engine) Step() process.StepResult {
+	if e.done {
+		r := e.last
+		r.Alarms = nil
+		return r
+	}
+	dt := process.Period
+	e.t = float64(e.n+1) * dt
+	res := process.StepResult{N: e.n, TimeS: e.t}
+
+	// Beam: source ageing, slow wander, white fluctuation, glitches, and
+	// the injected disturbance.
+	a := math.Exp(-dt / beamWanderTauS)
+	e.wander = a*e.wander + math.Sqrt(1-a*a)*beamWanderPct/100*e.beam.NormFloat64()
+	rel := 1 + e.wander + beamAgingPctMin/100*e.t/60 + beamWhitePct/100*e.beam.NormFloat64()
+	if d := e.dist; d != nil && e.t >= d.StartS {
+		rel += (d.OffsetPct + d.DriftPctPerMin*(e.t-d.StartS)/60) / 100
+	}
+	if e.glitchLeft == 0 && e.glitch.Float64() < glitchesPerMin/60*dt {
+		e.glitchLeft = 1 + e.glitch.IntN(3)
+		e.glitches++
+	}
+	glitching := e.glitchLeft > 0
+	if glitching {
+		e.glitchLeft--
+		rel = 0
+	}
+	trueA := math.Max(0, e.iSrcA*rel)
+
+	// Chamber pressure: base plus resist outgassing driven by the beam
+	// power on the wafer in the previous period.
+	powerW := e.r.EnergyKeV * trueA * 1e3 / chargeState * e.lastOnFrac
+	e.pOut += (outgasTorrPerW*powerW - e.pOut) * (1 - math.Exp(-dt/outgasTauS))
+	e.pressure = (e.pBase + e.pOut) * (1 + pressureNoisePct/100*e.press.NormFloat64())
+
+	// Faraday: charge exchange turns a fraction of the ions into uncounted
+	// neutrals; the tool compensates with its own κ.
+	measRaw := trueA*math.Exp(-neutralPerTorr*e.pressure)*(1+e.gCal) + e.i0A*faradayNoisePct/100*e.meas.NormFloat64()
+	measA := math.Max(0, measRaw) * math.Exp(e.kappaEst*e.pressure)
+
+	// Dose integrator and scan servo.
+	_, on := e.dc.step(trueA, measA, dt)
+	yb := e.dc.sc.y
+	e.lastOnFrac = on * e.geo.chord(yb, 0) / e.geo.width
+
+	// Wafer temperature: m·cp·dT/dt = P − h·A·(T − T_chuck) (§1.9).
+	powerW = e.r.EnergyKeV * trueA * 1e3 / chargeState * e.lastOnFrac
+	tau := e.heatCapJK / e.coolWK
+	tInf := chuckC + powerW/e.coolWK
+	e.tempC = tInf + (e.tempC-tInf)*math.Exp(-dt/tau)
+	e.maxTemp = math.Max(e.maxTemp, e.tempC)
+
+	analyzerV := e.r.EnergyKeV*1e3/chargeState + analyzerNoiseV*e.meas.NormFloat64()
+	_, unif := e.dc.sc.uniformity()
+	doseNow := e.dc.q * e.cosT
+	measMA := measA * 1e3
+
+	s := process.Sample{
+		FieldTime: e.t, FieldBeamCurrent: measMA, FieldPressure: e.pressure, FieldAnalyzer: analyzerV,
+		FieldDose: doseNow, FieldUniformity: unif, FieldWaferTemp: e.tempC,
+	}
+	for _, f := range TelemetryFields {
+		e.tel[f] = append(e.tel[f], s[f])
+	}
+	res.Sample = s
+	e.sumP += e.pressure
+	e.nP++
+
+	// Monitors on one-second means of the beam current, glitches excluded.
+	if measA >= e.dc.holdBelow {
+		e.secSum += measMA
+		e.secN++
+		e.sumI += measMA
+		e.nI++
+		e.deadS = 0
+	} else if !glitching {
+		e.deadS += dt
+	}
+	if (e.n+1)%process.StepsPerBatch == 0 {
+		if e.secN >= process.StepsPerBatch/2 {
+			res.Alarms = append(res.Alarms, e.monitor(e.secSum/float64(e.secN))...)
+		}
+		e.secSum, e.secN = 0, 0
+	}
+	if e.tempC > resistLimitC && !e.tempAlarm {
+		e.tempAlarm = true
+		e.fdcAlarms++
+		res.Alarms = append(res.Alarms, process.Alarm{
+			Source: process.SourceFDC, Parameter: FieldWaferTemp, Rule: "TEMP_LIMIT", Severity: process.SeverityWarning,
+			Message: fmt.Sprintf("wafer temperature %.0f °C above the %.0f °C photoresist limit: lower the beam power", e.tempC, resistLimitC),
+			Value:   e.tempC, TimeS: e.t,
+		})
+	}
+
+	frac := math.Min(1, e.dc.q/e.dc.setpoint)
+	res.Progress = 20 + 60*frac
+	res.StepName = fmt.Sprintf("Implanting (%d%% dose)", int(math.Floor(100*frac)))
+	switch {
+	case e.dc.done:
+		res.Done = true
+	case e.injectedFault(res.Progress) != nil:
+		res.Fault = e.injectedFault(res.Progress)
+	case e.deadS >= deadBeamS:
+		res.Fault = &process.Fault{Kind: process.FaultPermanent, AtProgress: res.Progress,
+			Message: fmt.Sprintf("beam stability check failed: beam current below %.3g mA for %.0f s", e.dc.holdBelow*1e3, deadBeamS)}
+	case e.t >= e.maxS:
+		res.Fault = &process.Fault{Kind: process.FaultPermanent, AtProgress: res.Progress,
+			Message: fmt.Sprintf("dose not reached in %.0f s (%.0f%% of %.3g atoms/cm²)", e.t, 100*frac, e.r.DoseAtomsCm2*e.scale)}
+	}
+	if res.Fault != nil {
+		res.Done = true
+		e.ended = res.Fault
+	}
+	e.done = res.Done
+	e.n++
+	e.last = res
+	return res
+}
+
+// injectedFault returns the injected fault when the run has reached its
+// progress (clamped to the implant's 20–80 %), or nil. A transient fault
+// fires only on attempt 0.
+func (e *Engine) injectedFault(progress float64) *process.Fault {
+	f := e.fault
+	if f == nil || (f.Kind == process.FaultTransient && e.opts.Attempt > 0) {
+		return nil
+	}
+	if progress < math.Min(80, math.Max(20, f.AtProgress)) {
+		return nil
+	}
+	out := *f
+	out.AtProgress = progress
+	if out.Message == "" {
+		out.Message = fmt.Sprintf("injected %s fault at %.0f%% progress", f.Kind, progress)
+		if f.Kind == process.FaultInterlock {
+			out.Message = fmt.Sprintf("implanter interlock tripped at %.0f%% progress (injected)", progress)
+		}
+	}
+	return &out
+}
+
+// monitor feeds a one-second mean of the beam current to the SPC chart
+// (Western Electric rules) and the drift CUSUM, and returns the alarms
+// after rate limiting.
+func (e *Engine) monitor(x float64) []process.Alarm {
+	var out []process.Alarm
+	for _, v := range e.mon.Add(x) {
+		if e.spcAlarms >= maxSPCAlarms {
+			break
+		}
+		if last, ok := e.lastRule[v.Rule]; ok && e.t-last < spcHoldoffS {
+			continue
+		}
+		e.lastRule[v.Rule] = e.t
+		e.spcAlarms++
+		out = append(out, v.Alarm(FieldBeamCurrent, e.t))
+	}
+	high, low := e.cusum.Add(x)
+	for _, sig := range []struct {
+		on   bool
+		high bool
+		key  string
+	}{{high, true, spc.CUSUMHigh}, {low, false, spc.CUSUMLow}} {
+		if !sig.on {
+			continue
+		}
+		if last, ok := e.lastRule[sig.key]; ok && e.t-last < fdcHoldoffS {
+			continue
+		}
+		e.lastRule[sig.key] = e.t
+		e.fdcAlarms++
+		out = append(out, e.cusum.Alarm(FieldBeamCurrent, sig.high, x, e.t))
+	}
+	return out
+}
+
+// Finish computes the run's results, the R2R observations and the
+// artifacts. After a fault it reports what the wafer received so far.
+func (e *Engine) Finish() process.Outcome {
+	if e.outcome != nil {
+		return *e.outcome
+	}
+	exact := e.dc.sc.exactUniformity()
+	finalDose := exact.mean * e.cosT
+	target := e.r.DoseAtomsCm2
+	doseErr := 100 * (finalDose - target) / target
+	measured := e.dc.q * e.cosT
+
+	pr, p := depthProfile(e.mom, measured)
+	vm := predictVM(e.r.Species, pr)
+
+	// One EWMA step on the dose trim: the applied scale u gives the ratio
+	// y = delivered/target; with the prior offset consistent with u the
+	// next scale is (1 − a)/1 (§5.5, unit gain).
+	ctl := r2r.NewEWMA(r2rLambda, 1)
+	ctl.Offset = 1 - e.scale
+	ctl.Min, ctl.Max = r2rScaleMin, r2rScaleMax
+	ctl = ctl.UpdateApplied(finalDose/target, e.scale)
+	next := ctl.Recommend()
+
+	meanI := 0.0
+	if e.nI > 0 {
+		meanI = e.sumI / float64(e.nI)
+	}
+	meanP := 0.0
+	if e.nP > 0 {
+		meanP = e.sumP / float64(e.nP)
+	}
+	info := species[e.r.Species]
+	massKg := info.massU * 1.66053906660e-27
+	fieldT := math.Sqrt(2*massKg*e.r.EnergyKeV*1e3*elementaryCharge) / (chargeState * elementaryCharge * analyzerRadiusM)
+
+	result := map[string]any{
+		"final_dose_atoms_cm2":      finalDose,
+		"dose_error_pct":            doseErr,
+		"integrated_dose_atoms_cm2": measured,
+		"dose_setpoint_atoms_cm2":   target * e.scale,
+		"dose_uniformity_pct":       exact.sigmaPct,
+		"vm_prediction": map[string]any{
+			"sheet_resistance_ohm_sq": finite(vm.SheetResistanceOhmSq),
+			"junction_depth_um":       finite(vm.JunctionDepthUm),
+			"activation_pct":          finite(vm.ActivationPct),
+		},
+		"vm_assumptions": map[string]any{
+			"anneal_temp_c": vmAnnealC, "anneal_time_s": vmAnnealS,
+			"background_cm3": vmBackgroundCm3, "background_type": backgroundType(e.r.Species),
+		},
+		"mean_beam_current_ma":       meanI,
+		"mean_chamber_pressure_torr": meanP,
+		"max_wafer_temp_c":           e.maxTemp,
+		"analyzer_field_t":           fieldT,
+		"r2r_recommendation":         map[string]any{r2rScaleKey: next},
+		"r2r_applied":                map[string]any{r2rScaleKey: e.scale},
+		"projected_range_nm":         e.mom.RpNm,
+		"straggle_nm":                e.mom.DRpNm,
+		"profile_model":              p.Kind(),
+		"implant_time_s":             e.t,
+		"planned_implant_time_s":     e.plannedS,
+		"passes":                     e.dc.sc.passes,
+		"beam_glitches":              e.glitches,
+		"spc_alerts_count":           e.spcAlarms,
+		"fdc_alarms_count":           e.fdcAlarms,
+	}
+	if e.dc.underdose {
+		result["warnings"] = []string{fmt.Sprintf("dose ended at a pass boundary %.3g %% short of the set-point (less than a trim pass is worth)", 100*(1-e.dc.q/e.dc.setpoint))}
+	}
+	if e.ended != nil {
+		result["fault"] = e.ended.Message
+	}
+	out := process.Outcome{
+		Result: result,
+		R2R: map[string]float64{
+			"dose_error_pct":       doseErr,
+			"mean_beam_current_ma": meanI,
+			"dose_uniformity_pct":  exact.sigmaPct,
+		},
+		Artifacts: e.artifacts(),
+	}
+	e.outcome = &out
+	return out
+}
+
+// finite returns x, or nil (JSON null) when it is not finite.
+func finite(x float64) any {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return nil
+	}
+	return x
+}
+
+func backgroundType(speciesName string) string {
+	switch speciesName {
+	case Boron, BoronF2, Indium:
+		return "n"
+	}
+	return "p"
+}
