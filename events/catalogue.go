@@ -302,3 +302,50 @@ func (RunCompleted) EventType() string          { return TypeRunCompleted }
 func (RunTimeLimitWarning) EventType() string   { return TypeRunTimeWarning }
 func (ControllerTuned) EventType() string       { return TypeControllerTuned }
 func (AccessDenied) EventType() string          { return TypeAccessDenied }
+
+// Chart-level SPC facts: the SPC monitor (projections.SPCMonitor) is the
+// only writer of an SPC stream, spc-<org>-<kind>-<tool>, one per tool's
+// run-to-run charts, appending with the expected revision.
+const (
+	TypeSPCLimitsEstablished = "SPCLimitsEstablished"
+	TypeSPCRuleViolated      = "SPCRuleViolated"
+)
+
+// SPCChartRef names a run-to-run control chart: one parameter of one
+// tool's runs of one kind in one organisation.
+type SPCChartRef struct {
+	OrgID     string       `json:"org_id"`
+	Kind      process.Kind `json:"kind"`
+	ToolID    string       `json:"tool_id"`
+	Parameter string       `json:"parameter"`
+}
+
+// SPCLimitsEstablished: a run-to-run chart's centre line and control
+// limits were fixed from its baseline runs (an individuals chart: centre
+// the baseline mean, σ̂ = MR̄/1.128, limits ±3σ̂); later points are checked
+// against them with Rules.
+type SPCLimitsEstablished struct {
+	Chart        SPCChartRef `json:"chart"`
+	Center       float64     `json:"center"`
+	UCL          float64     `json:"ucl"`
+	LCL          float64     `json:"lcl"`
+	Sigma        float64     `json:"sigma"`
+	BaselineJobs []string    `json:"baseline_jobs"` // the jobs whose points made the baseline, in chart order
+	Rules        []string    `json:"rules"`
+	Method       string      `json:"method"`
+}
+
+// SPCRuleViolated: a point of a run-to-run chart broke a rule. Point is
+// the point's index on the chart, from 0.
+type SPCRuleViolated struct {
+	Chart   SPCChartRef `json:"chart"`
+	RunID   string      `json:"run_id"`
+	JobID   string      `json:"job_id"`
+	Point   int         `json:"point"`
+	Value   float64     `json:"value"`
+	Rule    string      `json:"rule"`
+	Message string      `json:"message"`
+}
+
+func (SPCLimitsEstablished) EventType() string { return TypeSPCLimitsEstablished }
+func (SPCRuleViolated) EventType() string      { return TypeSPCRuleViolated }

@@ -49,6 +49,8 @@ func init() {
 	register[RefreshTokenIssued](1)
 	register[RefreshTokenRotated](1)
 	register[TokenFamilyRevoked](1)
+	register[SPCLimitsEstablished](1)
+	register[SPCRuleViolated](1)
 }
 
 // VersionedType returns the stored type name of a base type name at its
