@@ -92,9 +92,11 @@ type Engine struct {
 
 var _ process.Engine = (*Engine)(nil)
 
-// NewEngine validates r and returns an engine for it. The options' Fault
-// and Disturbance take precedence over the recipe's simulate_fault and
-// simulate_disturbance. Options.R2R may carry R2RTempOffset and
+// NewEngine validates r and returns an engine for it. Injected faults and
+// disturbances come from the options only: the recipe's simulate_fault and
+// simulate_disturbance are validated here, but the run actor decides
+// whether a job carries them (a manual retry, standing for "after the
+// repair", does not). Options.R2R may carry R2RTempOffset and
 // R2RHoldOffset. It returns a *process.ValidationError for an invalid
 // recipe.
 func NewEngine(r Recipe, opts process.Options) (*Engine, error) {
@@ -110,9 +112,6 @@ func NewEngine(r Recipe, opts process.Options) (*Engine, error) {
 	flow := r.N2SLM + r.O2SLM
 	e.loop = newLoop(&e.prof, DefaultParams, flow, e.rng)
 	e.loop.dist = opts.Disturbance
-	if e.loop.dist == nil {
-		e.loop.dist = r.SimulateDisturbance
-	}
 	switch r.ControllerType {
 	case ControllerMPC:
 		e.loop.mpc = NewMPC(DefaultParams, flow, process.Period)
@@ -122,9 +121,6 @@ func NewEngine(r Recipe, opts process.Options) (*Engine, error) {
 		e.loop.pid = pid
 	}
 	e.fault = opts.Fault
-	if e.fault == nil && r.SimulateFault != nil {
-		e.fault = &process.Fault{Kind: r.SimulateFault.Kind, AtProgress: r.SimulateFault.AtProgress}
-	}
 	e.spcMon = spc.NewMonitor(spc.NewLimits(0, spcSigmaC))
 	e.cusum = spc.NewCUSUM(0, residualSigmaPct, spc.DefaultK, spc.DefaultH)
 	for i := range e.tel {
