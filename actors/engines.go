@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 
 	"github.com/spectra-fab/spectra/process"
-
+	"github.com/spectra-fab/spectra/process/ion"
 	"github.com/spectra-fab/spectra/process/rtp"
 )
 
@@ -31,7 +31,7 @@ func (f factory[R, E]) New(recipe json.RawMessage, opts process.Options) (proces
 // Engines returns the factories of every process kind Spectra runs.
 func Engines() map[process.Kind]EngineFactory {
 	return map[process.Kind]EngineFactory{
-
+		process.KindIon: factory[ion.Recipe, *ion.Engine]{parse: ion.ParseRecipe, build: ion.NewEngine},
 		process.KindRTP: factory[rtp.Recipe, *rtp.Engine]{parse: rtp.ParseRecipe, build: rtp.NewEngine},
 	}
 }

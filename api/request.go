@@ -63,9 +63,10 @@ func isNull(raw json.RawMessage) bool {
 // runOptions are the fields of a create-run body that are not the recipe's
 // physics: where and how urgently to run it, and an injected fault.
 type runOptions struct {
-	ToolID   string
-	Priority int
-	Fault    *process.Fault
+	ToolID      string
+	Priority    int
+	Fault       *process.Fault
+	Disturbance *process.Disturbance
 }
 
 // Limits on run options.
@@ -110,6 +111,15 @@ func parseRunOptions(fields map[string]json.RawMessage) (runOptions, error) {
 			ve.Add("simulate_fault.at_progress_pct", f.AtProgress, "0–100", "the fault's progress is out of range")
 		default:
 			o.Fault = &f
+		}
+	}
+	if raw := fields["simulate_disturbance"]; !isNull(raw) {
+		var d process.Disturbance
+		if err := json.Unmarshal(raw, &d); err != nil {
+			ve.Add("simulate_disturbance", rawValue(raw), `{"offset_pct", "drift_pct_per_min", "start_s"}`,
+				"simulate_disturbance must be an object")
+		} else {
+			o.Disturbance = &d
 		}
 	}
 	return o, ve.Err()

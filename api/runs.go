@@ -106,6 +106,7 @@ func (s *Server) handleRunCreate(k runKind) fiber.Handler {
 			Priority:       opts.Priority,
 			IdempotencyKey: key,
 			Fault:          opts.Fault,
+			Disturbance:    opts.Disturbance,
 			Meta:           s.metadata(c),
 		})
 		if err != nil {

@@ -132,19 +132,15 @@ var _ process.Engine = (*Engine)(nil)
 
 // NewEngine returns an engine for recipe r. It validates r (a
 // *process.ValidationError) and the R2R adjustment "dose_setpoint_scale"
-// (0.9–1.1; absent means 1). When opts.Fault or opts.Disturbance is nil, the
-// recipe's simulate_fault or simulate_disturbance is used instead.
+// (0.9–1.1; absent means 1). Injected faults and disturbances come from the
+// options only: the recipe's simulate_fault and simulate_disturbance are
+// validated, but the run actor decides which job carries them (a manual
+// retry, standing for "after the repair", does not).
 func NewEngine(r Recipe, opts process.Options) (*Engine, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
 	e := &Engine{r: r, opts: opts, fault: opts.Fault, dist: opts.Disturbance, scale: 1}
-	if e.fault == nil {
-		e.fault = r.SimulateFault
-	}
-	if e.dist == nil {
-		e.dist = r.SimulateDisturbance
-	}
 	if s, ok := opts.R2R[r2rScaleKey]; ok {
 		if !(s >= r2rScaleMin && s <= r2rScaleMax) {
 			v := &process.ValidationError{}
