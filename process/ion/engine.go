@@ -326,6 +326,9 @@ func (e *Engine) Step() process.StepResult {
 	}
 
 	frac := math.Min(1, e.dc.q/e.dc.setpoint)
+	if e.dc.done {
+		frac = 1
+	}
 	res.Progress = 20 + 60*frac
 	res.StepName = fmt.Sprintf("Implanting (%d%% dose)", int(math.Floor(100*frac)))
 	switch {

@@ -1,6 +1,7 @@
 package ion
 
 import (
+	"github.com/spectra-fab/spectra/process/ion/lss"
 	"math"
 	"testing"
 )
@@ -80,4 +81,9 @@ func TestGaussianPeak(t *testing.T) {
 	if got := p.Fraction(-1e3, 1e3); math.Abs(got-1) > 1e-6 {
 		t.Errorf("∫N dx / Q = %.8f, want 1 to 1e-6", got)
 	}
+}
+
+// momentsOf builds moments for tests.
+func momentsOf(rp, drp, gamma, beta float64) lss.Moments {
+	return lss.Moments{RpNm: rp, DRpNm: drp, Gamma: gamma, Beta: beta}
 }

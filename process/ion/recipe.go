@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
-	"math"
 	"regexp"
 	"slices"
 	"strings"
@@ -31,11 +31,12 @@ type Recipe struct {
 	Comments        string  `json:"comments,omitempty"`
 	ToolID          string  `json:"tool_id,omitempty"`
 	Priority        int     `json:"priority,omitempty"`
-	// SimulateFault injects a fault for hardware-in-the-loop tests; the
-	// engine uses it when process.Options.Fault is nil.
+	// SimulateFault asks for a fault for hardware-in-the-loop tests. It is
+	// validated here; the run actor passes it to the engine as
+	// process.Options.Fault for the jobs that should carry it.
 	SimulateFault *process.Fault `json:"simulate_fault,omitempty"`
-	// SimulateDisturbance injects a beam-current offset and drift; the
-	// engine uses it when process.Options.Disturbance is nil.
+	// SimulateDisturbance asks for a beam-current offset and drift,
+	// passed on as process.Options.Disturbance like SimulateFault.
 	SimulateDisturbance *process.Disturbance `json:"simulate_disturbance,omitempty"`
 }
 
@@ -103,17 +104,22 @@ func ParseRecipe(data []byte) (Recipe, error) {
 	if seen["simulate_fault"] && !bad["simulate_fault"] {
 		f := &process.Fault{}
 		s, b := decodeStrict(faultRaw, "simulate_fault.", map[string]any{"kind": &f.Kind, "at_progress_pct": &f.AtProgress, "message": &f.Message}, verr)
-		if !s["kind"] && !b["kind"] {
-			verr.Add("simulate_fault.kind", nil, allowedFault, "required field missing")
-		}
 		maps.Copy(bad, b)
-		r.SimulateFault = f
+		if !b["simulate_fault."] {
+			if !s["kind"] && !b["simulate_fault.kind"] {
+				verr.Add("simulate_fault.kind", nil, allowedFault, "required field missing")
+				bad["simulate_fault.kind"] = true
+			}
+			r.SimulateFault = f
+		}
 	}
 	if seen["simulate_disturbance"] && !bad["simulate_disturbance"] {
 		d := &process.Disturbance{}
 		_, b := decodeStrict(distRaw, "simulate_disturbance.", map[string]any{"offset_pct": &d.OffsetPct, "drift_pct_per_min": &d.DriftPctPerMin, "start_s": &d.StartS}, verr)
 		maps.Copy(bad, b)
-		r.SimulateDisturbance = d
+		if !b["simulate_disturbance."] {
+			r.SimulateDisturbance = d
+		}
 	}
 	if !bad[""] {
 		for _, fe := range r.validate().Fields {
@@ -223,6 +229,11 @@ func decodeStrict(data []byte, prefix string, fields map[string]any, verr *proce
 			}
 		} else if errors.Is(err, errExpectObject) {
 			msg = "must be a JSON object"
+		} else if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			msg = "malformed JSON: unexpected end of input"
+			if k := lastKey(data); k != "" {
+				field = prefix + k
+			}
 		} else {
 			msg = fmt.Sprintf("malformed JSON: %v", err)
 		}
@@ -314,6 +325,3 @@ func typeOf(dst any) string {
 	}
 	return "value"
 }
-
-// validNumber reports whether x is a finite number.
-func validNumber(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
