@@ -284,3 +284,22 @@ func newRunID(kind process.Kind, t time.Time) string {
 }
 
 func newJobID() string { return "job-" + randomHex(6) }
+
+// RecordTuning appends a controller tuning, with who asked for it, to its
+// own stream tuning-<id>.
+func (s *Service) RecordTuning(ctx context.Context, t events.ControllerTuned, md events.Metadata) (string, uint64, error) {
+	t.TuningID = strings.ReplaceAll(events.NewID(), "-", "")
+	md.Node = s.cfg.Node
+	if md.CorrelationID == "" {
+		md.CorrelationID = md.RequestID
+	}
+	ev, err := events.New(&t, md)
+	if err != nil {
+		return "", 0, err
+	}
+	res, err := s.store.Append(ctx, events.CategoryTuning+"-"+t.TuningID, events.ExpectNoStream, ev)
+	if err != nil {
+		return "", 0, fmt.Errorf("record tuning: %w", err)
+	}
+	return t.TuningID, res.Position, nil
+}

@@ -57,31 +57,29 @@ func TestRBACTable(t *testing.T) {
 func TestRoutePermissions(t *testing.T) {
 	h := newHarness(t)
 	want := map[string]Permission{
-		"POST /api/ion/runs":                  PermIonCreateRun,
-		"GET /api/ion/runs":                   PermIonViewRun,
-		"GET /api/ion/runs/:run_id":           PermIonViewRun,
-		"DELETE /api/ion/runs/:run_id":        PermIonCancelRun,
-		"POST /api/rtp/runs":                  PermRTPCreateRun,
-		"GET /api/rtp/runs":                   PermRTPViewRun,
-		"GET /api/rtp/runs/:run_id":           PermRTPViewRun,
-		"DELETE /api/rtp/runs/:run_id":        PermRTPCancelRun,
-		"GET /api/jobs":                       PermJobViewStatus,
-		"GET /api/jobs/:job_id":               PermJobViewStatus,
-		"POST /api/jobs/:job_id/cancel":       PermJobCancel,
-		"POST /api/jobs/:job_id/pause":        PermRunPause,
-		"POST /api/jobs/:job_id/resume":       PermRunPause,
-		"POST /api/jobs/:job_id/retry":        PermJobRetry,
-		"GET /api/jobs/:job_id/logs":          PermJobViewLogs,
-		"GET /healthz":                        "",
-		"GET /readyz":                         "",
-		"GET /metrics":                        "",
-		"POST /api/ion/simulate/dose_profile": PermIonSimulate,
-		"POST /api/rtp/tune/controller":       PermRTPTuneController,
+		"POST /api/ion/runs":                    PermIonCreateRun,
+		"GET /api/ion/runs":                     PermIonViewRun,
+		"GET /api/ion/runs/:run_id":             PermIonViewRun,
+		"DELETE /api/ion/runs/:run_id":          PermIonCancelRun,
+		"POST /api/rtp/runs":                    PermRTPCreateRun,
+		"GET /api/rtp/runs":                     PermRTPViewRun,
+		"GET /api/rtp/runs/:run_id":             PermRTPViewRun,
+		"DELETE /api/rtp/runs/:run_id":          PermRTPCancelRun,
+		"GET /api/jobs":                         PermJobViewStatus,
+		"GET /api/jobs/:job_id":                 PermJobViewStatus,
+		"POST /api/jobs/:job_id/cancel":         PermJobCancel,
+		"POST /api/jobs/:job_id/pause":          PermRunPause,
+		"POST /api/jobs/:job_id/resume":         PermRunPause,
+		"POST /api/jobs/:job_id/retry":          PermJobRetry,
+		"GET /api/jobs/:job_id/logs":            PermJobViewLogs,
+		"GET /api/jobs/:job_id/artifacts/:name": PermJobViewStatus,
+		"GET /healthz":                          "",
+		"GET /readyz":                           "",
+		"GET /metrics":                          "",
+		"POST /api/ion/simulate/dose_profile":   PermIonSimulate,
+		"POST /api/rtp/tune/controller":         PermRTPTuneController,
 	}
-	optional := map[string]bool{ // wired once process/ion and process/rtp provide them
-		"POST /api/ion/simulate/dose_profile": true,
-		"POST /api/rtp/tune/controller":       true,
-	}
+	optional := map[string]bool{}
 	got := map[string]Permission{}
 	for _, r := range h.srv.Routes() {
 		key := r.Method + " " + r.Path

@@ -43,14 +43,18 @@ const (
 // WS /api/ion/stream/:run_id (ion:view_telemetry) belong here.
 func (s *Server) registerIonRoutes() {
 	s.registerRunRoutes(ionRuns)
+	s.handle(fiber.MethodPost, "/api/ion/simulate/dose_profile", PermIonSimulate,
+		"Simulate an implant's depth profile and wafer dose map (synchronous, no job)", s.handleDoseProfile)
 }
 
 // registerRTPRoutes adds the RTP endpoints.
 //
-// Extension point: POST /api/rtp/tune/controller (rtp:tune_controller) and
-// WS /api/rtp/stream/:run_id (rtp:view_telemetry) belong here.
+// Extension point: WS /api/rtp/stream/:run_id (rtp:view_telemetry) belongs
+// here.
 func (s *Server) registerRTPRoutes() {
 	s.registerRunRoutes(rtpRuns)
+	s.handle(fiber.MethodPost, "/api/rtp/tune/controller", PermRTPTuneController,
+		"Auto-tune an RTP controller by relay feedback (synchronous, recorded as an event)", s.handleTune)
 }
 
 func (s *Server) registerRunRoutes(k runKind) {

@@ -106,6 +106,9 @@ type Deps struct {
 	// Artifacts streams stored run artifacts (nil: artifact downloads
 	// answer 404).
 	Artifacts ArtifactReader
+	// Tunings records controller tunings (nil: tunings are answered but
+	// not recorded).
+	Tunings TuningRecorder
 }
 
 // Route is one endpoint: its method, its Fiber path and the permission it
@@ -125,6 +128,7 @@ type Server struct {
 	q         Queries
 	store     EventReader
 	artifacts ArtifactReader
+	tunings   TuningRecorder
 	ready     func(context.Context) error
 	log       *slog.Logger
 	app       *fiber.App
@@ -175,6 +179,7 @@ func New(cfg Config, d Deps) *Server {
 		q:         d.Queries,
 		store:     d.Store,
 		artifacts: d.Artifacts,
+		tunings:   d.Tunings,
 		ready:     d.Ready,
 		log:       cfg.Logger,
 	}

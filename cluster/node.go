@@ -132,7 +132,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.api = api.New(api.Config{JWTSecret: api.Secret(cfg.JWTSecret), Logger: cfg.Logger.With("component", "api"),
 		Node: cfg.Node, AllowFaultInjection: cfg.AllowFaultInjection, ReadYourWritesTimeout: cfg.ReadYourWritesTimeout},
 		api.Deps{Commands: n.actors, Queries: queries{jobs: n.jobs, runner: n.runner}, Store: n.store,
-			Ready: n.ready, Registerer: n.registry, Gatherer: n.registry, Artifacts: n.artifacts})
+			Ready: n.ready, Registerer: n.registry, Gatherer: n.registry, Artifacts: n.artifacts, Tunings: n.actors})
 	if cfg.HTTPAddr != "" {
 		n.wg.Add(1)
 		go func() {
@@ -237,5 +237,7 @@ func (q queries) Job(ctx context.Context, orgID, jobID string) (projections.Job,
 func (q queries) Jobs(ctx context.Context, f projections.JobFilter) ([]projections.Job, int, error) {
 	return q.jobs.Jobs(ctx, f)
 }
-func (q queries) WaitFor(ctx context.Context, position uint64) error { return q.runner.WaitFor(ctx, position) }
-func (q queries) Position() uint64                                   { return q.runner.Position() }
+func (q queries) WaitFor(ctx context.Context, position uint64) error {
+	return q.runner.WaitFor(ctx, position)
+}
+func (q queries) Position() uint64 { return q.runner.Position() }

@@ -348,6 +348,33 @@ func TestSeedRecipesRunToCompletion(t *testing.T) {
 		t.Errorf("ion runs list = %v", l)
 	}
 	checkRunLog(t, ionID, s.events(t, ionJob, eng))
+
+	// The synchronous endpoints.
+	prof := s.do(t, "POST", "/api/ion/simulate/dose_profile", eng,
+		`{"species":"B","energy_kev":20,"dose_atoms_cm2":5e14,"tilt_deg":7,"twist_deg":0}`)
+	if prof.status != 200 {
+		t.Fatalf("dose_profile = %d %s", prof.status, prof.body)
+	}
+	p1, _ := prof.json(t)["profile_1d"].(map[string]any)
+	if rp, _ := p1["projected_range_nm"].(float64); rp < 50 || rp > 90 {
+		t.Errorf("B 20 keV projected_range_nm = %v, want about 66–72", p1["projected_range_nm"])
+	}
+	if r := s.do(t, "POST", "/api/ion/simulate/dose_profile", eng, `{"species":"B","energy_kev":900,"dose_atoms_cm2":5e14}`); r.status != 422 {
+		t.Errorf("dose_profile at 900 keV = %d, want 422", r.status)
+	}
+	tune := s.do(t, "POST", "/api/rtp/tune/controller", eng,
+		`{"controller_type":"pid","recipe":{"segments":[{"target_temp_c":1000,"duration_s":30}]},"optimization_target":"minimize_overshoot"}`)
+	if tune.status != 200 {
+		t.Fatalf("tune = %d %s", tune.status, tune.body)
+	}
+	tj := tune.json(t)
+	perf, _ := tj["expected_performance"].(map[string]any)
+	if tj["tuning_method"] != "relay_feedback" || tj["tuning_id"] == nil || perf["overshoot_pct"].(float64) >= 2 {
+		t.Errorf("tune = %s", tune.body)
+	}
+	if r := s.do(t, "POST", "/api/rtp/tune/controller", token(t, "operator", "org-1"), `{}`); r.status != 403 {
+		t.Errorf("operator tuning = %d, want 403", r.status)
+	}
 }
 
 func TestBadInputChangesNothing(t *testing.T) {
