@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -40,6 +41,25 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// syncBuffer collects a process's output; the process writes while the
+// test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 const testSecret = "e2e-test-secret-0123456789abcdef-0123456789"
 
 // server is a spectra serve process.
@@ -49,7 +69,7 @@ type server struct {
 	addr    string
 	dataDir string
 	args    []string
-	logs    *bytes.Buffer
+	logs    *syncBuffer
 	exited  chan struct{}
 }
 
@@ -77,7 +97,7 @@ func (s *server) start() {
 	args := append([]string{"serve", "--http", s.addr, "--data-dir", s.dataDir, "--node", "e2e"}, s.args...)
 	s.cmd = exec.Command(binPath, args...)
 	s.cmd.Env = append(os.Environ(), "SPECTRA_JWT_SECRET="+testSecret)
-	s.logs = &bytes.Buffer{}
+	s.logs = &syncBuffer{}
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start spectra: %v", err)
