@@ -1,0 +1,533 @@
+package projections
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/process"
+	"github.com/spectra-fab/spectra/process/spc"
+)
+
+// CategorySPC is the stream category of the chart-level SPC facts:
+// spc-<org>-<kind>-<tool>-<hash>, written only by the SPCMonitor.
+const CategorySPC = "spc"
+
+// SPCStream returns the stream of the chart-level facts of one tool's runs
+// of one kind in one organisation. Characters a stream name cannot hold
+// become '_', and a hash of the three parts keeps different charts apart
+// whatever their names.
+func SPCStream(orgID string, kind process.Kind, toolID string) string {
+	h := sha1.Sum([]byte(orgID + "\x00" + string(kind) + "\x00" + toolID))
+	if toolID == "" {
+		toolID = "_"
+	}
+	id := clean(orgID, 60) + "-" + clean(string(kind), 10) + "-" + clean(toolID, 60) + "-" + hex.EncodeToString(h[:5])
+	return CategorySPC + "-" + id
+}
+
+func clean(s string, max int) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	if len(b) > max {
+		b = b[:max]
+	}
+	return string(b)
+}
+
+// SPCConfig configures the run-to-run charts.
+type SPCConfig struct {
+	// Baseline is how many points, the first of a chart, fix its centre
+	// line and control limits (default 20).
+	Baseline int
+	// Rules are checked on every point after the baseline (default
+	// DefaultSPCRules).
+	Rules []string
+}
+
+// DefaultSPCRules are the rules a chart checks unless configured: Western
+// Electric 1–4, which catch a shift, and Nelson 3 (six points steadily
+// rising or falling), which catches a drift early. Nelson 7 (hugging the
+// centre) is left out: on limits from a short baseline it mostly flags a
+// process that is doing well.
+var DefaultSPCRules = []string{spc.WE1, spc.WE2, spc.WE3, spc.WE4, spc.Nelson3}
+
+// spcParameters are the results charted for each kind when the run's R2R
+// observations lack them; every finite R2R observation is charted too.
+var spcParameters = map[process.Kind][]string{
+	process.KindIon: {"mean_beam_current_ma", "dose_error_pct", "dose_uniformity_pct"},
+	process.KindRTP: {"max_overshoot_c", "temp_error_c", "avg_ramp_error_c"},
+}
+
+// limitsMethod describes how a chart's limits are computed.
+const limitsMethod = "individuals chart: centre = baseline mean, sigma = mean moving range / 1.128, limits = centre ± 3 sigma"
+
+// ChartPoint is one run's value on a chart.
+type ChartPoint struct {
+	Index    int       `json:"index"`
+	RunID    string    `json:"run_id"`
+	JobID    string    `json:"job_id"`
+	Value    float64   `json:"value"`
+	Time     time.Time `json:"time"`
+	Position uint64    `json:"position"`
+	EventID  string    `json:"event_id"` // the RunCompleted it came from
+	Baseline bool      `json:"baseline"`
+	// Rules are the rules this point broke, as recorded.
+	Rules []string `json:"rules"`
+}
+
+// ChartViolation is a recorded rule violation of a chart.
+type ChartViolation struct {
+	Point    int       `json:"point"`
+	RunID    string    `json:"run_id"`
+	JobID    string    `json:"job_id"`
+	Value    float64   `json:"value"`
+	Rule     string    `json:"rule"`
+	Message  string    `json:"message"`
+	Time     time.Time `json:"time"`
+	Position uint64    `json:"position"`
+}
+
+// ChartLimits are a chart's centre line and control limits, with the
+// baseline they came from.
+type ChartLimits struct {
+	Center       float64   `json:"center"`
+	UCL          float64   `json:"ucl"`
+	LCL          float64   `json:"lcl"`
+	Sigma        float64   `json:"sigma"`
+	BaselineJobs []string  `json:"baseline_jobs"`
+	Rules        []string  `json:"rules"`
+	Method       string    `json:"method"`
+	Time         time.Time `json:"time"`
+	Position     uint64    `json:"position"`
+}
+
+// Chart is a run-to-run control chart: one point per completed run of a
+// tool for one parameter, the limits its baseline fixed (nil until the
+// baseline is complete and recorded) and the violations recorded.
+type Chart struct {
+	OrgID      string           `json:"org_id"`
+	Kind       string           `json:"kind"`
+	ToolID     string           `json:"tool_id"`
+	Parameter  string           `json:"parameter"`
+	Stream     string           `json:"stream"` // where the chart's facts are recorded
+	Baseline   int              `json:"baseline"`
+	Limits     *ChartLimits     `json:"limits"`
+	Points     []ChartPoint     `json:"points"`
+	TotalPts   int              `json:"total_points"`
+	Violations []ChartViolation `json:"violations"`
+	Position   uint64           `json:"position"` // last log position that changed the chart
+}
+
+// ChartFilter selects an organisation's charts. Empty fields match all.
+type ChartFilter struct {
+	OrgID     string
+	Kind      string
+	ToolID    string
+	Parameter string
+	// Points is how many of each chart's latest points to return (0: all).
+	Points int
+}
+
+// chart is the state of one chart.
+type chart struct {
+	Ref        events.SPCChartRef `json:"ref"`
+	Points     []ChartPoint       `json:"points"`
+	Limits     *ChartLimits       `json:"limits,omitempty"`
+	Violations []ChartViolation   `json:"violations"`
+	Position   uint64             `json:"position"`
+
+	// Derived from the above (not snapshotted): the rules monitor, the
+	// points it has seen, and what it found.
+	recorded map[string]bool // violation keys
+	mon      *spc.Monitor
+	fed      int
+	found    []events.SPCRuleViolated
+}
+
+func violationKey(jobID, rule string, point int) string {
+	return fmt.Sprintf("%s|%s|%d", jobID, rule, point)
+}
+
+type spcRun struct {
+	OrgID  string       `json:"org_id"`
+	Kind   process.Kind `json:"kind"`
+	ToolID string       `json:"tool_id"`
+}
+
+// SPCCharts is the run-to-run SPC read model: per organisation, process
+// kind, tool and parameter, one point per completed run, taken from the
+// run's R2R observations (and a few results), with the limits and
+// violations the SPCMonitor recorded in the tool's SPC stream.
+//
+// Everything it shows comes from the log: points from RunCompleted, limits
+// from SPCLimitsEstablished, violations from SPCRuleViolated. Rebuilding
+// it gives the identical charts. It also works out, from the same state,
+// the facts not recorded yet (Pending) for the monitor to record.
+type SPCCharts struct {
+	cfg SPCConfig
+
+	mu      sync.RWMutex
+	runs    map[string]spcRun
+	charts  map[events.SPCChartRef]*chart
+	order   []events.SPCChartRef
+	streams map[string]uint64 // spc stream → last revision seen
+	changed chan struct{}
+}
+
+var _ Projection = (*SPCCharts)(nil)
+
+// NewSPCCharts returns an empty SPC read model.
+func NewSPCCharts(cfg SPCConfig) *SPCCharts {
+	if cfg.Baseline <= 0 {
+		cfg.Baseline = 20
+	}
+	if len(cfg.Rules) == 0 {
+		cfg.Rules = DefaultSPCRules
+	}
+	spc.NewMonitor(spc.Limits{}, cfg.Rules...) // panics on an unknown rule: a wiring mistake
+	s := &SPCCharts{cfg: cfg, changed: make(chan struct{})}
+	s.Reset()
+	return s
+}
+
+// Name implements Projection.
+func (s *SPCCharts) Name() string { return "spc" }
+
+// Reset implements Projection.
+func (s *SPCCharts) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.runs, s.charts, s.order, s.streams = map[string]spcRun{}, map[events.SPCChartRef]*chart{}, nil, map[string]uint64{}
+	s.notify()
+}
+
+// notify wakes whoever waits on Changed; call with mu held.
+func (s *SPCCharts) notify() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// Changed is closed the next time the model changes.
+func (s *SPCCharts) Changed() <-chan struct{} {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.changed
+}
+
+type spcSnapshot struct {
+	Runs    map[string]spcRun `json:"runs"`
+	Charts  []*chart          `json:"charts"`
+	Streams map[string]uint64 `json:"streams"`
+}
+
+// Snapshot implements Projection.
+func (s *SPCCharts) Snapshot() ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	snap := spcSnapshot{Runs: s.runs, Streams: s.streams}
+	for _, k := range s.order {
+		snap.Charts = append(snap.Charts, s.charts[k])
+	}
+	return json.Marshal(snap)
+}
+
+// Restore implements Projection.
+func (s *SPCCharts) Restore(data []byte) error {
+	var snap spcSnapshot
+	if err := json.Unmarshal(data, &snap); err != nil {
+		return fmt.Errorf("restore spc: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.runs, s.streams = snap.Runs, snap.Streams
+	if s.runs == nil {
+		s.runs = map[string]spcRun{}
+	}
+	if s.streams == nil {
+		s.streams = map[string]uint64{}
+	}
+	s.charts, s.order = map[events.SPCChartRef]*chart{}, nil
+	for _, c := range snap.Charts {
+		c.recorded = map[string]bool{}
+		for _, v := range c.Violations {
+			c.recorded[violationKey(v.JobID, v.Rule, v.Point)] = true
+		}
+		s.charts[c.Ref] = c
+		s.order = append(s.order, c.Ref)
+		s.check(c)
+	}
+	s.notify()
+	return nil
+}
+
+// Apply implements Projection.
+func (s *SPCCharts) Apply(rec events.Record) error {
+	switch events.Category(rec.Stream) {
+	case events.CategoryRun:
+		return s.applyRun(rec)
+	case CategorySPC:
+		return s.applySPC(rec)
+	}
+	return nil
+}
+
+func (s *SPCCharts) applyRun(rec events.Record) error {
+	base := events.BaseType(rec.Type)
+	if base != events.TypeRunRequested && base != events.TypeRunCompleted {
+		return nil
+	}
+	p, err := events.Decode(rec)
+	if err != nil {
+		return err
+	}
+	runID := events.StreamID(rec.Stream)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch e := p.(type) {
+	case *events.RunRequested:
+		if _, dup := s.runs[runID]; !dup {
+			s.runs[runID] = spcRun{OrgID: rec.Metadata.OrgID, Kind: e.Kind, ToolID: e.ToolID}
+		}
+	case *events.RunCompleted:
+		run, ok := s.runs[runID]
+		if !ok {
+			return nil
+		}
+		for _, name := range chartParameters(run.Kind, e) {
+			ref := events.SPCChartRef{OrgID: run.OrgID, Kind: run.Kind, ToolID: run.ToolID, Parameter: name.name}
+			c := s.chart(ref)
+			c.Points = append(c.Points, ChartPoint{Index: len(c.Points), RunID: runID, JobID: e.JobID,
+				Value: name.value, Time: rec.Time, Position: rec.Position, EventID: rec.ID, Rules: []string{}})
+			c.Position = rec.Position
+			s.check(c)
+		}
+		s.notify()
+	}
+	return nil
+}
+
+type namedValue struct {
+	name  string
+	value float64
+}
+
+// chartParameters returns the values a completed run puts on its charts,
+// by name: every finite R2R observation, and the kind's charted results
+// the observations lack.
+func chartParameters(kind process.Kind, e *events.RunCompleted) []namedValue {
+	var out []namedValue
+	for name, v := range e.R2R {
+		if !math.IsNaN(v) && !math.IsInf(v, 0) {
+			out = append(out, namedValue{name, v})
+		}
+	}
+	for _, name := range spcParameters[kind] {
+		if _, ok := e.R2R[name]; ok {
+			continue
+		}
+		if v, ok := e.Result[name].(float64); ok && !math.IsNaN(v) && !math.IsInf(v, 0) {
+			out = append(out, namedValue{name, v})
+		}
+	}
+	slices.SortFunc(out, func(a, b namedValue) int { return strings.Compare(a.name, b.name) })
+	return out
+}
+
+// chart returns the chart of ref, creating it; call with mu held.
+func (s *SPCCharts) chart(ref events.SPCChartRef) *chart {
+	c, ok := s.charts[ref]
+	if !ok {
+		c = &chart{Ref: ref, Points: []ChartPoint{}, Violations: []ChartViolation{}, recorded: map[string]bool{}}
+		s.charts[ref] = c
+		s.order = append(s.order, ref)
+	}
+	return c
+}
+
+func (s *SPCCharts) applySPC(rec events.Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rev, ok := s.streams[rec.Stream]; !ok || rec.Revision > rev {
+		s.streams[rec.Stream] = rec.Revision
+	}
+	defer s.notify()
+	p, err := events.Decode(rec)
+	if err != nil {
+		return err
+	}
+	switch e := p.(type) {
+	case *events.SPCLimitsEstablished:
+		c := s.chart(e.Chart)
+		if c.Limits != nil {
+			return nil // the first record stands
+		}
+		c.Limits = &ChartLimits{Center: e.Center, UCL: e.UCL, LCL: e.LCL, Sigma: e.Sigma,
+			BaselineJobs: e.BaselineJobs, Rules: e.Rules, Method: e.Method, Time: rec.Time, Position: rec.Position}
+		c.Position = rec.Position
+		s.check(c)
+	case *events.SPCRuleViolated:
+		c := s.chart(e.Chart)
+		key := violationKey(e.JobID, e.Rule, e.Point)
+		if c.recorded[key] {
+			return nil
+		}
+		c.recorded[key] = true
+		c.Violations = append(c.Violations, ChartViolation{Point: e.Point, RunID: e.RunID, JobID: e.JobID,
+			Value: e.Value, Rule: e.Rule, Message: e.Message, Time: rec.Time, Position: rec.Position})
+		if e.Point >= 0 && e.Point < len(c.Points) && c.Points[e.Point].JobID == e.JobID {
+			c.Points[e.Point].Rules = append(c.Points[e.Point].Rules, e.Rule)
+		}
+		c.Position = rec.Position
+	}
+	return nil
+}
+
+// check runs the chart's rules over the points the monitor has not seen
+// yet, once its limits are recorded; call with mu held.
+func (s *SPCCharts) check(c *chart) {
+	if c.Limits == nil {
+		return
+	}
+	if c.mon == nil {
+		rules := c.Limits.Rules
+		if len(rules) == 0 {
+			rules = s.cfg.Rules
+		}
+		c.mon = spc.NewMonitor(spc.Limits{Center: c.Limits.Center, UCL: c.Limits.UCL, LCL: c.Limits.LCL, Sigma: c.Limits.Sigma}, knownRules(rules)...)
+	}
+	// The monitor sees the baseline too, so a run rule counts the points
+	// just before the first one it judges and the messages name chart
+	// indices; only points after the baseline are judged.
+	for ; c.fed < len(c.Points); c.fed++ {
+		pt := c.Points[c.fed]
+		vs := c.mon.Add(pt.Value)
+		if c.fed < len(c.Limits.BaselineJobs) {
+			continue
+		}
+		for _, v := range vs {
+			c.found = append(c.found, events.SPCRuleViolated{Chart: c.Ref, RunID: pt.RunID, JobID: pt.JobID,
+				Point: c.fed, Value: pt.Value, Rule: v.Rule, Message: v.Message})
+		}
+	}
+}
+
+// knownRules drops rule names spc does not know (a recorded rule set from
+// a newer version), so an old reader never panics on the log.
+func knownRules(rules []string) []string {
+	var out []string
+	for _, r := range rules {
+		if slices.Contains(spc.Nelson, r) || slices.Contains(spc.WesternElectric, r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// SPCFact is a chart-level fact the log lacks yet: what the SPCMonitor
+// appends.
+type SPCFact struct {
+	Stream  string
+	ID      string // deterministic, so recording it twice appends nothing twice
+	Payload events.Payload
+	// Cause is the run event that made it due (its id), and Run its run.
+	Cause, Run string
+}
+
+// Pending returns, stream by stream, the facts the charts call for that
+// the log does not hold yet, and the last revision of each stream seen
+// (-1: none): limits for every chart whose baseline is complete, and the
+// violations of the points checked against recorded limits.
+func (s *SPCCharts) Pending() (facts map[string][]SPCFact, revisions map[string]int64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	facts, revisions = map[string][]SPCFact{}, map[string]int64{}
+	for _, ref := range s.order {
+		c := s.charts[ref]
+		stream := SPCStream(ref.OrgID, ref.Kind, ref.ToolID)
+		var due []SPCFact
+		if c.Limits == nil && len(c.Points) >= s.cfg.Baseline {
+			base := c.Points[:s.cfg.Baseline]
+			values := make([]float64, len(base))
+			jobs := make([]string, len(base))
+			for i, p := range base {
+				values[i], jobs[i] = p.Value, p.JobID
+			}
+			l := spc.IndividualsLimits(values)
+			due = append(due, SPCFact{Stream: stream, ID: events.DeriveID(stream, "limits", ref.Parameter),
+				Cause: base[len(base)-1].EventID, Run: base[len(base)-1].RunID,
+				Payload: &events.SPCLimitsEstablished{Chart: ref, Center: l.Center, UCL: l.UCL, LCL: l.LCL, Sigma: l.Sigma,
+					BaselineJobs: jobs, Rules: slices.Clone(s.cfg.Rules), Method: limitsMethod}})
+		}
+		for _, v := range c.found {
+			if c.recorded[violationKey(v.JobID, v.Rule, v.Point)] {
+				continue
+			}
+			due = append(due, SPCFact{Stream: stream, ID: events.DeriveID(stream, "violation", ref.Parameter, v.JobID, v.Rule, fmt.Sprint(v.Point)),
+				Cause: c.Points[v.Point].EventID, Run: v.RunID, Payload: &v})
+		}
+		if len(due) == 0 {
+			continue
+		}
+		facts[stream] = append(facts[stream], due...)
+		if rev, ok := s.streams[stream]; ok {
+			revisions[stream] = int64(rev)
+		} else {
+			revisions[stream] = -1
+		}
+	}
+	return facts, revisions
+}
+
+// Charts returns the organisation's charts that match f, in the order they
+// were first drawn; ErrNotFound when none does.
+func (s *SPCCharts) Charts(_ context.Context, f ChartFilter) ([]Chart, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []Chart
+	for _, ref := range s.order {
+		if ref.OrgID != f.OrgID || (f.Kind != "" && string(ref.Kind) != f.Kind) ||
+			(f.ToolID != "" && ref.ToolID != f.ToolID) || (f.Parameter != "" && ref.Parameter != f.Parameter) {
+			continue
+		}
+		out = append(out, s.view(s.charts[ref], f.Points))
+	}
+	if len(out) == 0 {
+		return nil, ErrNotFound
+	}
+	return out, nil
+}
+
+func (s *SPCCharts) view(c *chart, last int) Chart {
+	v := Chart{OrgID: c.Ref.OrgID, Kind: string(c.Ref.Kind), ToolID: c.Ref.ToolID, Parameter: c.Ref.Parameter,
+		Stream: SPCStream(c.Ref.OrgID, c.Ref.Kind, c.Ref.ToolID), Baseline: s.cfg.Baseline,
+		TotalPts: len(c.Points), Position: c.Position, Violations: slices.Clone(c.Violations)}
+	if c.Limits != nil {
+		l := *c.Limits
+		l.BaselineJobs, l.Rules = slices.Clone(l.BaselineJobs), slices.Clone(l.Rules)
+		v.Limits, v.Baseline = &l, len(l.BaselineJobs)
+	}
+	pts := c.Points
+	if last > 0 && len(pts) > last {
+		pts = pts[len(pts)-last:]
+	}
+	v.Points = make([]ChartPoint, len(pts))
+	for i, p := range pts {
+		p.Baseline = p.Index < v.Baseline
+		p.Rules = slices.Clone(p.Rules)
+		v.Points[i] = p
+	}
+	return v
+}
