@@ -41,7 +41,7 @@ type SPCMonitor struct {
 	Timeout time.Duration
 
 	mu   sync.Mutex
-	sent map[string]uint64 // stream → revision of our last append not yet seen in the model
+	sent map[string]uint64          // stream → revision of our last append not yet seen in the model
 	ids  map[string]map[string]bool // stream → ids appended and not yet seen
 }
 
