@@ -47,6 +47,9 @@ type Claims struct {
 	Email string `json:"email,omitempty"`
 	OrgID string `json:"org_id"`
 	Role  string `json:"role"`
+	// SessionID names the token family of a token issued by /api/auth/token
+	// or /api/auth/refresh; it dies with its family.
+	SessionID string `json:"sid,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -62,6 +65,8 @@ func IssueToken(secret []byte, sub, email, orgID, role string, ttl time.Duration
 		return "", errors.New("issue token: empty subject")
 	case orgID == "":
 		return "", errors.New("issue token: empty org id")
+	case !validOrgID(orgID):
+		return "", fmt.Errorf("issue token: malformed org id %q (want 1–64 letters, digits, '-' or '_')", orgID)
 	case !Role(role).Valid():
 		return "", fmt.Errorf("issue token: unknown role %q", role)
 	case ttl <= 0:
@@ -89,35 +94,107 @@ func IssueToken(secret []byte, sub, email, orgID, role string, ttl time.Duration
 // parseToken verifies an HS256 token and returns its principal. The
 // algorithm is pinned: "none", RS256 and every other alg are refused.
 func parseToken(secret []byte, raw string) (Principal, error) {
+	return verifier{secret: secret}.verify(raw)
+}
+
+// maxTokenLen caps the size of a token the server will parse.
+const maxTokenLen = 8 << 10
+
+// verifier checks access tokens: HS256 with the shared secret always (the
+// tokens `spectra token` prints and /api/auth/token issues), and RS256 or
+// EdDSA with the public keys of a JWKS when one is configured (tokens of an
+// identity provider). Each algorithm is tied to its key type, so an RSA
+// public key can never be used as an HMAC secret.
+type verifier struct {
+	secret []byte
+	jwks   *JWKS
+}
+
+func (v verifier) methods() []string {
+	if v.jwks == nil {
+		return []string{jwt.SigningMethodHS256.Alg()}
+	}
+	return []string{jwt.SigningMethodHS256.Alg(), jwt.SigningMethodRS256.Alg(), jwt.SigningMethodEdDSA.Alg()}
+}
+
+func (v verifier) key(t *jwt.Token) (any, error) {
+	switch alg := t.Method.Alg(); alg {
+	case jwt.SigningMethodHS256.Alg():
+		return v.secret, nil
+	case jwt.SigningMethodRS256.Alg(), jwt.SigningMethodEdDSA.Alg():
+		if v.jwks == nil {
+			return nil, fmt.Errorf("alg %s: no key set configured", alg)
+		}
+		kid, _ := t.Header["kid"].(string)
+		return v.jwks.key(kid, alg)
+	default:
+		return nil, fmt.Errorf("alg %s not accepted", alg)
+	}
+}
+
+// verify checks a token's signature and claims and returns its principal.
+// When the signature is good but a claim is not (expired, not yet valid),
+// the principal it claims is returned with the error, so that the refusal
+// can be audited in its organisation.
+func (v verifier) verify(raw string) (Principal, error) {
+	if len(raw) > maxTokenLen {
+		return Principal{}, errUnauthorized("invalid token", errors.New("token too long"))
+	}
 	var claims Claims
-	_, err := jwt.ParseWithClaims(raw, &claims,
-		func(*jwt.Token) (any, error) { return secret, nil },
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+	_, err := jwt.ParseWithClaims(raw, &claims, v.key,
+		jwt.WithValidMethods(v.methods()),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(tokenLeeway),
 	)
+	p := Principal{
+		UserID:    claims.Subject,
+		Email:     claims.Email,
+		OrgID:     claims.OrgID,
+		Role:      Role(claims.Role),
+		TokenID:   claims.ID,
+		SessionID: claims.SessionID,
+	}
+	// The claims were only checked after the signature: on these errors
+	// they are the issuer's.
+	signed := errors.Is(err, jwt.ErrTokenExpired) || errors.Is(err, jwt.ErrTokenNotValidYet) ||
+		errors.Is(err, jwt.ErrTokenUsedBeforeIssued)
 	switch {
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return Principal{}, errUnauthorized("token expired", err)
+	case signed && validOrgID(claims.OrgID):
+		if errors.Is(err, jwt.ErrTokenExpired) {
+			return p, errUnauthorized("token expired", err)
+		}
+		return p, errUnauthorized("token not valid yet", err)
 	case err != nil:
 		return Principal{}, errUnauthorized("invalid token", err)
 	case claims.Subject == "":
 		return Principal{}, errUnauthorized("invalid token: missing claim sub", nil)
 	case claims.OrgID == "":
 		return Principal{}, errUnauthorized("invalid token: missing claim org_id", nil)
+	case !validOrgID(claims.OrgID):
+		return Principal{}, errUnauthorized("invalid token: malformed claim org_id", nil)
 	case claims.Role == "":
 		return Principal{}, errUnauthorized("invalid token: missing claim role", nil)
 	case !Role(claims.Role).Valid():
-		return Principal{}, errUnauthorized("invalid token: unknown role", nil)
+		return p, errUnauthorized("invalid token: unknown role", nil)
 	}
-	return Principal{
-		UserID:  claims.Subject,
-		Email:   claims.Email,
-		OrgID:   claims.OrgID,
-		Role:    Role(claims.Role),
-		TokenID: claims.ID,
-	}, nil
+	return p, nil
+}
+
+// validOrgID accepts organisation ids that can name an event stream
+// (audit-<org>): 1 to 64 letters, digits, '-' and '_'.
+func validOrgID(org string) bool {
+	if org == "" || len(org) > 64 {
+		return false
+	}
+	for _, r := range org {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // bearerToken extracts the token of an "Authorization: Bearer <token>"
@@ -139,6 +216,10 @@ type Principal struct {
 	OrgID   string
 	Role    Role
 	TokenID string // the token's jti, when it has one
+	// SessionID is the token family of a refreshed token ("" otherwise).
+	SessionID string
+	// APIKeyID is the key a request authenticated with ("" for tokens).
+	APIKeyID string
 }
 
 // LogValue logs who the principal is, without the email (personal data).

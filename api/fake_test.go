@@ -62,7 +62,7 @@ func (b *backend) addRun(r projections.Run) {
 	b.applied = b.appended
 	r.Position = b.appended
 	if r.JobID == "" {
-		r.JobID = "job-" + r.RunID
+		r.JobID = fmt.Sprintf("job-%012x", b.appended)
 	}
 	b.runs[r.RunID] = r
 	jobType := projections.JobTypeIon
@@ -83,7 +83,7 @@ func (b *backend) CreateRun(_ context.Context, c actors.CreateRun) (actors.Accep
 	b.appended++
 	id := fmt.Sprintf("%s-20260101-%08X", strings.ToUpper(string(c.Kind)), b.appended)
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	run := projections.Run{RunID: id, JobID: "job-" + id, OrgID: c.Meta.OrgID, Kind: string(c.Kind),
+	run := projections.Run{RunID: id, JobID: fmt.Sprintf("job-%012x", b.appended), OrgID: c.Meta.OrgID, Kind: string(c.Kind),
 		UserID: c.Meta.UserID, Status: projections.StatusQueued, Recipe: c.Recipe, ToolID: c.ToolID,
 		Priority: c.Priority, CreatedAt: now, Position: b.appended}
 	b.runs[id] = run
@@ -111,7 +111,7 @@ func (b *backend) command(name string, c actors.RunCommand) (actors.Accepted, er
 	b.appended++
 	acc := actors.Accepted{RunID: run.RunID, JobID: run.JobID, Status: run.Status, Position: b.appended, Revision: 5}
 	if name == "retry" {
-		acc.JobID = "job-retry-1"
+		acc.JobID = "job-00000000e7e1"
 		acc.Status = projections.StatusQueued
 	}
 	return acc, nil

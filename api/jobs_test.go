@@ -19,17 +19,17 @@ func TestJobGetAndList(t *testing.T) {
 	h := newHarness(t)
 	for i := range 5 {
 		kind := []string{"ion", "rtp"}[i%2]
-		h.b.addRun(projections.Run{RunID: fmt.Sprintf("R-%d", i), JobID: fmt.Sprintf("job-%d", i), OrgID: "org-1",
+		h.b.addRun(projections.Run{RunID: fmt.Sprintf("R-%d", i), JobID: fmt.Sprintf("job-%012d", i), OrgID: "org-1",
 			Kind: kind, Status: "queued"})
 	}
 	tok := token(t, RoleViewer, "org-1")
 
-	res := h.do(t, http.MethodGet, "/api/jobs/job-1", tok, "")
+	res := h.do(t, http.MethodGet, "/api/jobs/job-000000000001", tok, "")
 	if res.Status != http.StatusOK {
 		t.Fatalf("GET /api/jobs/job-1 = %d; body %s", res.Status, res.Body)
 	}
 	got := res.JSON(t)
-	if got["id"] != "job-1" || got["run_id"] != "R-1" || got["job_type"] != "rtp" || got["org_id"] != "org-1" {
+	if got["id"] != "job-000000000001" || got["run_id"] != "R-1" || got["job_type"] != "rtp" || got["org_id"] != "org-1" {
 		t.Errorf("GET /api/jobs/job-1 = %v", got)
 	}
 	for _, name := range []string{"status", "progress", "current_step", "recipe_data", "started_at", "completed_at",
@@ -100,24 +100,24 @@ func TestJobGetAndList(t *testing.T) {
 
 func TestJobCommands(t *testing.T) {
 	h := newHarness(t)
-	h.b.addRun(projections.Run{RunID: "ION-1", JobID: "job-1", OrgID: "org-1", Kind: "ion", Status: "running"})
+	h.b.addRun(projections.Run{RunID: "ION-20260101-00000001", JobID: "job-000000000001", OrgID: "org-1", Kind: "ion", Status: "running"})
 	tok := token(t, RoleAdmin, "org-1")
 	for _, name := range []string{"cancel", "pause", "resume", "retry"} {
 		t.Run(name, func(t *testing.T) {
-			res := h.do(t, http.MethodPost, "/api/jobs/job-1/"+name, tok, `{"reason":"because"}`)
+			res := h.do(t, http.MethodPost, "/api/jobs/job-000000000001/"+name, tok, `{"reason":"because"}`)
 			if res.Status != http.StatusAccepted {
 				t.Fatalf("POST %s = %d, want 202; body %s", name, res.Status, res.Body)
 			}
 			cmd := h.b.lastCommand(t)
-			if cmd.Name != name || cmd.Cmd.RunID != "ION-1" || cmd.Cmd.JobID != "job-1" || cmd.Cmd.Reason != "because" ||
+			if cmd.Name != name || cmd.Cmd.RunID != "ION-20260101-00000001" || cmd.Cmd.JobID != "job-000000000001" || cmd.Cmd.Reason != "because" ||
 				cmd.Cmd.Meta.OrgID != "org-1" || cmd.Cmd.Meta.RequestID == "" {
-				t.Errorf("command = %+v, want %s of ION-1/job-1 with reason and metadata", cmd, name)
+				t.Errorf("command = %+v, want %s of ION-20260101-00000001/job-1 with reason and metadata", cmd, name)
 			}
 			got := res.JSON(t)
-			if got["run_id"] != "ION-1" || got["message"] == "" || got["position"] == 0.0 {
+			if got["run_id"] != "ION-20260101-00000001" || got["message"] == "" || got["position"] == 0.0 {
 				t.Errorf("body = %v", got)
 			}
-			if name == "retry" && got["job_id"] != "job-retry-1" {
+			if name == "retry" && got["job_id"] != "job-00000000e7e1" {
 				t.Errorf("retry job_id = %v, want the new job", got["job_id"])
 			}
 		})
@@ -125,14 +125,14 @@ func TestJobCommands(t *testing.T) {
 	t.Run("conflict", func(t *testing.T) {
 		h.b.setErr(&actors.StateError{Command: "retry", Status: "running", Reason: "only a failed or cancelled job can be retried"})
 		defer h.b.setErr(nil)
-		res := h.do(t, http.MethodPost, "/api/jobs/job-1/retry", tok, "")
+		res := h.do(t, http.MethodPost, "/api/jobs/job-000000000001/retry", tok, "")
 		if e := res.Err(t); res.Status != http.StatusConflict || e.Code != CodeConflict ||
 			!strings.Contains(e.Message, "only a failed or cancelled job can be retried") {
 			t.Errorf("retry of a running job = %d %+v, want 409 with the reason", res.Status, e)
 		}
 	})
 	t.Run("malformed_body", func(t *testing.T) {
-		res := h.do(t, http.MethodPost, "/api/jobs/job-1/cancel", tok, `{"reason":`)
+		res := h.do(t, http.MethodPost, "/api/jobs/job-000000000001/cancel", tok, `{"reason":`)
 		if e := res.Err(t); res.Status != http.StatusUnprocessableEntity || e.Fields[0].Field != "body" {
 			t.Errorf("cancel with malformed body = %d %+v, want 422 naming body", res.Status, e)
 		}
@@ -150,35 +150,35 @@ func runLog(t *testing.T) []events.Record {
 			t.Fatalf("events.New: %v", err)
 		}
 		n := uint64(len(recs))
-		recs = append(recs, events.Record{ID: ev.ID, Stream: "run-ION-1", Revision: n, Position: 100 + n,
+		recs = append(recs, events.Record{ID: ev.ID, Stream: "run-ION-20260101-00000001", Revision: n, Position: 100 + n,
 			Type: ev.Type, Time: at.Add(time.Duration(n) * time.Second), Data: ev.Data, Metadata: md})
 	}
-	add(events.RunRequested{RunID: "ION-1", JobID: "job-1", Kind: "ion", Priority: 1, ToolID: "IMP-01"})
-	add(events.RunQueued{JobID: "job-1", Queue: "ion"})
-	add(events.RunStarted{JobID: "job-1", Seed: 42})
-	add(events.RunPhaseChanged{JobID: "job-1", Name: "Validation", Progress: 5})
-	add(events.TelemetryRecorded{JobID: "job-1", Samples: map[string][]float64{"time_s": make([]float64, 10)},
+	add(events.RunRequested{RunID: "ION-20260101-00000001", JobID: "job-000000000001", Kind: "ion", Priority: 1, ToolID: "IMP-01"})
+	add(events.RunQueued{JobID: "job-000000000001", Queue: "ion"})
+	add(events.RunStarted{JobID: "job-000000000001", Seed: 42})
+	add(events.RunPhaseChanged{JobID: "job-000000000001", Name: "Validation", Progress: 5})
+	add(events.TelemetryRecorded{JobID: "job-000000000001", Samples: map[string][]float64{"time_s": make([]float64, 10)},
 		Progress: 21, CurrentStep: "Implanting"})
-	add(events.RunFailed{JobID: "job-1", Error: "beam arc", Step: 30})
-	add(events.RunRetried{JobID: "job-2", FromJobID: "job-1", Seed: 7})
-	add(events.RunStarted{JobID: "job-2", Seed: 7})
-	add(events.RunCompleted{JobID: "job-2", DurationS: 12.5})
+	add(events.RunFailed{JobID: "job-000000000001", Error: "beam arc", Step: 30})
+	add(events.RunRetried{JobID: "job-000000000002", FromJobID: "job-000000000001", Seed: 7})
+	add(events.RunStarted{JobID: "job-000000000002", Seed: 7})
+	add(events.RunCompleted{JobID: "job-000000000002", DurationS: 12.5})
 	return recs
 }
 
 func TestJobLogs(t *testing.T) {
-	store := &logStore{stream: "run-ION-1", recs: runLog(t)}
+	store := &logStore{stream: "run-ION-20260101-00000001", recs: runLog(t)}
 	h := newHarness(t, func(_ *Config, d *Deps) { d.Store = store })
-	h.b.addRun(projections.Run{RunID: "ION-1", JobID: "job-1", OrgID: "org-1", Kind: "ion", Status: "failed"})
+	h.b.addRun(projections.Run{RunID: "ION-20260101-00000001", JobID: "job-000000000001", OrgID: "org-1", Kind: "ion", Status: "failed"})
 	tok := token(t, RoleEngineer, "org-1")
 
-	res := h.do(t, http.MethodGet, "/api/jobs/job-1/logs", tok, "")
+	res := h.do(t, http.MethodGet, "/api/jobs/job-000000000001/logs", tok, "")
 	if res.Status != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/plain") {
 		t.Fatalf("GET logs = %d %q; body %s", res.Status, res.Header.Get("Content-Type"), res.Body)
 	}
 	lines := strings.Split(strings.TrimSpace(string(res.Body)), "\n")
 	want := []string{
-		"2026-01-01T12:00:00.000Z [0] RunRequested: ion run ION-1 requested by u-1 (job job-1, priority 1, tool IMP-01)",
+		"2026-01-01T12:00:00.000Z [0] RunRequested: ion run ION-20260101-00000001 requested by u-1 (job job-000000000001, priority 1, tool IMP-01)",
 		"2026-01-01T12:00:01.000Z [1] RunQueued: queued in ion",
 		"2026-01-01T12:00:02.000Z [2] RunStarted: attempt 1 started (seed 42)",
 		"2026-01-01T12:00:03.000Z [3] RunPhaseChanged: Validation (5%)",
@@ -189,7 +189,7 @@ func TestJobLogs(t *testing.T) {
 		t.Errorf("text log =\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
 
-	res = h.do(t, http.MethodGet, "/api/jobs/job-1/logs", tok, "", "Accept", "application/x-ndjson")
+	res = h.do(t, http.MethodGet, "/api/jobs/job-000000000001/logs", tok, "", "Accept", "application/x-ndjson")
 	if ct := res.Header.Get("Content-Type"); ct != "application/x-ndjson" {
 		t.Errorf("Content-Type = %q, want application/x-ndjson", ct)
 	}
@@ -210,15 +210,15 @@ func TestJobLogs(t *testing.T) {
 	}
 
 	t.Run("viewer_forbidden", func(t *testing.T) {
-		res := h.do(t, http.MethodGet, "/api/jobs/job-1/logs", token(t, RoleViewer, "org-1"), "")
+		res := h.do(t, http.MethodGet, "/api/jobs/job-000000000001/logs", token(t, RoleViewer, "org-1"), "")
 		if res.Status != http.StatusForbidden {
 			t.Errorf("viewer GET logs = %d, want 403", res.Status)
 		}
 	})
 	t.Run("no_store", func(t *testing.T) {
 		h := newHarness(t)
-		h.b.addRun(projections.Run{RunID: "ION-1", JobID: "job-1", OrgID: "org-1", Kind: "ion"})
-		res := h.do(t, http.MethodGet, "/api/jobs/job-1/logs", tok, "")
+		h.b.addRun(projections.Run{RunID: "ION-20260101-00000001", JobID: "job-000000000001", OrgID: "org-1", Kind: "ion"})
+		res := h.do(t, http.MethodGet, "/api/jobs/job-000000000001/logs", tok, "")
 		if res.Status != http.StatusServiceUnavailable {
 			t.Errorf("GET logs without a store = %d, want 503", res.Status)
 		}

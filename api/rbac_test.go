@@ -11,7 +11,7 @@ import (
 
 // concrete turns a route pattern into a path.
 func concrete(path string) string {
-	r := strings.NewReplacer(":run_id", "ION-20260101-00000001", ":job_id", "job-1", ":name", "telemetry.csv")
+	r := strings.NewReplacer(":run_id", "ION-20260101-00000001", ":job_id", "job-000000000001", ":name", "telemetry.csv")
 	return r.Replace(path)
 }
 
@@ -20,7 +20,7 @@ func concrete(path string) string {
 // always is.
 func TestRBACTable(t *testing.T) {
 	h := newHarness(t, func(_ *Config, d *Deps) { d.Store = &logStore{} })
-	h.b.addRun(projections.Run{RunID: "ION-20260101-00000001", JobID: "job-1", OrgID: "org-1", Kind: "ion",
+	h.b.addRun(projections.Run{RunID: "ION-20260101-00000001", JobID: "job-000000000001", OrgID: "org-1", Kind: "ion",
 		Status: "running"})
 	routes := h.srv.Routes()
 	if len(routes) == 0 {
@@ -78,6 +78,12 @@ func TestRoutePermissions(t *testing.T) {
 		"GET /metrics":                          "",
 		"POST /api/ion/simulate/dose_profile":   PermIonSimulate,
 		"POST /api/rtp/tune/controller":         PermRTPTuneController,
+		"POST /api/auth/api-keys":               PermAPIKeyManage,
+		"GET /api/auth/api-keys":                PermAPIKeyManage,
+		"DELETE /api/auth/api-keys/:key_id":     PermAPIKeyManage,
+		"POST /api/auth/token":                  "", // authenticated by X-API-Key
+		"POST /api/auth/refresh":                "", // authenticated by the refresh token
+		"GET /api/audit":                        PermAuditView,
 	}
 	optional := map[string]bool{}
 	got := map[string]Permission{}

@@ -131,7 +131,7 @@ func optionalReason(c *fiber.Ctx) (string, error) {
 	if len(bytes.TrimSpace(c.Body())) == 0 {
 		return c.Query("reason"), nil
 	}
-	fields, err := jsonObject(c.Body())
+	fields, err := strictObject(c.Body(), false, "reason") // unknown fields: 422
 	if err != nil {
 		return "", err
 	}

@@ -225,13 +225,13 @@ func completedIonRun(org string) projections.Run {
 	end := start.Add(325 * time.Second)
 	dur := 325.0
 	return projections.Run{
-		RunID: "ION-20260101-A1B2C3D4", JobID: "job-abc123", OrgID: org, Kind: "ion", UserID: "u-1",
+		RunID: "ION-20260101-A1B2C3D4", JobID: "job-0000000abc12", OrgID: org, Kind: "ion", UserID: "u-1",
 		Status: projections.StatusCompleted, Progress: 100, CurrentStep: "Completed",
 		Recipe:    json.RawMessage(ionRecipe),
 		CreatedAt: start.Add(-5 * time.Second), StartedAt: &start, CompletedAt: &end, DurationSeconds: &dur,
-		SPCAlertsCount: 2, LogsURI: "/api/jobs/job-abc123/logs",
+		SPCAlertsCount: 2, LogsURI: "/api/jobs/job-0000000abc12/logs",
 		Artifacts: []projections.Artifact{{Name: "telemetry.csv", ContentType: "text/csv", Size: 1024,
-			URI: "/api/jobs/job-abc123/artifacts/telemetry.csv"}},
+			URI: "/api/jobs/job-0000000abc12/artifacts/telemetry.csv"}},
 		Result: map[string]any{
 			"final_dose_atoms_cm2": 1.02e15,
 			"dose_error_pct":       2.0,
@@ -245,7 +245,7 @@ func completedIonRun(org string) projections.Run {
 func TestRunResultFlattened(t *testing.T) {
 	h := newHarness(t)
 	h.b.addRun(completedIonRun("org-1"))
-	rtp := projections.Run{RunID: "RTP-20260101-X9Y8Z7W6", OrgID: "org-1", Kind: "rtp", Status: "completed",
+	rtp := projections.Run{RunID: "RTP-20260101-A9B8C7D6", OrgID: "org-1", Kind: "rtp", Status: "completed",
 		Result: map[string]any{"final_temp_c": 1000.2, "temp_error_c": 0.2, "max_overshoot_c": 3.5,
 			"avg_ramp_error_c": 1.2, "thermal_budget": 5.2e5,
 			"vm_prediction": map[string]any{"activation_pct": 88.0, "oxide_thickness_nm": 5.0}}}
@@ -258,9 +258,9 @@ func TestRunResultFlattened(t *testing.T) {
 	}
 	got := res.JSON(t)
 	for name, want := range map[string]any{
-		"run_id": "ION-20260101-A1B2C3D4", "job_id": "job-abc123", "status": "completed", "progress": 100.0,
+		"run_id": "ION-20260101-A1B2C3D4", "job_id": "job-0000000abc12", "status": "completed", "progress": 100.0,
 		"current_step": "Completed", "final_dose_atoms_cm2": 1.02e15, "dose_error_pct": 2.0,
-		"duration_seconds": 325.0, "spc_alerts_count": 2.0, "logs_uri": "/api/jobs/job-abc123/logs",
+		"duration_seconds": 325.0, "spc_alerts_count": 2.0, "logs_uri": "/api/jobs/job-0000000abc12/logs",
 		"created_at": "2026-01-01T12:00:00Z", "started_at": "2026-01-01T12:00:05Z",
 		"completed_at": "2026-01-01T12:05:30Z",
 	} {
@@ -279,7 +279,7 @@ func TestRunResultFlattened(t *testing.T) {
 		t.Errorf("artifacts = %v, want one", got["artifacts"])
 	}
 
-	res = h.do(t, http.MethodGet, "/api/rtp/runs/RTP-20260101-X9Y8Z7W6", tok, "")
+	res = h.do(t, http.MethodGet, "/api/rtp/runs/RTP-20260101-A9B8C7D6", tok, "")
 	got = res.JSON(t)
 	for _, name := range []string{"final_temp_c", "temp_error_c", "max_overshoot_c", "avg_ramp_error_c", "thermal_budget", "vm_prediction"} {
 		if _, ok := got[name]; !ok {
@@ -323,11 +323,11 @@ func TestOrganisationIsolation(t *testing.T) {
 	}{
 		{"run", http.MethodGet, "/api/ion/runs/ION-20260101-A1B2C3D4", "/api/ion/runs/ION-20260101-FFFFFFFF"},
 		{"run_cancel", http.MethodDelete, "/api/ion/runs/ION-20260101-A1B2C3D4", "/api/ion/runs/ION-20260101-FFFFFFFF"},
-		{"job", http.MethodGet, "/api/jobs/job-abc123", "/api/jobs/job-missing"},
-		{"job_logs", http.MethodGet, "/api/jobs/job-abc123/logs", "/api/jobs/job-missing/logs"},
-		{"job_cancel", http.MethodPost, "/api/jobs/job-abc123/cancel", "/api/jobs/job-missing/cancel"},
-		{"job_retry", http.MethodPost, "/api/jobs/job-abc123/retry", "/api/jobs/job-missing/retry"},
-		{"job_pause", http.MethodPost, "/api/jobs/job-abc123/pause", "/api/jobs/job-missing/pause"},
+		{"job", http.MethodGet, "/api/jobs/job-0000000abc12", "/api/jobs/job-missing"},
+		{"job_logs", http.MethodGet, "/api/jobs/job-0000000abc12/logs", "/api/jobs/job-missing/logs"},
+		{"job_cancel", http.MethodPost, "/api/jobs/job-0000000abc12/cancel", "/api/jobs/job-missing/cancel"},
+		{"job_retry", http.MethodPost, "/api/jobs/job-0000000abc12/retry", "/api/jobs/job-missing/retry"},
+		{"job_pause", http.MethodPost, "/api/jobs/job-0000000abc12/pause", "/api/jobs/job-missing/pause"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -414,7 +414,7 @@ func TestRunListPagination(t *testing.T) {
 
 func TestRunCancel(t *testing.T) {
 	h := newHarness(t)
-	h.b.addRun(projections.Run{RunID: "RTP-20260101-00000001", JobID: "job-1", OrgID: "org-1", Kind: "rtp", Status: "running"})
+	h.b.addRun(projections.Run{RunID: "RTP-20260101-00000001", JobID: "job-000000000001", OrgID: "org-1", Kind: "rtp", Status: "running"})
 	res := h.do(t, http.MethodDelete, "/api/rtp/runs/RTP-20260101-00000001?reason=wrong+lot", token(t, RoleOperator, "org-1"), "")
 	if res.Status != http.StatusAccepted {
 		t.Fatalf("DELETE status = %d, want 202; body %s", res.Status, res.Body)

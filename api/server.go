@@ -79,6 +79,17 @@ type Config struct {
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	// ReadyTimeout bounds Deps.Ready in /readyz (default 2 s).
 	ReadyTimeout time.Duration
+	// JWKS, when set, verifies RS256 and EdDSA access tokens of an identity
+	// provider by kid (see OpenJWKS); HS256 tokens signed with JWTSecret
+	// stay valid alongside.
+	JWKS *JWKS
+	// AccessTokenTTL and RefreshTokenTTL are the lifetimes of the tokens
+	// /api/auth/token and /api/auth/refresh issue (defaults 15 min, 24 h).
+	AccessTokenTTL, RefreshTokenTTL time.Duration
+	// RateLimits caps requests per principal (defaults: SPEC.md).
+	RateLimits RateLimits
+	// MaxJSONDepth caps how deeply request bodies nest (default 32).
+	MaxJSONDepth int
 }
 
 // LogValue logs the configuration without its secret.
@@ -103,6 +114,13 @@ type Deps struct {
 	// Gatherer (a *prometheus.Registry), it serves /metrics too.
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
+	// Events appends API keys, token families and denied attempts (nil:
+	// the credential endpoints answer 503 and denials are only logged).
+	Events EventAppender
+	// Credentials verifies API keys and refresh tokens (nil: refused).
+	Credentials Credentials
+	// Audit serves GET /api/audit (nil: it answers 503).
+	Audit AuditLog
 	// Artifacts streams stored run artifacts (nil: artifact downloads
 	// answer 404).
 	Artifacts ArtifactReader
@@ -134,6 +152,11 @@ type Server struct {
 	app       *fiber.App
 	routes    []Route
 	metrics   *httpMetrics
+	verifier  verifier
+	events    EventAppender
+	creds     Credentials
+	audit     AuditLog
+	limits    limiters
 }
 
 // Default configuration values.
@@ -173,6 +196,16 @@ func New(cfg Config, d Deps) *Server {
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = defaultReadyTimeout
 	}
+	if cfg.AccessTokenTTL <= 0 {
+		cfg.AccessTokenTTL = defaultAccessTokenTTL
+	}
+	if cfg.RefreshTokenTTL <= 0 {
+		cfg.RefreshTokenTTL = defaultRefreshTokenTTL
+	}
+	if cfg.MaxJSONDepth <= 0 {
+		cfg.MaxJSONDepth = defaultMaxJSONDepth
+	}
+	cfg.RateLimits = cfg.RateLimits.withDefaults()
 	s := &Server{
 		cfg:       cfg,
 		cmd:       d.Commands,
@@ -182,7 +215,12 @@ func New(cfg Config, d Deps) *Server {
 		tunings:   d.Tunings,
 		ready:     d.Ready,
 		log:       cfg.Logger,
+		verifier:  verifier{secret: cfg.JWTSecret, jwks: cfg.JWKS},
+		events:    d.Events,
+		creds:     d.Credentials,
+		audit:     d.Audit,
 	}
+	s.limits = s.newLimiters()
 	s.metrics = newHTTPMetrics(d.Registerer, d.Gatherer)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "spectra",
@@ -202,6 +240,8 @@ func New(cfg Config, d Deps) *Server {
 	s.registerIonRoutes()
 	s.registerRTPRoutes()
 	s.registerJobRoutes()
+	s.registerAuthRoutes()
+	s.registerAuditRoutes()
 	return s
 }
 
@@ -229,11 +269,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // one, rather than behind a group middleware, so that an unknown path is
 // a 404 whether or not the request carries a token.
 func (s *Server) handle(method, path string, perm Permission, summary string, h fiber.Handler) {
-	s.routes = append(s.routes, Route{Method: method, Path: path, Permission: perm, Summary: summary})
-	chain := []fiber.Handler{markRoute(path)}
+	var mw []fiber.Handler
 	if perm != "" {
-		chain = append(chain, s.authenticate, s.authorize(perm), s.readYourWrites)
+		mw = s.guard(method, perm) // middleware.go
 	}
-	chain = append(chain, h)
-	s.app.Add(method, path, chain...)
+	s.route(method, path, perm, summary, mw, h)
+}
+
+// route adds a route with the middleware mw before its handler.
+func (s *Server) route(method, path string, perm Permission, summary string, mw []fiber.Handler, h fiber.Handler) {
+	s.routes = append(s.routes, Route{Method: method, Path: path, Permission: perm, Summary: summary})
+	chain := append([]fiber.Handler{markRoute(path)}, mw...)
+	s.app.Add(method, path, append(chain, h)...)
 }

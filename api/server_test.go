@@ -120,15 +120,15 @@ func TestHealthAndReadiness(t *testing.T) {
 
 func TestReadYourWrites(t *testing.T) {
 	h := newHarness(t, func(c *Config, _ *Deps) { c.ReadYourWritesTimeout = 50 * time.Millisecond })
-	h.b.addRun(projections.Run{RunID: "ION-1", JobID: "job-1", OrgID: "org-1", Kind: "ion", Status: "running"})
+	h.b.addRun(projections.Run{RunID: "ION-20260101-00000001", JobID: "job-000000000001", OrgID: "org-1", Kind: "ion", Status: "running"})
 	tok := token(t, RoleViewer, "org-1")
 
-	res := h.do(t, http.MethodGet, "/api/ion/runs/ION-1", tok, "")
+	res := h.do(t, http.MethodGet, "/api/ion/runs/ION-20260101-00000001", tok, "")
 	if res.Header.Get(HeaderPosition) != "1" || res.Header.Get(HeaderStale) != "" {
 		t.Errorf("GET headers %s = %q, %s = %q; want 1 and none", HeaderPosition, res.Header.Get(HeaderPosition),
 			HeaderStale, res.Header.Get(HeaderStale))
 	}
-	if res := h.do(t, http.MethodGet, "/api/ion/runs/ION-1", tok, "", HeaderMinPosition, "1"); res.Header.Get(HeaderStale) != "" {
+	if res := h.do(t, http.MethodGet, "/api/ion/runs/ION-20260101-00000001", tok, "", HeaderMinPosition, "1"); res.Header.Get(HeaderStale) != "" {
 		t.Errorf("GET at a reached position is marked stale")
 	}
 
@@ -136,7 +136,7 @@ func TestReadYourWrites(t *testing.T) {
 	h.b.stuck = true
 	h.b.mu.Unlock()
 	start := time.Now()
-	res = h.do(t, http.MethodGet, "/api/ion/runs/ION-1", tok, "", HeaderMinPosition, "99")
+	res = h.do(t, http.MethodGet, "/api/ion/runs/ION-20260101-00000001", tok, "", HeaderMinPosition, "99")
 	if res.Status != http.StatusOK || res.Header.Get(HeaderStale) != "true" {
 		t.Errorf("GET past the read models = %d, stale %q; want 200 and stale true", res.Status, res.Header.Get(HeaderStale))
 	}
@@ -151,7 +151,7 @@ func TestReadYourWrites(t *testing.T) {
 		t.Errorf("POST with stuck read models = %d, stale %q; want 201 and stale true", res.Status, res.Header.Get(HeaderStale))
 	}
 
-	res = h.do(t, http.MethodGet, "/api/ion/runs/ION-1", tok, "", HeaderMinPosition, "soon")
+	res = h.do(t, http.MethodGet, "/api/ion/runs/ION-20260101-00000001", tok, "", HeaderMinPosition, "soon")
 	if e := res.Err(t); res.Status != http.StatusUnprocessableEntity || e.Fields[0].Field != HeaderMinPosition {
 		t.Errorf("GET with a bad %s = %d %+v, want 422", HeaderMinPosition, res.Status, e)
 	}

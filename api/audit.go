@@ -1,0 +1,220 @@
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/process"
+	"github.com/spectra-fab/spectra/projections"
+)
+
+// Audit query limits.
+const (
+	defaultAuditLimit = 100
+	maxAuditLimit     = 500
+	auditAppendWait   = 2 * time.Second
+)
+
+// registerAuditRoutes adds the audit trail.
+func (s *Server) registerAuditRoutes() {
+	s.handle(fiber.MethodGet, "/api/audit", PermAuditView,
+		"Who did what and when in the organisation, denied attempts included", s.handleAudit)
+}
+
+// auditDenials appends an AccessDenied event to the organisation's audit
+// stream when the rest of the chain refuses a request: 401 where the
+// credential's organisation is known for sure, 403, and the 404 a command
+// gets for another organisation's run, job or API key. A request whose
+// organisation is unknown (a forged token) is only logged: its claims
+// cannot be trusted to pick a stream.
+func (s *Server) auditDenials(c *fiber.Ctx) error {
+	// Params are read before the handler: they name the resource.
+	runID, jobID, keyID := c.Params("run_id"), c.Params("job_id"), c.Params("key_id")
+	err := c.Next()
+	if err == nil {
+		return nil
+	}
+	status, d := classify(err)
+	var (
+		who      Principal
+		resource string
+	)
+	switch status {
+	case http.StatusUnauthorized:
+		p, ok := c.Locals(localDenied).(Principal)
+		if !ok {
+			return err
+		}
+		who = p
+	case http.StatusForbidden:
+		who = principal(c)
+	case http.StatusNotFound:
+		if c.Method() == fiber.MethodGet || c.Method() == fiber.MethodHead {
+			return err
+		}
+		who = principal(c)
+		resource = s.foreignResource(who.OrgID, runID, jobID, keyID)
+		if resource == "" {
+			return err // missing for everybody, not hidden
+		}
+	default:
+		return err
+	}
+	s.recordDenied(c, who, status, d.Message, resource)
+	return err
+}
+
+// foreignResource names the run, job or API key of the request when it
+// exists in an organisation other than org ("" otherwise).
+func (s *Server) foreignResource(org, runID, jobID, keyID string) string {
+	if s.audit != nil {
+		for _, r := range []struct{ kind, id string }{{"run", runID}, {"job", jobID}} {
+			if r.id == "" {
+				continue
+			}
+			if owner, ok := s.audit.Owner(r.id); ok && owner != org {
+				return r.kind + ":" + r.id
+			}
+		}
+	}
+	if keyID != "" && s.creds != nil {
+		if k, err := s.creds.APIKey(keyID); err == nil && k.OrgID != org {
+			return "apikey:" + keyID
+		}
+	}
+	return ""
+}
+
+// recordDenied appends AccessDenied to who's organisation's audit stream.
+// A failure to record is logged; it never changes the answer.
+func (s *Server) recordDenied(c *fiber.Ctx, who Principal, status int, reason, resource string) {
+	if !validOrgID(who.OrgID) {
+		return
+	}
+	md := s.metadata(c)
+	md.OrgID, md.UserID, md.Role = who.OrgID, who.UserID, string(who.Role)
+	if s.events == nil {
+		s.log.WarnContext(c.UserContext(), "access denied (no event log to record it)",
+			slog.Any("metadata", md), slog.Int("status", status), slog.String("reason", reason))
+		return
+	}
+	ev, err := events.New(&events.AccessDenied{Status: status, Method: c.Method(), Path: c.Path(),
+		Reason: reason, Resource: resource}, md)
+	if err != nil {
+		s.log.Error("encode AccessDenied", slog.Any("error", err))
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.UserContext()), auditAppendWait)
+	defer cancel()
+	res, err := s.events.Append(ctx, events.AuditStream(who.OrgID), events.ExpectAny, ev)
+	if err != nil {
+		s.log.ErrorContext(ctx, "record access denied", slog.Any("metadata", md), slog.Any("error", err))
+		return
+	}
+	c.Set(HeaderPosition, strconv.FormatUint(res.Position, 10))
+}
+
+// auditPage is one page of the audit trail.
+type auditPage struct {
+	Entries    []projections.AuditEntry `json:"entries"`
+	NextCursor string                   `json:"next_cursor,omitempty"`
+	HasMore    bool                     `json:"has_more"`
+}
+
+const cursorPrefix = "audit:"
+
+func encodeCursor(pos uint64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + strconv.FormatUint(pos, 10)))
+}
+
+func decodeCursor(s string) (uint64, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return 0, false
+	}
+	n, ok := strings.CutPrefix(string(b), cursorPrefix)
+	if !ok {
+		return 0, false
+	}
+	pos, err := strconv.ParseUint(n, 10, 64)
+	return pos, err == nil
+}
+
+// auditTypes are the values the type filter takes: actions and the event
+// types behind them.
+var auditTypes = func() []string {
+	t := projections.AuditActions()
+	t = append(t, events.TypeRunRequested, events.TypeRunPaused, events.TypeRunResumed,
+		events.TypeRunCancelRequested, events.TypeRunCancelled, events.TypeRunRetried, events.TypeControllerTuned,
+		events.TypeAPIKeyIssued, events.TypeAPIKeyRevoked, events.TypeRefreshTokenIssued,
+		events.TypeRefreshTokenRotated, events.TypeTokenFamilyRevoked, events.TypeAccessDenied)
+	slices.Sort(t)
+	return t
+}()
+
+// handleAudit answers GET /api/audit?user_id=&run_id=&type=&since=&until=&limit=&cursor=
+// from the audit read model, for the caller's organisation only.
+func (s *Server) handleAudit(c *fiber.Ctx) error {
+	if s.audit == nil {
+		return &Error{Code: CodeUnavailable, Message: "the audit trail is not available on this node"}
+	}
+	var ve process.ValidationError
+	f := projections.AuditFilter{
+		OrgID:  principal(c).OrgID,
+		UserID: c.Query("user_id"),
+		RunID:  c.Query("run_id"),
+		Type:   queryEnum(c, &ve, "type", auditTypes),
+		Limit:  queryInt(c, &ve, "limit", defaultAuditLimit, 1, maxAuditLimit),
+	}
+	if len(f.UserID) > 256 {
+		ve.Add("user_id", nil, "at most 256 characters", "user_id is too long")
+	}
+	if f.RunID != "" && !runIDPattern.MatchString(f.RunID) {
+		ve.Add("run_id", f.RunID, "a run id such as ION-20260101-A1B2C3D4", "malformed run_id")
+	}
+	f.Since = queryTime(c, &ve, "since")
+	f.Until = queryTime(c, &ve, "until")
+	if cur := c.Query("cursor"); cur != "" {
+		pos, ok := decodeCursor(cur)
+		if !ok {
+			ve.Add("cursor", cur, "a next_cursor of a previous page", "malformed cursor")
+		}
+		f.After = pos
+	}
+	if err := ve.Err(); err != nil {
+		return err
+	}
+	entries, more := s.audit.Entries(f)
+	out := auditPage{Entries: make([]projections.AuditEntry, 0, len(entries)), HasMore: more}
+	for _, e := range entries {
+		if e.OrgID == f.OrgID { // never another organisation's, whatever the read model says
+			out.Entries = append(out.Entries, e)
+		}
+	}
+	if more && len(entries) > 0 {
+		out.NextCursor = encodeCursor(entries[len(entries)-1].Position)
+	}
+	return c.JSON(out)
+}
+
+// queryTime reads an optional RFC 3339 time query parameter.
+func queryTime(c *fiber.Ctx, ve *process.ValidationError, name string) time.Time {
+	v := c.Query(name)
+	if v == "" {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		ve.Add(name, v, "an RFC 3339 time such as 2026-01-01T00:00:00Z", "malformed "+name)
+	}
+	return t
+}
