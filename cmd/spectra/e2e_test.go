@@ -64,7 +64,7 @@ const testSecret = "e2e-test-secret-0123456789abcdef-0123456789"
 
 // server is a spectra serve process.
 type server struct {
-	t       *testing.T
+	t       testing.TB
 	cmd     *exec.Cmd
 	addr    string
 	dataDir string
@@ -73,7 +73,7 @@ type server struct {
 	exited  chan struct{}
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -84,7 +84,7 @@ func freePort(t *testing.T) string {
 }
 
 // startServer starts spectra serve on a fresh port and waits for /readyz.
-func startServer(t *testing.T, dataDir string, args ...string) *server {
+func startServer(t testing.TB, dataDir string, args ...string) *server {
 	t.Helper()
 	s := &server{t: t, addr: freePort(t), dataDir: dataDir, args: args}
 	s.start()
@@ -149,7 +149,7 @@ func (s *server) kill9() {
 	<-s.exited
 }
 
-func token(t *testing.T, role, org string) string {
+func token(t testing.TB, role, org string) string {
 	t.Helper()
 	tok, err := api.IssueToken([]byte(testSecret), role+"-user", role+"@example.com", org, role, time.Hour)
 	if err != nil {
@@ -164,7 +164,7 @@ type reply struct {
 	header http.Header
 }
 
-func (r reply) json(t *testing.T) map[string]any {
+func (r reply) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
@@ -173,7 +173,7 @@ func (r reply) json(t *testing.T) map[string]any {
 	return m
 }
 
-func (s *server) do(t *testing.T, method, path, tok string, body any, hdr ...string) reply {
+func (s *server) do(t testing.TB, method, path, tok string, body any, hdr ...string) reply {
 	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -206,7 +206,7 @@ func (s *server) do(t *testing.T, method, path, tok string, body any, hdr ...str
 	return reply{status: resp.StatusCode, body: data, header: resp.Header}
 }
 
-func readExample(t *testing.T, name string) []byte {
+func readExample(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "..", "examples", name))
 	if err != nil {
@@ -216,7 +216,7 @@ func readExample(t *testing.T, name string) []byte {
 }
 
 // waitRun polls a run until its status is final and returns it.
-func (s *server) waitRun(t *testing.T, kind, runID, tok string, within time.Duration) map[string]any {
+func (s *server) waitRun(t testing.TB, kind, runID, tok string, within time.Duration) map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	var last map[string]any
@@ -250,7 +250,7 @@ type logLine struct {
 	Data     json.RawMessage `json:"data"`
 }
 
-func (s *server) events(t *testing.T, jobID, tok string) []logLine {
+func (s *server) events(t testing.TB, jobID, tok string) []logLine {
 	t.Helper()
 	r := s.do(t, "GET", "/api/jobs/"+jobID+"/logs", tok, nil, "Accept", "application/x-ndjson")
 	if r.status != 200 {
@@ -271,7 +271,7 @@ func (s *server) events(t *testing.T, jobID, tok string) []logLine {
 
 // checkRunLog verifies a single-job run's log: gapless revisions, events
 // that happen once happen once, every telemetry step of an attempt once.
-func checkRunLog(t *testing.T, runID string, lines []logLine) {
+func checkRunLog(t testing.TB, runID string, lines []logLine) {
 	t.Helper()
 	count := map[string]int{}
 	steps := map[[2]int]bool{}

@@ -8,7 +8,7 @@ import (
 )
 
 // rtpRecipe is the seed's RTP recipe with extra fields.
-func rtpRecipe(t *testing.T, extra map[string]any) map[string]any {
+func rtpRecipe(t testing.TB, extra map[string]any) map[string]any {
 	t.Helper()
 	m := map[string]any{}
 	if err := json.Unmarshal(readExample(t, "rtp-seed.json"), &m); err != nil {
@@ -20,7 +20,7 @@ func rtpRecipe(t *testing.T, extra map[string]any) map[string]any {
 	return m
 }
 
-func (s *server) create(t *testing.T, kind, tok string, body any, hdr ...string) (runID, jobID string) {
+func (s *server) create(t testing.TB, kind, tok string, body any, hdr ...string) (runID, jobID string) {
 	t.Helper()
 	r := s.do(t, "POST", "/api/"+kind+"/runs", tok, body, hdr...)
 	if r.status != 201 {
@@ -31,7 +31,7 @@ func (s *server) create(t *testing.T, kind, tok string, body any, hdr ...string)
 }
 
 // waitFor polls a run until cond holds.
-func (s *server) waitFor(t *testing.T, kind, runID, tok string, cond func(map[string]any) bool) map[string]any {
+func (s *server) waitFor(t testing.TB, kind, runID, tok string, cond func(map[string]any) bool) map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	var last map[string]any
