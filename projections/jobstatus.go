@@ -119,7 +119,7 @@ func (j *JobStatus) Apply(rec events.Record) error {
 			return nil
 		}
 		j.runs[runID] = &Run{RunID: runID, JobID: e.JobID, OrgID: rec.Metadata.OrgID, Kind: string(e.Kind),
-			UserID: rec.Metadata.UserID, Status: StatusQueued, CurrentStep: "Queued", Recipe: e.Recipe,
+			UserID: rec.Metadata.UserID, Status: StatusQueued, E40State: E40Queued, CurrentStep: "Queued", Recipe: e.Recipe,
 			ToolID: e.ToolID, Priority: e.Priority, CreatedAt: e.CreatedAt, LogsURI: logsURI(e.JobID)}
 		j.runOrder = append(j.runOrder, runID)
 		j.addJob(e.JobID, runID, rec, e.Kind, e.Recipe, e.CreatedAt, map[string]any{"tool_id": e.ToolID, "priority": e.Priority})
@@ -132,7 +132,7 @@ func (j *JobStatus) Apply(rec events.Record) error {
 	job := j.jobs[r.JobID]
 	switch e := p.(type) {
 	case *events.RunStarted:
-		r.Status, r.CurrentStep = StatusRunning, "Started"
+		r.Status, r.CurrentStep, r.E40State = StatusRunning, "Started", E40SettingUp
 		if r.StartedAt == nil {
 			r.StartedAt = ptr(rec.Time)
 		}
@@ -148,8 +148,11 @@ func (j *JobStatus) Apply(rec events.Record) error {
 		}
 	case *events.RunPhaseChanged:
 		r.Progress, r.CurrentStep = e.Progress, e.Name
+		if e.Step > 0 {
+			r.E40State = E40Processing // post-processing is part of PROCESSING
+		}
 	case *events.TelemetryRecorded:
-		r.Progress, r.CurrentStep = e.Progress, e.CurrentStep
+		r.Progress, r.CurrentStep, r.E40State = e.Progress, e.CurrentStep, E40Processing
 		if n := len(e.Samples["time_s"]); n > 0 {
 			r.ProcessTimeS = e.Samples["time_s"][n-1]
 		}
@@ -158,23 +161,28 @@ func (j *JobStatus) Apply(rec events.Record) error {
 	case *events.FDCAlarm:
 		r.FDCAlarmsCount++
 	case *events.RunPaused:
-		r.Status = StatusPaused
+		r.Status, r.E40State = StatusPaused, E40Paused
 	case *events.RunResumed:
-		r.Status = StatusRunning
+		r.Status, r.E40State = StatusRunning, E40Processing
 	case *events.RunCancelled:
+		r.E40State = E40Aborted
+		if r.Status == StatusQueued || r.Status == StatusRetrying {
+			r.E40State = E40Removed
+		}
 		r.Status, r.CurrentStep, r.CompletedAt = StatusCancelled, "Cancelled", ptr(rec.Time)
 		r.ErrorMessage = e.Reason
 	case *events.RunFailed:
 		r.Status, r.CurrentStep, r.CompletedAt, r.ErrorMessage = StatusFailed, "Failed", ptr(rec.Time), e.Error
+		r.E40State = E40Aborted
 	case *events.RunRetryScheduled:
-		r.Status, r.RetryCount, r.ErrorMessage = StatusRetrying, e.RetryCount, e.Reason
+		r.Status, r.RetryCount, r.ErrorMessage, r.E40State = StatusRetrying, e.RetryCount, e.Reason, E40Queued
 		r.CurrentStep = fmt.Sprintf("Retrying (attempt %d)", e.Attempt+1)
 	case *events.RunRetried:
 		if job != nil {
 			job.Metadata["retried_by"] = e.JobID
 		}
 		var recipe json.RawMessage = r.Recipe
-		r.JobID, r.Status, r.Progress, r.CurrentStep = e.JobID, StatusQueued, 0, "Queued"
+		r.JobID, r.Status, r.Progress, r.CurrentStep, r.E40State = e.JobID, StatusQueued, 0, "Queued", E40Queued
 		r.StartedAt, r.CompletedAt, r.DurationSeconds, r.ErrorMessage = nil, nil, nil, ""
 		r.RetryCount, r.SPCAlertsCount, r.FDCAlarmsCount, r.Result, r.Artifacts = 0, 0, 0, nil, nil
 		r.ProcessTimeS, r.LogsURI = 0, logsURI(e.JobID)
@@ -187,6 +195,7 @@ func (j *JobStatus) Apply(rec events.Record) error {
 			URI: fmt.Sprintf("/api/jobs/%s/artifacts/%s", e.JobID, e.Name)})
 	case *events.RunCompleted:
 		r.Status, r.Progress, r.CurrentStep, r.CompletedAt = StatusCompleted, 100, "Completed", ptr(rec.Time)
+		r.E40State = E40ProcessComplete
 		r.Result = e.Result
 		r.ProcessTimeS = e.DurationS
 		if r.StartedAt != nil {
@@ -206,14 +215,14 @@ func (j *JobStatus) addJob(id, runID string, rec events.Record, kind process.Kin
 		return
 	}
 	j.jobs[id] = &Job{ID: id, RunID: runID, OrgID: rec.Metadata.OrgID, JobType: jobType(kind), UserID: rec.Metadata.UserID,
-		Status: StatusQueued, CurrentStep: "Queued", RecipeData: recipe, CreatedAt: created, LogsURI: logsURI(id),
+		Status: StatusQueued, E40State: E40Queued, CurrentStep: "Queued", RecipeData: recipe, CreatedAt: created, LogsURI: logsURI(id),
 		Artifacts: []Artifact{}, Metadata: md}
 	j.jobOrder = append(j.jobOrder, id)
 }
 
 // syncJob copies the run's state of its current job onto the job.
 func (j *JobStatus) syncJob(job *Job, r *Run) {
-	job.Status, job.Progress, job.CurrentStep = r.Status, r.Progress, r.CurrentStep
+	job.Status, job.Progress, job.CurrentStep, job.E40State = r.Status, r.Progress, r.CurrentStep, r.E40State
 	job.CompletedAt, job.ErrorMessage, job.RetryCount = r.CompletedAt, r.ErrorMessage, r.RetryCount
 	job.Artifacts = slices.Clone(r.Artifacts)
 	if job.Artifacts == nil {

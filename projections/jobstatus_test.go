@@ -75,7 +75,7 @@ func TestJobStatusFollowsTheLog(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if run.Status != projections.StatusCompleted || run.Progress != 100 || run.SPCAlertsCount != 1 ||
+	if run.Status != projections.StatusCompleted || run.E40State != projections.E40ProcessComplete || run.Progress != 100 || run.SPCAlertsCount != 1 ||
 		run.Result["final_dose_atoms_cm2"] != 1e15 || len(run.Artifacts) != 1 || run.StartedAt == nil || run.CompletedAt == nil {
 		t.Errorf("Run = %+v", run)
 	}
@@ -141,5 +141,49 @@ func TestJobStatusSnapshotRestoresTheSameModel(t *testing.T) {
 	rb, _ := b.Run(t.Context(), "org-1", "ION-20261128-AAAAAAAA")
 	if diff := cmp.Diff(ra, rb); diff != "" {
 		t.Errorf("restored run differs (-replayed +restored):\n%s", diff)
+	}
+}
+
+func TestJobStatusMapsE40States(t *testing.T) {
+	s := memory.New()
+	jobs := projections.NewJobStatus()
+	r := startRunner(t, s, nil, jobs)
+	req := func(id string) events.Payload {
+		return &events.RunRequested{RunID: id, JobID: "job-" + id, Kind: process.KindRTP, Recipe: json.RawMessage(`{}`)}
+	}
+	tests := []struct {
+		name string
+		evs  []events.Payload
+		want string
+	}{
+		{"queued", []events.Payload{req("A")}, projections.E40Queued},
+		{"setting up", []events.Payload{req("B"), &events.RunStarted{JobID: "job-B"},
+			&events.RunPhaseChanged{JobID: "job-B", Name: "Validation", Progress: 5}}, projections.E40SettingUp},
+		{"processing", []events.Payload{req("C"), &events.RunStarted{JobID: "job-C"},
+			&events.TelemetryRecorded{JobID: "job-C", Progress: 30}}, projections.E40Processing},
+		{"paused", []events.Payload{req("D"), &events.RunStarted{JobID: "job-D"}, &events.RunPaused{JobID: "job-D"}}, projections.E40Paused},
+		{"cancelled while queued", []events.Payload{req("E"), &events.RunCancelled{JobID: "job-E"}}, projections.E40Removed},
+		{"cancelled while processing", []events.Payload{req("F"), &events.RunStarted{JobID: "job-F"},
+			&events.RunCancelled{JobID: "job-F"}}, projections.E40Aborted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := "RTP-20261128-E40" + tt.evs[0].(*events.RunRequested).RunID + "0000"
+			for _, e := range tt.evs {
+				if rr, ok := e.(*events.RunRequested); ok {
+					rr.RunID = id
+				}
+			}
+			pos := appendRun(t, s, id, md, tt.evs...)
+			_ = r.WaitFor(t.Context(), pos)
+			run, err := jobs.Run(t.Context(), "org-1", id)
+			if err != nil || run.E40State != tt.want {
+				t.Errorf("E40 state = %q (%v), want %q", run.E40State, err, tt.want)
+			}
+			job, _ := jobs.Job(t.Context(), "org-1", run.JobID)
+			if job.E40State != tt.want {
+				t.Errorf("job E40 state = %q, want %q", job.E40State, tt.want)
+			}
+		})
 	}
 }

@@ -21,6 +21,18 @@ func Terminal(status string) bool {
 	return status == StatusCompleted || status == StatusFailed || status == StatusCancelled
 }
 
+// SEMI E40 process-job states (PRSTATE) as Spectra maps its job statuses
+// onto them; docs/lifecycle.md has the whole mapping.
+const (
+	E40Queued          = "QUEUED"
+	E40SettingUp       = "SETTING UP"
+	E40Processing      = "PROCESSING"
+	E40ProcessComplete = "PROCESS COMPLETE"
+	E40Paused          = "PAUSED"
+	E40Aborted         = "ABORTED"
+	E40Removed         = "REMOVED" // cancelled while still queued
+)
+
 // Job types.
 const (
 	JobTypeIon = "ion_implant"
@@ -44,6 +56,7 @@ type Job struct {
 	JobType      string          `json:"job_type"`
 	UserID       string          `json:"user_id"`
 	Status       string          `json:"status"`
+	E40State     string          `json:"e40_state"`
 	Progress     float64         `json:"progress"`
 	CurrentStep  string          `json:"current_step"`
 	RecipeData   json.RawMessage `json:"recipe_data"`
@@ -66,6 +79,7 @@ type Run struct {
 	Kind        string          `json:"kind"` // "ion" or "rtp"
 	UserID      string          `json:"user_id"`
 	Status      string          `json:"status"`
+	E40State    string          `json:"e40_state"`
 	Progress    float64         `json:"progress"`
 	CurrentStep string          `json:"current_step"`
 	Recipe      json.RawMessage `json:"recipe"`
