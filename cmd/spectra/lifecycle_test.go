@@ -237,3 +237,36 @@ func TestQueueLimitFromTheLog(t *testing.T) {
 		t.Errorf("peak running from the log = %d, want at most 2", peak)
 	}
 }
+
+// A beam-current drift injected into the simulator is caught by the
+// CUSUM fault detection and recorded as an FDCAlarm; the same recipe
+// without the drift raises none.
+func TestInjectedBeamDriftRaisesFDCAlarm(t *testing.T) {
+	s := startServer(t, t.TempDir(), "--time-scale", "0", "--allow-fault-injection")
+	eng := token(t, "engineer", "org-1")
+	ion := map[string]any{}
+	if err := json.Unmarshal(readExample(t, "ion-seed.json"), &ion); err != nil {
+		t.Fatal(err)
+	}
+	ion["dose_atoms_cm2"] = 4e15 // a longer implant, ≈90 s
+	stable, stableJob := s.create(t, "ion", eng, ion)
+	ion["simulate_disturbance"] = map[string]any{"offset_pct": 0, "drift_pct_per_min": -3, "start_s": 10}
+	drift, driftJob := s.create(t, "ion", eng, ion)
+
+	count := func(runID, jobID string) int {
+		s.waitRun(t, "ion", runID, eng, 60*time.Second)
+		n := 0
+		for _, l := range s.events(t, jobID, eng) {
+			if l.Type == "FDCAlarm" {
+				n++
+			}
+		}
+		return n
+	}
+	if n := count(drift, driftJob); n == 0 {
+		t.Errorf("drifting beam raised no FDC alarm")
+	}
+	if n := count(stable, stableJob); n != 0 {
+		t.Errorf("stable beam raised %d FDC alarms", n)
+	}
+}
