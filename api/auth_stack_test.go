@@ -1,0 +1,276 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spectra-fab/spectra/actors"
+	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/events/memory"
+	"github.com/spectra-fab/spectra/process"
+	"github.com/spectra-fab/spectra/projections"
+)
+
+// The real stack: the in-memory event store (it passes the store
+// conformance suite), the projection runner with the job-status, security
+// and audit models, the actor layer with a small deterministic engine, and
+// the API in front of them.
+
+// testEngine is actors/engine_test.go's: it counts steps and honours
+// injected faults like the real engines do.
+type testEngine struct {
+	kind   process.Kind
+	recipe testRecipe
+	opts   process.Options
+	n      int
+}
+
+type testRecipe struct {
+	Steps int `json:"steps"`
+}
+
+type testFactory struct{ kind process.Kind }
+
+func (testFactory) Validate(raw json.RawMessage) error {
+	var r testRecipe
+	ve := &process.ValidationError{}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		ve.Add("body", nil, "JSON object", err.Error())
+		return ve
+	}
+	if r.Steps < 1 || r.Steps > 1000000 {
+		ve.Add("steps", r.Steps, "1–1000000", "out of range")
+	}
+	return ve.Err()
+}
+
+func (f testFactory) New(raw json.RawMessage, opts process.Options) (process.Engine, error) {
+	if err := f.Validate(raw); err != nil {
+		return nil, err
+	}
+	var r testRecipe
+	_ = json.Unmarshal(raw, &r)
+	return &testEngine{kind: f.kind, recipe: r, opts: opts}, nil
+}
+
+func (e *testEngine) Kind() process.Kind { return e.kind }
+func (e *testEngine) SetupMarks() []process.Mark {
+	return []process.Mark{{Name: "Validation", Progress: 5}}
+}
+func (e *testEngine) FinishMarks() []process.Mark { return []process.Mark{{Name: "Final checks", Progress: 85}} }
+func (e *testEngine) SafeState() string           { return "beam off" }
+
+func (e *testEngine) Step() process.StepResult {
+	n := e.n
+	e.n++
+	t := float64(e.n) * process.Period
+	r := process.StepResult{N: n, TimeS: t, Progress: 20 + 60*float64(e.n)/float64(e.recipe.Steps),
+		StepName: fmt.Sprintf("Step %d", e.n), Sample: process.Sample{"time_s": t}}
+	r.Done = e.n >= e.recipe.Steps
+	return r
+}
+
+func (e *testEngine) Finish() process.Outcome {
+	return process.Outcome{Result: map[string]any{"steps": e.n},
+		Artifacts: []process.Artifact{{Name: "telemetry.json", ContentType: "application/json", Data: []byte(`{}`)}}}
+}
+
+// memArtifacts stands in for the NATS object store (no server needed for
+// what these tests check).
+type memArtifacts struct {
+	mu    sync.Mutex
+	files map[string][]byte
+}
+
+func (m *memArtifacts) Put(_ context.Context, key, _ string, data []byte) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.files[key] = bytes.Clone(data)
+	return "artifact://" + key, nil
+}
+
+func (m *memArtifacts) Open(_ context.Context, key string) (io.ReadCloser, string, int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.files[key]
+	if !ok {
+		return nil, "", 0, ErrArtifactGone
+	}
+	return io.NopCloser(bytes.NewReader(b)), "application/json", int64(len(b)), nil
+}
+
+// stackQueries adapts the job-status model and the runner to Queries, as
+// cluster does.
+type stackQueries struct {
+	jobs   *projections.JobStatus
+	runner *projections.Runner
+}
+
+func (q stackQueries) Run(ctx context.Context, org, id string) (projections.Run, error) {
+	return q.jobs.Run(ctx, org, id)
+}
+func (q stackQueries) Runs(ctx context.Context, f projections.RunFilter) ([]projections.Run, int, error) {
+	return q.jobs.Runs(ctx, f)
+}
+func (q stackQueries) Job(ctx context.Context, org, id string) (projections.Job, error) {
+	return q.jobs.Job(ctx, org, id)
+}
+func (q stackQueries) Jobs(ctx context.Context, f projections.JobFilter) ([]projections.Job, int, error) {
+	return q.jobs.Jobs(ctx, f)
+}
+func (q stackQueries) WaitFor(ctx context.Context, pos uint64) error { return q.runner.WaitFor(ctx, pos) }
+func (q stackQueries) Position() uint64                              { return q.runner.Position() }
+
+type stack struct {
+	srv    *Server
+	store  events.Store
+	svc    *actors.Service
+	runner *projections.Runner
+	jobs   *projections.JobStatus
+	sec    *projections.Security
+	audit  *projections.Audit
+	logs   *bytes.Buffer
+}
+
+// newStack builds and starts the stack; t.Cleanup stops it, actors first.
+func newStack(t *testing.T, mod ...func(*Config)) *stack {
+	t.Helper()
+	st := &stack{store: memory.New(), jobs: projections.NewJobStatus(), sec: projections.NewSecurity(),
+		audit: projections.NewAudit(), logs: &bytes.Buffer{}}
+	logger := slog.New(slog.NewJSONHandler(&syncWriter{w: st.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	st.runner = projections.NewRunner(st.store, nil, nil, st.jobs, st.sec, st.audit)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- st.runner.Run(ctx) }()
+	arts := &memArtifacts{files: map[string][]byte{}}
+	svc, err := actors.New(actors.Config{TimeScale: 1, QueueLimit: 1000, Node: "node-test"}, st.store, arts,
+		map[process.Kind]actors.EngineFactory{process.KindIon: testFactory{process.KindIon},
+			process.KindRTP: testFactory{process.KindRTP}}, nil)
+	if err != nil {
+		t.Fatalf("actors.New: %v", err)
+	}
+	st.svc = svc
+	t.Cleanup(func() {
+		_ = svc.Close()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("runner.Run: %v", err)
+		}
+		_ = st.store.Close()
+	})
+	select {
+	case <-st.runner.CaughtUp():
+	case <-time.After(5 * time.Second):
+		t.Fatal("projections did not catch up")
+	}
+	cfg := Config{JWTSecret: testSecret, Logger: logger, Node: "node-test", ReadYourWritesTimeout: 2 * time.Second}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	st.srv = New(cfg, Deps{Commands: svc, Queries: stackQueries{jobs: st.jobs, runner: st.runner}, Store: st.store,
+		Artifacts: arts, Tunings: svc, Events: st.store, Credentials: st.sec, Audit: st.audit})
+	return st
+}
+
+// do sends a request; headers are name, value pairs ("Authorization",
+// "Bearer …" or "X-API-Key", "…").
+func (st *stack) do(t *testing.T, method, path, body string, headers ...string) response {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, path, rd)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := st.srv.App().Test(req, -1)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	return response{Status: res.StatusCode, Header: res.Header, Body: b}
+}
+
+func bearer(tok string) []string { return []string{"Authorization", "Bearer " + tok} }
+
+// as is the Authorization header of user u-<role> of org.
+func as(t *testing.T, role Role, org string) []string { return bearer(token(t, role, org)) }
+
+// createRun creates a run of org straight through the actor layer and
+// waits until the read model shows it with a status in want (any when
+// empty).
+func (st *stack) createRun(t *testing.T, kind process.Kind, org string, steps int, want ...string) projections.Run {
+	t.Helper()
+	acc, err := st.svc.CreateRun(t.Context(), actors.CreateRun{Kind: kind,
+		Recipe: json.RawMessage(fmt.Sprintf(`{"steps":%d}`, steps)),
+		Meta:   events.Metadata{OrgID: org, UserID: "u-setup", Role: "engineer", RequestID: "req-setup"}})
+	if err != nil {
+		t.Fatalf("CreateRun: %v", err)
+	}
+	return st.waitRun(t, org, acc.RunID, want...)
+}
+
+func (st *stack) waitRun(t *testing.T, org, runID string, want ...string) projections.Run {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, err := st.jobs.Run(t.Context(), org, runID)
+		if err == nil && (len(want) == 0 || contains(want, r.Status)) {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run %s: status %q (err %v), want one of %v", runID, r.Status, err, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// auditEntries queries GET /api/audit as an admin of org.
+func (st *stack) auditEntries(t *testing.T, org, query string, minPos string) []projections.AuditEntry {
+	t.Helper()
+	h := as(t, RoleAdmin, org)
+	if minPos != "" {
+		h = append(h, HeaderMinPosition, minPos)
+	}
+	res := st.do(t, http.MethodGet, "/api/audit?"+query, "", h...)
+	if res.Status != http.StatusOK {
+		t.Fatalf("GET /api/audit?%s = %d %s", query, res.Status, res.Body)
+	}
+	var page auditPage
+	if err := json.Unmarshal(res.Body, &page); err != nil {
+		t.Fatalf("decode audit page %s: %v", res.Body, err)
+	}
+	return page.Entries
+}
+
+// runCmd is a command on run r by its organisation's set-up user.
+func runCmd(r projections.Run) actors.RunCommand {
+	return actors.RunCommand{RunID: r.RunID, Meta: events.Metadata{OrgID: r.OrgID, UserID: "u-setup", Role: "engineer"}}
+}
