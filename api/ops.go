@@ -11,6 +11,7 @@ func (s *Server) registerOpsRoutes() {
 	s.handle(fiber.MethodGet, "/healthz", "", "Liveness: 200 while the process serves HTTP", s.handleHealthz)
 	s.handle(fiber.MethodGet, "/readyz", "", "Readiness: 200 when the node can serve requests", s.handleReadyz)
 	s.handle(fiber.MethodGet, "/metrics", "", "Prometheus metrics", s.metrics.handler())
+	s.handle(fiber.MethodGet, "/openapi.json", "", "This API's OpenAPI 3.1 document, generated from the route table", s.handleOpenAPI)
 }
 
 func (s *Server) handleHealthz(c *fiber.Ctx) error {

@@ -76,6 +76,7 @@ func TestRoutePermissions(t *testing.T) {
 		"GET /healthz":                          "",
 		"GET /readyz":                           "",
 		"GET /metrics":                          "",
+		"GET /openapi.json":                     "",
 		"POST /api/ion/simulate/dose_profile":   PermIonSimulate,
 		"POST /api/rtp/tune/controller":         PermRTPTuneController,
 		"POST /api/auth/api-keys":               PermAPIKeyManage,
