@@ -31,7 +31,7 @@ func isStream(path string) bool { return strings.Contains(path, "/stream") }
 // resource and 404 for the other's — the same 404 as a missing one. Every
 // refusal is audited in the caller's organisation.
 func TestRouteWalk(t *testing.T) {
-	st := newStack(t)
+	st := newSecStack(t)
 	const own, other = "org-1", "org-2"
 
 	// Shared resources for reads: a completed run of each kind per org,

@@ -131,7 +131,7 @@ func (q stackQueries) Jobs(ctx context.Context, f projections.JobFilter) ([]proj
 func (q stackQueries) WaitFor(ctx context.Context, pos uint64) error { return q.runner.WaitFor(ctx, pos) }
 func (q stackQueries) Position() uint64                              { return q.runner.Position() }
 
-type stack struct {
+type secStack struct {
 	srv    *Server
 	store  events.Store
 	svc    *actors.Service
@@ -143,9 +143,9 @@ type stack struct {
 }
 
 // newStack builds and starts the stack; t.Cleanup stops it, actors first.
-func newStack(t *testing.T, mod ...func(*Config)) *stack {
+func newSecStack(t *testing.T, mod ...func(*Config)) *secStack {
 	t.Helper()
-	st := &stack{store: memory.New(), jobs: projections.NewJobStatus(), sec: projections.NewSecurity(),
+	st := &secStack{store: memory.New(), jobs: projections.NewJobStatus(), sec: projections.NewSecurity(),
 		audit: projections.NewAudit(), logs: &bytes.Buffer{}}
 	logger := slog.New(slog.NewJSONHandler(&syncWriter{w: st.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	st.runner = projections.NewRunner(st.store, nil, nil, st.jobs, st.sec, st.audit)
@@ -184,7 +184,7 @@ func newStack(t *testing.T, mod ...func(*Config)) *stack {
 
 // do sends a request; headers are name, value pairs ("Authorization",
 // "Bearer …" or "X-API-Key", "…").
-func (st *stack) do(t *testing.T, method, path, body string, headers ...string) response {
+func (st *secStack) do(t *testing.T, method, path, body string, headers ...string) response {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -217,7 +217,7 @@ func as(t *testing.T, role Role, org string) []string { return bearer(token(t, r
 // createRun creates a run of org straight through the actor layer and
 // waits until the read model shows it with a status in want (any when
 // empty).
-func (st *stack) createRun(t *testing.T, kind process.Kind, org string, steps int, want ...string) projections.Run {
+func (st *secStack) createRun(t *testing.T, kind process.Kind, org string, steps int, want ...string) projections.Run {
 	t.Helper()
 	acc, err := st.svc.CreateRun(t.Context(), actors.CreateRun{Kind: kind,
 		Recipe: json.RawMessage(fmt.Sprintf(`{"steps":%d}`, steps)),
@@ -228,7 +228,7 @@ func (st *stack) createRun(t *testing.T, kind process.Kind, org string, steps in
 	return st.waitRun(t, org, acc.RunID, want...)
 }
 
-func (st *stack) waitRun(t *testing.T, org, runID string, want ...string) projections.Run {
+func (st *secStack) waitRun(t *testing.T, org, runID string, want ...string) projections.Run {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -253,7 +253,7 @@ func contains(list []string, s string) bool {
 }
 
 // auditEntries queries GET /api/audit as an admin of org.
-func (st *stack) auditEntries(t *testing.T, org, query string, minPos string) []projections.AuditEntry {
+func (st *secStack) auditEntries(t *testing.T, org, query string, minPos string) []projections.AuditEntry {
 	t.Helper()
 	h := as(t, RoleAdmin, org)
 	if minPos != "" {

@@ -57,7 +57,7 @@ func parseRefreshToken(tok string) (family, id string, ok bool) {
 	if !ok {
 		return "", "", false
 	}
-	parts := strings.Split(rest, "_")
+	parts := strings.SplitN(rest, "_", 3) // the secret's alphabet has "_" too
 	if len(parts) != 3 || !apiKeyIDPattern.MatchString(parts[0]) || !apiKeyIDPattern.MatchString(parts[1]) ||
 		base64.RawURLEncoding.DecodedLen(len(parts[2])) != 32 {
 		return "", "", false
