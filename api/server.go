@@ -124,6 +124,8 @@ type Deps struct {
 	// Artifacts streams stored run artifacts (nil: artifact downloads
 	// answer 404).
 	Artifacts ArtifactReader
+	// Views serves the SPC charts and R2R state (nil: a node without them has no charts).
+	Views Views
 	// Tunings records controller tunings (nil: tunings are answered but
 	// not recorded).
 	Tunings TuningRecorder
@@ -152,6 +154,7 @@ type Server struct {
 	app       *fiber.App
 	routes    []Route
 	metrics   *httpMetrics
+	views     Views
 	verifier  verifier
 	events    EventAppender
 	creds     Credentials
@@ -221,6 +224,7 @@ func New(cfg Config, d Deps) *Server {
 		audit:     d.Audit,
 	}
 	s.limits = s.newLimiters()
+	s.views = d.Views
 	s.metrics = newHTTPMetrics(d.Registerer, d.Gatherer)
 	s.app = fiber.New(fiber.Config{
 		AppName:               "spectra",
@@ -240,6 +244,7 @@ func New(cfg Config, d Deps) *Server {
 	s.registerIonRoutes()
 	s.registerRTPRoutes()
 	s.registerJobRoutes()
+	s.registerViewRoutes()
 	s.registerAuthRoutes()
 	s.registerAuditRoutes()
 	return s

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,8 @@ type Node struct {
 	store     events.Store
 	artifacts *artifacts
 	jobs      *projections.JobStatus
+	spc       *projections.SPCCharts
+	r2r       *projections.R2RState
 	runner    *projections.Runner
 	actors    *actors.Service
 	api       *api.Server
@@ -90,7 +93,29 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 
 	n.jobs = projections.NewJobStatus()
-	n.runner = projections.NewRunner(n.store, cps, cfg.Logger.With("component", "projections"), n.jobs)
+	n.spc, n.r2r = projections.NewSPCCharts(projections.SPCConfig{}), projections.NewR2RState()
+	n.runner = projections.NewRunner(n.store, cps, cfg.Logger.With("component", "projections"), n.jobs, n.spc, n.r2r)
+	if head := n.head(); head != nil {
+		// A run starting right after another completed learns from it.
+		n.r2r.SetSync(2*time.Second, func(ctx context.Context) error {
+			h, err := head(ctx)
+			if err != nil {
+				return err
+			}
+			return n.runner.WaitFor(ctx, h)
+		})
+		n.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "spectra_projection_lag",
+			Help: "Events in the log the read models have not applied yet (store head − applied position)."},
+			func() float64 {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				h, err := head(ctx)
+				if err != nil {
+					return math.NaN()
+				}
+				return float64(h) - float64(n.runner.Position())
+			}))
+	}
 	lag := prometheus.NewGauge(prometheus.GaugeOpts{Name: "spectra_projection_position",
 		Help: "Global log position the read models have applied."})
 	n.registry.MustRegister(lag)
@@ -110,7 +135,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.actors, err = actors.New(actors.Config{TimeScale: cfg.TimeScale, Node: cfg.Node, QueueLimit: cfg.QueueLimit,
 		SoftLimit: cfg.SoftLimit, HardLimit: cfg.HardLimit, RetryBase: cfg.RetryBase, RetryCap: cfg.RetryCap,
 		AllowFaultInjection: cfg.AllowFaultInjection, Logger: cfg.Logger.With("component", "actors")},
-		n.store, n.artifacts, cfg.Engines, nil)
+		n.store, n.artifacts, cfg.Engines, n.r2r)
 	if err != nil {
 		return nil, err
 	}
@@ -128,11 +153,18 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.actors.Wake(n.jobs.Unfinished()...)
 	n.wg.Add(1)
 	go n.reconcile(runCtx)
+	monitor := projections.NewSPCMonitor(n.spc, n.store, cfg.Logger.With("component", "spc-monitor"))
+	monitor.Node = cfg.Node
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		_ = monitor.Run(runCtx, n.runner.CaughtUp())
+	}()
 
 	n.api = api.New(api.Config{JWTSecret: api.Secret(cfg.JWTSecret), Logger: cfg.Logger.With("component", "api"),
 		Node: cfg.Node, AllowFaultInjection: cfg.AllowFaultInjection, ReadYourWritesTimeout: cfg.ReadYourWritesTimeout},
 		api.Deps{Commands: n.actors, Queries: queries{jobs: n.jobs, runner: n.runner}, Store: n.store,
-			Ready: n.ready, Registerer: n.registry, Gatherer: n.registry, Artifacts: n.artifacts, Tunings: n.actors})
+			Ready: n.ready, Registerer: n.registry, Gatherer: n.registry, Artifacts: n.artifacts, Views: views{spc: n.spc, r2r: n.r2r}, Tunings: n.actors})
 	if cfg.HTTPAddr != "" {
 		n.wg.Add(1)
 		go func() {
@@ -241,3 +273,42 @@ func (q queries) WaitFor(ctx context.Context, position uint64) error {
 	return q.runner.WaitFor(ctx, position)
 }
 func (q queries) Position() uint64 { return q.runner.Position() }
+
+// head returns a function reading the log's last position cheaply, or nil
+// when the store offers none (KurrentDB).
+func (n *Node) head() func(ctx context.Context) (uint64, error) {
+	st, ok := n.store.(*jetstream.Store)
+	if !ok {
+		return nil
+	}
+	return func(ctx context.Context) (uint64, error) {
+		s, err := st.JetStream().Stream(ctx, jetstream.DefaultStream)
+		if err != nil {
+			return 0, fmt.Errorf("log head: %w", err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("log head: %w", err)
+		}
+		return info.State.LastSeq, nil
+	}
+}
+
+// views adapts the SPC and R2R read models to the API's Views.
+type views struct {
+	spc *projections.SPCCharts
+	r2r *projections.R2RState
+}
+
+func (v views) Charts(ctx context.Context, f projections.ChartFilter) ([]projections.Chart, error) {
+	return v.spc.Charts(ctx, f)
+}
+func (v views) Threads(ctx context.Context, f projections.R2RFilter) []projections.R2RThread {
+	return v.r2r.Threads(ctx, f)
+}
+
+// SPC is the node's SPC chart read model.
+func (n *Node) SPC() *projections.SPCCharts { return n.spc }
+
+// R2R is the node's run-to-run read model.
+func (n *Node) R2R() *projections.R2RState { return n.r2r }

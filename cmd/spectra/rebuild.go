@@ -34,7 +34,7 @@ func runProjections(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
 	}
-	all := []projections.Projection{projections.NewJobStatus()}
+	all := []projections.Projection{projections.NewJobStatus(), projections.NewSPCCharts(projections.SPCConfig{}), projections.NewR2RState()}
 	var chosen []projections.Projection
 	for _, p := range all {
 		if name == "" || p.Name() == name {
