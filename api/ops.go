@@ -12,6 +12,7 @@ func (s *Server) registerOpsRoutes() {
 	s.handle(fiber.MethodGet, "/readyz", "", "Readiness: 200 when the node can serve requests", s.handleReadyz)
 	s.handle(fiber.MethodGet, "/metrics", "", "Prometheus metrics", s.metrics.handler())
 	s.handle(fiber.MethodGet, "/openapi.json", "", "This API's OpenAPI 3.1 document, generated from the route table", s.handleOpenAPI)
+	s.registerDashboardRoutes()
 }
 
 func (s *Server) handleHealthz(c *fiber.Ctx) error {

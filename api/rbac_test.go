@@ -79,6 +79,8 @@ func TestRoutePermissions(t *testing.T) {
 		"GET /healthz":                          "",
 		"GET /readyz":                           "",
 		"GET /metrics":                          "",
+		"GET /":                                 "",
+		"GET /dashboard/:file":                  "",
 		"GET /openapi.json":                     "",
 		"POST /api/ion/simulate/dose_profile":   PermIonSimulate,
 		"POST /api/rtp/tune/controller":         PermRTPTuneController,
