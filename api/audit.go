@@ -57,6 +57,7 @@ func (s *Server) auditDenials(c *fiber.Ctx) error {
 		who = p
 	case http.StatusForbidden:
 		who = principal(c)
+		resource = named(runID, jobID, keyID)
 	case http.StatusNotFound:
 		if c.Method() == fiber.MethodGet || c.Method() == fiber.MethodHead {
 			return err
@@ -71,6 +72,19 @@ func (s *Server) auditDenials(c *fiber.Ctx) error {
 	}
 	s.recordDenied(c, who, status, d.Message, resource)
 	return err
+}
+
+// named names the resource of a request's path, "" when it has none.
+func named(runID, jobID, keyID string) string {
+	switch {
+	case runID != "":
+		return "run:" + runID
+	case jobID != "":
+		return "job:" + jobID
+	case keyID != "":
+		return "apikey:" + keyID
+	}
+	return ""
 }
 
 // foreignResource names the run, job or API key of the request when it
