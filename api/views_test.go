@@ -414,6 +414,16 @@ func TestPostThenGetSeesTheRun(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+	// The lag gauge: store head − applied position.
+	resp, err := client.Get(n.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Contains(data, []byte("\nspectra_projection_lag ")) {
+		t.Errorf("GET /metrics lacks spectra_projection_lag")
+	}
 }
 
 func postThenGet(ctx context.Context, base, tok, tool string) error {

@@ -137,7 +137,8 @@ type ChartFilter struct {
 	Kind      string
 	ToolID    string
 	Parameter string
-	// Points is how many of each chart's latest points to return (0: all).
+	// Points is how many of each chart's latest points to return, with
+	// their violations (0: all).
 	Points int
 }
 
@@ -390,6 +391,10 @@ func (s *SPCCharts) applySPC(rec events.Record) error {
 		if e.Point >= 0 && e.Point < len(c.Points) && c.Points[e.Point].JobID == e.JobID {
 			c.Points[e.Point].Rules = append(c.Points[e.Point].Rules, e.Rule)
 		}
+		// found keeps only what is still to record.
+		c.found = slices.DeleteFunc(c.found, func(v events.SPCRuleViolated) bool {
+			return c.recorded[violationKey(v.JobID, v.Rule, v.Point)]
+		})
 		c.Position = rec.Position
 	}
 	return nil
@@ -513,7 +518,7 @@ func (s *SPCCharts) Charts(_ context.Context, f ChartFilter) ([]Chart, error) {
 func (s *SPCCharts) view(c *chart, last int) Chart {
 	v := Chart{OrgID: c.Ref.OrgID, Kind: string(c.Ref.Kind), ToolID: c.Ref.ToolID, Parameter: c.Ref.Parameter,
 		Stream: SPCStream(c.Ref.OrgID, c.Ref.Kind, c.Ref.ToolID), Baseline: s.cfg.Baseline,
-		TotalPts: len(c.Points), Position: c.Position, Violations: slices.Clone(c.Violations)}
+		TotalPts: len(c.Points), Position: c.Position, Violations: []ChartViolation{}}
 	if c.Limits != nil {
 		l := *c.Limits
 		l.BaselineJobs, l.Rules = slices.Clone(l.BaselineJobs), slices.Clone(l.Rules)
@@ -522,6 +527,12 @@ func (s *SPCCharts) view(c *chart, last int) Chart {
 	pts := c.Points
 	if last > 0 && len(pts) > last {
 		pts = pts[len(pts)-last:]
+	}
+	first := len(c.Points) - len(pts)
+	for _, cv := range c.Violations {
+		if cv.Point >= first {
+			v.Violations = append(v.Violations, cv)
+		}
 	}
 	v.Points = make([]ChartPoint, len(pts))
 	for i, p := range pts {
