@@ -396,3 +396,20 @@ func TestIdempotencyKeyCreatesOneRun(t *testing.T) {
 		t.Errorf("RunRequested events = %d, want 2 (one per org)", len(recs))
 	}
 }
+
+func TestTimeLimitsWarnThenAbort(t *testing.T) {
+	store := memory.New()
+	svc := newTestService(t, store, Config{TimeScale: 0, SoftLimit: 2 * time.Second, HardLimit: 4 * time.Second})
+	acc := create(t, svc, `{"steps":1000}`) // 100 s of process time
+	waitStatus(t, store, acc.RunID, statusFailed)
+	recs := readRun(t, store, acc.RunID)
+	n := types(recs)
+	if n[events.TypeRunTimeWarning] != 1 {
+		t.Errorf("soft-limit warnings = %d, want 1", n[events.TypeRunTimeWarning])
+	}
+	p, _ := events.Decode(recs[len(recs)-1])
+	f, ok := p.(*events.RunFailed)
+	if !ok || f.Step != 40 || f.SafeState != "beam off" {
+		t.Errorf("last event = %+v, want RunFailed at step 40 (4 s) with the safe state", p)
+	}
+}

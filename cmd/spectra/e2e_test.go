@@ -449,6 +449,15 @@ func TestBadInputChangesNothing(t *testing.T) {
 			}
 		})
 	}
+	rtp := rtpRecipe(t, nil)
+	rtp["segments"] = []any{map[string]any{"target_temp_c": 1000, "duration_s": 10, "ramp_rate_c_s": 150}}
+	r := s.do(t, "POST", "/api/rtp/runs", eng, rtp)
+	if r.status != 422 || !strings.Contains(string(r.body), "segments[0].ramp_rate_c_s") {
+		t.Errorf("a ramp faster than allowed = %d %s, want 422 naming segments[0].ramp_rate_c_s", r.status, r.body)
+	}
+	if r := s.do(t, "POST", "/api/ion/simulate/dose_profile", eng, `{"species":"Xe","energy_kev":20,"dose_atoms_cm2":5e14}`); r.status != 422 || !strings.Contains(string(r.body), `"species"`) {
+		t.Errorf("dose_profile with an unknown species = %d %s, want 422 naming species", r.status, r.body)
+	}
 	if r := s.do(t, "GET", "/api/jobs", eng, nil).json(t); r["total"] != 0.0 {
 		t.Errorf("after refused creates jobs total = %v, want 0", r["total"])
 	}

@@ -94,6 +94,9 @@ func TestCancelAndPause(t *testing.T) {
 	// Pause: no progress while paused; resume: completes.
 	runID, jobID = s.create(t, "rtp", eng, rtpRecipe(t, nil))
 	s.waitFor(t, "rtp", runID, eng, func(r map[string]any) bool { return r["progress"].(float64) > 22 })
+	if r := s.do(t, "POST", "/api/jobs/"+jobID+"/retry", eng, nil); r.status != 409 {
+		t.Errorf("retry of a running job = %d, want 409", r.status)
+	}
 	if r := s.do(t, "POST", "/api/jobs/"+jobID+"/pause", op, nil); r.status != 202 {
 		t.Fatalf("pause = %d %s", r.status, r.body)
 	}
@@ -268,5 +271,41 @@ func TestInjectedBeamDriftRaisesFDCAlarm(t *testing.T) {
 	}
 	if n := count(stable, stableJob); n != 0 {
 		t.Errorf("stable beam raised %d FDC alarms", n)
+	}
+}
+
+// Artifacts expire after the configured retention; the events that name
+// them stay.
+func TestArtifactsExpireEventsStay(t *testing.T) {
+	s := startServer(t, t.TempDir(), "--time-scale", "0", "--artifact-ttl", "2s")
+	eng := token(t, "engineer", "org-1")
+	runID, jobID := s.create(t, "ion", eng, readExample(t, "ion-seed.json"))
+	s.waitRun(t, "ion", runID, eng, 60*time.Second)
+	uri := "/api/jobs/" + jobID + "/artifacts/telemetry.json"
+	if r := s.do(t, "GET", uri, eng, nil); r.status != 200 {
+		t.Fatalf("fresh artifact = %d", r.status)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := s.do(t, "GET", uri, eng, nil)
+		if r.status == 404 {
+			if !strings.Contains(string(r.body), "expired") {
+				t.Errorf("expired artifact answer %s does not say it expired", r.body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("artifact still served 30 s after a 2 s retention: %d", r.status)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	stored := 0
+	for _, l := range s.events(t, jobID, eng) {
+		if l.Type == "ArtifactStored" {
+			stored++
+		}
+	}
+	if stored == 0 {
+		t.Errorf("the ArtifactStored events are gone with the files")
 	}
 }
