@@ -2,17 +2,19 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	njs "github.com/nats-io/nats.go/jetstream"
 
+	"github.com/spectra-fab/spectra/events"
 	"github.com/spectra-fab/spectra/events/jetstream"
+	"github.com/spectra-fab/spectra/events/kurrent"
 	"github.com/spectra-fab/spectra/projections"
 	"github.com/spectra-fab/spectra/projections/natskv"
 )
@@ -44,10 +46,6 @@ func runProjections(ctx context.Context, args []string) error {
 	if len(chosen) == 0 {
 		return fmt.Errorf("projections rebuild: no projection named %q", name)
 	}
-	if sf.eventStore != "jetstream" {
-		return errors.New("projections rebuild: only the jetstream store is supported by this command yet")
-	}
-
 	var (
 		srv *jetstream.Server
 		nc  *nats.Conn
@@ -66,9 +64,17 @@ func runProjections(ctx context.Context, args []string) error {
 		return err
 	}
 	defer nc.Close()
-	store, err := jetstream.New(ctx, nc, jetstream.Options{})
+	var store events.Store
+	switch {
+	case sf.eventStore == "jetstream":
+		store, err = jetstream.New(ctx, nc, jetstream.Options{})
+	case strings.HasPrefix(sf.eventStore, "esdb") || strings.HasPrefix(sf.eventStore, "kurrent"):
+		store, err = kurrent.Open(ctx, sf.eventStore, kurrent.Options{Logger: slog.New(slog.DiscardHandler)})
+	default:
+		err = fmt.Errorf("unknown event store %q (want jetstream, esdb://… or kurrentdb://…)", sf.eventStore)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("projections rebuild: %w", err)
 	}
 	defer store.Close()
 	js, err := njs.New(nc)
