@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -77,7 +78,7 @@ func fold(t *testing.T, store events.Store, runID string) *runState {
 	t.Helper()
 	st := newRunState()
 	for _, rec := range readRun(t, store, runID) {
-		_ = st.apply(rec)
+		st.apply(rec)
 	}
 	return st
 }
@@ -412,4 +413,21 @@ func TestTimeLimitsWarnThenAbort(t *testing.T) {
 	if !ok || f.Step != 40 || f.SafeState != "beam off" {
 		t.Errorf("last event = %+v, want RunFailed at step 40 (4 s) with the safe state", p)
 	}
+}
+
+// A first request that crashed after claiming its idempotency key but
+// before recording the run: the retry records the run under the claimed id.
+func TestIdempotentRetryFinishesAHalfRecordedCreate(t *testing.T) {
+	store := memory.New()
+	svc := newTestService(t, store, Config{TimeScale: 0})
+	claim, _ := events.New(&events.IdempotencyKeyClaimed{RunID: "ION-20261128-0000CAFE", JobID: "job-00000000cafe"}, testMeta)
+	stream := "idem-" + strings.ReplaceAll(events.DeriveID(testMeta.OrgID, "k-crash"), "-", "")
+	if _, err := store.Append(t.Context(), stream, events.ExpectNoStream, claim); err != nil {
+		t.Fatal(err)
+	}
+	acc := create(t, svc, `{"steps":5}`, func(c *CreateRun) { c.IdempotencyKey = "k-crash" })
+	if acc.RunID != "ION-20261128-0000CAFE" || acc.JobID != "job-00000000cafe" {
+		t.Fatalf("CreateRun = %+v, want the claimed run and job", acc)
+	}
+	waitStatus(t, store, acc.RunID, statusCompleted)
 }

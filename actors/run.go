@@ -120,10 +120,7 @@ func (a *runActor) load(ctx actor.Context) {
 		return
 	}
 	for _, rec := range recs {
-		if err := a.st.apply(rec); err != nil {
-			a.crash(ctx, err)
-			return
-		}
+		a.st.apply(rec)
 	}
 	a.loaded = true
 	if !a.st.exists {
@@ -526,7 +523,7 @@ func (a *runActor) append(ctx actor.Context, md events.Metadata, causation strin
 	}
 	rec := events.Record{ID: ev.ID, Stream: events.RunStream(a.runID), Revision: res.Revision, Position: res.Position,
 		Type: ev.Type, Time: time.Now().UTC(), Data: ev.Data, Metadata: ev.Metadata}
-	_ = a.st.apply(rec)
+	a.st.apply(rec)
 	return true
 }
 
@@ -536,10 +533,8 @@ func (a *runActor) crash(ctx actor.Context, err error) {
 	a.svc.log.Error("run actor failed; will recover from its log", "run_id", a.runID, "err", err)
 	a.gone = true
 	a.stopTimers(ctx)
-	if a.holdsSlot {
-		// Keep the slot: the re-activated actor reclaims it as running.
-		a.holdsSlot = false
-	}
+	// The scheduler keeps the slot: the re-activated actor reclaims it.
+	a.holdsSlot = false
 	ctx.Send(ctx.Parent(), &crashed{runID: a.runID, pid: ctx.Self()})
 	ctx.Stop(ctx.Self())
 }

@@ -152,15 +152,15 @@ func (s *Service) CreateRun(ctx context.Context, c CreateRun) (Accepted, error) 
 	}
 	now := time.Now().UTC()
 	runID, jobID := newRunID(c.Kind, now), newJobID()
-
 	if c.IdempotencyKey != "" {
+		// The key names the run: ours if this request claims it first, else
+		// the first request's. Recording the run below under the claimed
+		// id also finishes a first request that crashed after its claim.
 		claimed, err := s.claim(ctx, c, runID, jobID)
 		if err != nil {
 			return Accepted{}, err
 		}
-		if claimed.RunID != runID {
-			return s.existing(ctx, c, claimed.RunID)
-		}
+		runID, jobID = claimed.RunID, claimed.JobID
 	}
 	req := &events.RunRequested{RunID: runID, JobID: jobID, Kind: c.Kind, Recipe: c.Recipe, ToolID: c.ToolID,
 		Priority: c.Priority, Seed: mrand.Int64(), Fault: c.Fault, Disturbance: c.Disturbance,
@@ -216,14 +216,10 @@ func (s *Service) claim(ctx context.Context, c CreateRun, runID, jobID string) (
 	return *dec.(*events.IdempotencyKeyClaimed), nil
 }
 
-// existing answers a repeated idempotent create with the first run; when
-// the first request never got as far as recording the run, it records it
-// now under the claimed id.
+// existing answers a repeated idempotent create with the run the first
+// request recorded.
 func (s *Service) existing(ctx context.Context, c CreateRun, runID string) (Accepted, error) {
 	recs, err := s.store.ReadStream(ctx, events.RunStream(runID), events.Forwards, 0, 1)
-	if errors.Is(err, events.ErrNotFound) {
-		return Accepted{}, fmt.Errorf("%w: the first request with this idempotency key is still being recorded; retry", ErrUnavailable)
-	}
 	if err != nil {
 		return Accepted{}, fmt.Errorf("read run %s: %w", runID, err)
 	}

@@ -74,10 +74,10 @@ func (s *runState) resetAttempt() {
 
 // apply folds one record into the state. Unknown event types are skipped,
 // so newer writers never break older readers.
-func (s *runState) apply(rec events.Record) error {
+func (s *runState) apply(rec events.Record) {
 	p, err := events.Decode(rec)
 	if err != nil {
-		return nil //nolint:nilerr // unknown or undecodable types are skipped on purpose
+		return
 	}
 	s.revision, s.position = rec.Revision, rec.Position
 	switch e := p.(type) {
@@ -136,7 +136,6 @@ func (s *runState) apply(rec events.Record) error {
 	case *events.RunTimeLimitWarning:
 		s.softWarned = true
 	}
-	return nil
 }
 
 func keyOf(step int, a process.Alarm) alarmKey {
