@@ -19,6 +19,7 @@ commands:
   token                       print an access token signed with SPECTRA_JWT_SECRET
   submit ion|rtp RECIPE.json  create a run on a server (--watch follows it)
   replay RUN_ID               print a run's events from a server
+  audit [--run-id ID] …       print who did what and when, from a server's audit trail
   projections rebuild [NAME]  rebuild read models from the log (server stopped)
 
 run 'spectra <command> -h' for a command's flags`
@@ -55,6 +56,8 @@ func run(ctx context.Context, args []string) error {
 		return runSubmit(ctx, args[1:])
 	case "replay":
 		return runReplay(ctx, args[1:])
+	case "audit":
+		return runAudit(ctx, args[1:])
 	case "projections":
 		return runProjections(ctx, args[1:])
 	case "-h", "--help", "help":
