@@ -90,6 +90,9 @@ func TestRoutePermissions(t *testing.T) {
 		"POST /api/auth/token":                  "", // authenticated by X-API-Key
 		"POST /api/auth/refresh":                "", // authenticated by the refresh token
 		"GET /api/audit":                        PermAuditView,
+		"GET /api/ion/stream/:run_id":           PermIonViewTelemetry,
+		"GET /api/rtp/stream/:run_id":           PermRTPViewTelemetry,
+		"GET /api/stream":                       PermJobViewStatus,
 	}
 	optional := map[string]bool{}
 	got := map[string]Permission{}

@@ -90,6 +90,8 @@ type Config struct {
 	RateLimits RateLimits
 	// MaxJSONDepth caps how deeply request bodies nest (default 32).
 	MaxJSONDepth int
+	// Stream tunes the WebSocket streams (stream.go).
+	Stream StreamConfig
 }
 
 // LogValue logs the configuration without its secret.
@@ -129,6 +131,9 @@ type Deps struct {
 	// Tunings records controller tunings (nil: tunings are answered but
 	// not recorded).
 	Tunings TuningRecorder
+	// Streams is the event log the WebSocket streams replay and follow
+	// (nil: they answer 503).
+	Streams EventLog
 }
 
 // Route is one endpoint: its method, its Fiber path and the permission it
@@ -160,6 +165,7 @@ type Server struct {
 	creds     Credentials
 	audit     AuditLog
 	limits    limiters
+	streams   *streams
 }
 
 // Default configuration values.
@@ -247,6 +253,7 @@ func New(cfg Config, d Deps) *Server {
 	s.registerViewRoutes()
 	s.registerAuthRoutes()
 	s.registerAuditRoutes()
+	s.registerStreamRoutes(d.Streams)
 	return s
 }
 
@@ -263,8 +270,9 @@ func (s *Server) Listen(addr string) error { return s.app.Listen(addr) }
 func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 
 // Shutdown stops accepting connections and waits for open requests to end,
-// until ctx ends.
+// until ctx ends. Open WebSocket streams are closed first, with 1001.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.closeStreams(ctx)
 	return s.app.ShutdownWithContext(ctx)
 }
 

@@ -124,76 +124,30 @@ func runSubmit(ctx context.Context, args []string) error {
 	return watchRun(ctx, &c, kind, created.RunID)
 }
 
-// watchRun follows a run until it ends, drawing a progress bar.
-func watchRun(ctx context.Context, c *client, kind, runID string) error {
-	last := ""
-	for {
-		var run struct {
-			Status       string  `json:"status"`
-			Progress     float64 `json:"progress"`
-			CurrentStep  string  `json:"current_step"`
-			ErrorMessage string  `json:"error_message"`
-			SPCAlerts    int     `json:"spc_alerts_count"`
-		}
-		if err := c.do(ctx, http.MethodGet, "/api/"+kind+"/runs/"+runID, nil, &run); err != nil {
-			return fmt.Errorf("watch: %w", err)
-		}
-		line := fmt.Sprintf("%s %5.1f%% %-9s %s (alerts %d)", bar(run.Progress), run.Progress, run.Status, run.CurrentStep, run.SPCAlerts)
-		if line != last {
-			fmt.Println(line)
-			last = line
-		}
-		switch run.Status {
-		case "completed":
-			return nil
-		case "failed":
-			fmt.Fprintln(os.Stderr, "run failed:", run.ErrorMessage)
-			return exitError{1}
-		case "cancelled":
-			fmt.Fprintln(os.Stderr, "run cancelled")
-			return exitError{1}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-}
-
 func bar(p float64) string {
 	n := int(p / 5)
 	n = max(0, min(20, n))
 	return "[" + strings.Repeat("#", n) + strings.Repeat(".", 20-n) + "]"
 }
 
+// runReplay prints a run's events, replayed from its WebSocket stream up
+// to caught_up (see replayRun).
 func runReplay(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	var c client
 	c.register(fs)
+	from := fs.Uint64("from", 0, "first revision to print")
+	asJSON := fs.Bool("json", false, "print the stream's JSON messages, one a line")
 	if len(args) < 1 {
-		fmt.Fprintln(os.Stderr, "usage: spectra replay RUN_ID [--server URL]")
+		fmt.Fprintln(os.Stderr, "usage: spectra replay RUN_ID [--from REVISION] [--json] [--server URL]")
 		return exitError{2}
 	}
 	runID := args[0]
 	if err := fs.Parse(args[1:]); err != nil {
 		return exitError{2}
 	}
-	var run struct {
-		JobID string `json:"job_id"`
-	}
-	kind := "ion"
-	if strings.HasPrefix(runID, "RTP-") {
-		kind = "rtp"
-	}
-	if err := c.do(ctx, http.MethodGet, "/api/"+kind+"/runs/"+runID, nil, &run); err != nil {
+	if err := replayRun(ctx, &c, runID, *from, *asJSON); err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
-	var logs json.RawMessage
-	req := "/api/jobs/" + run.JobID + "/logs"
-	if err := c.do(ctx, http.MethodGet, req, nil, &logs); err != nil {
-		return fmt.Errorf("replay: %w", err)
-	}
-	_, err := os.Stdout.Write(logs)
-	return err
+	return nil
 }

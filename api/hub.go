@@ -1,0 +1,331 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/fasthttp/websocket"
+
+	"github.com/spectra-fab/spectra/events"
+)
+
+// Why a hub ended a subscriber. A stream session turns them into close
+// codes (see stream.go).
+var (
+	// errSlowConsumer: the subscriber's buffer was full when the hub had a
+	// record for it. The hub never waits for a subscriber.
+	errSlowConsumer = errors.New("slow consumer")
+	// errStreamFailed: the hub's subscription to the log ended for good
+	// (the store was closed).
+	errStreamFailed = errors.New("event stream unavailable")
+	// errShuttingDown: the server is shutting down.
+	errShuttingDown = errors.New("server shutting down")
+)
+
+// hub fans the node's one live subscription to the event log out to every
+// open stream. It holds a single events.Store subscription (category run),
+// started on the first stream from the read models' position, and offers
+// each record to the subscribers of its run stream and of its
+// organisation without ever blocking: a subscriber whose bounded buffer is
+// full is dropped and told so (errSlowConsumer). Replay is not the hub's
+// business: a session reads its history from the store itself.
+//
+// The hub owns two kinds of goroutines: its subscription loop (started
+// lazily, ended by close) and, through track/untrack, the stream sessions
+// (each ends when its socket does; close makes them end).
+type hub struct {
+	log    EventLog
+	start  func() uint64 // where the live subscription starts
+	buffer int
+	logger *slog.Logger
+
+	ctx    context.Context // the hub's lifetime: cancelled by close
+	cancel context.CancelFunc
+	down   chan struct{} // closed when close begins: sessions say goodbye (1001)
+	loop   chan struct{} // closed when the subscription loop ends
+
+	mu       sync.Mutex
+	runs     map[string]map[*subscriber]struct{} // by run stream name
+	orgs     map[string]map[*subscriber]struct{} // by organisation
+	started  bool
+	closing  bool
+	failed   error
+	sockets  map[*websocket.Conn]struct{}
+	sessions sync.WaitGroup
+	// position is the global position of the last record fanned out.
+	position uint64
+}
+
+func newHub(log EventLog, start func() uint64, buffer int, logger *slog.Logger) *hub {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &hub{log: log, start: start, buffer: buffer, logger: logger, ctx: ctx, cancel: cancel,
+		down: make(chan struct{}), loop: make(chan struct{}),
+		runs: map[string]map[*subscriber]struct{}{}, orgs: map[string]map[*subscriber]struct{}{},
+		sockets: map[*websocket.Conn]struct{}{}}
+}
+
+// subscriber receives the live records of one run stream or of one
+// organisation. The hub sends on ch and never closes it; when it drops the
+// subscriber it sets err and closes ended.
+type subscriber struct {
+	stream string // run stream name, or "" for an organisation subscriber
+	org    string
+	ch     chan *liveItem
+	ended  chan struct{}
+	err    error // why it ended; written before ended is closed
+}
+
+// liveItem is one record on its way to every subscriber. Its message is
+// built and encoded once, by the first session that needs it, and shared.
+type liveItem struct {
+	rec  events.Record
+	once sync.Once
+	msg  StreamMessage
+	pm   *websocket.PreparedMessage
+	err  error
+}
+
+// prepared returns the item's message and its encoding.
+func (it *liveItem) prepared() (StreamMessage, *websocket.PreparedMessage, error) {
+	it.once.Do(func() {
+		it.msg = newStreamMessage(it.rec)
+		if it.msg.Type == MessageCompleted {
+			return // completed carries the session's artifacts: encoded per session
+		}
+		data, err := encodeMessage(it.msg)
+		if err != nil {
+			it.err = err
+			return
+		}
+		it.pm, it.err = websocket.NewPreparedMessage(websocket.TextMessage, data)
+	})
+	return it.msg, it.pm, it.err
+}
+
+// subscribe registers a subscriber for run stream (or, when stream is "",
+// for every run event of org). Records fanned out after subscribe returns
+// reach it; a session reads what came before from the store. Returns
+// errShuttingDown or errStreamFailed.
+func (h *hub) subscribe(stream, org string) (*subscriber, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.closing:
+		return nil, errShuttingDown
+	case h.failed != nil:
+		return nil, h.failed
+	}
+	if !h.started {
+		h.started = true
+		// The start position is taken now, before the caller reads its
+		// history: whatever it reads misses nothing the hub will not send.
+		go h.run(h.ctx, h.start())
+	}
+	s := &subscriber{stream: stream, org: org, ch: make(chan *liveItem, h.buffer), ended: make(chan struct{})}
+	m, key := h.orgs, org
+	if stream != "" {
+		m, key = h.runs, stream
+	}
+	if m[key] == nil {
+		m[key] = map[*subscriber]struct{}{}
+	}
+	m[key][s] = struct{}{}
+	return s, nil
+}
+
+// unsubscribe removes s; it is harmless after the hub dropped it.
+func (h *hub) unsubscribe(s *subscriber) {
+	if s == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.removeLocked(s)
+}
+
+func (h *hub) removeLocked(s *subscriber) {
+	m, key := h.orgs, s.org
+	if s.stream != "" {
+		m, key = h.runs, s.stream
+	}
+	if set := m[key]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(m, key)
+		}
+	}
+}
+
+// dropLocked removes s and tells it why.
+func (h *hub) dropLocked(s *subscriber, why error) {
+	h.removeLocked(s)
+	s.err = why
+	close(s.ended)
+}
+
+// run is the hub's subscription loop: one store subscription from after,
+// re-opened from the last record it fanned out when it breaks, until the
+// hub closes or the store is closed.
+func (h *hub) run(ctx context.Context, after uint64) {
+	defer close(h.loop)
+	wait := 100 * time.Millisecond
+	for {
+		var err error
+		after, err = h.follow(ctx, after)
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, events.ErrClosed) {
+			h.logger.Error("stream hub: event store closed; streams end", slog.Any("error", err))
+			h.fail(fmt.Errorf("%w: %w", errStreamFailed, err))
+			return
+		}
+		h.logger.Warn("stream hub: subscription broke; resubscribing", slog.Uint64("after", after),
+			slog.Any("error", err), slog.Duration("wait", wait))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// follow fans out the records of one subscription and returns the position
+// of the last one with the error that ended it.
+func (h *hub) follow(ctx context.Context, after uint64) (uint64, error) {
+	sub, err := h.log.Subscribe(ctx, after, events.Filter{Categories: []string{events.CategoryRun}})
+	if err != nil {
+		return after, fmt.Errorf("subscribe: %w", err)
+	}
+	defer sub.Close()
+	for {
+		item, err := sub.Next(ctx)
+		if err != nil {
+			return after, err
+		}
+		if item.CaughtUp {
+			continue
+		}
+		h.publish(item.Record)
+		after = item.Record.Position
+	}
+}
+
+// publish offers rec to the subscribers of its stream and its organisation.
+// It never blocks: a subscriber with a full buffer is dropped.
+func (h *hub) publish(rec events.Record) {
+	it := &liveItem{rec: rec}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.position = rec.Position
+	for s := range h.runs[rec.Stream] {
+		h.offerLocked(s, it)
+	}
+	if org := rec.Metadata.OrgID; org != "" {
+		for s := range h.orgs[org] {
+			h.offerLocked(s, it)
+		}
+	}
+}
+
+func (h *hub) offerLocked(s *subscriber, it *liveItem) {
+	select {
+	case s.ch <- it:
+	default:
+		h.dropLocked(s, errSlowConsumer)
+	}
+}
+
+// fail drops every subscriber with err and refuses new ones.
+func (h *hub) fail(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.failed = err
+	for _, m := range []map[string]map[*subscriber]struct{}{h.runs, h.orgs} {
+		for _, set := range m {
+			for s := range set {
+				h.dropLocked(s, err)
+			}
+		}
+	}
+}
+
+// track registers an open socket with the hub, so close can end it.
+// It reports false when the hub is closing: the caller says goodbye at once.
+func (h *hub) track(c *websocket.Conn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return false
+	}
+	h.sockets[c] = struct{}{}
+	h.sessions.Add(1)
+	return true
+}
+
+// untrack is the end of a session that track accepted.
+func (h *hub) untrack(c *websocket.Conn) {
+	h.mu.Lock()
+	delete(h.sockets, c)
+	h.mu.Unlock()
+	h.sessions.Done()
+}
+
+// closeGrace is how long close lets sessions send 1001 and hear the
+// client's reply before it cuts their connections.
+const closeGrace = 2 * time.Second
+
+// close ends every session (each sends 1001 "server shutting down"), waits
+// for them, at most until ctx ends or closeGrace passes, then cuts the
+// connections of those still open, and ends the subscription loop.
+func (h *hub) close(ctx context.Context) {
+	h.mu.Lock()
+	if h.closing {
+		h.mu.Unlock()
+		return
+	}
+	h.closing = true
+	started := h.started
+	close(h.down)
+	h.mu.Unlock()
+
+	ended := make(chan struct{})
+	go func() { // ends when the last session does: cut connections make sure of it
+		h.sessions.Wait()
+		close(ended)
+	}()
+	grace := time.NewTimer(closeGrace)
+	defer grace.Stop()
+	select {
+	case <-ended:
+	case <-grace.C:
+	case <-ctx.Done():
+	}
+	h.cancel() // ends store reads of sessions still replaying
+	h.mu.Lock()
+	for c := range h.sockets {
+		cut(c)
+	}
+	h.mu.Unlock()
+	<-ended
+	if started {
+		<-h.loop
+	}
+}
+
+// cut closes a socket's TCP connection at once. A server-side connection
+// is a fasthttp hijacked connection whose Close does nothing (fasthttp
+// closes it after the handler), so cut closes the real one beneath.
+func cut(c *websocket.Conn) {
+	nc := c.NetConn()
+	if u, ok := nc.(interface{ UnsafeConn() net.Conn }); ok {
+		nc = u.UnsafeConn()
+	}
+	_ = nc.Close()
+}

@@ -1,0 +1,673 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fasthttp/websocket"
+	fws "github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/process"
+	"github.com/spectra-fab/spectra/projections"
+)
+
+// EventLog is what the WebSocket streams read of the event log: a run's
+// stream and an organisation's events for replay, and the one live
+// subscription the node's hub holds. Any events.Store is one.
+type EventLog interface {
+	// ReadStream: see events.Store. Returns events.ErrNotFound when the
+	// stream does not exist.
+	ReadStream(ctx context.Context, stream string, dir events.Direction, from uint64, limit int) ([]events.Record, error)
+	// ReadAll: see events.Store.
+	ReadAll(ctx context.Context, after uint64, f events.Filter, limit int) ([]events.Record, error)
+	// Subscribe: see events.Store.
+	Subscribe(ctx context.Context, after uint64, f events.Filter) (events.Subscription, error)
+}
+
+var _ EventLog = events.Store(nil)
+
+// Close codes of the streams, besides the standard 1000 (the run ended:
+// after completed, error or cancelled, or at once after caught_up when a
+// replayed run had already ended), 1001 (the server is shutting down) and
+// 1011 (the stream broke on the server's side: the event store failed).
+// Every close but 1000 gives, in its reason, where to resume:
+// "…: resume with from=N".
+const (
+	// CloseSlowConsumer: the client fell more than StreamConfig.Buffer
+	// messages behind the live events. Reason: "slow consumer: resume with
+	// from=N", N being the revision (position, on the organisation stream)
+	// after the last message sent.
+	CloseSlowConsumer = 4008
+)
+
+// StreamConfig tunes the WebSocket streams. Zero values take the defaults.
+type StreamConfig struct {
+	// Buffer is how many live messages a socket may have waiting to be
+	// written (default 256). When an event arrives for a socket whose
+	// buffer is full, the socket is closed with CloseSlowConsumer; the run
+	// and the other sockets never wait for it.
+	Buffer int
+	// PingInterval is how often an open socket is pinged (default 25 s). A
+	// client that answers nothing for two intervals is disconnected.
+	PingInterval time.Duration
+	// WriteTimeout bounds one write to a socket (default 10 s). A client
+	// that reads nothing for that long is disconnected without a close
+	// frame: it could not read one.
+	WriteTimeout time.Duration
+	// ReplayPage is how many events a replay reads from the store at once
+	// (default 500).
+	ReplayPage int
+	// StoreTimeout bounds each store read of a stream (default 10 s).
+	StoreTimeout time.Duration
+}
+
+func (c StreamConfig) withDefaults() StreamConfig {
+	if c.Buffer <= 0 {
+		c.Buffer = 256
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = 25 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.ReplayPage <= 0 {
+		c.ReplayPage = 500
+	}
+	if c.StoreTimeout <= 0 {
+		c.StoreTimeout = 10 * time.Second
+	}
+	return c
+}
+
+// Why a session ends, besides the hub's errSlowConsumer, errStreamFailed
+// and errShuttingDown. closeFor turns each into a close code.
+var (
+	errClientGone = errors.New("client gone")
+	errRunEnded   = errors.New("run ended")
+	errStreamGap  = errors.New("stream gap")
+)
+
+// maxResyncs is how often a session whose live buffer filled up while it
+// replayed goes back to the store before it gives up on the client.
+const maxResyncs = 3
+
+// maxClientMessage caps what a client may send: the streams only send.
+const maxClientMessage = 4096
+
+// telemetryPermission is what streaming a run of each kind needs.
+var telemetryPermission = map[process.Kind]Permission{
+	process.KindIon: PermIonViewTelemetry,
+	process.KindRTP: PermRTPViewTelemetry,
+}
+
+// localStream is the fiber.Ctx local that hands a stream request, checked
+// before the upgrade, to the socket.
+const localStream = "spectra.stream"
+
+// streams serves the WebSocket endpoints: it accepts upgrades and runs one
+// session per socket, all fed by one hub.
+type streams struct {
+	cfg     StreamConfig
+	hub     *hub // nil when the server has no event log: streams answer 503
+	logger  *slog.Logger
+	upgrade fiber.Handler
+}
+
+// streamRequest is what the checks before the upgrade found.
+type streamRequest struct {
+	org   string
+	run   *projections.Run // nil: the organisation stream
+	kinds []string         // organisation stream: the run id prefixes wanted
+	kind  string           // organisation stream: the ?kind= asked for
+	from  uint64           // first revision (run) or position (organisation) wanted
+}
+
+// registerStreamRoutes adds the WebSocket endpoints. They take the token
+// from ?token= too (the seed's way for browsers, which cannot set headers
+// on a WebSocket), and are authenticated and authorised like every route,
+// before the upgrade.
+func (s *Server) registerStreamRoutes(log EventLog) {
+	st := &streams{cfg: s.cfg.Stream.withDefaults(), logger: s.log.With("component", "streams")}
+	if log != nil {
+		st.hub = newHub(log, s.q.Position, st.cfg.Buffer, st.logger)
+	}
+	st.upgrade = fws.New(st.serve, fws.Config{HandshakeTimeout: 10 * time.Second})
+	s.streams = st
+	for _, prefix := range []string{"/api/ion/stream", "/api/rtp/stream", "/api/stream"} {
+		s.app.Use(prefix, tokenFromQuery)
+	}
+	for _, k := range []runKind{ionRuns, rtpRuns} {
+		s.handle(fiber.MethodGet, k.prefix+"/stream/:run_id", telemetryPermission[k.kind],
+			"Stream a "+k.label+" run (WebSocket): replay from ?from=<revision>, caught_up, then live until it ends",
+			s.handleRunStream(k))
+	}
+	s.handle(fiber.MethodGet, "/api/stream", PermJobViewStatus,
+		"Stream every run event of the organisation (WebSocket) from ?from=<position>, optionally ?kind=ion|rtp",
+		s.handleOrgStream)
+}
+
+// tokenFromQuery lets ?token=<JWT> stand for the Authorization header on
+// the stream endpoints; a header, when present, wins.
+func tokenFromQuery(c *fiber.Ctx) error {
+	if c.Get(fiber.HeaderAuthorization) == "" && c.Get(HeaderAPIKey) == "" {
+		if tok := c.Query("token"); tok != "" {
+			c.Request().Header.Set(fiber.HeaderAuthorization, "Bearer "+tok)
+		}
+	}
+	return c.Next()
+}
+
+// closeStreams ends every open stream with 1001 (see hub.close).
+func (s *Server) closeStreams(ctx context.Context) {
+	if s.streams != nil && s.streams.hub != nil {
+		s.streams.hub.close(ctx)
+	}
+}
+
+func (s *Server) handleRunStream(k runKind) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		run, err := s.lookupRun(c, k)
+		if err != nil {
+			return err
+		}
+		from, _, err := queryFrom(c)
+		if err != nil {
+			return err
+		}
+		return s.streams.accept(c, &streamRequest{org: principal(c).OrgID, run: &run, from: from})
+	}
+}
+
+func (s *Server) handleOrgStream(c *fiber.Ctx) error {
+	p := principal(c)
+	from, set, err := queryFrom(c)
+	if err != nil {
+		return err
+	}
+	if !set { // live: from what the read models have reached on
+		from = s.q.Position() + 1
+	}
+	req := &streamRequest{org: p.OrgID, from: from, kind: c.Query("kind")}
+	// The stream carries telemetry: a kind whose telemetry the role may
+	// not see is left out.
+	for _, k := range []runKind{ionRuns, rtpRuns} {
+		if (req.kind == "" || req.kind == string(k.kind)) && p.Role.Can(telemetryPermission[k.kind]) {
+			req.kinds = append(req.kinds, strings.ToUpper(string(k.kind))+"-")
+		}
+	}
+	if req.kind != "" && req.kind != string(ionRuns.kind) && req.kind != string(rtpRuns.kind) {
+		return invalid("kind", req.kind, "ion or rtp", "unknown process kind")
+	}
+	return s.streams.accept(c, req)
+}
+
+// queryFrom reads ?from=, an unsigned integer; set reports whether it was
+// given.
+func queryFrom(c *fiber.Ctx) (from uint64, set bool, err error) {
+	raw := c.Query("from")
+	if raw == "" {
+		return 0, false, nil
+	}
+	n, err := strconv.ParseUint(raw, 10, 64)
+	if err != nil || n == math.MaxUint64 {
+		return 0, false, invalid("from", raw, "an unsigned integer", "not a revision or log position")
+	}
+	return n, true, nil
+}
+
+// accept upgrades a request that passed every check.
+func (st *streams) accept(c *fiber.Ctx, req *streamRequest) error {
+	if !fws.IsWebSocketUpgrade(c) {
+		return &Error{Code: CodeBadRequest, Message: "this endpoint is a WebSocket: send an upgrade request"}
+	}
+	if st.hub == nil {
+		return &Error{Code: CodeUnavailable, Message: "streams are not available on this node"}
+	}
+	c.Locals(localStream, req)
+	return st.upgrade(c)
+}
+
+// session is one open socket.
+type session struct {
+	st   *streams
+	h    *hub
+	conn *websocket.Conn
+	req  *streamRequest
+	gone chan struct{} // closed by the reader when the connection ends
+	ping *time.Ticker
+
+	next      uint64 // revision (run) or position (organisation) to send next
+	sent      int    // event messages sent
+	last      *StreamMessage
+	live      bool
+	artifacts map[string][]streamArtifact // by job: what completed lists
+}
+
+// serve runs a session on an upgraded socket: its goroutine writes, one
+// more reads (pongs, the client's close), and both end before it returns.
+func (st *streams) serve(c *fws.Conn) {
+	req, _ := c.Locals(localStream).(*streamRequest)
+	conn := c.Conn
+	ss := &session{st: st, h: st.hub, conn: conn, req: req, next: req.from, gone: make(chan struct{}),
+		artifacts: map[string][]streamArtifact{}}
+	if !st.hub.track(conn) {
+		_ = conn.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
+		return
+	}
+	defer st.hub.untrack(conn)
+	go ss.read()
+	ss.ping = time.NewTicker(st.cfg.PingInterval)
+	defer ss.ping.Stop()
+
+	var err error
+	if req.run != nil {
+		err = ss.streamRun()
+	} else {
+		err = ss.streamOrg()
+	}
+	if code, reason := ss.closeFor(err); code != 0 {
+		if conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason),
+			time.Now().Add(time.Second)) == nil {
+			select { // the client's close reply, briefly
+			case <-ss.gone:
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	cut(conn)
+	<-ss.gone
+}
+
+// read reads until the connection ends, which it then reports by closing
+// gone. The client sends nothing but pongs and its close; the read deadline,
+// moved on by every pong, drops a client that stopped answering pings.
+func (ss *session) read() {
+	defer close(ss.gone)
+	wait := 2 * ss.st.cfg.PingInterval
+	c := ss.conn
+	c.SetReadLimit(maxClientMessage)
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(wait)) })
+	for {
+		if _, _, err := c.ReadMessage(); err != nil {
+			return
+		}
+		_ = c.SetReadDeadline(time.Now().Add(wait))
+	}
+}
+
+// closeFor turns why a session ended into a close code and reason; 0 when
+// no close frame can be sent (the client is gone).
+func (ss *session) closeFor(err error) (int, string) {
+	resume := "resume with from=" + strconv.FormatUint(ss.next, 10)
+	switch {
+	case errors.Is(err, errClientGone):
+		return 0, ""
+	case errors.Is(err, errRunEnded):
+		return websocket.CloseNormalClosure, "run ended"
+	case errors.Is(err, errShuttingDown):
+		return websocket.CloseGoingAway, "server shutting down: " + resume
+	case errors.Is(err, errSlowConsumer):
+		return CloseSlowConsumer, "slow consumer: " + resume
+	}
+	ss.st.logger.Error("stream interrupted", slog.Any("error", err))
+	return websocket.CloseInternalServerErr, "stream interrupted: " + resume
+}
+
+// streamRun replays a run's stream from the revision asked for, says
+// caught_up, then sends its live events until it ends. Live events at or
+// below the last revision sent are dropped; a live event beyond the next
+// one expected is preceded by those between, read from the store.
+func (ss *session) streamRun() error {
+	run := ss.req.run
+	stream := events.RunStream(run.RunID)
+	if ss.next > 0 && len(run.Artifacts) > 0 {
+		ss.artifacts[run.JobID] = slices.Clone(run.Artifacts)
+	}
+	sub, err := ss.h.subscribe(stream, "")
+	if err != nil {
+		return err
+	}
+	defer func() { ss.h.unsubscribe(sub) }()
+	err = ss.sendJSON(StreamMessage{Type: MessageConnected, RunID: run.RunID, Timestamp: time.Now().UTC(),
+		Data: map[string]any{"run_id": run.RunID, "kind": run.Kind, "status": run.Status, "progress": run.Progress,
+			"current_step": run.CurrentStep, "from": ss.next}})
+	if err != nil {
+		return err
+	}
+	if sub, err = ss.replay(sub, stream, ss.replayRun); err != nil {
+		return err
+	}
+	ended, err := ss.runEnded(stream)
+	if err != nil {
+		return err
+	}
+	if err := ss.caughtUp(); err != nil {
+		return err
+	}
+	if ended {
+		return errRunEnded
+	}
+	ss.live = true
+	return ss.follow(sub, func(it *liveItem) error {
+		switch rev := it.rec.Revision; {
+		case rev < ss.next:
+			return nil // sent already (replayed, or read to fill a gap)
+		case rev > ss.next:
+			if err := ss.fill(stream, rev); err != nil {
+				return err
+			}
+		}
+		msg, pm, err := it.prepared()
+		if err != nil {
+			return err
+		}
+		return ss.sendEvent(msg, pm)
+	})
+}
+
+// streamOrg replays the organisation's run events from the position asked
+// for, says caught_up, then sends live ones; it ends only when the client
+// or the server does.
+func (ss *session) streamOrg() error {
+	sub, err := ss.h.subscribe("", ss.req.org)
+	if err != nil {
+		return err
+	}
+	defer func() { ss.h.unsubscribe(sub) }()
+	data := map[string]any{"org_id": ss.req.org, "from": ss.next}
+	if ss.req.kind != "" {
+		data["kind"] = ss.req.kind
+	}
+	if err := ss.sendJSON(StreamMessage{Type: MessageConnected, Timestamp: time.Now().UTC(), Data: data}); err != nil {
+		return err
+	}
+	if sub, err = ss.replay(sub, "", ss.replayOrg); err != nil {
+		return err
+	}
+	if err := ss.caughtUp(); err != nil {
+		return err
+	}
+	ss.live = true
+	return ss.follow(sub, func(it *liveItem) error {
+		if it.rec.Position < ss.next || !ss.wants(it.rec) {
+			return nil
+		}
+		msg, pm, err := it.prepared()
+		if err != nil {
+			return err
+		}
+		return ss.sendEvent(msg, pm)
+	})
+}
+
+// wants reports whether the organisation stream sends rec (its kind filter).
+func (ss *session) wants(rec events.Record) bool {
+	id := events.StreamID(rec.Stream)
+	for _, p := range ss.req.kinds {
+		if strings.HasPrefix(id, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// replay runs read (which sends the history from ss.next on) with sub
+// registered, so nothing appended meanwhile is missed. When sub's buffer
+// filled up meanwhile, the hub has dropped it: replay registers again and
+// reads on from the store, up to maxResyncs times. It returns the
+// subscription to follow.
+func (ss *session) replay(sub *subscriber, stream string, read func(string) error) (*subscriber, error) {
+	for resyncs := 0; ; resyncs++ {
+		if err := read(stream); err != nil {
+			return sub, err
+		}
+		select {
+		case <-sub.ended:
+		default:
+			return sub, nil
+		}
+		if !errors.Is(sub.err, errSlowConsumer) || resyncs == maxResyncs {
+			return sub, sub.err
+		}
+		next, err := ss.h.subscribe(sub.stream, sub.org)
+		if err != nil {
+			return sub, err
+		}
+		sub = next
+	}
+}
+
+func (ss *session) storeCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ss.h.ctx, ss.st.cfg.StoreTimeout)
+}
+
+// interrupted reports a shutdown or a client gone, checked between pages.
+func (ss *session) interrupted() error {
+	select {
+	case <-ss.h.down:
+		return errShuttingDown
+	case <-ss.gone:
+		return errClientGone
+	default:
+		return nil
+	}
+}
+
+// replayRun sends a run stream's stored events from ss.next on.
+func (ss *session) replayRun(stream string) error {
+	page := ss.st.cfg.ReplayPage
+	for {
+		if err := ss.interrupted(); err != nil {
+			return err
+		}
+		ctx, cancel := ss.storeCtx()
+		recs, err := ss.h.log.ReadStream(ctx, stream, events.Forwards, ss.next, page)
+		cancel()
+		if errors.Is(err, events.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("replay %s from %d: %w", stream, ss.next, err)
+		}
+		for _, rec := range recs {
+			if rec.Revision < ss.next {
+				continue
+			}
+			if err := ss.sendEvent(newStreamMessage(rec), nil); err != nil {
+				return err
+			}
+		}
+		if len(recs) < page {
+			return nil
+		}
+	}
+}
+
+// replayOrg sends the organisation's stored run events from ss.next on.
+func (ss *session) replayOrg(string) error {
+	page := ss.st.cfg.ReplayPage
+	f := events.Filter{Categories: []string{events.CategoryRun}, OrgID: ss.req.org}
+	for {
+		if err := ss.interrupted(); err != nil {
+			return err
+		}
+		after := ss.next - min(ss.next, 1) // positions from next on
+		ctx, cancel := ss.storeCtx()
+		recs, err := ss.h.log.ReadAll(ctx, after, f, page)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("replay organisation from %d: %w", ss.next, err)
+		}
+		for _, rec := range recs {
+			if !ss.wants(rec) {
+				ss.next = max(ss.next, rec.Position+1) // skipped, but read: go on after it
+				continue
+			}
+			if err := ss.sendEvent(newStreamMessage(rec), nil); err != nil {
+				return err
+			}
+		}
+		if len(recs) < page {
+			return nil
+		}
+	}
+}
+
+// fill sends the events of a run stream from ss.next up to, not
+// including, revision upto: a gap between what the session sent and a live
+// event. With the hub subscribed before the replay, gaps do not happen;
+// fill makes sure of it.
+func (ss *session) fill(stream string, upto uint64) error {
+	ctx, cancel := ss.storeCtx()
+	recs, err := ss.h.log.ReadStream(ctx, stream, events.Forwards, ss.next, int(upto-ss.next))
+	cancel()
+	if err != nil {
+		return fmt.Errorf("fill %s from %d to %d: %w", stream, ss.next, upto, err)
+	}
+	for _, rec := range recs {
+		if rec.Revision != ss.next {
+			break
+		}
+		if err := ss.sendEvent(newStreamMessage(rec), nil); err != nil {
+			return err
+		}
+	}
+	if ss.next != upto {
+		return fmt.Errorf("fill %s: store has revisions up to %d, want %d: %w", stream, ss.next, upto, errStreamGap)
+	}
+	return nil
+}
+
+// runEnded reports whether the run's stream, as replayed, ends with a
+// terminal event: the socket then closes after caught_up. When nothing
+// was replayed (from is past the end), the stream's last event says.
+func (ss *session) runEnded(stream string) (bool, error) {
+	if ss.last != nil {
+		return ss.last.Terminal(), nil
+	}
+	if ss.next == 0 {
+		return false, nil
+	}
+	ctx, cancel := ss.storeCtx()
+	recs, err := ss.h.log.ReadStream(ctx, stream, events.Backwards, math.MaxUint64, 1)
+	cancel()
+	if errors.Is(err, events.ErrNotFound) || len(recs) == 0 {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read end of %s: %w", stream, err)
+	}
+	return recs[0].Revision < ss.next && newStreamMessage(recs[0]).Terminal(), nil
+}
+
+func (ss *session) caughtUp() error {
+	m := StreamMessage{Type: MessageCaughtUp, Timestamp: time.Now().UTC(),
+		Data: map[string]any{"replayed": ss.sent, "next": ss.next}}
+	if ss.req.run != nil {
+		m.RunID = ss.req.run.RunID
+	}
+	if ss.last != nil {
+		m.Revision, m.Position = ss.last.Revision, ss.last.Position
+	}
+	return ss.sendJSON(m)
+}
+
+// follow sends live items with handle until the subscription, the client
+// or the server ends. Once the hub dropped the subscription, what it had
+// buffered is still sent: it is complete and in order up to the drop.
+func (ss *session) follow(sub *subscriber, handle func(*liveItem) error) error {
+	for {
+		select {
+		case it := <-sub.ch:
+			if err := handle(it); err != nil {
+				return err
+			}
+		case <-sub.ended:
+			for {
+				select {
+				case it := <-sub.ch:
+					if err := handle(it); err != nil {
+						return err
+					}
+				default:
+					return sub.err
+				}
+			}
+		case <-ss.h.down:
+			return errShuttingDown
+		case <-ss.gone:
+			return errClientGone
+		case <-ss.ping.C:
+			if err := ss.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(ss.st.cfg.WriteTimeout)); err != nil {
+				return fmt.Errorf("ping: %w: %w", errClientGone, err)
+			}
+		}
+	}
+}
+
+// sendEvent sends an event's message (pm, when set, is its shared
+// encoding) and moves the session past it. On a live run stream a
+// terminal message ends the session (errRunEnded).
+func (ss *session) sendEvent(msg StreamMessage, pm *websocket.PreparedMessage) error {
+	d, _ := msg.Data.(map[string]any)
+	jobID, _ := d["job_id"].(string)
+	if a, ok := d["artifact"].(streamArtifact); ok {
+		if !slices.ContainsFunc(ss.artifacts[jobID], func(x streamArtifact) bool { return x.Name == a.Name }) {
+			ss.artifacts[jobID] = append(ss.artifacts[jobID], a)
+		}
+	}
+	var err error
+	if msg.Type == MessageCompleted {
+		err = ss.sendJSON(withArtifacts(msg, ss.artifacts[jobID]))
+	} else if pm != nil {
+		err = ss.write(func() error { return ss.conn.WritePreparedMessage(pm) })
+	} else {
+		err = ss.sendJSON(msg)
+	}
+	if err != nil {
+		return err
+	}
+	ss.sent++
+	ss.last = &msg
+	if ss.req.run != nil {
+		ss.next = *msg.Revision + 1
+	} else {
+		ss.next = *msg.Position + 1
+	}
+	if ss.live && ss.req.run != nil && msg.Terminal() {
+		return errRunEnded
+	}
+	return nil
+}
+
+func (ss *session) sendJSON(m StreamMessage) error {
+	data, err := encodeMessage(m)
+	if err != nil {
+		return err
+	}
+	return ss.write(func() error { return ss.conn.WriteMessage(websocket.TextMessage, data) })
+}
+
+// write runs one write under the write timeout; a failed write means the
+// client is gone.
+func (ss *session) write(w func() error) error {
+	if err := ss.conn.SetWriteDeadline(time.Now().Add(ss.st.cfg.WriteTimeout)); err != nil {
+		return fmt.Errorf("%w: %w", errClientGone, err)
+	}
+	if err := w(); err != nil {
+		return fmt.Errorf("%w: %w", errClientGone, err)
+	}
+	return nil
+}

@@ -1,0 +1,200 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/projections"
+)
+
+// Types of stream messages: the seed's (§2.9) plus caught_up.
+const (
+	MessageConnected = "connected" // first message of every stream; no revision
+	MessageProgress  = "progress"
+	MessageTelemetry = "telemetry"
+	MessageAlert     = "alert"
+	MessageCompleted = "completed" // terminal
+	MessageError     = "error"     // terminal
+	MessageCancelled = "cancelled" // terminal
+	MessageCaughtUp  = "caught_up" // the replay is over: what follows is live
+)
+
+// StreamMessage is one message of a WebSocket stream:
+//
+//	{"type":"telemetry","event":"TelemetryRecorded","run_id":"ION-…","timestamp":"…",
+//	 "revision":12,"position":3456,"data":{…}}
+//
+// A message made from an event carries the event's stream revision and
+// global position, and its base type name as event; a client that
+// reconnects with from=revision+1 (or, on the organisation stream,
+// from=position+1) resumes exactly after it. connected carries neither;
+// caught_up carries those of the last event replayed, when there was one.
+//
+// Every run event maps to exactly one message, by its type alone:
+//
+//	RunRequested, RunQueued     progress  {status:"queued", progress:0, current_step:"Queued", …}
+//	RunStarted                  progress  {status:"running", progress:0, current_step:"Started", attempt}
+//	RunPhaseChanged             progress  {status:"running", progress, current_step:<step name>, step}
+//	RunPaused / RunResumed      progress  {status:"paused" / "running", step}
+//	RunCancelRequested          progress  {cancel_requested:true, reason} (no status: it changes none)
+//	RunRetryScheduled           progress  {status:"retrying", current_step:"Retrying (attempt n)", attempt, delay_s, retry_count, reason}
+//	RunRetried                  progress  {status:"queued", progress:0, current_step:"Queued", job_id:<new job>, from_job_id}
+//	ArtifactStored              progress  {status:"running", artifact:{name, content_type, size, uri}}
+//	TelemetryRecorded           telemetry {<field>:[10 samples]…, first_step, attempt, progress, current_step, status:"running"}
+//	SPCViolation, FDCAlarm      alert     {parameter, message, severity, rule, source:"spc"|"fdc", value, time_s, step}
+//	RunTimeLimitWarning         alert     {parameter:"process_time_s", message, severity:"warning", rule:"<limit>_time_limit", source:"time_limit", step}
+//	RunCompleted                completed {<result fields: final_dose_atoms_cm2, vm_prediction, …>, status:"completed", progress:100, current_step:"Completed", process_time_s, artifacts}
+//	RunFailed                   error     {error_message, status:"failed", safe_state, step}
+//	RunCancelled                cancelled {message:"Run was cancelled", reason, status:"cancelled", safe_state, step}
+//	any other type              progress  {} (event names it)
+//
+// Every data object also holds job_id when the event names a job. Only
+// what an event says is in its message, so the same event always gives
+// the same message, replayed or live; progress and current_step are absent
+// where the event does not set them (a client keeps the last it saw). The
+// one exception is completed's artifacts: the ArtifactStored events of the
+// job that the session saw before it (seeded, when a run stream starts
+// after them, from the read model).
+type StreamMessage struct {
+	Type      string    `json:"type"`
+	Event     string    `json:"event,omitempty"`
+	RunID     string    `json:"run_id,omitempty"`
+	Timestamp time.Time `json:"timestamp"`
+	Revision  *uint64   `json:"revision,omitempty"`
+	Position  *uint64   `json:"position,omitempty"`
+	Data      any       `json:"data"`
+}
+
+// Terminal reports whether the message ends a run's stream.
+func (m StreamMessage) Terminal() bool {
+	return m.Type == MessageCompleted || m.Type == MessageError || m.Type == MessageCancelled
+}
+
+func encodeMessage(m StreamMessage) ([]byte, error) {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s message: %w", m.Type, err)
+	}
+	return data, nil
+}
+
+// streamArtifact is an artifact as completed lists it (as GET runs/{id}
+// does).
+type streamArtifact = projections.Artifact
+
+// newStreamMessage maps a run event to its message (see StreamMessage).
+func newStreamMessage(rec events.Record) StreamMessage {
+	rev, pos := rec.Revision, rec.Position
+	m := StreamMessage{Type: MessageProgress, Event: events.BaseType(rec.Type), RunID: events.StreamID(rec.Stream),
+		Timestamp: rec.Time.UTC(), Revision: &rev, Position: &pos}
+	d := map[string]any{}
+	m.Data = d
+	p, err := events.Decode(rec)
+	if err != nil {
+		return m // a type this node does not know: an empty progress message naming it
+	}
+	switch e := p.(type) {
+	case *events.RunRequested:
+		status(d, projections.StatusQueued, 0, "Queued")
+		d["job_id"], d["kind"] = e.JobID, e.Kind
+		if e.ToolID != "" {
+			d["tool_id"] = e.ToolID
+		}
+	case *events.RunQueued:
+		status(d, projections.StatusQueued, 0, "Queued")
+		d["job_id"], d["queue"] = e.JobID, e.Queue
+	case *events.RunStarted:
+		status(d, projections.StatusRunning, 0, "Started")
+		d["job_id"], d["attempt"] = e.JobID, e.Attempt
+	case *events.RunPhaseChanged:
+		status(d, projections.StatusRunning, e.Progress, e.Name)
+		d["job_id"], d["step"] = e.JobID, e.Step
+	case *events.TelemetryRecorded:
+		m.Type = MessageTelemetry
+		for field, values := range e.Samples {
+			d[field] = values
+		}
+		status(d, projections.StatusRunning, e.Progress, e.CurrentStep)
+		d["job_id"], d["attempt"], d["first_step"] = e.JobID, e.Attempt, e.FirstStep
+	case *events.SPCViolation:
+		m.Type = MessageAlert
+		alert(d, e.JobID, e.Step, e.Alarm.Parameter, e.Alarm.Message, string(e.Alarm.Severity), e.Alarm.Rule, string(e.Alarm.Source))
+		d["value"], d["time_s"] = e.Alarm.Value, e.Alarm.TimeS
+	case *events.FDCAlarm:
+		m.Type = MessageAlert
+		alert(d, e.JobID, e.Step, e.Alarm.Parameter, e.Alarm.Message, string(e.Alarm.Severity), e.Alarm.Rule, string(e.Alarm.Source))
+		d["value"], d["time_s"] = e.Alarm.Value, e.Alarm.TimeS
+	case *events.RunTimeLimitWarning:
+		m.Type = MessageAlert
+		alert(d, e.JobID, e.Step, "process_time_s", e.Reason, "warning", e.Limit+"_time_limit", "time_limit")
+	case *events.RunPaused:
+		d["status"], d["job_id"], d["step"] = projections.StatusPaused, e.JobID, e.Step
+	case *events.RunResumed:
+		d["status"], d["job_id"], d["step"] = projections.StatusRunning, e.JobID, e.Step
+	case *events.RunCancelRequested:
+		d["cancel_requested"], d["job_id"] = true, e.JobID
+		if e.Reason != "" {
+			d["reason"] = e.Reason
+		}
+	case *events.RunRetryScheduled:
+		d["status"], d["current_step"] = projections.StatusRetrying, fmt.Sprintf("Retrying (attempt %d)", e.Attempt+1)
+		d["job_id"], d["attempt"], d["delay_s"], d["retry_count"], d["reason"] = e.JobID, e.Attempt, e.DelayS, e.RetryCount, e.Reason
+	case *events.RunRetried:
+		status(d, projections.StatusQueued, 0, "Queued")
+		d["job_id"], d["from_job_id"] = e.JobID, e.FromJobID
+	case *events.ArtifactStored:
+		d["status"], d["job_id"] = projections.StatusRunning, e.JobID
+		d["artifact"] = artifactOf(e)
+	case *events.RunCompleted:
+		m.Type = MessageCompleted
+		for k, v := range e.Result {
+			d[k] = v
+		}
+		status(d, projections.StatusCompleted, 100, "Completed")
+		d["job_id"], d["process_time_s"], d["step"] = e.JobID, e.DurationS, e.Step
+		d["artifacts"] = []streamArtifact{}
+	case *events.RunFailed:
+		m.Type = MessageError
+		d["error_message"], d["status"], d["job_id"], d["step"] = e.Error, projections.StatusFailed, e.JobID, e.Step
+		if e.SafeState != "" {
+			d["safe_state"] = e.SafeState
+		}
+	case *events.RunCancelled:
+		m.Type = MessageCancelled
+		d["message"], d["reason"], d["status"] = "Run was cancelled", e.Reason, projections.StatusCancelled
+		d["job_id"], d["safe_state"], d["step"] = e.JobID, e.SafeState, e.Step
+	}
+	return m
+}
+
+func status(d map[string]any, status string, progress float64, step string) {
+	d["status"], d["progress"], d["current_step"] = status, progress, step
+}
+
+func alert(d map[string]any, jobID string, step int, parameter, message, severity, rule, source string) {
+	d["job_id"], d["step"] = jobID, step
+	d["parameter"], d["message"], d["severity"], d["rule"], d["source"] = parameter, message, severity, rule, source
+}
+
+func artifactOf(e *events.ArtifactStored) streamArtifact {
+	return streamArtifact{Name: e.Name, ContentType: e.ContentType, Size: e.Size,
+		URI: fmt.Sprintf("/api/jobs/%s/artifacts/%s", e.JobID, e.Name)}
+}
+
+// withArtifacts returns a completed message whose data lists arts. The
+// shared data map is copied, never changed.
+func withArtifacts(m StreamMessage, arts []streamArtifact) StreamMessage {
+	src, _ := m.Data.(map[string]any)
+	d := make(map[string]any, len(src))
+	for k, v := range src {
+		d[k] = v
+	}
+	if arts == nil {
+		arts = []streamArtifact{}
+	}
+	d["artifacts"] = arts
+	m.Data = d
+	return m
+}
