@@ -1,0 +1,210 @@
+package projections_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	njs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/events/jetstream"
+	"github.com/spectra-fab/spectra/process"
+	"github.com/spectra-fab/spectra/projections"
+)
+
+// benchRun returns the events of one completed ion run: requested, queued,
+// started, phase marks, telemetry batches (ten samples of three fields),
+// SPC violation, artifact, completed — 100 events, the shape of a short run.
+func benchRun(i int) ([]events.Event, error) {
+	runID := fmt.Sprintf("ION-20261128-%08X", i)
+	jobID := fmt.Sprintf("job-%d", i)
+	meta := events.Metadata{OrgID: fmt.Sprintf("org-%d", i%4), UserID: "u-1", Role: "engineer", RequestID: "req-" + runID}
+	ps := []events.Payload{
+		&events.RunRequested{RunID: runID, JobID: jobID, Kind: process.KindIon, ToolID: fmt.Sprintf("IMP-%d", i%8),
+			Recipe:    json.RawMessage(`{"species":"P","energy_kev":40,"dose_atoms_cm2":1e15,"tilt_deg":7,"twist_deg":0,"beam_current_ma":5,"scan_speed_mm_s":50,"wafer_diameter_mm":300}`),
+			CreatedAt: time.Unix(int64(i), 0).UTC(), Seed: int64(i)},
+		&events.RunQueued{JobID: jobID, Queue: "ion"},
+		&events.RunStarted{JobID: jobID, Seed: int64(i), R2R: map[string]float64{"dose_setpoint_scale": 1.01}},
+		&events.RunPhaseChanged{JobID: jobID, Name: "Validation", Progress: 5},
+		&events.RunPhaseChanged{JobID: jobID, Name: "Simulator set-up", Progress: 10},
+		&events.RunPhaseChanged{JobID: jobID, Name: "Controller set-up", Progress: 15},
+	}
+	for k := range 90 {
+		t0 := float64(k)
+		ps = append(ps, &events.TelemetryRecorded{JobID: jobID, FirstStep: 10 * k, Progress: 20 + float64(k)*0.6,
+			CurrentStep: "Implanting", Samples: map[string][]float64{
+				"time_s":              {t0 + 0.1, t0 + 0.2, t0 + 0.3, t0 + 0.4, t0 + 0.5, t0 + 0.6, t0 + 0.7, t0 + 0.8, t0 + 0.9, t0 + 1},
+				"beam_current_ma":     {5, 5.01, 4.99, 5, 5.02, 4.98, 5, 5.01, 4.99, 5},
+				"dose_uniformity_pct": {0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5},
+			}})
+	}
+	ps = append(ps,
+		&events.SPCViolation{JobID: jobID, Step: 400, Alarm: process.Alarm{Source: process.SourceSPC, Rule: "WE2", Parameter: "beam_current_ma"}},
+		&events.ArtifactStored{JobID: jobID, Name: "telemetry.json", ContentType: "application/json", Size: 1000},
+		&events.RunCompleted{JobID: jobID, Step: 900, DurationS: 90, Result: map[string]any{"dose_error_pct": -0.2, "final_dose_atoms_cm2": 9.98e14},
+			R2R: map[string]float64{"dose_error_pct": -0.2 + float64(i%7)*0.01, "mean_beam_current_ma": 5 + float64(i%5)*0.001, "dose_uniformity_pct": 0.5}},
+	)
+	out := make([]events.Event, len(ps))
+	for k, p := range ps {
+		ev, err := events.New(p, meta)
+		if err != nil {
+			return nil, err
+		}
+		out[k] = ev
+	}
+	return out, nil
+}
+
+// fillRuns appends runs whole runs, each one atomic batch, from a few
+// appenders at once.
+func fillRuns(b *testing.B, s events.Store, runs int) int {
+	b.Helper()
+	const workers = 8
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		total int
+		first error
+	)
+	next := make(chan int)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				evs, err := benchRun(i)
+				if err == nil {
+					_, err = s.Append(context.Background(), events.RunStream(fmt.Sprintf("ION-20261128-%08X", i)), events.ExpectNoStream, evs...)
+				}
+				mu.Lock()
+				if err != nil && first == nil {
+					first = err
+				}
+				total += len(evs)
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range runs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if first != nil {
+		b.Fatalf("fill: %v", first)
+	}
+	return total
+}
+
+// BenchmarkRebuild1M rebuilds the read models from a log of 1,000,000
+// events (10,000 runs of 100 events) on the embedded JetStream store, and
+// reads the same log raw for comparison: through the store's Subscribe
+// (decoding envelopes, no payloads) and with a bare JetStream ordered
+// consumer. Each reports events/s. It takes a minute or two and about
+// 500 MB of temporary disk, so it is skipped under -short.
+func BenchmarkRebuild1M(b *testing.B) {
+	if testing.Short() {
+		b.Skip("1M-event rebuild in -short mode")
+	}
+	const runs = 10_000
+	srv, err := jetstream.StartServer(jetstream.ServerConfig{DataDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Shutdown()
+	nc, err := srv.Connect()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	s, err := jetstream.New(context.Background(), nc, jetstream.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	start := time.Now()
+	total := fillRuns(b, s, runs)
+	b.Logf("appended %d events in %s (%.0f events/s, batches of 100)", total, time.Since(start).Round(time.Millisecond),
+		float64(total)/time.Since(start).Seconds())
+	ctx := context.Background()
+
+	b.Run("store_Subscribe", func(b *testing.B) {
+		for range b.N {
+			sub, err := s.Subscribe(ctx, 0, events.Filter{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			n := 0
+			for {
+				it, err := sub.Next(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if it.CaughtUp {
+					break
+				}
+				n++
+			}
+			sub.Close()
+			if n != total {
+				b.Fatalf("Subscribe delivered %d events, want %d", n, total)
+			}
+		}
+		b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+	b.Run("raw_ordered_consumer", func(b *testing.B) {
+		for range b.N {
+			c, err := s.JetStream().OrderedConsumer(ctx, jetstream.DefaultStream, njs.OrderedConsumerConfig{FilterSubjects: []string{"ev.>"}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			it, err := c.Messages()
+			if err != nil {
+				b.Fatal(err)
+			}
+			for n := 0; n < total; n++ {
+				if _, err := it.Next(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			it.Stop()
+		}
+		b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+	models := []struct {
+		name string
+		new  func() []projections.Projection
+	}{
+		{"rebuild_jobstatus", func() []projections.Projection { return []projections.Projection{projections.NewJobStatus()} }},
+		{"rebuild_spc", func() []projections.Projection {
+			return []projections.Projection{projections.NewSPCCharts(projections.SPCConfig{})}
+		}},
+		{"rebuild_r2r", func() []projections.Projection { return []projections.Projection{projections.NewR2RState()} }},
+		{"rebuild_all", func() []projections.Projection {
+			return []projections.Projection{projections.NewJobStatus(), projections.NewSPCCharts(projections.SPCConfig{}), projections.NewR2RState()}
+		}},
+	}
+	for _, m := range models {
+		b.Run(m.name, func(b *testing.B) {
+			for range b.N {
+				r := projections.NewRunner(s, nil, nil, m.new()...)
+				rctx, cancel := context.WithCancel(ctx)
+				done := make(chan error, 1)
+				go func() { done <- r.Run(rctx) }()
+				<-r.CaughtUp()
+				cancel()
+				if err := <-done; err != nil {
+					b.Fatal(err)
+				}
+				if got := r.Position(); got < uint64(total) {
+					b.Fatalf("rebuilt to position %d, want %d", got, total)
+				}
+			}
+			b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
