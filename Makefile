@@ -13,9 +13,18 @@ build:
 run: build
 	./$(BIN) serve --dev
 
+# Fuzz targets of what the API takes from strangers (recipes, tokens,
+# credentials, JSON nesting); `make test` runs each for FUZZTIME.
+FUZZTIME ?= 10s
+FUZZ_API := FuzzIonRecipe FuzzRTPRecipe FuzzToken FuzzCredentials FuzzJSONDepth
+
 test: build
 	$(GO) vet $(PKGS)
 	$(GO) test $(TESTFLAGS) $(PKGS)
+	$(MAKE) fuzz
+
+fuzz:
+	for f in $(FUZZ_API); do $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./api/ || exit 1; done
 
 # -short skips only the slow soak and browser tests.
 test-short:
