@@ -32,6 +32,8 @@ type Node struct {
 	jobs      *projections.JobStatus
 	spc       *projections.SPCCharts
 	r2r       *projections.R2RState
+	security  *projections.Security // API keys and token families
+	audit     *projections.Audit
 	runner    *projections.Runner
 	actors    *actors.Service
 	api       *api.Server
@@ -94,7 +96,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 
 	n.jobs = projections.NewJobStatus()
 	n.spc, n.r2r = projections.NewSPCCharts(projections.SPCConfig{}), projections.NewR2RState()
-	n.runner = projections.NewRunner(n.store, cps, cfg.Logger.With("component", "projections"), n.jobs, n.spc, n.r2r)
+	n.security, n.audit = projections.NewSecurity(), projections.NewAudit()
+	n.runner = projections.NewRunner(n.store, cps, cfg.Logger.With("component", "projections"), n.jobs, n.spc, n.r2r,
+		n.security, n.audit)
 	if head := n.head(); head != nil {
 		// A run starting right after another completed learns from it.
 		n.r2r.SetSync(2*time.Second, func(ctx context.Context) error {
@@ -165,6 +169,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		Node: cfg.Node, AllowFaultInjection: cfg.AllowFaultInjection, ReadYourWritesTimeout: cfg.ReadYourWritesTimeout},
 		api.Deps{Commands: n.actors, Queries: queries{jobs: n.jobs, runner: n.runner}, Store: n.store,
 			Ready: n.ready, Registerer: n.registry, Gatherer: n.registry, Artifacts: n.artifacts, Views: views{spc: n.spc, r2r: n.r2r}, Tunings: n.actors,
+			Events: n.store, Credentials: n.security, Audit: n.audit,
 			Streams: n.store})
 	if cfg.HTTPAddr != "" {
 		n.wg.Add(1)
