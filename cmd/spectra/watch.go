@@ -352,7 +352,8 @@ func replayRun(ctx context.Context, c *client, runID string, from uint64, asJSON
 			_, err := fmt.Fprintf(out, "%s caught up\n", m.Timestamp.Format(logTime))
 			return true, err
 		}
-		_, err := fmt.Fprintf(out, "%s [%d] %-9s %-19s %s\n", m.Timestamp.Format(logTime), *m.Revision, m.Type, m.Event, describe(m.Type, d))
+		_, err := fmt.Fprintf(out, "%s %-6s %-9s %-19s %s\n", m.Timestamp.Format(logTime), fmt.Sprintf("[%d]", *m.Revision),
+			m.Type, m.Event, describe(m.Type, d))
 		return false, err
 	})
 }
