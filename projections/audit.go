@@ -209,6 +209,18 @@ func (a *Audit) Apply(rec events.Record) error {
 	if e.OrgID == "" {
 		return nil // nobody's to show; every command's events carry their org
 	}
+	// Details as a snapshot restores them (JSON numbers and strings), so a
+	// restored model answers exactly like the live one.
+	if e.Details != nil {
+		raw, err := json.Marshal(e.Details)
+		if err != nil {
+			return fmt.Errorf("audit details: %w", err)
+		}
+		e.Details = nil
+		if err := json.Unmarshal(raw, &e.Details); err != nil {
+			return fmt.Errorf("audit details: %w", err)
+		}
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, id := range owned {
