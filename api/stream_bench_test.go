@@ -1,0 +1,284 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
+
+	"github.com/spectra-fab/spectra/events"
+)
+
+// The stream benchmarks:
+//
+//	go test -run '^$' -bench 'Stream' -benchtime 1x ./api/
+//
+// BenchmarkStreamFanout opens 1,000 and 10,000 sockets on one run of one
+// node (embedded JetStream store), appends telemetry events one at a time
+// and reports the latency from the start of the append to the delivery to
+// each socket, p50 and p99 over every delivery. The sockets' client ends
+// live in a child process (this test binary, run as
+// TestStreamBenchClients), as one process may hold at most 20,000 files
+// here and 10,000 sockets need 20,000 ends. BenchmarkStreamReplay reports
+// the time to replay a 3,000-event run to one socket, up to caught_up.
+
+// fanoutScenario is one fan-out measurement.
+type fanoutScenario struct {
+	subscribers int
+	events      int
+	every       time.Duration // between appends
+}
+
+func BenchmarkStreamFanout(b *testing.B) {
+	for _, sc := range []fanoutScenario{
+		{subscribers: 1000, events: 50, every: 50 * time.Millisecond},
+		{subscribers: 10000, events: 30, every: 200 * time.Millisecond},
+	} {
+		b.Run(fmt.Sprintf("subscribers=%d", sc.subscribers), func(b *testing.B) {
+			raiseFileLimit(b, sc.subscribers+1000) // this process holds the server ends
+			for range b.N {
+				p50, p99, worst, n := runFanout(b, sc)
+				b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
+				b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
+				b.ReportMetric(float64(worst.Microseconds())/1000, "max-ms")
+				b.ReportMetric(float64(n), "deliveries")
+			}
+		})
+	}
+}
+
+func runFanout(b *testing.B, sc fanoutScenario) (p50, p99, worst time.Duration, n int) {
+	st := newStreamStack(b, streamStackOptions{jetstream: true})
+	runID := "ION-20260101-0000BE0C"
+	st.fabricate(b, runID, "org-1")
+	url := "ws://" + st.addr + "/api/ion/stream/" + runID + "?token=" + tokenOf(b, RoleViewer, "org-1")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestStreamBenchClients$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "SPECTRA_BENCH_URL="+url, "SPECTRA_BENCH_CLIENTS="+strconv.Itoa(sc.subscribers))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = cmd.Wait() }()
+	lines := bufio.NewScanner(out)
+	expect := func(prefix string) string {
+		for lines.Scan() {
+			if l := lines.Text(); strings.HasPrefix(l, prefix) {
+				return strings.TrimPrefix(l, prefix)
+			}
+		}
+		b.Fatalf("bench clients ended before %q: %v", prefix, lines.Err())
+		return ""
+	}
+	setup := expect("READY ")
+	b.Logf("%d sockets connected and caught up in %s", sc.subscribers, setup)
+
+	b.ResetTimer()
+	for i := range sc.events {
+		ev := &events.TelemetryRecorded{JobID: "job-0000be0c0000", FirstStep: i * 10, Progress: 50,
+			Samples: map[string][]float64{"time_s": {1, 2, 3, 4, 5, 6, 7, 8, 9, 10},
+				"beam_current_ma": {5, 5, 5, 5, 5, 5, 5, 5, 5, 5}, "chamber_pressure_torr": {2e-6, 2e-6, 2e-6, 2e-6, 2e-6, 2e-6, 2e-6, 2e-6, 2e-6, 2e-6}}}
+		ev.CurrentStep = "t=" + strconv.FormatInt(time.Now().UnixNano(), 10) // the append starts now
+		st.appendRaw(b, runID, "org-1", ev)
+		time.Sleep(sc.every)
+	}
+	st.appendRaw(b, runID, "org-1", &events.RunCompleted{JobID: "job-0000be0c0000"})
+	b.StopTimer()
+	var p50ns, p99ns, maxns int64
+	res := expect("RESULT ")
+	if _, err := fmt.Sscan(res, &p50ns, &p99ns, &maxns, &n); err != nil {
+		b.Fatalf("result %q: %v", res, err)
+	}
+	if want := sc.subscribers * sc.events; n != want {
+		b.Errorf("%d deliveries, want %d", n, want)
+	}
+	return time.Duration(p50ns), time.Duration(p99ns), time.Duration(maxns), n
+}
+
+// TestStreamBenchClients is the client side of BenchmarkStreamFanout, run
+// in a child process; it does nothing in a normal test run. It opens the
+// sockets, says READY once each has caught up, records when each telemetry
+// message arrives against the append time the message carries, and, once
+// every socket was closed at the run's end, prints the latencies' p50, p99
+// and maximum (ns) and their count.
+func TestStreamBenchClients(t *testing.T) {
+	url, n := os.Getenv("SPECTRA_BENCH_URL"), os.Getenv("SPECTRA_BENCH_CLIENTS")
+	if url == "" {
+		t.Skip("the client side of BenchmarkStreamFanout")
+	}
+	clients, _ := strconv.Atoi(n)
+	raiseFileLimit(t, clients+1000)
+	start := time.Now()
+	conns := make([]*websocket.Conn, clients)
+	var (
+		wg   sync.WaitGroup
+		next atomic.Int64
+		dial = websocket.Dialer{HandshakeTimeout: time.Minute}
+	)
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < clients; i = int(next.Add(1) - 1) {
+				c, _, err := dial.Dial(url, http.Header{})
+				if err != nil {
+					t.Errorf("dial %d: %v", i, err)
+					return
+				}
+				conns[i] = c
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	var (
+		caughtUp sync.WaitGroup
+		readers  sync.WaitGroup
+		mu       sync.Mutex
+		lat      []int64
+		marker   = []byte(`"current_step":"t=`)
+		caught   = []byte(`"type":"caught_up"`)
+	)
+	caughtUp.Add(clients)
+	for _, c := range conns {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			defer c.Close()
+			var mine []int64
+			up := false
+			for {
+				_, data, err := c.ReadMessage()
+				now := time.Now().UnixNano()
+				if err != nil {
+					if !up {
+						caughtUp.Done()
+					}
+					break
+				}
+				if !up && bytes.Contains(data, caught) {
+					up = true
+					caughtUp.Done()
+					continue
+				}
+				if i := bytes.Index(data, marker); i >= 0 {
+					rest := data[i+len(marker):]
+					if j := bytes.IndexByte(rest, '"'); j > 0 {
+						if sent, err := strconv.ParseInt(string(rest[:j]), 10, 64); err == nil {
+							mine = append(mine, now-sent)
+						}
+					}
+				}
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	caughtUp.Wait()
+	fmt.Printf("READY %s\n", time.Since(start).Round(time.Millisecond))
+	readers.Wait()
+	slices.Sort(lat)
+	if len(lat) == 0 {
+		fmt.Println("RESULT 0 0 0 0")
+		return
+	}
+	q := func(p float64) int64 { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+	fmt.Printf("RESULT %d %d %d %d\n", q(0.50), q(0.99), lat[len(lat)-1], len(lat))
+}
+
+// raiseFileLimit raises the open-file limit to what the machine allows and
+// skips when that is below need.
+func raiseFileLimit(tb testing.TB, need int) {
+	tb.Helper()
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		tb.Fatalf("getrlimit: %v", err)
+	}
+	lim.Cur = lim.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		tb.Fatalf("setrlimit: %v", err)
+	}
+	if lim.Cur < uint64(need) {
+		tb.Skipf("open-file limit %d, need %d", lim.Cur, need)
+	}
+}
+
+func BenchmarkStreamReplay(b *testing.B) {
+	for _, js := range []bool{false, true} {
+		name := "store=memory"
+		if js {
+			name = "store=jetstream"
+		}
+		b.Run(name+"/events=3000", func(b *testing.B) {
+			st := newStreamStack(b, streamStackOptions{jetstream: js})
+			runID := "ION-20260101-0000BE0D"
+			st.fabricate(b, runID, "org-1")
+			samples := func() map[string][]float64 {
+				m := map[string][]float64{}
+				for _, f := range []string{"time_s", "beam_current_ma", "chamber_pressure_torr", "analyzer_field_v",
+					"integrated_dose_atoms_cm2", "dose_uniformity_pct", "wafer_temp_c"} {
+					m[f] = []float64{1.1, 2.2, 3.3, 4.4, 5.5, 6.6, 7.7, 8.8, 9.9, 10.1}
+				}
+				return m
+			}()
+			for i := 0; i < 2999; i += 100 {
+				var ps []events.Payload
+				for j := i; j < min(i+100, 2999); j++ {
+					ps = append(ps, &events.TelemetryRecorded{JobID: "job-0000be0d0000", FirstStep: j * 10,
+						Samples: samples, Progress: 50, CurrentStep: "Implanting (50% dose)"})
+				}
+				st.appendRaw(b, runID, "org-1", ps...)
+			}
+			if n := len(st.readRun(b, runID)); n != 3000 {
+				b.Fatalf("run has %d events, want 3000", n)
+			}
+			url := "ws://" + st.addr + "/api/ion/stream/" + runID + "?token=" + tokenOf(b, RoleViewer, "org-1")
+			b.ResetTimer()
+			for range b.N {
+				c, _, err := websocket.DefaultDialer.Dial(url, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				msgs := 0
+				for {
+					_, data, err := c.ReadMessage()
+					if err != nil {
+						b.Fatalf("after %d messages: %v", msgs, err)
+					}
+					msgs++
+					if bytes.Contains(data, []byte(`"type":"caught_up"`)) {
+						break
+					}
+				}
+				_ = c.Close()
+				if msgs != 3002 {
+					b.Fatalf("%d messages, want connected, 3000 events, caught_up", msgs)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/replay")
+			b.ReportMetric(3000*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
