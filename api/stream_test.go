@@ -134,8 +134,10 @@ func (q streamQueries) Job(ctx context.Context, orgID, jobID string) (projection
 func (q streamQueries) Jobs(ctx context.Context, f projections.JobFilter) ([]projections.Job, int, error) {
 	return q.jobs.Jobs(ctx, f)
 }
-func (q streamQueries) WaitFor(ctx context.Context, pos uint64) error { return q.runner.WaitFor(ctx, pos) }
-func (q streamQueries) Position() uint64                              { return q.runner.Position() }
+func (q streamQueries) WaitFor(ctx context.Context, pos uint64) error {
+	return q.runner.WaitFor(ctx, pos)
+}
+func (q streamQueries) Position() uint64 { return q.runner.Position() }
 
 // streamStack is a whole node on loopback.
 type streamStack struct {
