@@ -202,6 +202,10 @@ func TestAPIKeyLifecycle(t *testing.T) {
 		t.Error("org-2's audit lacks its admin's attempt on org-1's key")
 	}
 
+	if logs := st.logs.String(); strings.Contains(logs, key) || strings.Contains(logs, hashSecret(key)) {
+		t.Error("the API key or its hash appears in the logs")
+	}
+
 	t.Run("bad_requests", func(t *testing.T) {
 		for _, body := range []string{`{"name":"x","role":"root"}`, `{"role":"viewer"}`, `{"name":"x","role":"viewer","ttl":"1s"}`,
 			`{"name":"x","role":"viewer","admin":true}`, `[]`} {
@@ -279,6 +283,12 @@ func TestRefreshTokens(t *testing.T) {
 	}
 	if _, res := st.exchange(t, "/api/auth/refresh", `{"refresh_token":"`+third.Refresh+`"}`); res.Status != http.StatusUnauthorized {
 		t.Errorf("refresh of a revoked key's family = %d, want 401", res.Status)
+	}
+
+	for _, secret := range []string{key, first.Refresh, second.Refresh, first.Access} {
+		if strings.Contains(st.logs.String(), secret) {
+			t.Errorf("a credential appears in the logs: %.12s…", secret)
+		}
 	}
 
 	t.Run("bad_requests", func(t *testing.T) {

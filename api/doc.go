@@ -21,4 +21,20 @@
 // Every route, with the permission it needs, is in the route table
 // (Server.Routes); the router, the RBAC tests and the OpenAPI document read
 // the same table.
+//
+// Security. A request is authenticated by a bearer JWT (HS256 with the
+// configured secret, algorithm pinned; RS256/EdDSA from a JWKS file when
+// Config.JWKS is set) or by an X-API-Key. Keys are issued and revoked by
+// admins (POST/DELETE /api/auth/api-keys) as events on apikey-<id>, stored
+// as SHA-256 hashes in the security read model; POST /api/auth/token trades
+// a key for a short-lived access token and a refresh token, and
+// POST /api/auth/refresh rotates it; reusing a spent refresh token revokes
+// its family (session-<id>) and every access token issued in it. Each
+// principal is rate limited (Config.RateLimits), ids are checked before
+// they reach the store, and bodies are capped in size and depth. Refusals —
+// 401 where the organisation is known for sure, 403, and the 404 a command
+// gets for another organisation's resource — are appended as AccessDenied
+// to audit-<org>; GET /api/audit answers from the audit read model.
+//
+//	srv := api.New(cfg, api.Deps{…, Events: store, Credentials: security, Audit: audit})
 package api

@@ -75,7 +75,10 @@ var allPermissions = []Permission{
 //     VM_DEPLOY_MODEL was admin-only).
 //   - operator: starts runs (creates them at the tool, as the seed's
 //     operator did with ION_CREATE_RUN/RTP_CREATE_RUN) and stops them
-//     (cancel, pause, resume), views runs and real-time data.
+//     (cancel, pause, resume), views runs and real-time data. SPEC.md's
+//     "start and stop runs" is read as creating them: in Spectra a run
+//     starts when it is created, there is no separate start command.
+//     Operators do not retry, tune, simulate, see logs or the audit trail.
 //   - viewer: read only: runs, telemetry, job status, SPC and VM.
 var rolePermissions = map[Role][]Permission{
 	RoleAdmin: allPermissions,
