@@ -313,7 +313,6 @@ func TestRefreshTokens(t *testing.T) {
 	})
 }
 
-
 // TestJWKS verifies RS256 and EdDSA tokens from a JWKS file, follows a key
 // rotation in the file, and keeps each algorithm to its key type.
 func TestJWKS(t *testing.T) {

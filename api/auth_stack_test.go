@@ -67,8 +67,10 @@ func (e *testEngine) Kind() process.Kind { return e.kind }
 func (e *testEngine) SetupMarks() []process.Mark {
 	return []process.Mark{{Name: "Validation", Progress: 5}}
 }
-func (e *testEngine) FinishMarks() []process.Mark { return []process.Mark{{Name: "Final checks", Progress: 85}} }
-func (e *testEngine) SafeState() string           { return "beam off" }
+func (e *testEngine) FinishMarks() []process.Mark {
+	return []process.Mark{{Name: "Final checks", Progress: 85}}
+}
+func (e *testEngine) SafeState() string { return "beam off" }
 
 func (e *testEngine) Step() process.StepResult {
 	n := e.n
@@ -128,8 +130,10 @@ func (q stackQueries) Job(ctx context.Context, org, id string) (projections.Job,
 func (q stackQueries) Jobs(ctx context.Context, f projections.JobFilter) ([]projections.Job, int, error) {
 	return q.jobs.Jobs(ctx, f)
 }
-func (q stackQueries) WaitFor(ctx context.Context, pos uint64) error { return q.runner.WaitFor(ctx, pos) }
-func (q stackQueries) Position() uint64                              { return q.runner.Position() }
+func (q stackQueries) WaitFor(ctx context.Context, pos uint64) error {
+	return q.runner.WaitFor(ctx, pos)
+}
+func (q stackQueries) Position() uint64 { return q.runner.Position() }
 
 type secStack struct {
 	srv    *Server
