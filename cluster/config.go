@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/spectra-fab/spectra/actors"
+	"github.com/spectra-fab/spectra/api"
 	"github.com/spectra-fab/spectra/process"
 )
 
@@ -44,6 +45,15 @@ type Config struct {
 	ArtifactTTL time.Duration
 	// ReadYourWritesTimeout bounds how long reads wait for projections.
 	ReadYourWritesTimeout time.Duration
+	// JWKSFile, when set, adds RS256/EdDSA verification of an identity
+	// provider's tokens by kid (HS256 with JWTSecret always works).
+	JWKSFile string
+	// RateLimits caps requests per principal (zero fields: SPEC.md's
+	// defaults).
+	RateLimits api.RateLimits
+	// AccessTokenTTL and RefreshTokenTTL are the lifetimes of the tokens
+	// POST /api/auth/token issues (zero: the API's defaults).
+	AccessTokenTTL, RefreshTokenTTL time.Duration
 	// Engines overrides the process engines (tests); nil = actors.Engines().
 	Engines map[process.Kind]actors.EngineFactory
 	Logger  *slog.Logger

@@ -165,8 +165,15 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		_ = monitor.Run(runCtx, n.runner.CaughtUp())
 	}()
 
+	var jwks *api.JWKS
+	if cfg.JWKSFile != "" {
+		if jwks, err = api.OpenJWKS(cfg.JWKSFile); err != nil {
+			return nil, err
+		}
+	}
 	n.api = api.New(api.Config{JWTSecret: api.Secret(cfg.JWTSecret), Logger: cfg.Logger.With("component", "api"),
-		Node: cfg.Node, AllowFaultInjection: cfg.AllowFaultInjection, ReadYourWritesTimeout: cfg.ReadYourWritesTimeout},
+		Node: cfg.Node, AllowFaultInjection: cfg.AllowFaultInjection, ReadYourWritesTimeout: cfg.ReadYourWritesTimeout,
+		JWKS: jwks, RateLimits: cfg.RateLimits, AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL},
 		api.Deps{Commands: n.actors, Queries: queries{jobs: n.jobs, runner: n.runner}, Store: n.store,
 			Ready: n.ready, Registerer: n.registry, Gatherer: n.registry, Artifacts: n.artifacts, Views: views{spc: n.spc, r2r: n.r2r}, Tunings: n.actors,
 			Events: n.store, Credentials: n.security, Audit: n.audit,

@@ -94,7 +94,10 @@ func startServer(t testing.TB, dataDir string, args ...string) *server {
 
 func (s *server) start() {
 	s.t.Helper()
-	args := append([]string{"serve", "--http", s.addr, "--data-dir", s.dataDir, "--node", "e2e"}, s.args...)
+	// The tests poll fast with one token: lift the per-principal limits
+	// (their own tests are in the api package); a test's args override.
+	args := append([]string{"serve", "--http", s.addr, "--data-dir", s.dataDir, "--node", "e2e",
+		"--rate-limit-read", "1000000", "--rate-limit-create", "100000", "--rate-limit-command", "100000"}, s.args...)
 	s.cmd = exec.Command(binPath, args...)
 	s.cmd.Env = append(os.Environ(), "SPECTRA_JWT_SECRET="+testSecret)
 	s.logs = &syncBuffer{}

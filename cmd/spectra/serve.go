@@ -22,7 +22,9 @@ func runServe(ctx context.Context, args []string) error {
 	var (
 		sf                                         storeFlags
 		httpAddr, secretFile, nodeName, natsListen string
-		logLevel                                   string
+		logLevel, jwksFile                         string
+		rates                                      api.RateLimits
+		accessTTL, refreshTTL                      time.Duration
 		timeScale                                  float64
 		dev, faults                                bool
 		queueLimit                                 int
@@ -42,6 +44,12 @@ func runServe(ctx context.Context, args []string) error {
 	fs.DurationVar(&retryBase, "retry-base", envDuration("SPECTRA_RETRY_BASE", 60*time.Second), "first automatic retry delay, process time (SPECTRA_RETRY_BASE)")
 	fs.DurationVar(&retryCap, "retry-cap", envDuration("SPECTRA_RETRY_CAP", 10*time.Minute), "longest automatic retry delay, process time (SPECTRA_RETRY_CAP)")
 	fs.DurationVar(&artTTL, "artifact-ttl", envDuration("SPECTRA_ARTIFACT_TTL", 7*24*time.Hour), "how long artifacts are kept (SPECTRA_ARTIFACT_TTL)")
+	fs.StringVar(&jwksFile, "jwks-file", envString("SPECTRA_JWKS_FILE", ""), "JWKS file of an identity provider: RS256/EdDSA tokens verified by kid, reloaded when it changes (SPECTRA_JWKS_FILE)")
+	fs.IntVar(&rates.CreateRuns, "rate-limit-create", envInt("SPECTRA_RATE_LIMIT_CREATE", 100), "run creations per principal per minute (SPECTRA_RATE_LIMIT_CREATE)")
+	fs.IntVar(&rates.Reads, "rate-limit-read", envInt("SPECTRA_RATE_LIMIT_READ", 1000), "reads per principal per minute (SPECTRA_RATE_LIMIT_READ)")
+	fs.IntVar(&rates.Commands, "rate-limit-command", envInt("SPECTRA_RATE_LIMIT_COMMAND", 100), "other commands per principal per minute (SPECTRA_RATE_LIMIT_COMMAND)")
+	fs.DurationVar(&accessTTL, "access-token-ttl", envDuration("SPECTRA_ACCESS_TOKEN_TTL", 0), "lifetime of access tokens from POST /api/auth/token (SPECTRA_ACCESS_TOKEN_TTL; 0: the default)")
+	fs.DurationVar(&refreshTTL, "refresh-token-ttl", envDuration("SPECTRA_REFRESH_TOKEN_TTL", 0), "lifetime of refresh tokens (SPECTRA_REFRESH_TOKEN_TTL; 0: the default)")
 	fs.StringVar(&logLevel, "log-level", envString("SPECTRA_LOG_LEVEL", "info"), "debug, info, warn or error (SPECTRA_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
@@ -72,7 +80,8 @@ func runServe(ctx context.Context, args []string) error {
 	n, err := cluster.Start(ctx, cluster.Config{HTTPAddr: httpAddr, DataDir: sf.dataDir, EventStore: sf.eventStore,
 		NATSURL: sf.natsURL, NATSListen: natsListen, NoSync: sf.noSync, JWTSecret: secret, TimeScale: timeScale,
 		Node: nodeName, AllowFaultInjection: faults, QueueLimit: queueLimit, SoftLimit: soft, HardLimit: hard,
-		RetryBase: retryBase, RetryCap: retryCap, ArtifactTTL: artTTL, Logger: logger})
+		RetryBase: retryBase, RetryCap: retryCap, ArtifactTTL: artTTL, Logger: logger,
+		JWKSFile: jwksFile, RateLimits: rates, AccessTokenTTL: accessTTL, RefreshTokenTTL: refreshTTL})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
