@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -307,5 +308,27 @@ func TestArtifactsExpireEventsStay(t *testing.T) {
 	}
 	if stored == 0 {
 		t.Errorf("the ArtifactStored events are gone with the files")
+	}
+}
+
+// spectra audit prints, for a run, who created and cancelled it.
+func TestAuditCommand(t *testing.T) {
+	s := startServer(t, t.TempDir(), "--time-scale", "1")
+	eng := token(t, "engineer", "org-1")
+	runID, _ := s.create(t, "rtp", eng, rtpRecipe(t, nil))
+	if r := s.do(t, "DELETE", "/api/rtp/runs/"+runID, token(t, "operator", "org-1"), nil); r.status != 202 {
+		t.Fatalf("cancel = %d %s", r.status, r.body)
+	}
+	s.waitRun(t, "rtp", runID, eng, 30*time.Second)
+	cmd := exec.Command(binPath, "audit", "--run-id", runID, "--server", "http://"+s.addr, "--token", token(t, "admin", "org-1"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("spectra audit: %v\n%s", err, out)
+	}
+	text := string(out)
+	for _, want := range []string{"engineer-user", "operator-user", runID} {
+		if !strings.Contains(text, want) {
+			t.Errorf("spectra audit output lacks %q:\n%s", want, text)
+		}
 	}
 }
