@@ -208,6 +208,9 @@ func (s *Server) handleOrgStream(c *fiber.Ctx) error {
 	if req.kind != "" && req.kind != string(ionRuns.kind) && req.kind != string(rtpRuns.kind) {
 		return invalid("kind", req.kind, "ion or rtp", "unknown process kind")
 	}
+	if len(req.kinds) == 0 {
+		return errForbidden("role " + string(p.Role) + " may see no telemetry of the kinds asked for")
+	}
 	return s.streams.accept(c, req)
 }
 
