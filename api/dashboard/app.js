@@ -5,9 +5,26 @@
 const state = { token: "", runs: new Map(), ws: null, runWS: null, selected: null, position: 0, series: [] };
 const $ = (id) => document.getElementById(id);
 
+function fromHash(key) {
+  return new URLSearchParams(location.hash.slice(1)).get(key) || "";
+}
+
 function tokenFromPage() {
-  const h = new URLSearchParams(location.hash.slice(1));
-  return h.get("token") || localStorage.getItem("spectra.token") || "";
+  return fromHash("token") || localStorage.getItem("spectra.token") || "";
+}
+
+// e40 maps a status (and whether telemetry has flowed) onto the SEMI E40
+// process-job state, as docs/lifecycle.md does.
+function e40(status, processing, wasQueued) {
+  switch (status) {
+    case "queued": case "retrying": return "QUEUED";
+    case "running": return processing ? "PROCESSING" : "SETTING UP";
+    case "paused": return "PAUSED";
+    case "completed": return "PROCESS COMPLETE";
+    case "failed": return "ABORTED";
+    case "cancelled": return wasQueued ? "REMOVED" : "ABORTED";
+  }
+  return "";
 }
 
 function wsURL(path, params) {
@@ -38,6 +55,7 @@ function render() {
   body.replaceChildren(...rows.map((r) => {
     const tr = document.createElement("tr");
     tr.dataset.run = r.run_id;
+    if (r.run_id === state.selected) tr.className = "selected";
     const cells = [r.run_id, r.kind, r.status, r.e40 || "", (r.progress || 0).toFixed(1) + " %", r.current_step || "", String(r.alerts || 0)];
     cells.forEach((c, i) => {
       const td = document.createElement("td");
@@ -59,8 +77,13 @@ function apply(msg) {
   const d = msg.data || {};
   const patch = {};
   for (const k of ["status", "progress", "current_step"]) if (d[k] !== undefined) patch[k] = d[k];
-  if (msg.type === "alert") patch.alerts = (state.runs.get(msg.run_id)?.alerts || 0) + 1;
+  const prev = state.runs.get(msg.run_id) || {};
+  if (msg.type === "alert") patch.alerts = (prev.alerts || 0) + 1;
   if (msg.event === "RunRequested") patch.created = msg.timestamp;
+  if (msg.event === "RunStarted") patch.processing = false;
+  if (msg.type === "telemetry") patch.processing = true;
+  const status = patch.status || prev.status;
+  if (status) patch.e40 = e40(status, patch.processing ?? prev.processing, prev.status === "queued");
   upsert(msg.run_id, patch);
 }
 
@@ -68,6 +91,7 @@ async function loadRuns() {
   const { body: page, position } = await api("/api/jobs?page_size=100");
   for (const j of page.jobs) {
     upsert(j.run_id, { status: j.status, progress: j.progress, current_step: j.current_step, e40: j.e40_state,
+      processing: j.e40_state === "PROCESSING",
       created: j.created_at, alerts: (j.metadata && j.metadata.spc_alerts_count) || 0 });
   }
   state.position = position; // the stream resumes right after what the list reflects
@@ -97,6 +121,8 @@ function select(runID) {
   state.selected = runID;
   state.series = [];
   $("detail").hidden = false;
+  document.querySelector("main").classList.add("split");
+  render();
   $("detail-title").textContent = runID;
   $("alerts").replaceChildren();
   $("results").textContent = "—";
@@ -158,6 +184,7 @@ async function start() {
   try {
     await loadRuns();
     connect();
+    if (fromHash("run")) select(fromHash("run"));
   } catch (e) {
     $("empty").textContent = "Cannot load runs: " + e.message;
   }
