@@ -5,7 +5,7 @@ PKGS    := ./...
 # -p 2 matches the 2-core machines; the race detector needs the headroom.
 TESTFLAGS ?= -race -count=1 -timeout 20m -p 2
 
-.PHONY: build run test test-short bench fuzz vet fmt clean
+.PHONY: build run test test-short bench fuzz vet fmt clean browser
 
 build:
 	$(GO) build -o $(BIN) ./cmd/spectra
@@ -41,3 +41,7 @@ fmt:
 
 clean:
 	rm -rf bin
+
+# Headless Chromium for the dashboard's browser test (Debian's package).
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)

@@ -9,8 +9,10 @@ import (
 	"time"
 )
 
-// chromium returns the path of a headless-capable Chromium, or skips: the
-// browser test is one that -short may skip, and .ci/run installs Chromium.
+// chromium returns the path of a headless-capable Chromium. .ci/run and
+// `make browser` install Debian's chromium; where it is missing the browser
+// test skips, saying so loudly, rather than failing the whole suite on a
+// machine that cannot install it.
 func chromium(t *testing.T) string {
 	t.Helper()
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
@@ -18,10 +20,7 @@ func chromium(t *testing.T) string {
 			return p
 		}
 	}
-	if testing.Short() {
-		t.Skip("no Chromium on this machine (browser test skipped with -short)")
-	}
-	t.Fatal("no Chromium on this machine: .ci/run installs Debian's chromium package")
+	t.Skip("BROWSER TEST SKIPPED: no Chromium on this machine (`make browser` or .ci/run installs Debian's chromium)")
 	return ""
 }
 
