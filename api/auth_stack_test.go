@@ -18,6 +18,7 @@ import (
 	"github.com/spectra-fab/spectra/events"
 	"github.com/spectra-fab/spectra/events/memory"
 	"github.com/spectra-fab/spectra/process"
+	"github.com/spectra-fab/spectra/process/processtest"
 	"github.com/spectra-fab/spectra/projections"
 )
 
@@ -25,67 +26,6 @@ import (
 // conformance suite), the projection runner with the job-status, security
 // and audit models, the actor layer with a small deterministic engine, and
 // the API in front of them.
-
-// testEngine is actors/engine_test.go's: it counts steps and honours
-// injected faults like the real engines do.
-type testEngine struct {
-	kind   process.Kind
-	recipe testRecipe
-	opts   process.Options
-	n      int
-}
-
-type testRecipe struct {
-	Steps int `json:"steps"`
-}
-
-type testFactory struct{ kind process.Kind }
-
-func (testFactory) Validate(raw json.RawMessage) error {
-	var r testRecipe
-	ve := &process.ValidationError{}
-	if err := json.Unmarshal(raw, &r); err != nil {
-		ve.Add("body", nil, "JSON object", err.Error())
-		return ve
-	}
-	if r.Steps < 1 || r.Steps > 1000000 {
-		ve.Add("steps", r.Steps, "1–1000000", "out of range")
-	}
-	return ve.Err()
-}
-
-func (f testFactory) New(raw json.RawMessage, opts process.Options) (process.Engine, error) {
-	if err := f.Validate(raw); err != nil {
-		return nil, err
-	}
-	var r testRecipe
-	_ = json.Unmarshal(raw, &r)
-	return &testEngine{kind: f.kind, recipe: r, opts: opts}, nil
-}
-
-func (e *testEngine) Kind() process.Kind { return e.kind }
-func (e *testEngine) SetupMarks() []process.Mark {
-	return []process.Mark{{Name: "Validation", Progress: 5}}
-}
-func (e *testEngine) FinishMarks() []process.Mark {
-	return []process.Mark{{Name: "Final checks", Progress: 85}}
-}
-func (e *testEngine) SafeState() string { return "beam off" }
-
-func (e *testEngine) Step() process.StepResult {
-	n := e.n
-	e.n++
-	t := float64(e.n) * process.Period
-	r := process.StepResult{N: n, TimeS: t, Progress: 20 + 60*float64(e.n)/float64(e.recipe.Steps),
-		StepName: fmt.Sprintf("Step %d", e.n), Sample: process.Sample{"time_s": t}}
-	r.Done = e.n >= e.recipe.Steps
-	return r
-}
-
-func (e *testEngine) Finish() process.Outcome {
-	return process.Outcome{Result: map[string]any{"steps": e.n},
-		Artifacts: []process.Artifact{{Name: "telemetry.json", ContentType: "application/json", Data: []byte(`{}`)}}}
-}
 
 // memArtifacts stands in for the NATS object store (no server needed for
 // what these tests check).
@@ -158,8 +98,8 @@ func newSecStack(t *testing.T, mod ...func(*Config)) *secStack {
 	go func() { done <- st.runner.Run(ctx) }()
 	arts := &memArtifacts{files: map[string][]byte{}}
 	svc, err := actors.New(actors.Config{TimeScale: 1, QueueLimit: 1000, Node: "node-test"}, st.store, arts,
-		map[process.Kind]actors.EngineFactory{process.KindIon: testFactory{process.KindIon},
-			process.KindRTP: testFactory{process.KindRTP}}, nil)
+		map[process.Kind]actors.EngineFactory{process.KindIon: processtest.Factory{Kind: process.KindIon},
+			process.KindRTP: processtest.Factory{Kind: process.KindRTP}}, nil)
 	if err != nil {
 		t.Fatalf("actors.New: %v", err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/spectra-fab/spectra/events/jetstream"
 	"github.com/spectra-fab/spectra/events/memory"
 	"github.com/spectra-fab/spectra/process"
+	"github.com/spectra-fab/spectra/process/processtest"
 	"github.com/spectra-fab/spectra/projections"
 )
 
@@ -31,83 +32,11 @@ import (
 // its runner, the actor layer driving a small deterministic engine, the
 // API served over TCP, and WebSocket clients.
 
-// streamEngine is a deterministic engine for stream tests (after
-// actors/engine_test.go): Steps steps of 100 ms, an SPC alarm at AlarmAt,
-// and Width extra telemetry fields to make messages as large as a test
-// needs.
-type streamEngine struct {
-	recipe streamRecipe
-	opts   process.Options
-	n      int
-}
-
-type streamRecipe struct {
-	Steps   int `json:"steps"`
-	AlarmAt int `json:"alarm_at"`
-	Width   int `json:"width"`
-}
-
-type streamEngines struct{}
-
-func (streamEngines) Validate(raw json.RawMessage) error {
-	var r streamRecipe
-	ve := &process.ValidationError{}
-	if err := json.Unmarshal(raw, &r); err != nil {
-		ve.Add("body", string(raw), "JSON object", err.Error())
-		return ve
-	}
-	if r.Steps < 1 || r.Steps > 100000 {
-		ve.Add("steps", r.Steps, "1–100000", "out of range")
-	}
-	return ve.Err()
-}
-
-func (f streamEngines) New(raw json.RawMessage, opts process.Options) (process.Engine, error) {
-	if err := f.Validate(raw); err != nil {
-		return nil, err
-	}
-	var r streamRecipe
-	_ = json.Unmarshal(raw, &r)
-	return &streamEngine{recipe: r, opts: opts}, nil
-}
-
-func (e *streamEngine) Kind() process.Kind { return process.KindIon }
-func (e *streamEngine) SetupMarks() []process.Mark {
-	return []process.Mark{{Name: "Validation", Progress: 5}, {Name: "Simulator set-up", Progress: 10}}
-}
-func (e *streamEngine) FinishMarks() []process.Mark {
-	return []process.Mark{{Name: "Final checks", Progress: 85}}
-}
-func (e *streamEngine) SafeState() string { return "beam off" }
-
-func (e *streamEngine) Step() process.StepResult {
-	n := e.n
-	e.n++
-	t := float64(e.n) * process.Period
-	prog := 20 + 60*float64(e.n)/float64(e.recipe.Steps)
-	r := process.StepResult{N: n, TimeS: t, Progress: prog, StepName: fmt.Sprintf("Implanting (%.0f%% dose)", prog),
-		Sample: process.Sample{"time_s": t, "beam_current_ma": 5 + float64(n%7)/100}}
-	for i := range e.recipe.Width {
-		r.Sample[fmt.Sprintf("extra_%03d", i)] = float64(n*i) + 0.123456789
-	}
-	if e.recipe.AlarmAt > 0 && n == e.recipe.AlarmAt {
-		r.Alarms = []process.Alarm{{Source: process.SourceSPC, Parameter: "beam_current_ma", Rule: "WE1",
-			Message: "Beam current beyond 3σ control limits", Severity: process.SeverityCritical, TimeS: t}}
-	}
-	if f := e.opts.Fault; f != nil && prog >= f.AtProgress {
-		r.Fault = f
-		return r
-	}
-	r.Done = e.n >= e.recipe.Steps
-	return r
-}
-
-func (e *streamEngine) Finish() process.Outcome {
-	return process.Outcome{
-		Result:    map[string]any{"final_dose_atoms_cm2": 1.02e15, "dose_error_pct": 2.0, "vm_prediction": map[string]any{"activation_pct": 97.5}},
-		Artifacts: []process.Artifact{{Name: "telemetry.json", ContentType: "application/json", Data: []byte(`{}`)}},
-	}
-}
+// streamEngines is the deterministic test engine: Steps steps of 100 ms,
+// an SPC alarm at AlarmAt, and Width extra telemetry fields to make
+// messages as large as a test needs.
+var streamEngines = processtest.Factory{Result: map[string]any{"final_dose_atoms_cm2": 1.02e15, "dose_error_pct": 2.0,
+	"vm_prediction": map[string]any{"activation_pct": 97.5}}}
 
 type streamArtifacts struct{}
 
@@ -194,7 +123,7 @@ func newStreamStack(t testing.TB, o streamStackOptions) *streamStack {
 	t.Cleanup(func() { cancel(); <-runnerDone })
 
 	svc, err := actors.New(actors.Config{TimeScale: o.timeScale, AllowFaultInjection: true},
-		st.store, streamArtifacts{}, map[process.Kind]actors.EngineFactory{process.KindIon: streamEngines{}}, nil)
+		st.store, streamArtifacts{}, map[process.Kind]actors.EngineFactory{process.KindIon: streamEngines}, nil)
 	if err != nil {
 		t.Fatalf("actors.New: %v", err)
 	}
