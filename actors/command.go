@@ -33,6 +33,10 @@ func (a *runActor) command(ctx actor.Context, m *actorspb.RunCommand) {
 	fail := func(code, msg string) {
 		reply(&actorspb.CommandReply{RunId: a.runID, JobId: a.st.jobID, Status: a.st.status, ErrorCode: code, ErrorMessage: msg})
 	}
+	if m.Verb == actorspb.Verb_VERB_WAKE {
+		// Loaded, and (if it runs or waits) known to the scheduler.
+		a.svc.sched(ctx, &settled{runID: a.runID})
+	}
 	if a.gone || !a.loaded || !a.st.exists || (m.Meta != nil && m.Meta.OrgId != a.st.creator.OrgID) {
 		fail(codeNotFound, fmt.Sprintf("run %s not found", a.runID))
 		return
@@ -63,6 +67,7 @@ func (a *runActor) command(ctx actor.Context, m *actorspb.RunCommand) {
 			fail(codeUnavailable, "the pause could not be recorded; try again")
 			return
 		}
+		ctx.SetReceiveTimeout(pausedCheck)
 	case actorspb.Verb_VERB_RESUME:
 		if a.st.status != statusPaused {
 			fail(codeInvalidState, fmt.Sprintf("run %s is %s; only a paused run can be resumed", a.runID, a.st.status))
@@ -72,6 +77,7 @@ func (a *runActor) command(ctx actor.Context, m *actorspb.RunCommand) {
 			fail(codeUnavailable, "the resume could not be recorded; try again")
 			return
 		}
+		ctx.SetReceiveTimeout(0)
 		if a.holdsSlot {
 			a.startPacing(ctx)
 		}
@@ -96,7 +102,9 @@ func (a *runActor) command(ctx actor.Context, m *actorspb.RunCommand) {
 }
 
 // cancel stops the run at once: the telemetry so far, the request, and the
-// safe state the tool is left in.
+// safe state the tool is left in. A cancel already requested in the log
+// (the actor stopped before its RunCancelled) is carried out, not
+// requested again.
 func (a *runActor) cancel(ctx actor.Context, md events.Metadata, reason string) bool {
 	if reason == "" {
 		reason = "cancelled by " + md.UserID
@@ -106,17 +114,27 @@ func (a *runActor) cancel(ctx actor.Context, md events.Metadata, reason string) 
 		a.retryT.Stop()
 		a.retryT = nil
 	}
-	if a.engine != nil && !a.flushBatch(ctx) {
-		return false
+	if a.st.cancelReq == nil {
+		if a.engine != nil && !a.flushBatch(ctx) {
+			return false
+		}
+		if !a.append(ctx, md, a.st.reqID, &events.RunCancelRequested{JobID: a.st.jobID, Reason: reason}) {
+			return false
+		}
 	}
-	if !a.append(ctx, md, a.st.reqID, &events.RunCancelRequested{JobID: a.st.jobID, Reason: reason}) {
-		return false
-	}
+	return a.completeCancel(ctx)
+}
+
+// completeCancel appends the RunCancelled of the pending cancel request,
+// with the requester's metadata and reason, and gives the slot back.
+func (a *runActor) completeCancel(ctx actor.Context) bool {
+	req := a.st.cancelReq
+	a.stopPacing(ctx)
 	safe := "idle: the run had not started processing"
 	if a.engine != nil {
 		safe = a.engine.SafeState()
 	}
-	if !a.append(ctx, md, a.st.reqID, &events.RunCancelled{JobID: a.st.jobID, Step: a.stepN, Reason: reason, SafeState: safe}) {
+	if !a.append(ctx, req.md, a.st.reqID, &events.RunCancelled{JobID: a.st.jobID, Step: a.stepN, Reason: req.reason, SafeState: safe}) {
 		return false
 	}
 	a.engine = nil

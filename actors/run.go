@@ -41,6 +41,9 @@ type runActor struct {
 
 	holdsSlot bool
 	ticking   bool
+	retiring  bool           // retired: commands go back to the supervisor
+	faultAt   *process.Fault // a fault the fast-forward met whose event the log lacks
+	lastTime  float64        // process time of the last step taken
 	paceStart time.Time
 	paceSteps int
 	retryT    *time.Timer
@@ -60,10 +63,20 @@ func (a *runActor) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		a.stopTimers(ctx)
 	case *actor.ReceiveTimeout:
-		if a.idle() {
+		switch {
+		case a.idle():
 			a.retire(ctx)
+		case a.st.status == statusPaused:
+			a.checkHead(ctx)
 		}
 	case *actorspb.RunCommand:
+		if a.retiring {
+			// Queued behind our own retirement: the supervisor has
+			// forgotten us by the time this arrives, and hands the
+			// command to a fresh actor.
+			ctx.Forward(ctx.Parent())
+			return
+		}
 		a.command(ctx, m)
 	case *admit:
 		a.admitted(ctx)
@@ -84,6 +97,7 @@ func (a *runActor) idle() bool {
 
 // retire stops an actor with nothing left to do; its supervisor forgets it.
 func (a *runActor) retire(ctx actor.Context) {
+	a.retiring = true
 	a.stopTimers(ctx)
 	ctx.Send(ctx.Parent(), &retired{runID: a.runID, pid: ctx.Self()})
 	ctx.Poison(ctx.Self())
@@ -128,20 +142,72 @@ func (a *runActor) load(ctx actor.Context) {
 		ctx.SetReceiveTimeout(time.Second)
 		return
 	}
+	if a.st.cancelReq != nil && !terminal(a.st.status) {
+		// The log records a cancel request whose RunCancelled is missing:
+		// carry it out, do not run on.
+		if a.st.status == statusRunning || a.st.status == statusPaused {
+			if err := a.rebuild(); err != nil {
+				a.engine = nil
+			}
+			a.pending = nil
+		}
+		a.completeCancel(ctx)
+		return
+	}
 	switch a.st.status {
 	case statusQueued:
 		a.enqueue(ctx)
 	case statusRetrying:
+		// A predecessor that crashed before its RunRetryScheduled was
+		// acknowledged left its slot with the scheduler: the slot is
+		// given back while the run waits.
+		a.svc.sched(ctx, &release{runID: a.runID, queue: a.queue()})
 		a.scheduleRetry(ctx)
 	case statusRunning, statusPaused:
 		if err := a.rebuild(); err != nil {
 			a.failRun(ctx, fmt.Sprintf("recover engine: %v", err), a.st.creator, "")
 			return
 		}
+		// What the step that was last recorded led to, and the log lacks:
+		// its alarms, then its fault or time limit.
+		if !a.flushPending(ctx) {
+			return
+		}
+		if a.faultAt != nil {
+			a.fault(ctx, a.faultAt)
+			return
+		}
+		if !a.timeLimits(ctx, a.lastTime) {
+			return
+		}
 		a.svc.sched(ctx, &enqueue{runID: a.runID, queue: a.queue(), pid: ctx.Self(), running: true})
+		if a.st.status == statusPaused {
+			ctx.SetReceiveTimeout(pausedCheck)
+		}
 	default:
+		// Finished. A predecessor that crashed before the final event was
+		// acknowledged left its slot with the scheduler: give it back.
+		a.svc.sched(ctx, &release{runID: a.runID, queue: a.queue()})
 		ctx.SetReceiveTimeout(2 * time.Second)
 	}
+}
+
+// pausedCheck is how often a paused actor, which appends nothing and so
+// cannot be fenced, checks that no other writer has moved its stream on.
+const pausedCheck = 2 * time.Second
+
+// checkHead stands a paused actor down when its stream has moved on
+// without it: another node's actor resumed (or cancelled) the run.
+func (a *runActor) checkHead(ctx actor.Context) {
+	sctx, cancel := a.storeCtx()
+	recs, err := a.svc.store.ReadStream(sctx, events.RunStream(a.runID), events.Backwards, math.MaxUint64, 1)
+	cancel()
+	if err == nil && len(recs) == 1 && recs[0].Revision != a.st.revision {
+		a.fence(ctx, "run actor fenced: its paused stream moved on without it; stopping",
+			"run_id", a.runID, "revision", a.st.revision, "head", recs[0].Revision)
+		return
+	}
+	ctx.SetReceiveTimeout(pausedCheck)
 }
 
 func (a *runActor) queue() string { return queueName(a.st.req.Kind, a.st.req.ToolID) }
@@ -182,6 +248,8 @@ func (a *runActor) rebuild() error {
 	a.engine = eng
 	a.resetBatch(0)
 	a.stepN = 0
+	a.pending = nil
+	a.faultAt = nil
 	for a.stepN < a.st.steps {
 		r := eng.Step()
 		a.stepN++
@@ -190,7 +258,14 @@ func (a *runActor) rebuild() error {
 				a.pending = append(a.pending, pendingAlarm{step: r.N, alarm: al})
 			}
 		}
-		a.lastProg, a.lastName = r.Progress, r.StepName
+		a.lastProg, a.lastName, a.lastTime = r.Progress, r.StepName, r.TimeS
+		if r.Fault != nil {
+			// The fault's telemetry is recorded, its event is not (the
+			// actor stopped between the two appends): the attempt ends
+			// here, as it did the first time.
+			a.faultAt = r.Fault
+			break
+		}
 		if r.Done {
 			a.st.done = true
 			break
@@ -331,7 +406,7 @@ func (a *runActor) step(ctx actor.Context) bool {
 		a.batch[k] = append(a.batch[k], v)
 	}
 	a.batchLen++
-	a.lastProg, a.lastName = r.Progress, r.StepName
+	a.lastProg, a.lastName, a.lastTime = r.Progress, r.StepName, r.TimeS
 	for _, al := range r.Alarms {
 		a.pending = append(a.pending, pendingAlarm{step: r.N, alarm: al})
 	}
@@ -508,13 +583,8 @@ func (a *runActor) append(ctx actor.Context, md events.Metadata, causation strin
 	res, err := a.svc.store.Append(sctx, events.RunStream(a.runID), events.ExpectRevision(a.st.revision), ev)
 	cancel()
 	if errors.Is(err, events.ErrConflict) {
-		a.svc.log.Warn("run actor fenced: another writer appended to its stream; stopping",
+		a.fence(ctx, "run actor fenced: another writer appended to its stream; stopping",
 			"run_id", a.runID, "expected_revision", a.st.revision, "err", err)
-		a.svc.fenced.Add(1)
-		a.gone = true
-		a.stopTimers(ctx)
-		ctx.Send(ctx.Parent(), &retired{runID: a.runID, pid: ctx.Self()})
-		ctx.Stop(ctx.Self())
 		return false
 	}
 	if err != nil {
@@ -525,6 +595,22 @@ func (a *runActor) append(ctx actor.Context, md events.Metadata, causation strin
 		Type: ev.Type, Time: time.Now().UTC(), Data: ev.Data, Metadata: ev.Metadata}
 	a.st.apply(rec)
 	return true
+}
+
+// fence stops an actor that is no longer its stream's writer. The slot it
+// held or waited for goes back to this node's queue: the run is another
+// actor's now.
+func (a *runActor) fence(ctx actor.Context, msg string, args ...any) {
+	a.svc.log.Warn(msg, args...)
+	a.svc.fenced.Add(1)
+	a.gone = true
+	a.stopTimers(ctx)
+	if a.loaded && a.st.exists {
+		a.holdsSlot = false
+		a.svc.sched(ctx, &release{runID: a.runID, queue: a.queue()})
+	}
+	ctx.Send(ctx.Parent(), &retired{runID: a.runID, pid: ctx.Self()})
+	ctx.Stop(ctx.Self())
 }
 
 // crash ends this activation after a store failure; the supervisor wakes

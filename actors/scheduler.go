@@ -2,6 +2,7 @@ package actors
 
 import (
 	"container/heap"
+	"sort"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -26,6 +27,15 @@ type (
 	}
 	// admit tells a run actor it holds a slot.
 	admit struct{}
+	// expect names runs being woken (after a restart, by the
+	// reconciler): no queued run is admitted until each has loaded and
+	// said whether it holds a slot, so runs that were running reclaim
+	// theirs first.
+	expect struct{ runIDs []string }
+	// settled: a woken run's actor has loaded and told the scheduler
+	// what it needs.
+	settled   struct{ runID string }
+	expectDue struct{}
 )
 
 type waiting struct {
@@ -68,11 +78,18 @@ type queue struct {
 type scheduler struct {
 	cfg    Config
 	queues map[string]*queue
+
+	expecting map[string]time.Time // woken runs not settled yet → when we stop waiting
+	due       *time.Timer
 }
 
 func newScheduler(cfg Config) *scheduler {
-	return &scheduler{cfg: cfg, queues: map[string]*queue{}}
+	return &scheduler{cfg: cfg, queues: map[string]*queue{}, expecting: map[string]time.Time{}}
 }
+
+// wakeGrace bounds how long admission waits for woken runs that never
+// settle (an actor that crashed while loading).
+func (c Config) wakeGrace() time.Duration { return 2 * c.StoreTimeout }
 
 func (s *scheduler) queue(name string) *queue {
 	q, ok := s.queues[name]
@@ -111,10 +128,52 @@ func (s *scheduler) Receive(ctx actor.Context) {
 			}
 		}
 		s.admit(ctx, q)
+	case *expect:
+		grace := s.cfg.wakeGrace()
+		until := time.Now().Add(grace)
+		for _, id := range m.runIDs {
+			s.expecting[id] = until
+		}
+		if s.due != nil {
+			s.due.Stop()
+		}
+		self, root := ctx.Self(), ctx.ActorSystem().Root
+		s.due = time.AfterFunc(grace, func() { root.Send(self, &expectDue{}) })
+	case *settled:
+		if _, ok := s.expecting[m.runID]; ok {
+			delete(s.expecting, m.runID)
+			s.admitAll(ctx)
+		}
+	case *expectDue:
+		now := time.Now()
+		for id, until := range s.expecting {
+			if !now.Before(until) {
+				delete(s.expecting, id)
+			}
+		}
+		s.admitAll(ctx)
+	case *actor.Stopping:
+		if s.due != nil {
+			s.due.Stop()
+		}
+	}
+}
+
+func (s *scheduler) admitAll(ctx actor.Context) {
+	names := make([]string, 0, len(s.queues))
+	for name := range s.queues {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		s.admit(ctx, s.queues[name])
 	}
 }
 
 func (s *scheduler) admit(ctx actor.Context, q *queue) {
+	if len(s.expecting) > 0 {
+		return // woken runs may still reclaim slots
+	}
 	for len(q.running) < q.limit && q.wait.Len() > 0 {
 		w := heap.Pop(&q.wait).(*waiting)
 		q.running[w.runID] = w.pid

@@ -123,8 +123,18 @@ func verbName(v actorspb.Verb) string {
 }
 
 // Wake activates runs by id (after a restart, every run that is not
-// finished), without waiting for them.
+// finished), without waiting for them. No queued run is admitted until
+// each woken run has loaded (or a grace period has passed), so runs that
+// were running reclaim their slots first.
 func (s *Service) Wake(runIDs ...string) {
+	if len(runIDs) > 0 {
+		s.system.Root.Send(s.scheduler, &expect{runIDs: runIDs})
+	}
+	s.wake(runIDs...)
+}
+
+// wake activates runs without holding admission back: runs just created.
+func (s *Service) wake(runIDs ...string) {
 	for _, id := range runIDs {
 		s.system.Root.Send(s.supervisor, &actorspb.RunCommand{RunId: id, Verb: actorspb.Verb_VERB_WAKE})
 	}
@@ -185,7 +195,7 @@ func (s *Service) CreateRun(ctx context.Context, c CreateRun) (Accepted, error) 
 	if err != nil {
 		return Accepted{}, fmt.Errorf("create run: %w", err)
 	}
-	s.Wake(runID)
+	s.wake(runID)
 	return Accepted{RunID: runID, JobID: jobID, Status: statusQueued, CreatedAt: now, Position: res.Position, Revision: res.Revision}, nil
 }
 
@@ -231,7 +241,7 @@ func (s *Service) existing(ctx context.Context, c CreateRun, runID string) (Acce
 	if recs[0].Metadata.OrgID != c.Meta.OrgID {
 		return Accepted{}, ErrNotFound
 	}
-	s.Wake(runID)
+	s.wake(runID)
 	return Accepted{RunID: runID, JobID: req.JobID, Status: statusQueued, CreatedAt: req.CreatedAt,
 		Position: recs[0].Position, Revision: recs[0].Revision}, nil
 }

@@ -48,6 +48,10 @@ type runState struct {
 	fault      *process.Fault // injected into the current job
 	r2r        map[string]float64
 	queuedOnce bool
+	// cancelReq is the pending cancel of the current job: RunCancelRequested
+	// is in the log, its RunCancelled not yet (the actor stopped between
+	// the two appends). Whoever loads the run carries it out.
+	cancelReq *cancelRequest
 
 	// Per attempt.
 	steps      int // engine steps recorded in telemetry
@@ -57,6 +61,12 @@ type runState struct {
 	done       bool // processing finished (engine reported Done)
 	softWarned bool
 	retryDelay float64 // of the pending automatic retry, process seconds
+}
+
+// cancelRequest is a RunCancelRequested: who asked, and why.
+type cancelRequest struct {
+	md     events.Metadata
+	reason string
 }
 
 func newRunState() *runState {
@@ -112,8 +122,13 @@ func (s *runState) apply(rec events.Record) {
 		s.status = statusPaused
 	case *events.RunResumed:
 		s.status = statusRunning
+	case *events.RunCancelRequested:
+		if e.JobID == s.jobID {
+			s.cancelReq = &cancelRequest{md: rec.Metadata, reason: e.Reason}
+		}
 	case *events.RunCancelled:
 		s.status = statusCancelled
+		s.cancelReq = nil
 	case *events.RunFailed:
 		s.status = statusFailed
 	case *events.RunRetryScheduled:
@@ -128,6 +143,7 @@ func (s *runState) apply(rec events.Record) {
 		s.attempt = 0
 		s.retryCount = 0
 		s.queuedOnce = false
+		s.cancelReq = nil
 		s.resetAttempt()
 	case *events.ArtifactStored:
 		s.artifacts[e.Name] = true
