@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -212,6 +213,18 @@ func (st *secStack) auditEntries(t *testing.T, org, query string, minPos string)
 		t.Fatalf("decode audit page %s: %v", res.Body, err)
 	}
 	return page.Entries
+}
+
+// head is the position of the last event in the log, for X-Min-Position:
+// a read that waits for it sees everything appended so far (the runner's
+// own position may still be behind).
+func (st *secStack) head(t *testing.T) string {
+	t.Helper()
+	recs, err := st.store.ReadAll(t.Context(), 0, events.Filter{}, 0)
+	if err != nil || len(recs) == 0 {
+		t.Fatalf("read the log's head: %d records, %v", len(recs), err)
+	}
+	return strconv.FormatUint(recs[len(recs)-1].Position, 10)
 }
 
 // runCmd is a command on run r by its organisation's set-up user.
