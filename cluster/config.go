@@ -54,6 +54,8 @@ type Config struct {
 	// AccessTokenTTL and RefreshTokenTTL are the lifetimes of the tokens
 	// POST /api/auth/token issues (zero: the API's defaults).
 	AccessTokenTTL, RefreshTokenTTL time.Duration
+	// SPCBaseline is how many first points of a chart fix its limits (20).
+	SPCBaseline int
 	// Engines overrides the process engines (tests); nil = actors.Engines().
 	Engines map[process.Kind]actors.EngineFactory
 	Logger  *slog.Logger

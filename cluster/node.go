@@ -95,7 +95,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 
 	n.jobs = projections.NewJobStatus()
-	n.spc, n.r2r = projections.NewSPCCharts(projections.SPCConfig{}), projections.NewR2RState()
+	n.spc, n.r2r = projections.NewSPCCharts(projections.SPCConfig{Baseline: cfg.SPCBaseline}), projections.NewR2RState()
 	n.security, n.audit = projections.NewSecurity(), projections.NewAudit()
 	n.runner = projections.NewRunner(n.store, cps, cfg.Logger.With("component", "projections"), n.jobs, n.spc, n.r2r,
 		n.security, n.audit)

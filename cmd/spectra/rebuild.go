@@ -33,10 +33,12 @@ func runProjections(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("projections rebuild", flag.ContinueOnError)
 	var sf storeFlags
 	sf.register(fs)
+	spcBaseline := fs.Int("spc-baseline", envInt("SPECTRA_SPC_BASELINE", 20), "as serve's --spc-baseline (recorded limits stand either way)")
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
 	}
-	all := []projections.Projection{projections.NewJobStatus(), projections.NewSPCCharts(projections.SPCConfig{}), projections.NewR2RState()}
+	all := []projections.Projection{projections.NewJobStatus(), projections.NewSPCCharts(projections.SPCConfig{Baseline: *spcBaseline}),
+		projections.NewR2RState(), projections.NewSecurity(), projections.NewAudit()}
 	var chosen []projections.Projection
 	for _, p := range all {
 		if name == "" || p.Name() == name {

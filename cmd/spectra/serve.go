@@ -27,7 +27,7 @@ func runServe(ctx context.Context, args []string) error {
 		accessTTL, refreshTTL                      time.Duration
 		timeScale                                  float64
 		dev, faults                                bool
-		queueLimit                                 int
+		queueLimit, spcBaseline                    int
 		soft, hard, retryBase, retryCap, artTTL    time.Duration
 	)
 	sf.register(fs)
@@ -38,6 +38,7 @@ func runServe(ctx context.Context, args []string) error {
 	fs.BoolVar(&faults, "allow-fault-injection", envBool("SPECTRA_ALLOW_FAULT_INJECTION", false), "honour simulate_fault in recipes (SPECTRA_ALLOW_FAULT_INJECTION)")
 	fs.StringVar(&nodeName, "node", envString("SPECTRA_NODE", hostname()), "node name in event metadata (SPECTRA_NODE)")
 	fs.StringVar(&natsListen, "nats-listen", envString("SPECTRA_NATS_LISTEN", ""), "let the embedded NATS server listen here, e.g. 127.0.0.1:4222 (SPECTRA_NATS_LISTEN)")
+	fs.IntVar(&spcBaseline, "spc-baseline", envInt("SPECTRA_SPC_BASELINE", 20), "first runs of an SPC chart that fix its limits (SPECTRA_SPC_BASELINE)")
 	fs.IntVar(&queueLimit, "queue-limit", envInt("SPECTRA_QUEUE_LIMIT", 4), "runs admitted at once per queue (SPECTRA_QUEUE_LIMIT)")
 	fs.DurationVar(&soft, "soft-time-limit", envDuration("SPECTRA_SOFT_TIME_LIMIT", 2*time.Hour), "process time after which a run is warned (SPECTRA_SOFT_TIME_LIMIT)")
 	fs.DurationVar(&hard, "hard-time-limit", envDuration("SPECTRA_HARD_TIME_LIMIT", 3*time.Hour), "process time after which a run is aborted (SPECTRA_HARD_TIME_LIMIT)")
@@ -81,7 +82,7 @@ func runServe(ctx context.Context, args []string) error {
 		NATSURL: sf.natsURL, NATSListen: natsListen, NoSync: sf.noSync, JWTSecret: secret, TimeScale: timeScale,
 		Node: nodeName, AllowFaultInjection: faults, QueueLimit: queueLimit, SoftLimit: soft, HardLimit: hard,
 		RetryBase: retryBase, RetryCap: retryCap, ArtifactTTL: artTTL, Logger: logger,
-		JWKSFile: jwksFile, RateLimits: rates, AccessTokenTTL: accessTTL, RefreshTokenTTL: refreshTTL})
+		SPCBaseline: spcBaseline, JWKSFile: jwksFile, RateLimits: rates, AccessTokenTTL: accessTTL, RefreshTokenTTL: refreshTTL})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
