@@ -101,10 +101,16 @@ func types(recs []events.Record) map[string]int {
 }
 
 // checkStream verifies the invariants every run stream keeps: gapless
-// revisions, once-only events once, every telemetry step of an attempt once.
+// revisions, once-only events once (per job), every telemetry step of an
+// attempt of a job once.
 func checkStream(t *testing.T, recs []events.Record) {
 	t.Helper()
-	steps := map[[2]int]bool{}
+	type stepKey struct {
+		job           string
+		attempt, step int
+	}
+	steps := map[stepKey]bool{}
+	once := map[string]int{}
 	for i, r := range recs {
 		if r.Revision != uint64(i) {
 			t.Fatalf("record %d has revision %d", i, r.Revision)
@@ -112,19 +118,23 @@ func checkStream(t *testing.T, recs []events.Record) {
 		if p, _ := events.Decode(r); p != nil {
 			if tr, ok := p.(*events.TelemetryRecorded); ok {
 				for k := range firstLen(tr.Samples) {
-					key := [2]int{tr.Attempt, tr.FirstStep + k}
+					key := stepKey{tr.JobID, tr.Attempt, tr.FirstStep + k}
 					if steps[key] {
-						t.Fatalf("telemetry step %v recorded twice", key)
+						t.Fatalf("telemetry step %+v recorded twice", key)
 					}
 					steps[key] = true
 				}
 			}
-		}
-	}
-	n := types(recs)
-	for _, once := range []string{events.TypeRunRequested, events.TypeRunCompleted, events.TypeRunCancelled} {
-		if n[once] > 1 {
-			t.Fatalf("%s occurs %d times", once, n[once])
+			var job struct {
+				JobID string `json:"job_id"`
+			}
+			_ = json.Unmarshal(r.Data, &job)
+			switch bt := events.BaseType(r.Type); bt {
+			case events.TypeRunRequested, events.TypeRunCompleted, events.TypeRunCancelled:
+				if once[bt+job.JobID]++; once[bt+job.JobID] > 1 {
+					t.Fatalf("%s occurs twice for job %q", bt, job.JobID)
+				}
+			}
 		}
 	}
 }
