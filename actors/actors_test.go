@@ -441,3 +441,31 @@ func TestIdempotentRetryFinishesAHalfRecordedCreate(t *testing.T) {
 	}
 	waitStatus(t, store, acc.RunID, statusCompleted)
 }
+
+// A restart during a retry back-off waits out only what is left of it.
+func TestRetryBackoffSurvivesARestart(t *testing.T) {
+	store := memory.New()
+	cfg := Config{TimeScale: 1, RetryBase: 4 * time.Second}
+	svc := newTestService(t, store, cfg)
+	acc := create(t, svc, `{"steps":20}`, func(c *CreateRun) {
+		c.Fault = &process.Fault{Kind: process.FaultTransient, AtProgress: 30}
+	})
+	waitStatus(t, store, acc.RunID, statusRetrying)
+	_ = svc.Close()
+	time.Sleep(3 * time.Second)
+	svc2 := newTestService(t, store, cfg)
+	svc2.Wake(acc.RunID)
+	st := waitStatus(t, store, acc.RunID, statusRunning)
+	var scheduled, restarted time.Time
+	for _, r := range readRun(t, store, acc.RunID) {
+		switch events.BaseType(r.Type) {
+		case events.TypeRunRetryScheduled:
+			scheduled = r.Time
+		case events.TypeRunStarted:
+			restarted = r.Time
+		}
+	}
+	if gap := restarted.Sub(scheduled); st.attempt != 1 || gap < 4*time.Second || gap > 6500*time.Millisecond {
+		t.Errorf("attempt %d started %v after its retry was scheduled, want the 4 s back-off once, not again after the restart", st.attempt, gap)
+	}
+}

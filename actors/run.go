@@ -503,9 +503,11 @@ func (a *runActor) fault(ctx actor.Context, f *process.Fault) {
 	a.failRun(ctx, msg, a.st.creator, a.engine.SafeState())
 }
 
+// scheduleRetry waits out what is left of the back-off the log recorded:
+// a restart during the wait does not start it over.
 func (a *runActor) scheduleRetry(ctx actor.Context) {
 	next := a.st.attempt + 1
-	d := a.svc.cfg.wall(a.st.retryDelay)
+	d := max(a.svc.cfg.wall(a.st.retryDelay)-time.Since(a.st.retryAt), 0)
 	self, root := ctx.Self(), a.svc.system.Root
 	a.retryT = time.AfterFunc(d, func() { root.Send(self, &retryDue{attempt: next}) })
 }

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spectra-fab/spectra/events"
 	"github.com/spectra-fab/spectra/process"
@@ -60,7 +61,8 @@ type runState struct {
 	artifacts  map[string]bool
 	done       bool // processing finished (engine reported Done)
 	softWarned bool
-	retryDelay float64 // of the pending automatic retry, process seconds
+	retryDelay float64   // of the pending automatic retry, process seconds
+	retryAt    time.Time // when that retry was scheduled (the event's time)
 }
 
 // cancelRequest is a RunCancelRequested: who asked, and why.
@@ -135,6 +137,7 @@ func (s *runState) apply(rec events.Record) {
 		s.status = statusRetrying
 		s.retryCount = e.RetryCount
 		s.retryDelay = e.DelayS
+		s.retryAt = rec.Time
 	case *events.RunRetried:
 		s.jobID = e.JobID
 		s.seed = e.Seed
