@@ -52,30 +52,6 @@ func (m *memArtifacts) Open(_ context.Context, key string) (io.ReadCloser, strin
 	return io.NopCloser(bytes.NewReader(b)), "application/json", int64(len(b)), nil
 }
 
-// stackQueries adapts the job-status model and the runner to Queries, as
-// cluster does.
-type stackQueries struct {
-	jobs   *projections.JobStatus
-	runner *projections.Runner
-}
-
-func (q stackQueries) Run(ctx context.Context, org, id string) (projections.Run, error) {
-	return q.jobs.Run(ctx, org, id)
-}
-func (q stackQueries) Runs(ctx context.Context, f projections.RunFilter) ([]projections.Run, int, error) {
-	return q.jobs.Runs(ctx, f)
-}
-func (q stackQueries) Job(ctx context.Context, org, id string) (projections.Job, error) {
-	return q.jobs.Job(ctx, org, id)
-}
-func (q stackQueries) Jobs(ctx context.Context, f projections.JobFilter) ([]projections.Job, int, error) {
-	return q.jobs.Jobs(ctx, f)
-}
-func (q stackQueries) WaitFor(ctx context.Context, pos uint64) error {
-	return q.runner.WaitFor(ctx, pos)
-}
-func (q stackQueries) Position() uint64 { return q.runner.Position() }
-
 type secStack struct {
 	srv    *Server
 	store  events.Store
@@ -122,7 +98,7 @@ func newSecStack(t *testing.T, mod ...func(*Config)) *secStack {
 	for _, m := range mod {
 		m(&cfg)
 	}
-	st.srv = New(cfg, Deps{Commands: svc, Queries: stackQueries{jobs: st.jobs, runner: st.runner}, Store: st.store,
+	st.srv = New(cfg, Deps{Commands: svc, Queries: projections.JobQueries{Model: st.jobs, Runner: st.runner}, Store: st.store,
 		Artifacts: arts, Tunings: svc, Events: st.store, Credentials: st.sec, Audit: st.audit})
 	return st
 }

@@ -44,30 +44,6 @@ func (streamArtifacts) Put(_ context.Context, key, _ string, _ []byte) (string, 
 	return "mem://" + key, nil
 }
 
-// streamQueries serves the API's queries from the real job-status model and
-// its runner (as cluster does).
-type streamQueries struct {
-	jobs   *projections.JobStatus
-	runner *projections.Runner
-}
-
-func (q streamQueries) Run(ctx context.Context, orgID, runID string) (projections.Run, error) {
-	return q.jobs.Run(ctx, orgID, runID)
-}
-func (q streamQueries) Runs(ctx context.Context, f projections.RunFilter) ([]projections.Run, int, error) {
-	return q.jobs.Runs(ctx, f)
-}
-func (q streamQueries) Job(ctx context.Context, orgID, jobID string) (projections.Job, error) {
-	return q.jobs.Job(ctx, orgID, jobID)
-}
-func (q streamQueries) Jobs(ctx context.Context, f projections.JobFilter) ([]projections.Job, int, error) {
-	return q.jobs.Jobs(ctx, f)
-}
-func (q streamQueries) WaitFor(ctx context.Context, pos uint64) error {
-	return q.runner.WaitFor(ctx, pos)
-}
-func (q streamQueries) Position() uint64 { return q.runner.Position() }
-
 // streamStack is a whole node on loopback.
 type streamStack struct {
 	store  events.Store
@@ -132,7 +108,7 @@ func newStreamStack(t testing.TB, o streamStackOptions) *streamStack {
 
 	st.srv = New(Config{JWTSecret: testSecret, Logger: slog.New(slog.DiscardHandler), Node: "node-test",
 		AllowFaultInjection: true, Stream: o.stream, RateLimits: RateLimits{Reads: -1, CreateRuns: -1}},
-		Deps{Commands: svc, Queries: streamQueries{jobs: jobs, runner: st.runner}, Store: st.store, Streams: st.store})
+		Deps{Commands: svc, Queries: projections.JobQueries{Model: jobs, Runner: st.runner}, Store: st.store, Streams: st.store})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

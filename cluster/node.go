@@ -174,7 +174,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.api = api.New(api.Config{JWTSecret: api.Secret(cfg.JWTSecret), Logger: cfg.Logger.With("component", "api"),
 		Node: cfg.Node, AllowFaultInjection: cfg.AllowFaultInjection, ReadYourWritesTimeout: cfg.ReadYourWritesTimeout,
 		JWKS: jwks, RateLimits: cfg.RateLimits, AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL},
-		api.Deps{Commands: n.actors, Queries: queries{jobs: n.jobs, runner: n.runner}, Store: n.store,
+		api.Deps{Commands: n.actors, Queries: projections.JobQueries{Model: n.jobs, Runner: n.runner}, Store: n.store,
 			Ready: n.ready, Registerer: n.registry, Gatherer: n.registry, Artifacts: n.artifacts, Views: views{spc: n.spc, r2r: n.r2r}, Tunings: n.actors,
 			Events: n.store, Credentials: n.security, Audit: n.audit,
 			Streams: n.store})
@@ -263,29 +263,6 @@ func (n *Node) Close() {
 		}
 	})
 }
-
-// queries adapts the job-status model and the runner to the API's Queries.
-type queries struct {
-	jobs   *projections.JobStatus
-	runner *projections.Runner
-}
-
-func (q queries) Run(ctx context.Context, orgID, runID string) (projections.Run, error) {
-	return q.jobs.Run(ctx, orgID, runID)
-}
-func (q queries) Runs(ctx context.Context, f projections.RunFilter) ([]projections.Run, int, error) {
-	return q.jobs.Runs(ctx, f)
-}
-func (q queries) Job(ctx context.Context, orgID, jobID string) (projections.Job, error) {
-	return q.jobs.Job(ctx, orgID, jobID)
-}
-func (q queries) Jobs(ctx context.Context, f projections.JobFilter) ([]projections.Job, int, error) {
-	return q.jobs.Jobs(ctx, f)
-}
-func (q queries) WaitFor(ctx context.Context, position uint64) error {
-	return q.runner.WaitFor(ctx, position)
-}
-func (q queries) Position() uint64 { return q.runner.Position() }
 
 // head returns a function reading the log's last position cheaply, or nil
 // when the store offers none (KurrentDB).
