@@ -391,7 +391,10 @@ func (e *Engine) monitor(x float64) []process.Alarm {
 		e.spcAlarms++
 		out = append(out, v.Alarm(FieldBeamCurrent, e.t))
 	}
-	high, low := e.cusum.Add(x)
+	// The CUSUM watches the beam against what the tool is expected to do:
+	// the source's slow, known ageing is taken out, so a long implant does
+	// not alarm on it while a drift beyond it still shows.
+	high, low := e.cusum.Add(x / (1 + beamAgingPctMin/100*e.t/60))
 	for _, sig := range []struct {
 		on   bool
 		high bool
