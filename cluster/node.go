@@ -143,6 +143,13 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	n.registry.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "spectra_run_actors_fenced_total",
+			Help: "Run actors stopped because another writer appended to their stream (duplicate activations)."},
+			func() float64 { return float64(n.actors.Fenced()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "spectra_runs_unfinished",
+			Help: "Runs of every organisation that are queued, running, paused or retrying."},
+			func() float64 { return float64(len(n.jobs.Unfinished())) }))
 
 	// Catch up, then wake every run that is not finished: recovery after a
 	// crash or a restart. The reconciler repeats it now and then, since

@@ -371,6 +371,12 @@ func TestSeedRecipesRunToCompletion(t *testing.T) {
 		t.Errorf("ion runs list = %v", l)
 	}
 	checkRunLog(t, ionID, s.events(t, ionJob, eng))
+	metrics := s.do(t, "GET", "/metrics", "", nil)
+	for _, m := range []string{"spectra_runs_unfinished 0", "spectra_run_actors_fenced_total 0", "spectra_projection_lag", "spectra_http_requests_total"} {
+		if !strings.Contains(string(metrics.body), m) {
+			t.Errorf("/metrics lacks %q", m)
+		}
+	}
 
 	// The synchronous endpoints.
 	prof := s.do(t, "POST", "/api/ion/simulate/dose_profile", eng,
