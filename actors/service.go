@@ -49,8 +49,10 @@ func New(cfg Config, store Store, artifacts Artifacts, engines map[process.Kind]
 	}
 	cfg = cfg.withDefaults()
 	logger := cfg.Logger
+	// protoactor logs its own life (system started, actor restarted) at
+	// INFO: keep its warnings and errors only.
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-		return logger.With("component", "protoactor")
+		return slog.New(minLevel{Handler: logger.Handler(), min: slog.LevelWarn}).With("component", "protoactor")
 	}))
 	s := &Service{cfg: cfg, log: logger, store: store, artifacts: artifacts, engines: engines, r2r: r2r, system: system}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -308,4 +310,22 @@ func (s *Service) RecordTuning(ctx context.Context, t events.ControllerTuned, md
 		return "", 0, fmt.Errorf("record tuning: %w", err)
 	}
 	return t.TuningID, res.Position, nil
+}
+
+// minLevel drops records below min.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return minLevel{Handler: h.Handler.WithAttrs(attrs), min: h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
 }

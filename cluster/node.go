@@ -59,7 +59,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 
 	if cfg.NATSURL == "" {
 		n.server, err = jetstream.StartServer(jetstream.ServerConfig{DataDir: cfg.DataDir, Sync: !cfg.NoSync,
-			ListenAddr: cfg.NATSListen, Logger: cfg.Logger.With("component", "nats")})
+			ListenAddr: cfg.NATSListen, Logger: cfg.Logger})
 		if err != nil {
 			return nil, err
 		}
