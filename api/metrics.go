@@ -17,6 +17,10 @@ import (
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// sockets counts open WebSocket streams; closes counts their ends by
+	// close code (4008: a slow consumer dropped; 0: the client went away).
+	sockets  prometheus.Gauge
+	closes   *prometheus.CounterVec
 	gatherer prometheus.Gatherer
 }
 
@@ -46,10 +50,20 @@ func newHTTPMetrics(reg prometheus.Registerer, g prometheus.Gatherer) *httpMetri
 			Help:    "HTTP request latency by method, route and status.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"method", "route", "status"}),
+		sockets: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "spectra", Subsystem: "stream", Name: "sockets",
+			Help: "Open WebSocket streams.",
+		}),
+		closes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "spectra", Subsystem: "stream", Name: "closes_total",
+			Help: "WebSocket streams ended, by close code (4008: slow consumer dropped; 0: the client went away).",
+		}, []string{"code"}),
 		gatherer: g,
 	}
 	m.requests = register(reg, m.requests)
 	m.latency = register(reg, m.latency)
+	m.sockets = register(reg, m.sockets)
+	m.closes = register(reg, m.closes)
 	return m
 }
 

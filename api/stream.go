@@ -121,6 +121,7 @@ type streams struct {
 	hub     *hub // nil when the server has no event log: streams answer 503
 	logger  *slog.Logger
 	upgrade fiber.Handler
+	metrics *httpMetrics
 }
 
 // streamRequest is what the checks before the upgrade found.
@@ -137,7 +138,7 @@ type streamRequest struct {
 // on a WebSocket), and are authenticated and authorised like every route,
 // before the upgrade.
 func (s *Server) registerStreamRoutes(log EventLog) {
-	st := &streams{cfg: s.cfg.Stream.withDefaults(), logger: s.log.With("component", "streams")}
+	st := &streams{cfg: s.cfg.Stream.withDefaults(), logger: s.log.With("component", "streams"), metrics: s.metrics}
 	if log != nil {
 		st.hub = newHub(log, s.q.Position, st.cfg.Buffer, st.logger)
 	}
@@ -269,6 +270,8 @@ func (st *streams) serve(c *fws.Conn) {
 		return
 	}
 	defer st.hub.untrack(conn)
+	st.metrics.sockets.Inc()
+	defer st.metrics.sockets.Dec()
 	go ss.read()
 	ss.ping = time.NewTicker(st.cfg.PingInterval)
 	defer ss.ping.Stop()
@@ -279,7 +282,9 @@ func (st *streams) serve(c *fws.Conn) {
 	} else {
 		err = ss.streamOrg()
 	}
-	if code, reason := ss.closeFor(err); code != 0 {
+	code, reason := ss.closeFor(err)
+	st.metrics.closes.WithLabelValues(strconv.Itoa(code)).Inc()
+	if code != 0 {
 		if conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason),
 			time.Now().Add(time.Second)) == nil {
 			select { // the client's close reply, briefly

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"io"
 	"log/slog"
 	"net"
@@ -618,6 +619,9 @@ func TestRunStreamSlowClient(t *testing.T) {
 		t.Errorf("resumed client: close %d %q, want 1000", ce.Code, ce.Text)
 	}
 	checkConsecutive(t, "resumed client", eventRevisions(rest), next, uint64(len(recs)-1))
+	if dropped := testutil.ToFloat64(st.srv.metrics.closes.WithLabelValues("4008")); dropped < 1 {
+		t.Errorf("spectra_stream_closes_total{code=\"4008\"} = %v, want the slow client counted", dropped)
+	}
 	t.Logf("run %v (unwatched %v); fast client worst delay %v; slow client cut after %d of %d events", pace(recs), base, worst, next, len(recs))
 }
 
