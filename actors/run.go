@@ -30,7 +30,6 @@ type runActor struct {
 	gone   bool // the run does not exist, or the actor was fenced
 
 	engine   process.Engine
-	outcome  *process.Outcome
 	batch    map[string][]float64
 	batchLen int
 	first    int // engine step of the batch's first sample

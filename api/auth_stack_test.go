@@ -8,9 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -107,27 +105,7 @@ func newSecStack(t *testing.T, mod ...func(*Config)) *secStack {
 // "Bearer …" or "X-API-Key", "…").
 func (st *secStack) do(t *testing.T, method, path, body string, headers ...string) response {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req := httptest.NewRequest(method, path, rd)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	res, err := st.srv.App().Test(req, -1)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, path, err)
-	}
-	return response{Status: res.StatusCode, Header: res.Header, Body: b}
+	return request(t, st.srv, method, path, body, headers...)
 }
 
 func bearer(tok string) []string { return []string{"Authorization", "Bearer " + tok} }

@@ -331,6 +331,16 @@ func (r response) Err(t *testing.T) ErrorDetail {
 // headers are name, value pairs.
 func (h *harness) do(t *testing.T, method, path, tok, body string, headers ...string) response {
 	t.Helper()
+	if tok != "" {
+		headers = append([]string{"Authorization", "Bearer " + tok}, headers...)
+	}
+	return request(t, h.srv, method, path, body, headers...)
+}
+
+// request sends a request through srv's Fiber app and reads the answer;
+// headers are name, value pairs.
+func request(t *testing.T, srv *Server, method, path, body string, headers ...string) response {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -339,13 +349,10 @@ func (h *harness) do(t *testing.T, method, path, tok, body string, headers ...st
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	res, err := h.srv.App().Test(req, -1)
+	res, err := srv.App().Test(req, -1)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}

@@ -11,6 +11,7 @@ import (
 	njs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/events/eventstest"
 	"github.com/spectra-fab/spectra/events/jetstream"
 	"github.com/spectra-fab/spectra/process"
 	"github.com/spectra-fab/spectra/projections"
@@ -138,16 +139,9 @@ func BenchmarkRebuild1M(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			n := 0
-			for {
-				it, err := sub.Next(ctx)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if it.CaughtUp {
-					break
-				}
-				n++
+			n, err := eventstest.CatchUp(ctx, sub)
+			if err != nil {
+				b.Fatal(err)
 			}
 			sub.Close()
 			if n != total {

@@ -16,6 +16,7 @@ import (
 	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/events/eventstest"
 	"github.com/spectra-fab/spectra/events/jetstream"
 )
 
@@ -285,16 +286,9 @@ func BenchmarkReplay100k(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			n := 0
-			for {
-				it, err := sub.Next(ctx)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if it.CaughtUp {
-					break
-				}
-				n++
+			n, err := eventstest.CatchUp(ctx, sub)
+			if err != nil {
+				b.Fatal(err)
 			}
 			sub.Close()
 			if n != total {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/events/eventstest"
 	"github.com/spectra-fab/spectra/events/kurrent/kurrenttest"
 )
 
@@ -120,16 +121,9 @@ func BenchmarkCatchUp(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		got := 0
-		for {
-			it, err := sub.Next(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if it.CaughtUp {
-				break
-			}
-			got++
+		got, err := eventstest.CatchUp(ctx, sub)
+		if err != nil {
+			b.Fatal(err)
 		}
 		lat = append(lat, time.Since(start))
 		sub.Close()

@@ -122,21 +122,6 @@ func (s *scanner) move(iA, vMMS, dist float64) bool {
 	return turned
 }
 
-// advance moves the wafer at vMMS for dt seconds (turning around as often
-// as needed) and returns the passes completed.
-func (s *scanner) advance(iA, vMMS, dt float64) int {
-	done := 0
-	left := vMMS * dt
-	for left > 1e-9 {
-		d := math.Min(left, s.toTurn())
-		if s.move(iA, vMMS, d) {
-			done++
-		}
-		left -= d
-	}
-	return done
-}
-
 func (s *scanner) deposit(iA, vMMS, y0, y1 float64) {
 	if iA <= 0 || vMMS <= 0 || y0 == y1 {
 		return
