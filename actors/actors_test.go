@@ -415,8 +415,8 @@ func TestTimeLimitsWarnThenAbort(t *testing.T) {
 	waitStatus(t, store, acc.RunID, statusFailed)
 	recs := readRun(t, store, acc.RunID)
 	n := types(recs)
-	if n[events.TypeRunTimeWarning] != 1 {
-		t.Errorf("soft-limit warnings = %d, want 1", n[events.TypeRunTimeWarning])
+	if n[events.TypeRunTimeLimitWarning] != 1 {
+		t.Errorf("soft-limit warnings = %d, want 1", n[events.TypeRunTimeLimitWarning])
 	}
 	p, _ := events.Decode(recs[len(recs)-1])
 	f, ok := p.(*events.RunFailed)

@@ -368,8 +368,8 @@ func TestChaosHardLimitHoldsAcrossACrash(t *testing.T) {
 	if f, ok := p.(*events.RunFailed); st.status != statusFailed || !ok || f.Step != 40 || st.steps != 40 {
 		t.Errorf("last event %#v, %d steps recorded; want RunFailed at step 40 with nothing recorded past it", p, st.steps)
 	}
-	if n := types(recs); n[events.TypeRunTimeWarning] != 1 {
-		t.Errorf("soft warnings = %d, want 1", n[events.TypeRunTimeWarning])
+	if n := types(recs); n[events.TypeRunTimeLimitWarning] != 1 {
+		t.Errorf("soft warnings = %d, want 1", n[events.TypeRunTimeLimitWarning])
 	}
 }
 

@@ -17,7 +17,7 @@ import (
 
 	"github.com/spectra-fab/spectra/actors"
 	"github.com/spectra-fab/spectra/api"
-	"github.com/spectra-fab/spectra/cluster"
+	"github.com/spectra-fab/spectra/node"
 	"github.com/spectra-fab/spectra/process"
 	"github.com/spectra-fab/spectra/process/spc"
 )
@@ -88,18 +88,18 @@ const secret = "views-test-secret-0123456789abcdef-0123456789"
 
 // node is a real node (embedded JetStream, actors, projections) serving
 // HTTP on loopback.
-type node struct {
-	*cluster.Node
+type testNode struct {
+	*node.Node
 	url string
 }
 
-func startNode(t *testing.T) *node {
+func startNode(t *testing.T) *testNode {
 	t.Helper()
-	n, err := cluster.Start(t.Context(), cluster.Config{DataDir: t.TempDir(), NoSync: true, JWTSecret: []byte(secret),
+	n, err := node.Start(t.Context(), node.Config{DataDir: t.TempDir(), NoSync: true, JWTSecret: []byte(secret),
 		TimeScale: 0, AllowFaultInjection: true, QueueLimit: 1,
 		Engines: map[process.Kind]actors.EngineFactory{process.KindIon: implanter{}}})
 	if err != nil {
-		t.Fatalf("cluster.Start: %v", err)
+		t.Fatalf("node.Start: %v", err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -114,7 +114,7 @@ func startNode(t *testing.T) *node {
 		n.Close()
 		<-done
 	})
-	return &node{Node: n, url: "http://" + ln.Addr().String()}
+	return &testNode{Node: n, url: "http://" + ln.Addr().String()}
 }
 
 func tokenFor(t *testing.T, role, org string) string {
@@ -161,7 +161,7 @@ type created struct {
 	Position uint64 `json:"position"`
 }
 
-func submit(t *testing.T, n *node, tok, tool string, offsetPct float64) created {
+func submit(t *testing.T, n *testNode, tok, tool string, offsetPct float64) created {
 	t.Helper()
 	body := fmt.Sprintf(`{"species":"P","energy_kev":40,"tool_id":%q}`, tool)
 	if offsetPct != 0 {
@@ -174,7 +174,7 @@ func submit(t *testing.T, n *node, tok, tool string, offsetPct float64) created 
 	return c
 }
 
-func waitCompleted(t *testing.T, n *node, tok, runID string) {
+func waitCompleted(t *testing.T, n *testNode, tok, runID string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {

@@ -10,26 +10,26 @@ import (
 // Event type names (without version). Stored names carry the version:
 // "RunRequested.v1".
 const (
-	TypeRunRequested       = "RunRequested"
-	TypeRunQueued          = "RunQueued"
-	TypeRunStarted         = "RunStarted"
-	TypeRunPhaseChanged    = "RunPhaseChanged"
-	TypeTelemetryRecorded  = "TelemetryRecorded"
-	TypeSPCViolation       = "SPCViolation"
-	TypeFDCAlarm           = "FDCAlarm"
-	TypeRunPaused          = "RunPaused"
-	TypeRunResumed         = "RunResumed"
-	TypeRunCancelRequested = "RunCancelRequested"
-	TypeRunCancelled       = "RunCancelled"
-	TypeRunFailed          = "RunFailed"
-	TypeRunRetryScheduled  = "RunRetryScheduled"
-	TypeRunRetried         = "RunRetried"
-	TypeArtifactStored     = "ArtifactStored"
-	TypeRunCompleted       = "RunCompleted"
-	TypeRunTimeWarning     = "RunTimeLimitWarning"
-	TypeControllerTuned    = "ControllerTuned"
-	TypeAccessDenied       = "AccessDenied"
-	TypeIdempotencyClaimed = "IdempotencyKeyClaimed"
+	TypeRunRequested        = "RunRequested"
+	TypeRunQueued           = "RunQueued"
+	TypeRunStarted          = "RunStarted"
+	TypeRunPhaseChanged     = "RunPhaseChanged"
+	TypeTelemetryRecorded   = "TelemetryRecorded"
+	TypeSPCViolation        = "SPCViolation"
+	TypeFDCAlarm            = "FDCAlarm"
+	TypeRunPaused           = "RunPaused"
+	TypeRunResumed          = "RunResumed"
+	TypeRunCancelRequested  = "RunCancelRequested"
+	TypeRunCancelled        = "RunCancelled"
+	TypeRunFailed           = "RunFailed"
+	TypeRunRetryScheduled   = "RunRetryScheduled"
+	TypeRunRetried          = "RunRetried"
+	TypeArtifactStored      = "ArtifactStored"
+	TypeRunCompleted        = "RunCompleted"
+	TypeRunTimeLimitWarning = "RunTimeLimitWarning"
+	TypeControllerTuned     = "ControllerTuned"
+	TypeAccessDenied        = "AccessDenied"
+	TypeIdempotencyClaimed  = "IdempotencyKeyClaimed"
 
 	// Credentials (streams apikey-<id> and session-<family id>).
 	TypeAPIKeyIssued        = "ApiKeyIssued"
@@ -299,7 +299,7 @@ func (RunRetryScheduled) EventType() string     { return TypeRunRetryScheduled }
 func (RunRetried) EventType() string            { return TypeRunRetried }
 func (ArtifactStored) EventType() string        { return TypeArtifactStored }
 func (RunCompleted) EventType() string          { return TypeRunCompleted }
-func (RunTimeLimitWarning) EventType() string   { return TypeRunTimeWarning }
+func (RunTimeLimitWarning) EventType() string   { return TypeRunTimeLimitWarning }
 func (ControllerTuned) EventType() string       { return TypeControllerTuned }
 func (AccessDenied) EventType() string          { return TypeAccessDenied }
 

@@ -10,8 +10,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/spectra-fab/spectra/actors"
-	"github.com/spectra-fab/spectra/cluster"
 	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/node"
 	"github.com/spectra-fab/spectra/process"
 	"github.com/spectra-fab/spectra/projections"
 )
@@ -62,9 +62,9 @@ func (b *beam) Finish() process.Outcome {
 // included.
 func TestProjectionsRebuildDrawsTheSameChart(t *testing.T) {
 	dir := t.TempDir()
-	cfg := cluster.Config{DataDir: dir, NoSync: true, JWTSecret: []byte(testSecret), TimeScale: 0,
+	cfg := node.Config{DataDir: dir, NoSync: true, JWTSecret: []byte(testSecret), TimeScale: 0,
 		AllowFaultInjection: true, QueueLimit: 1, Engines: map[process.Kind]actors.EngineFactory{process.KindIon: beamTool{}}}
-	n, err := cluster.Start(t.Context(), cfg)
+	n, err := node.Start(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestProjectionsRebuildDrawsTheSameChart(t *testing.T) {
 		t.Fatalf("spectra projections rebuild: %v", err)
 	}
 
-	n, err = cluster.Start(t.Context(), cfg)
+	n, err = node.Start(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

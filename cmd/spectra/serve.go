@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/spectra-fab/spectra/api"
-	"github.com/spectra-fab/spectra/cluster"
+	"github.com/spectra-fab/spectra/node"
 )
 
 func runServe(ctx context.Context, args []string) error {
@@ -78,7 +78,7 @@ func runServe(ctx context.Context, args []string) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 
-	n, err := cluster.Start(ctx, cluster.Config{HTTPAddr: httpAddr, DataDir: sf.dataDir, EventStore: sf.eventStore,
+	n, err := node.Start(ctx, node.Config{HTTPAddr: httpAddr, DataDir: sf.dataDir, EventStore: sf.eventStore,
 		NATSURL: sf.natsURL, NATSListen: natsListen, NoSync: sf.noSync, JWTSecret: secret, TimeScale: timeScale,
 		Node: nodeName, AllowFaultInjection: faults, QueueLimit: queueLimit, SoftLimit: soft, HardLimit: hard,
 		RetryBase: retryBase, RetryCap: retryCap, ArtifactTTL: artTTL, Logger: logger,

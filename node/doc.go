@@ -1,8 +1,8 @@
-// Package cluster wires a Spectra node: the NATS connection (or an
+// Package node wires a Spectra node: the NATS connection (or an
 // embedded NATS server), the event store, artifact storage and projection
 // checkpoints, the projections, the actor layer and the HTTP API. It is the
 // only package that chooses drivers.
 //
-//	node, err := cluster.Start(ctx, cluster.Config{DataDir: "./data", HTTPAddr: ":8003", JWTSecret: secret})
+//	node, err := node.Start(ctx, node.Config{DataDir: "./data", HTTPAddr: ":8003", JWTSecret: secret})
 //	defer node.Close()
-package cluster
+package node

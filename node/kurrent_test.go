@@ -1,4 +1,4 @@
-package cluster_test
+package node_test
 
 import (
 	"context"
@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/spectra-fab/spectra/actors"
-	"github.com/spectra-fab/spectra/cluster"
 	"github.com/spectra-fab/spectra/events"
 	"github.com/spectra-fab/spectra/events/kurrent"
 	"github.com/spectra-fab/spectra/events/kurrent/kurrenttest"
+	"github.com/spectra-fab/spectra/node"
 	"github.com/spectra-fab/spectra/process"
 	"github.com/spectra-fab/spectra/projections"
 )
@@ -21,7 +21,7 @@ import (
 // completion; its events read back through a second client.
 func TestNodeOnKurrentDBRunsTheSeedRecipe(t *testing.T) {
 	_, conn := kurrenttest.Start(t)
-	node, err := cluster.Start(t.Context(), cluster.Config{DataDir: t.TempDir(), EventStore: conn, TimeScale: 0,
+	node, err := node.Start(t.Context(), node.Config{DataDir: t.TempDir(), EventStore: conn, TimeScale: 0,
 		JWTSecret: []byte("kurrent-test-secret-0123456789abcdef")})
 	if err != nil {
 		t.Fatalf("Start on %s: %v", conn, err)

@@ -1,4 +1,4 @@
-package cluster_test
+package node_test
 
 import (
 	"context"
@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/spectra-fab/spectra/actors"
-	"github.com/spectra-fab/spectra/cluster"
 	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/node"
 	"github.com/spectra-fab/spectra/process"
 	"github.com/spectra-fab/spectra/projections"
 )
@@ -24,7 +24,7 @@ func BenchmarkRunsEndToEnd(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			node, err := cluster.Start(context.Background(), cluster.Config{DataDir: b.TempDir(), TimeScale: 0,
+			node, err := node.Start(context.Background(), node.Config{DataDir: b.TempDir(), TimeScale: 0,
 				QueueLimit: 8, JWTSecret: []byte("bench-secret-bench-secret-0123456789")})
 			if err != nil {
 				b.Fatal(err)
