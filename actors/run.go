@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -553,8 +554,18 @@ func (a *runActor) finish(ctx actor.Context) {
 			return
 		}
 	}
-	done := &events.RunCompleted{JobID: a.st.jobID, Step: a.stepN, DurationS: float64(a.stepN) * process.Period,
-		Result: out.Result, R2R: out.R2R}
+	done := &events.RunCompleted{JobID: a.st.jobID, Step: a.stepN, DurationS: float64(a.stepN) * process.Period}
+	var err error
+	if done.Result, err = json.Marshal(out.Result); err != nil {
+		a.crash(ctx, fmt.Errorf("encode result: %w", err))
+		return
+	}
+	if out.R2R != nil {
+		if done.R2R, err = json.Marshal(out.R2R); err != nil {
+			a.crash(ctx, fmt.Errorf("encode observations: %w", err))
+			return
+		}
+	}
 	if !a.append(ctx, a.st.creator, a.st.reqID, done) {
 		return
 	}

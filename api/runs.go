@@ -159,15 +159,14 @@ func (v runView) MarshalJSON() ([]byte, error) {
 	if err := json.Unmarshal(base, &obj); err != nil {
 		return nil, err
 	}
-	for name, val := range r.Result {
-		if _, taken := obj[name]; taken {
-			continue
+	var result map[string]json.RawMessage
+	if err := json.Unmarshal(r.Result, &result); err != nil {
+		return nil, fmt.Errorf("result of %s: %w", r.RunID, err)
+	}
+	for name, raw := range result {
+		if _, taken := obj[name]; !taken {
+			obj[name] = raw
 		}
-		raw, err := json.Marshal(val)
-		if err != nil {
-			return nil, fmt.Errorf("result %s: %w", name, err)
-		}
-		obj[name] = raw
 	}
 	return json.Marshal(obj)
 }

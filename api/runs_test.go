@@ -232,13 +232,13 @@ func completedIonRun(org string) projections.Run {
 		SPCAlertsCount: 2, LogsURI: "/api/jobs/job-0000000abc12/logs",
 		Artifacts: []projections.Artifact{{Name: "telemetry.csv", ContentType: "text/csv", Size: 1024,
 			URI: "/api/jobs/job-0000000abc12/artifacts/telemetry.csv"}},
-		Result: map[string]any{
+		Result: rawJSON(map[string]any{
 			"final_dose_atoms_cm2": 1.02e15,
 			"dose_error_pct":       2.0,
 			"vm_prediction": map[string]any{"sheet_resistance_ohm_sq": 250.0, "junction_depth_um": 0.15,
 				"activation_pct": 85.0},
 			"status": "bogus", // a result never hides a field of the run
-		},
+		}),
 	}
 }
 
@@ -246,9 +246,9 @@ func TestRunResultFlattened(t *testing.T) {
 	h := newHarness(t)
 	h.b.addRun(completedIonRun("org-1"))
 	rtp := projections.Run{RunID: "RTP-20260101-A9B8C7D6", OrgID: "org-1", Kind: "rtp", Status: "completed",
-		Result: map[string]any{"final_temp_c": 1000.2, "temp_error_c": 0.2, "max_overshoot_c": 3.5,
+		Result: rawJSON(map[string]any{"final_temp_c": 1000.2, "temp_error_c": 0.2, "max_overshoot_c": 3.5,
 			"avg_ramp_error_c": 1.2, "thermal_budget": 5.2e5,
-			"vm_prediction": map[string]any{"activation_pct": 88.0, "oxide_thickness_nm": 5.0}}}
+			"vm_prediction": map[string]any{"activation_pct": 88.0, "oxide_thickness_nm": 5.0}})}
 	h.b.addRun(rtp)
 	tok := token(t, RoleViewer, "org-1")
 

@@ -149,8 +149,11 @@ func newStreamMessage(rec events.Record) StreamMessage {
 		d["artifact"] = artifactOf(e)
 	case *events.RunCompleted:
 		m.Type = MessageCompleted
-		for k, v := range e.Result {
-			d[k] = v
+		var result map[string]json.RawMessage
+		if json.Unmarshal(e.Result, &result) == nil {
+			for k, v := range result {
+				d[k] = v
+			}
 		}
 		status(d, projections.StatusCompleted, 100, "Completed")
 		d["job_id"], d["process_time_s"], d["step"] = e.JobID, e.DurationS, e.Step

@@ -36,7 +36,7 @@ import (
 // streamEngines is the deterministic test engine: Steps steps of 100 ms,
 // an SPC alarm at AlarmAt, and Width extra telemetry fields to make
 // messages as large as a test needs.
-var streamEngines = processtest.Factory{Result: map[string]any{"final_dose_atoms_cm2": 1.02e15, "dose_error_pct": 2.0,
+var streamEngines = processtest.Factory{Result: processtest.Result{"final_dose_atoms_cm2": 1.02e15, "dose_error_pct": 2.0,
 	"vm_prediction": map[string]any{"activation_pct": 97.5}}}
 
 type streamArtifacts struct{}
@@ -481,7 +481,7 @@ func TestRunStreamAppendStorm(t *testing.T) {
 				}()
 			}
 			<-stormDone
-			st.appendRaw(t, runID, "org-1", &events.RunCompleted{JobID: "job-0000a0a00000", Result: map[string]any{"ok": true}})
+			st.appendRaw(t, runID, "org-1", &events.RunCompleted{JobID: "job-0000a0a00000", Result: rawJSON(map[string]any{"ok": true})})
 			wg.Wait()
 			recs := st.readRun(t, runID)
 			for i := range clients {
@@ -905,7 +905,7 @@ func TestStreamMessageMapping(t *testing.T) {
 			map[string]any{"status": "retrying", "current_step": "Retrying (attempt 2)"}},
 		{"failed", &events.RunFailed{JobID: "j", Error: "boom"}, MessageError,
 			map[string]any{"error_message": "boom", "status": "failed"}},
-		{"completed", &events.RunCompleted{JobID: "j", Result: map[string]any{"final_temp_c": 400.0}}, MessageCompleted,
+		{"completed", &events.RunCompleted{JobID: "j", Result: rawJSON(map[string]any{"final_temp_c": 400.0})}, MessageCompleted,
 			map[string]any{"final_temp_c": 400.0, "progress": 100.0, "status": "completed"}},
 	}
 	for _, tc := range cases {

@@ -19,6 +19,7 @@ import (
 	"github.com/spectra-fab/spectra/api"
 	"github.com/spectra-fab/spectra/node"
 	"github.com/spectra-fab/spectra/process"
+	"github.com/spectra-fab/spectra/process/ion"
 	"github.com/spectra-fab/spectra/process/spc"
 )
 
@@ -79,8 +80,8 @@ func (e *implant) Step() process.StepResult {
 func (e *implant) Finish() process.Outcome {
 	doseErr := 100*(e.scale*0.98-1) + 0.02*e.rng.NormFloat64()
 	beam := 5*(1+e.off/100) + 0.01*e.rng.NormFloat64()
-	obs := map[string]float64{"dose_error_pct": doseErr, "mean_beam_current_ma": beam, "dose_uniformity_pct": 0.5 + 0.01*e.rng.NormFloat64()}
-	res := map[string]any{"dose_error_pct": doseErr, "mean_beam_current_ma": beam}
+	obs := &ion.Observations{DoseErrorPct: doseErr, MeanBeamCurrentMA: beam, DoseUniformityPct: 0.5 + 0.01*e.rng.NormFloat64()}
+	res := &ion.Result{DoseErrorPct: doseErr, MeanBeamCurrentMA: beam}
 	return process.Outcome{Result: res, R2R: obs}
 }
 
@@ -163,9 +164,9 @@ type created struct {
 
 func submit(t *testing.T, n *testNode, tok, tool string, offsetPct float64) created {
 	t.Helper()
-	body := fmt.Sprintf(`{"species":"P","energy_kev":40,"tool_id":%q}`, tool)
+	body := fmt.Sprintf(`{"species":"P","energy_kev":40,"dose_atoms_cm2":1e15,"beam_current_ma":5,"tool_id":%q}`, tool)
 	if offsetPct != 0 {
-		body = fmt.Sprintf(`{"species":"P","energy_kev":40,"tool_id":%q,"simulate_disturbance":{"offset_pct":%g,"drift_pct_per_min":0,"start_s":0}}`, tool, offsetPct)
+		body = fmt.Sprintf(`{"species":"P","energy_kev":40,"dose_atoms_cm2":1e15,"beam_current_ma":5,"tool_id":%q,"simulate_disturbance":{"offset_pct":%g,"drift_pct_per_min":0,"start_s":0}}`, tool, offsetPct)
 	}
 	var c created
 	if code, _ := call(t, http.MethodPost, n.url+"/api/ion/runs", tok, body, &c); code != http.StatusCreated {
@@ -427,7 +428,7 @@ func TestPostThenGetSeesTheRun(t *testing.T) {
 }
 
 func postThenGet(ctx context.Context, base, tok, tool string) error {
-	body := fmt.Sprintf(`{"species":"P","energy_kev":40,"tool_id":%q}`, tool)
+	body := fmt.Sprintf(`{"species":"P","energy_kev":40,"dose_atoms_cm2":1e15,"beam_current_ma":5,"tool_id":%q}`, tool)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/ion/runs", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Content-Type", "application/json")

@@ -181,11 +181,14 @@ type ArtifactStored struct {
 
 // RunCompleted: the run finished successfully with Result.
 type RunCompleted struct {
-	JobID     string             `json:"job_id"`
-	Step      int                `json:"step"`
-	DurationS float64            `json:"process_time_s"`
-	Result    map[string]any     `json:"result"`
-	R2R       map[string]float64 `json:"r2r_observations,omitempty"`
+	JobID     string  `json:"job_id"`
+	Step      int     `json:"step"`
+	DurationS float64 `json:"process_time_s"`
+	// Result is the engine's process.Result as a JSON object (ion.Result,
+	// rtp.Result by the run's kind); run.Outcome decodes it.
+	Result json.RawMessage `json:"result"`
+	// R2R is the engine's process.Observations as a JSON object of numbers.
+	R2R json.RawMessage `json:"r2r_observations,omitempty"`
 }
 
 // RunTimeLimitWarning: the run passed its soft time limit.

@@ -146,17 +146,32 @@ type Artifact struct {
 	Data        []byte
 }
 
+// Result is a run's results: a struct of its process kind (ion.Result,
+// rtp.Result) that marshals to the API's JSON object
+// (final_dose_atoms_cm2, vm_prediction, …).
+type Result interface {
+	// Figures returns the result's finite scalar figures by API field
+	// name: the values a run-to-run SPC chart may plot.
+	Figures() map[string]float64
+}
+
+// Observations are what the run-to-run controller learns from a run: a
+// struct of its process kind (ion.Observations, rtp.Observations) that
+// marshals to a JSON object of numbers.
+type Observations interface {
+	// Values returns the finite observations by name (dose_error_pct, …).
+	Values() map[string]float64
+}
+
 // Outcome is what an engine reports when its processing is done.
 type Outcome struct {
-	// Result holds the run's results under the API's field names
-	// (final_dose_atoms_cm2, dose_error_pct, vm_prediction, …). It must
-	// marshal to a JSON object.
-	Result map[string]any
+	// Result holds the run's results.
+	Result Result
 	// Artifacts are the files to store with the run.
 	Artifacts []Artifact
-	// R2R holds the observations the run-to-run controller learns from
-	// (for example "dose_error_pct"), by name.
-	R2R map[string]float64
+	// R2R holds the observations the run-to-run controller learns from;
+	// nil when the kind has none.
+	R2R Observations
 }
 
 // Engine is one run's simulator and controllers. A run actor calls Setup

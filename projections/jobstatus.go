@@ -81,8 +81,8 @@ func (j *JobStatus) Restore(data []byte) error {
 	defer j.mu.Unlock()
 	j.runs, j.jobs = map[string]*Run{}, map[string]*Job{}
 	for i, r := range s.Runs {
-		if i < len(s.Results) {
-			_ = json.Unmarshal(s.Results[i], &r.Result)
+		if i < len(s.Results) && string(s.Results[i]) != "null" {
+			r.Result = json.RawMessage(s.Results[i])
 		}
 		j.runs[r.RunID] = r
 	}
@@ -259,7 +259,7 @@ func (j *JobStatus) syncJob(job *Job, r *Run) {
 	if job.Artifacts == nil {
 		job.Artifacts = []Artifact{}
 	}
-	if r.Result != nil {
+	if len(r.Result) > 0 {
 		job.Metadata["result"] = r.Result
 	}
 	job.Metadata["spc_alerts_count"] = r.SPCAlertsCount

@@ -57,7 +57,7 @@ func completedRun(t *testing.T, s events.Store, runID, jobID string, meta events
 		&events.TelemetryRecorded{JobID: jobID, Samples: map[string][]float64{"time_s": {0.1, 0.2}}, Progress: 40, CurrentStep: "Implanting (33% dose)"},
 		&events.SPCViolation{JobID: jobID, Alarm: process.Alarm{Source: process.SourceSPC, Rule: "WE1"}},
 		&events.ArtifactStored{JobID: jobID, Name: "telemetry.json", ContentType: "application/json", Size: 10},
-		&events.RunCompleted{JobID: jobID, DurationS: 0.2, Result: map[string]any{"final_dose_atoms_cm2": 1e15}},
+		&events.RunCompleted{JobID: jobID, DurationS: 0.2, Result: rawJSON(map[string]any{"final_dose_atoms_cm2": 1e15})},
 	)
 }
 
@@ -76,7 +76,7 @@ func TestJobStatusFollowsTheLog(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 	if run.Status != projections.StatusCompleted || run.E40State != projections.E40ProcessComplete || run.Progress != 100 || run.SPCAlertsCount != 1 ||
-		run.Result["final_dose_atoms_cm2"] != 1e15 || len(run.Artifacts) != 1 || run.StartedAt == nil || run.CompletedAt == nil {
+		resultOf(t, run.Result)["final_dose_atoms_cm2"] != 1e15 || len(run.Artifacts) != 1 || run.StartedAt == nil || run.CompletedAt == nil {
 		t.Errorf("Run = %+v", run)
 	}
 	job, err := jobs.Job(ctx, "org-1", "job-1")
@@ -186,4 +186,13 @@ func TestJobStatusMapsE40States(t *testing.T) {
 			}
 		})
 	}
+}
+
+func resultOf(t *testing.T, raw json.RawMessage) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("result %s: %v", raw, err)
+	}
+	return m
 }

@@ -4,137 +4,30 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/spectra-fab/spectra/events"
 	"github.com/spectra-fab/spectra/process"
+	"github.com/spectra-fab/spectra/process/ion"
 	"github.com/spectra-fab/spectra/process/r2r"
+	"github.com/spectra-fab/spectra/process/rtp"
+	"github.com/spectra-fab/spectra/run"
 )
 
-// R2R adjustment keys the engines read from process.Options.R2R (process/ion
-// and process/rtp name the same keys).
+// R2R adjustment keys the engines read from process.Options.R2R.
 const (
-	R2RDoseScale  = "dose_setpoint_scale" // ion: dose set-point multiplier, 0.9–1.1
-	R2RTempOffset = "temp_offset_c"       // rtp: peak set-point offset, ±25 °C
-	R2RHoldOffset = "hold_offset_s"       // rtp: last peak segment lengthened by, ±60 s
+	R2RDoseScale  = ion.R2RDoseScale  // ion: dose set-point multiplier, 0.9–1.1
+	R2RTempOffset = rtp.R2RTempOffset // rtp: peak set-point offset, ±25 °C
+	R2RHoldOffset = rtp.R2RHoldOffset // rtp: last peak segment lengthened by, ±60 s
 )
 
-// R2RLambda is the EWMA weight of every run-to-run thread (physics §5.5;
-// the engines' own one-run recommendations use the same).
-const R2RLambda = 0.3
+// R2RLambda is the EWMA weight of every run-to-run thread.
+const R2RLambda = r2r.Lambda
 
 // R2RHistory is how many of its latest source runs a thread lists.
 const R2RHistory = 10
-
-// loop is one controlled variable of a recipe class: the adjustment key,
-// how a completed run's observations give the measurement, and the EWMA
-// controller it starts from.
-type loop struct {
-	key     string
-	measure func(obs map[string]float64, applied float64, rc recipeClass) (y float64, ok bool)
-	// unset is the correction an engine applies when the key is absent.
-	unset float64
-	new   func() r2r.EWMA
-}
-
-func ewma(target, lo, hi float64) func() r2r.EWMA {
-	return func() r2r.EWMA {
-		e := r2r.NewEWMA(R2RLambda, target)
-		e.Min, e.Max = lo, hi
-		e.Applied = e.Recommend()
-		return e
-	}
-}
-
-// loops by process kind. Each models y = a + u (unit gain) in the units of
-// its adjustment:
-//
-//   - ion, dose_setpoint_scale: y = delivered/asked dose = 1 +
-//     dose_error_pct/100 (dose_error_pct is against the recipe's dose, not
-//     the scaled set-point); target 1, clamp 0.9–1.1.
-//   - rtp, hold_offset_s: y = t_eff_error_s, the effective time at the
-//     recipe's nominal peak minus the nominal recipe's (the engine measures
-//     it with the hold offset applied); target 0, clamp ±60 s.
-//   - rtp, temp_offset_c: y = temp_error_c + the offset applied, i.e. the
-//     final temperature against the recipe's nominal target; target 0, clamp
-//     ±25 °C. Only for recipes whose last segment is at their peak: then
-//     temp_error_c is the error of the peak hold the offset moves. A recipe
-//     that ends with a cool-down measures temp_error_c at the cool-down
-//     target, which the peak offset does not move; its peak is corrected
-//     through the hold time (thermal budget) alone.
-var loops = map[process.Kind][]loop{
-	process.KindIon: {{key: R2RDoseScale, unset: 1, new: ewma(1, 0.9, 1.1),
-		measure: func(obs map[string]float64, _ float64, _ recipeClass) (float64, bool) {
-			e, ok := obs["dose_error_pct"]
-			return 1 + e/100, ok
-		}}},
-	process.KindRTP: {
-		{key: R2RHoldOffset, new: ewma(0, -60, 60),
-			measure: func(obs map[string]float64, _ float64, _ recipeClass) (float64, bool) {
-				e, ok := obs["t_eff_error_s"]
-				return e, ok
-			}},
-		{key: R2RTempOffset, new: ewma(0, -25, 25),
-			measure: func(obs map[string]float64, applied float64, rc recipeClass) (float64, bool) {
-				e, ok := obs["temp_error_c"]
-				return e + applied, ok && rc.endsAtPeak
-			}},
-	},
-}
-
-// recipeClass is the thread a recipe belongs to.
-type recipeClass struct {
-	name       string
-	endsAtPeak bool // rtp: the last segment holds the peak target
-}
-
-// ionEnergyBuckets are the upper edges (keV) of the ion energy classes.
-var ionEnergyBuckets = []float64{5, 10, 20, 50, 100, 200}
-
-// classify returns the recipe class of a recipe: for ion, the species and
-// an energy bucket (ion/P/20-50keV); for RTP, the peak target rounded to
-// 25 °C (rtp/1000C). Runs of one tool and class share an R2R thread.
-func classify(kind process.Kind, recipe json.RawMessage) (recipeClass, error) {
-	switch kind {
-	case process.KindIon:
-		var r struct {
-			Species string  `json:"species"`
-			Energy  float64 `json:"energy_kev"`
-		}
-		if err := json.Unmarshal(recipe, &r); err != nil {
-			return recipeClass{}, fmt.Errorf("classify ion recipe: %w", err)
-		}
-		lo := 0.0
-		for _, hi := range ionEnergyBuckets {
-			if r.Energy < hi || hi == ionEnergyBuckets[len(ionEnergyBuckets)-1] {
-				return recipeClass{name: fmt.Sprintf("ion/%s/%g-%gkeV", r.Species, lo, hi)}, nil
-			}
-			lo = hi
-		}
-	case process.KindRTP:
-		var r struct {
-			Segments []struct {
-				Target float64 `json:"target_temp_c"`
-			} `json:"segments"`
-		}
-		if err := json.Unmarshal(recipe, &r); err != nil {
-			return recipeClass{}, fmt.Errorf("classify rtp recipe: %w", err)
-		}
-		if len(r.Segments) == 0 {
-			return recipeClass{}, fmt.Errorf("classify rtp recipe: no segments")
-		}
-		peak := math.Inf(-1)
-		for _, s := range r.Segments {
-			peak = max(peak, s.Target)
-		}
-		return recipeClass{name: fmt.Sprintf("rtp/%gC", math.Round(peak/25)*25),
-			endsAtPeak: r.Segments[len(r.Segments)-1].Target == peak}, nil
-	}
-	return recipeClass{}, fmt.Errorf("classify: unknown kind %q", kind)
-}
 
 // R2RSource is a run a thread learnt from.
 type R2RSource struct {
@@ -166,10 +59,14 @@ func threadKey(orgID string, kind process.Kind, toolID, class string) string {
 
 // r2rRun is what the model keeps of a run until it completes.
 type r2rRun struct {
-	OrgID   string             `json:"org_id"`
-	Kind    process.Kind       `json:"kind"`
-	ToolID  string             `json:"tool_id"`
-	Class   string             `json:"class"`
+	OrgID  string       `json:"org_id"`
+	Kind   process.Kind `json:"kind"`
+	ToolID string       `json:"tool_id"`
+	Class  string       `json:"class"`
+	// Loops are the keys of the kind's loops the recipe's class has.
+	Loops []string `json:"loops"`
+	// AtPeak is what snapshots before Loops recorded instead (rtp: the
+	// temperature loop applies); read only by Restore.
 	AtPeak  bool               `json:"ends_at_peak,omitempty"`
 	Applied map[string]float64 `json:"applied,omitempty"` // of the latest attempt
 }
@@ -250,6 +147,20 @@ func (s *R2RState) Restore(data []byte) error {
 	if s.runs == nil {
 		s.runs = map[string]*r2rRun{}
 	}
+	for _, r := range s.runs {
+		if r.Loops == nil { // a snapshot from before Loops
+			switch r.Kind {
+			case process.KindIon:
+				r.Loops = []string{R2RDoseScale}
+			case process.KindRTP:
+				r.Loops = []string{R2RHoldOffset}
+				if r.AtPeak {
+					r.Loops = append(r.Loops, R2RTempOffset)
+				}
+			}
+			r.AtPeak = false
+		}
+	}
 	for _, t := range snap.Threads {
 		k := threadKey(t.OrgID, process.Kind(t.Kind), t.ToolID, t.RecipeClass)
 		s.threads[k] = t
@@ -281,11 +192,11 @@ func (s *R2RState) Apply(rec events.Record) error {
 		if _, dup := s.runs[runID]; dup {
 			return nil
 		}
-		rc, err := classify(e.Kind, e.Recipe)
+		rc, err := run.R2RClass(e.Kind, e.Recipe)
 		if err != nil {
 			return nil //nolint:nilerr // a recipe we cannot classify has no thread
 		}
-		s.runs[runID] = &r2rRun{OrgID: rec.Metadata.OrgID, Kind: e.Kind, ToolID: e.ToolID, Class: rc.name, AtPeak: rc.endsAtPeak}
+		s.runs[runID] = &r2rRun{OrgID: rec.Metadata.OrgID, Kind: e.Kind, ToolID: e.ToolID, Class: rc.Name, Loops: rc.Loops}
 	case *events.RunStarted:
 		if r, ok := s.runs[runID]; ok {
 			r.Applied = e.R2R
@@ -302,17 +213,29 @@ func (s *R2RState) Apply(rec events.Record) error {
 
 // learn folds a completed run into its thread; call with mu held.
 func (s *R2RState) learn(runID string, r *r2rRun, e *events.RunCompleted, pos uint64) {
-	rc := recipeClass{name: r.Class, endsAtPeak: r.AtPeak}
+	_, obs, err := run.Outcome(r.Kind, e)
+	if err != nil || obs == nil {
+		return
+	}
 	k := threadKey(r.OrgID, r.Kind, r.ToolID, r.Class)
 	t := s.threads[k]
 	src := R2RSource{RunID: runID, JobID: e.JobID, Position: pos, Applied: map[string]float64{}, Measured: map[string]float64{}}
-	for _, l := range loops[r.Kind] {
-		applied, ok := r.Applied[l.key]
-		if !ok {
-			applied = l.unset
+	for _, l := range run.R2RLoops(r.Kind) {
+		if !slices.Contains(r.Loops, l.Key) {
+			continue
 		}
-		y, ok := l.measure(e.R2R, applied, rc)
-		if !ok || math.IsNaN(y) || math.IsInf(y, 0) {
+		applied, ok := r.Applied[l.Key]
+		if !ok {
+			applied = l.Unset
+		}
+		c := l.New()
+		if t != nil {
+			if prev, ok := t.Controllers[l.Key]; ok {
+				c = prev
+			}
+		}
+		next, y, learnt := l.Learn(c, obs, applied)
+		if !learnt {
 			continue
 		}
 		if t == nil {
@@ -321,12 +244,8 @@ func (s *R2RState) learn(runID string, r *r2rRun, e *events.RunCompleted, pos ui
 			s.threads[k] = t
 			s.order = append(s.order, k)
 		}
-		c, ok := t.Controllers[l.key]
-		if !ok {
-			c = l.new()
-		}
-		t.Controllers[l.key] = c.UpdateApplied(y, applied)
-		src.Applied[l.key], src.Measured[l.key] = applied, y
+		t.Controllers[l.Key] = next
+		src.Applied[l.Key], src.Measured[l.Key] = applied, y
 	}
 	if t == nil || len(src.Measured) == 0 {
 		return
@@ -346,7 +265,7 @@ func (s *R2RState) learn(runID string, r *r2rRun, e *events.RunCompleted, pos ui
 // and a basis that says so. It implements actors.R2R; it returns an error
 // only for a recipe it cannot classify.
 func (s *R2RState) Adjustments(ctx context.Context, orgID string, kind process.Kind, toolID string, recipe json.RawMessage) (map[string]float64, map[string]any, error) {
-	rc, err := classify(kind, recipe)
+	rc, err := run.R2RClass(kind, recipe)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -361,11 +280,11 @@ func (s *R2RState) Adjustments(ctx context.Context, orgID string, kind process.K
 	basis := map[string]any{
 		"source":       "r2r projection (EWMA, physics §5.5)",
 		"tool_id":      toolID,
-		"recipe_class": rc.name,
+		"recipe_class": rc.Name,
 		"position":     s.pos,
 		"synced":       synced,
 	}
-	t, ok := s.threads[threadKey(orgID, kind, toolID, rc.name)]
+	t, ok := s.threads[threadKey(orgID, kind, toolID, rc.Name)]
 	if !ok {
 		basis["updates"] = 0
 		basis["learned_from"] = []string{}
@@ -373,13 +292,13 @@ func (s *R2RState) Adjustments(ctx context.Context, orgID string, kind process.K
 	}
 	adj := map[string]float64{}
 	state := map[string]any{}
-	for _, l := range loops[kind] {
-		c, ok := t.Controllers[l.key]
+	for _, l := range run.R2RLoops(kind) {
+		c, ok := t.Controllers[l.Key]
 		if !ok {
 			continue
 		}
-		adj[l.key] = c.Recommend()
-		state[l.key] = c
+		adj[l.Key] = c.Recommend()
+		state[l.Key] = c
 	}
 	runs := make([]string, len(t.LearnedFrom))
 	for i, src := range t.LearnedFrom {

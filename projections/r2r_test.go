@@ -16,7 +16,7 @@ import (
 	"github.com/spectra-fab/spectra/projections"
 )
 
-const ionRecipe = `{"species":"P","energy_kev":40,"dose_atoms_cm2":1e15}`
+const ionRecipe = `{"species":"P","energy_kev":40,"dose_atoms_cm2":1e15,"beam_current_ma":5}`
 
 // runWithR2R plays one run the way the run actor does: it asks the model
 // for adjustments at start, records them in RunStarted, and completes with
@@ -31,7 +31,7 @@ func runWithR2R(t *testing.T, s events.Store, r *projections.Runner, st *project
 	pos := appendRun(t, s, runID, md,
 		&events.RunRequested{RunID: runID, JobID: "job-" + runID, Kind: kind, ToolID: tool, Recipe: json.RawMessage(recipe), CreatedAt: time.Unix(1, 0)},
 		&events.RunStarted{JobID: "job-" + runID, R2R: adj, R2RBasis: basis},
-		&events.RunCompleted{JobID: "job-" + runID, R2R: outcome(adj)},
+		&events.RunCompleted{JobID: "job-" + runID, R2R: rawJSON(outcome(adj))},
 	)
 	if err := r.WaitFor(t.Context(), pos); err != nil {
 		t.Fatal(err)
@@ -89,8 +89,8 @@ func TestR2RLearnsADoseErrorPerToolAndRecipeClass(t *testing.T) {
 		org, tool, recipe string
 	}{
 		{"org-1", "IMP-2", ionRecipe},
-		{"org-1", "IMP-1", `{"species":"B","energy_kev":40}`},
-		{"org-1", "IMP-1", `{"species":"P","energy_kev":80}`},
+		{"org-1", "IMP-1", `{"species":"B","energy_kev":40,"dose_atoms_cm2":1e15,"beam_current_ma":5}`},
+		{"org-1", "IMP-1", `{"species":"P","energy_kev":80,"dose_atoms_cm2":1e15,"beam_current_ma":5}`},
 		{"org-2", "IMP-1", ionRecipe},
 	} {
 		adj, basis, err := st.Adjustments(t.Context(), c.org, process.KindIon, c.tool, json.RawMessage(c.recipe))
@@ -174,7 +174,7 @@ func TestR2RWaitsForTheLogBeforeAnswering(t *testing.T) {
 	head = appendRun(t, s, "ION-20261128-00000001", md,
 		&events.RunRequested{RunID: "ION-20261128-00000001", JobID: "j1", Kind: process.KindIon, ToolID: "T", Recipe: json.RawMessage(ionRecipe)},
 		&events.RunStarted{JobID: "j1"},
-		&events.RunCompleted{JobID: "j1", R2R: map[string]float64{"dose_error_pct": 1}})
+		&events.RunCompleted{JobID: "j1", R2R: rawJSON(map[string]float64{"dose_error_pct": 1})})
 	// No WaitFor here: Adjustments itself waits for the head.
 	adj, basis, err := st.Adjustments(t.Context(), "org-1", process.KindIon, "T", json.RawMessage(ionRecipe))
 	if err != nil || basis["synced"] != true || adj[projections.R2RDoseScale] >= 1 {

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"github.com/spectra-fab/spectra/events"
 	"github.com/spectra-fab/spectra/process"
 	"github.com/spectra-fab/spectra/process/spc"
+	"github.com/spectra-fab/spectra/run"
 )
 
 // CategorySPC is the stream category of the chart-level SPC facts:
@@ -329,17 +329,21 @@ type namedValue struct {
 // by name: every finite R2R observation, and the kind's charted results
 // the observations lack.
 func chartParameters(kind process.Kind, e *events.RunCompleted) []namedValue {
+	res, obs, err := run.Outcome(kind, e)
+	if err != nil {
+		return nil
+	}
 	var out []namedValue
-	for name, v := range e.R2R {
-		if !math.IsNaN(v) && !math.IsInf(v, 0) {
+	seen := map[string]bool{}
+	if obs != nil {
+		for name, v := range obs.Values() {
 			out = append(out, namedValue{name, v})
+			seen[name] = true
 		}
 	}
+	figures := res.Figures()
 	for _, name := range spcParameters[kind] {
-		if _, ok := e.R2R[name]; ok {
-			continue
-		}
-		if v, ok := e.Result[name].(float64); ok && !math.IsNaN(v) && !math.IsInf(v, 0) {
+		if v, ok := figures[name]; ok && !seen[name] {
 			out = append(out, namedValue{name, v})
 		}
 	}

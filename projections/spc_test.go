@@ -45,8 +45,8 @@ func completeIonRun(t *testing.T, s events.Store, i int, tool string, meta event
 		&events.RunRequested{RunID: runID, JobID: jobID, Kind: process.KindIon, ToolID: tool,
 			Recipe: json.RawMessage(`{"species":"P","energy_kev":40}`), CreatedAt: time.Unix(int64(100+i), 0).UTC()},
 		&events.RunStarted{JobID: jobID, Seed: int64(i)},
-		&events.RunCompleted{JobID: jobID, Result: map[string]any{"dose_error_pct": doseErr},
-			R2R: map[string]float64{"dose_error_pct": doseErr, "mean_beam_current_ma": 5 + doseErr/100}},
+		&events.RunCompleted{JobID: jobID, Result: rawJSON(map[string]any{"dose_error_pct": doseErr}),
+			R2R: rawJSON(map[string]float64{"dose_error_pct": doseErr, "mean_beam_current_ma": 5 + doseErr/100, "dose_uniformity_pct": 0.5})},
 	)
 }
 
@@ -185,8 +185,8 @@ func TestSPCChartFlagsADriftAgainstItsBaseline(t *testing.T) {
 			t.Errorf("spc record %s metadata = %+v, want org-1 and a causation id", r.Type, r.Metadata)
 		}
 	}
-	if limits != 2 || violations < len(c.Violations) {
-		t.Errorf("spc stream holds %d limits and %d violations, want 2 (two parameters) and ≥ %d", limits, violations, len(c.Violations))
+	if limits != 3 || violations < len(c.Violations) {
+		t.Errorf("spc stream holds %d limits and %d violations, want 3 (three parameters) and ≥ %d", limits, violations, len(c.Violations))
 	}
 
 	// A second monitor over the same log records nothing again.

@@ -96,7 +96,7 @@ type Run struct {
 	RetryCount     int            `json:"retry_count"`
 	SPCAlertsCount int            `json:"spc_alerts_count"`
 	FDCAlarmsCount int            `json:"fdc_alarms_count"`
-	Result         map[string]any `json:"-"` // flattened into the response by the API
+	Result         json.RawMessage `json:"-"` // a JSON object, flattened into the response by the API
 	LogsURI        string         `json:"logs_uri"`
 	Artifacts      []Artifact     `json:"artifacts"`
 	Revision       uint64         `json:"revision"` // last applied revision of the run stream

@@ -13,6 +13,7 @@ import (
 	"github.com/spectra-fab/spectra/events"
 	"github.com/spectra-fab/spectra/node"
 	"github.com/spectra-fab/spectra/process"
+	"github.com/spectra-fab/spectra/process/ion"
 	"github.com/spectra-fab/spectra/projections"
 )
 
@@ -51,9 +52,9 @@ func (b *beam) Step() process.StepResult {
 		Sample: process.Sample{"time_s": float64(b.n) * process.Period}}
 }
 func (b *beam) Finish() process.Outcome {
-	return process.Outcome{Result: map[string]any{}, R2R: map[string]float64{
-		"mean_beam_current_ma": 5*(1+b.off/100) + 0.01*b.rng.NormFloat64(),
-		"dose_error_pct":       -2 + 0.05*b.rng.NormFloat64()}}
+	return process.Outcome{Result: &ion.Result{}, R2R: &ion.Observations{
+		MeanBeamCurrentMA: 5*(1+b.off/100) + 0.01*b.rng.NormFloat64(),
+		DoseErrorPct:      -2 + 0.05*b.rng.NormFloat64()}}
 }
 
 // TestProjectionsRebuildDrawsTheSameChart: 30 runs with a drift from run

@@ -19,6 +19,7 @@ package eventstest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -91,7 +92,7 @@ func newEvent(t testing.TB, kind, org string) events.Event {
 	case "started":
 		p = events.RunStarted{JobID: fmt.Sprintf("job-%d", n), Attempt: 1, Seed: int64(n)}
 	case "completed":
-		p = events.RunCompleted{JobID: fmt.Sprintf("job-%d", n), Step: n, Result: map[string]any{"dose": 1.5e15}}
+		p = events.RunCompleted{JobID: fmt.Sprintf("job-%d", n), Step: n, Result: json.RawMessage(`{"dose":1.5e15}`)}
 	case "denied":
 		p = events.AccessDenied{Status: 403, Method: "GET", Path: fmt.Sprintf("/jobs/%d", n)}
 	default:

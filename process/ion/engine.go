@@ -449,62 +449,56 @@ func (e *Engine) Finish() process.Outcome {
 	massKg := info.massU * 1.66053906660e-27
 	fieldT := math.Sqrt(2*massKg*e.r.EnergyKeV*1e3*elementaryCharge) / (chargeState * elementaryCharge * analyzerRadiusM)
 
-	result := map[string]any{
-		"final_dose_atoms_cm2":      finalDose,
-		"dose_error_pct":            doseErr,
-		"integrated_dose_atoms_cm2": measured,
-		"dose_setpoint_atoms_cm2":   target * e.scale,
-		"dose_uniformity_pct":       exact.sigmaPct,
-		"vm_prediction": map[string]any{
-			"sheet_resistance_ohm_sq": finite(vm.SheetResistanceOhmSq),
-			"junction_depth_um":       finite(vm.JunctionDepthUm),
-			"activation_pct":          finite(vm.ActivationPct),
+	result := &Result{
+		FinalDoseAtomsCm2:      finalDose,
+		DoseErrorPct:           doseErr,
+		IntegratedDoseAtomsCm2: measured,
+		DoseSetpointAtomsCm2:   target * e.scale,
+		DoseUniformityPct:      exact.sigmaPct,
+		VMPrediction: VMResult{
+			SheetResistanceOhmSq: finite(vm.SheetResistanceOhmSq),
+			JunctionDepthUm:      finite(vm.JunctionDepthUm),
+			ActivationPct:        finite(vm.ActivationPct),
 		},
-		"vm_assumptions": map[string]any{
-			"anneal_temp_c": vmAnnealC, "anneal_time_s": vmAnnealS,
-			"background_cm3": vmBackgroundCm3, "background_type": backgroundType(e.r.Species),
-		},
-		"mean_beam_current_ma":       meanI,
-		"mean_chamber_pressure_torr": meanP,
-		"max_wafer_temp_c":           e.maxTemp,
-		"analyzer_field_t":           fieldT,
-		"r2r_recommendation":         map[string]any{r2rScaleKey: next},
-		"r2r_applied":                map[string]any{r2rScaleKey: e.scale},
-		"projected_range_nm":         e.mom.RpNm,
-		"straggle_nm":                e.mom.DRpNm,
-		"profile_model":              p.Kind(),
-		"implant_time_s":             e.t,
-		"planned_implant_time_s":     e.plannedS,
-		"passes":                     e.dc.sc.passes,
-		"beam_glitches":              e.glitches,
-		"spc_alerts_count":           e.spcAlarms,
-		"fdc_alarms_count":           e.fdcAlarms,
+		VMAssumptions: VMAssumptions{AnnealTempC: vmAnnealC, AnnealTimeS: vmAnnealS,
+			BackgroundCm3: vmBackgroundCm3, BackgroundType: backgroundType(e.r.Species)},
+		MeanBeamCurrentMA:       meanI,
+		MeanChamberPressureTorr: meanP,
+		MaxWaferTempC:           e.maxTemp,
+		AnalyzerFieldT:          fieldT,
+		R2RRecommendation:       DoseTrim{DoseSetpointScale: next},
+		R2RApplied:              DoseTrim{DoseSetpointScale: e.scale},
+		ProjectedRangeNm:        e.mom.RpNm,
+		StraggleNm:              e.mom.DRpNm,
+		ProfileModel:            p.Kind(),
+		ImplantTimeS:            e.t,
+		PlannedImplantS:         e.plannedS,
+		Passes:                  e.dc.sc.passes,
+		BeamGlitches:            e.glitches,
+		SPCAlertsCount:          e.spcAlarms,
+		FDCAlarmsCount:          e.fdcAlarms,
 	}
 	if e.dc.underdose {
-		result["warnings"] = []string{fmt.Sprintf("dose ended at a pass boundary %.3g %% short of the set-point (less than a trim pass is worth)", 100*(1-e.dc.q/e.dc.setpoint))}
+		result.Warnings = []string{fmt.Sprintf("dose ended at a pass boundary %.3g %% short of the set-point (less than a trim pass is worth)", 100*(1-e.dc.q/e.dc.setpoint))}
 	}
 	if e.ended != nil {
-		result["fault"] = e.ended.Message
+		result.Fault = e.ended.Message
 	}
 	out := process.Outcome{
-		Result: result,
-		R2R: map[string]float64{
-			"dose_error_pct":       doseErr,
-			"mean_beam_current_ma": meanI,
-			"dose_uniformity_pct":  exact.sigmaPct,
-		},
+		Result:    result,
+		R2R:       &Observations{DoseErrorPct: doseErr, MeanBeamCurrentMA: meanI, DoseUniformityPct: exact.sigmaPct},
 		Artifacts: e.artifacts(),
 	}
 	e.outcome = &out
 	return out
 }
 
-// finite returns x, or nil (JSON null) when it is not finite.
-func finite(x float64) any {
+// finite returns &x, or nil (JSON null) when x is not finite.
+func finite(x float64) *float64 {
 	if math.IsNaN(x) || math.IsInf(x, 0) {
 		return nil
 	}
-	return x
+	return &x
 }
 
 func backgroundType(speciesName string) string {

@@ -61,34 +61,35 @@ func TestEngineSeedExample(t *testing.T) {
 		t.Fatalf("last step = %+v, want done at 80 %% without fault", last)
 	}
 	o := e.Finish()
-	final := o.Result["final_dose_atoms_cm2"].(float64)
+	res := o.Result.(*Result)
+	final := res.FinalDoseAtomsCm2
 	if relErr(final, 1e15) > 0.005 {
 		t.Errorf("final_dose_atoms_cm2 = %.5g, want 1e15 ±0.5 %%", final)
 	}
-	if de := o.Result["dose_error_pct"].(float64); math.Abs(de-100*(final/1e15-1)) > 1e-9 {
+	if de := res.DoseErrorPct; math.Abs(de-100*(final/1e15-1)) > 1e-9 {
 		t.Errorf("dose_error_pct = %v, inconsistent with the final dose %v", de, final)
 	}
-	vm := o.Result["vm_prediction"].(map[string]any)
+	vm := res.VMPrediction
 	// physics.md §2.3/§7.10: P 40 keV 1e15 on N_B = 1e15, fully active
 	// after anneal: Rs ≈ 86–93 Ω/sq (±25 % for a model, §0); xj 169 nm for
 	// the as-implanted σ and up to 426 nm for σ = 80 nm (±30 %).
-	if rs := vm["sheet_resistance_ohm_sq"].(float64); rs < 86*0.75 || rs > 93*1.25 {
+	if rs := *vm.SheetResistanceOhmSq; rs < 86*0.75 || rs > 93*1.25 {
 		t.Errorf("VM sheet resistance = %.1f Ω/sq, want 86–93 ±25 %%", rs)
 	}
-	if xj := vm["junction_depth_um"].(float64); xj < 0.169*0.7 || xj > 0.426*1.3 {
+	if xj := *vm.JunctionDepthUm; xj < 0.169*0.7 || xj > 0.426*1.3 {
 		t.Errorf("VM junction depth = %.3f µm, want 0.169–0.426 ±30 %%", xj)
 	}
-	if act := vm["activation_pct"].(float64); act < 90 || act > 100 {
+	if act := *vm.ActivationPct; act < 90 || act > 100 {
 		t.Errorf("VM activation = %.1f %%, want 90–100 after 1000 °C 10 s", act)
 	}
-	if u := o.Result["dose_uniformity_pct"].(float64); u <= 0 || u > 0.5 {
+	if u := res.DoseUniformityPct; u <= 0 || u > 0.5 {
 		t.Errorf("dose_uniformity_pct = %.3f, want within the 0.5 %% 1σ spec (physics.md §1.7)", u)
 	}
 	if _, err := json.Marshal(o.Result); err != nil {
 		t.Errorf("json.Marshal(Result) = %v", err)
 	}
 	for _, k := range []string{"dose_error_pct", "mean_beam_current_ma", "dose_uniformity_pct"} {
-		if _, ok := o.R2R[k]; !ok {
+		if _, ok := o.R2R.Values()[k]; !ok {
 			t.Errorf("R2R observations lack %q", k)
 		}
 	}
@@ -203,7 +204,7 @@ func TestEngineImplantTimeScalesAsDoseOverCurrent(t *testing.T) {
 		r := base
 		r.DoseAtomsCm2, r.BeamCurrentMA = dose, current
 		e, _ := run(t, r, process.Options{Seed: 3})
-		return e.Finish().Result["implant_time_s"].(float64)
+		return e.Finish().Result.(*Result).ImplantTimeS
 	}
 	t0 := timeOf(1e15, 5)
 	// physics.md §1.6: Q·q·A/I, with A the scanned area W×L.
@@ -316,13 +317,13 @@ func TestEngineDeadBeamFails(t *testing.T) {
 func TestEngineR2R(t *testing.T) {
 	r := mustRecipe(t, seedRecipe)
 	e, _ := run(t, r, process.Options{Seed: 5, R2R: map[string]float64{"dose_setpoint_scale": 1.02}})
-	o := e.Finish()
-	if got := o.Result["integrated_dose_atoms_cm2"].(float64); relErr(got, 1.02e15) > 1e-6 {
+	res := e.Finish().Result.(*Result)
+	if got := res.IntegratedDoseAtomsCm2; relErr(got, 1.02e15) > 1e-6 {
 		t.Errorf("integrated dose with scale 1.02 = %.6g, want 1.02e15", got)
 	}
 	// Over-dosed by ≈2 %, the EWMA (λ = 0.3) trims the next run by 0.3 × 2 %.
-	next := o.Result["r2r_recommendation"].(map[string]any)["dose_setpoint_scale"].(float64)
-	y := o.Result["final_dose_atoms_cm2"].(float64) / 1e15
+	next := res.R2RRecommendation.DoseSetpointScale
+	y := res.FinalDoseAtomsCm2 / 1e15
 	if want := 1.02 - r2rLambda*(y-1); math.Abs(next-want) > 1e-9 {
 		t.Errorf("r2r recommendation = %.5f, want %.5f", next, want)
 	}
@@ -346,7 +347,7 @@ func TestEngineAllSpecies(t *testing.T) {
 			continue
 		}
 		o := e.Finish()
-		if de := o.Result["dose_error_pct"].(float64); math.Abs(de) > 0.5 {
+		if de := o.Result.(*Result).DoseErrorPct; math.Abs(de) > 0.5 {
 			t.Errorf("%s: dose error %.3f %%, want within 0.5 %%", sp, de)
 		}
 		if _, err := json.Marshal(o.Result); err != nil {

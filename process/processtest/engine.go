@@ -28,7 +28,22 @@ type Factory struct {
 	Kind process.Kind
 	// Result, when set, is the result every run reports; by default
 	// {"steps": n, "seed": seed}.
-	Result map[string]any
+	Result Result
+}
+
+// Result is the test engine's result: any JSON object. Its figures are
+// its numbers.
+type Result map[string]any
+
+// Figures implements process.Result.
+func (r Result) Figures() map[string]float64 {
+	f := process.Figures{}
+	for k, v := range r {
+		if x, ok := v.(float64); ok {
+			f.Add(k, x)
+		}
+	}
+	return f
 }
 
 // Validate returns a *process.ValidationError for an invalid recipe.
@@ -65,7 +80,7 @@ type Engine struct {
 	Recipe Recipe
 	Opts   process.Options
 	kind   process.Kind
-	result map[string]any
+	result Result
 	n      int
 }
 
@@ -112,7 +127,7 @@ func (e *Engine) Step() process.StepResult {
 
 // Finish implements process.Engine.
 func (e *Engine) Finish() process.Outcome {
-	res := map[string]any{"steps": e.n, "seed": e.Opts.Seed}
+	res := Result{"steps": e.n, "seed": e.Opts.Seed}
 	if e.result != nil {
 		res = maps.Clone(e.result)
 	}

@@ -23,7 +23,7 @@ const (
 // columnar JSON (one array per key, every 100 ms sample), the
 // temperature-profile and control charts as SVG, the alarms and the VM
 // prediction.
-func (e *Engine) artifacts(vm map[string]any) []process.Artifact {
+func (e *Engine) artifacts(vm VMResult) []process.Artifact {
 	var tel bytes.Buffer
 	tel.WriteByte('{')
 	for i, k := range TelemetryKeys {

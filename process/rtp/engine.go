@@ -438,35 +438,27 @@ func (e *Engine) Finish() process.Outcome {
 	if f := e.recipe.N2SLM + e.recipe.O2SLM; f > 0 {
 		o2 = e.recipe.O2SLM / f
 	}
-	vm := map[string]any{
-		"activation_pct":          nil,
-		"diffusion_depth_um":      nil,
-		"sheet_resistance_ohm_sq": nil,
-		"junction_depth_um":       nil,
-		"oxide_thickness_nm":      oxideNm(meas, process.Period, o2),
-	}
-	obs := map[string]float64{
-		"temp_error_c":       m.TempErrorC,
-		"max_overshoot_c":    m.MaxOvershootC,
-		"avg_ramp_error_c":   m.AvgRampErrorC,
-		"settling_time_s":    m.SettlingS,
-		"final_temp_c":       m.FinalC,
-		"peak_temp_c":        m.PeakC,
-		"hold_sigma_c":       m.HoldSigmaC,
-		"thermal_budget_cm2": budget,
-		"t_eff_error_s":      effErr,
-		"oxide_thickness_nm": vm["oxide_thickness_nm"].(float64),
+	vm := VMResult{OxideThicknessNm: oxideNm(meas, process.Period, o2)}
+	obs := &Observations{
+		TempErrorC:       m.TempErrorC,
+		MaxOvershootC:    m.MaxOvershootC,
+		AvgRampErrorC:    m.AvgRampErrorC,
+		SettlingTimeS:    m.SettlingS,
+		FinalTempC:       m.FinalC,
+		PeakTempC:        m.PeakC,
+		HoldSigmaC:       m.HoldSigmaC,
+		ThermalBudgetCm2: budget,
+		TEffErrorS:       effErr,
+		OxideThicknessNm: vm.OxideThicknessNm,
 	}
 	if c := e.recipe.Implant; c != nil {
 		act, diff, rs, xj := predictImplant(*c, budget, m.PeakC)
-		vm["activation_pct"] = act
-		vm["diffusion_depth_um"] = diff
-		vm["junction_depth_um"] = xj
+		vm.ActivationPct, vm.DiffusionDepthUm, vm.JunctionDepthUm = &act, &diff, &xj
 		if !math.IsInf(rs, 0) {
-			vm["sheet_resistance_ohm_sq"] = rs
-			obs["sheet_resistance_ohm_sq"] = rs
+			vm.SheetResistanceOhmSq = &rs
+			obs.SheetResistanceOhmSq = &rs
 		}
-		obs["junction_depth_um"] = xj
+		obs.JunctionDepthUm = &xj
 	}
 
 	warnings := append([]string(nil), e.warning...)
@@ -477,25 +469,21 @@ func (e *Engine) Finish() process.Outcome {
 		warnings = append(warnings, "the peak hold never settled within ±1 °C")
 	}
 
-	result := map[string]any{
-		"final_temp_c":           m.FinalC,
-		"temp_error_c":           m.TempErrorC,
-		"max_overshoot_c":        m.MaxOvershootC,
-		"avg_ramp_error_c":       m.AvgRampErrorC,
-		"settling_time_s":        m.SettlingS,
-		"thermal_budget":         budget,
-		"thermal_budget_species": species,
-		"diffusion_length_um":    silicon.DiffusionLength(budget),
-		"effective_time_s":       tEff,
-		"peak_temp_c":            m.PeakC,
-		"vm_prediction":          vm,
-		"r2r_recommendation": map[string]any{
-			R2RHoldOffset:   rec,
-			"t_eff_error_s": effErr,
-			"lambda":        R2RLambda,
-		},
-		"spc_alerts_count": len(e.alarms),
-		"warnings":         warnings,
+	result := &Result{
+		FinalTempC:           m.FinalC,
+		TempErrorC:           m.TempErrorC,
+		MaxOvershootC:        m.MaxOvershootC,
+		AvgRampErrorC:        m.AvgRampErrorC,
+		SettlingTimeS:        m.SettlingS,
+		ThermalBudget:        budget,
+		ThermalBudgetSpecies: species,
+		DiffusionLengthUm:    silicon.DiffusionLength(budget),
+		EffectiveTimeS:       tEff,
+		PeakTempC:            m.PeakC,
+		VMPrediction:         vm,
+		R2RRecommendation:    Recommendation{HoldOffsetS: rec, TEffErrorS: effErr, Lambda: R2RLambda},
+		SPCAlertsCount:       len(e.alarms),
+		Warnings:             warnings,
 	}
 	return process.Outcome{
 		Result:    result,

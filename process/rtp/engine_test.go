@@ -40,13 +40,32 @@ func mustEngine(tb testing.TB, r Recipe, opts process.Options) *Engine {
 	return e
 }
 
-func num64(tb testing.TB, m map[string]any, key string) float64 {
+// num64 reads a number from a result (or a part of one) as its JSON has
+// it: the tests check the wire names too.
+func num64(tb testing.TB, x any, key string) float64 {
 	tb.Helper()
+	m := asJSON(tb, x)
 	v, ok := m[key].(float64)
 	if !ok {
 		tb.Fatalf("result[%q] = %v (%T), want a number", key, m[key], m[key])
 	}
 	return v
+}
+
+func asJSON(tb testing.TB, x any) map[string]any {
+	tb.Helper()
+	if m, ok := x.(map[string]any); ok {
+		return m
+	}
+	b, err := json.Marshal(x)
+	if err != nil {
+		tb.Fatalf("json.Marshal(%T) = %v", x, err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		tb.Fatalf("json.Unmarshal(%s) = %v", b, err)
+	}
+	return m
 }
 
 // The seed's recipe (§2.7) runs to completion with the seed's PID gains
@@ -86,7 +105,7 @@ func TestSeedRecipe(t *testing.T) {
 			if l := num64(t, res, "diffusion_length_um"); rel(l, 2*math.Sqrt(budget)*1e4) > 1e-9 {
 				t.Errorf("diffusion_length_um = %g, want 2√(Dt)", l)
 			}
-			vm := res["vm_prediction"].(map[string]any)
+			vm := res.(*Result).VMPrediction
 			// §2.3/§7 vector 10: P 40 keV 1e15 fully active ≈ 86–93 Ω/sq; xj ≈ 169 nm as implanted.
 			if rs := num64(t, vm, "sheet_resistance_ohm_sq"); rs < 86*0.75 || rs > 93*1.25 {
 				t.Errorf("sheet_resistance_ohm_sq = %.1f, want 86–93 ± 25 %%", rs)
@@ -98,7 +117,7 @@ func TestSeedRecipe(t *testing.T) {
 				t.Errorf("oxide_thickness_nm = %g, want the 1.2 nm native oxide in N2", ox)
 			}
 			for _, k := range []string{"temp_error_c", "max_overshoot_c", "avg_ramp_error_c"} {
-				if _, ok := out.R2R[k]; !ok {
+				if _, ok := out.R2R.Values()[k]; !ok {
 					t.Errorf("R2R observations lack %q", k)
 				}
 			}
@@ -126,7 +145,7 @@ func TestOxidation(t *testing.T) {
 	}
 	e := mustEngine(t, r, process.Options{Seed: 1})
 	run(t, e)
-	vm := e.Finish().Result["vm_prediction"].(map[string]any)
+	vm := e.Finish().Result.(*Result).VMPrediction
 	ox := num64(t, vm, "oxide_thickness_nm")
 	if ox < hold || ox > 1.15*hold {
 		t.Errorf("oxide_thickness_nm = %.2f, want %.2f–%.2f", ox, hold, 1.15*hold)
@@ -135,7 +154,7 @@ func TestOxidation(t *testing.T) {
 	r.N2SLM = 15
 	e = mustEngine(t, r, process.Options{Seed: 1})
 	run(t, e)
-	if diluted := num64(t, e.Finish().Result["vm_prediction"].(map[string]any), "oxide_thickness_nm"); diluted >= ox || diluted <= 1.2 {
+	if diluted := num64(t, e.Finish().Result.(*Result).VMPrediction, "oxide_thickness_nm"); diluted >= ox || diluted <= 1.2 {
 		t.Errorf("oxide in 25 %% O2 = %.2f nm, want between 1.2 and %.2f", diluted, ox)
 	}
 }
@@ -347,7 +366,7 @@ func TestR2R(t *testing.T) {
 	if peak := num64(t, res, "peak_temp_c"); math.Abs(peak-1005) > 1.5 {
 		t.Errorf("peak_temp_c with temp_offset_c 5 = %.2f, want ≈1005", peak)
 	}
-	rec := res["r2r_recommendation"].(map[string]any)
+	rec := res.(*Result).R2RRecommendation
 	effErr := num64(t, rec, "t_eff_error_s")
 	if effErr <= 0 {
 		t.Errorf("t_eff_error_s = %.2f, want > 0 (hotter and longer than nominal)", effErr)
