@@ -91,16 +91,16 @@ type Run struct {
 	// DurationSeconds is wall time from start to completion.
 	DurationSeconds *float64 `json:"duration_seconds"`
 	// ProcessTimeS is the process time the run has covered.
-	ProcessTimeS   float64        `json:"process_time_s"`
-	ErrorMessage   string         `json:"error_message,omitempty"`
-	RetryCount     int            `json:"retry_count"`
-	SPCAlertsCount int            `json:"spc_alerts_count"`
-	FDCAlarmsCount int            `json:"fdc_alarms_count"`
+	ProcessTimeS   float64         `json:"process_time_s"`
+	ErrorMessage   string          `json:"error_message,omitempty"`
+	RetryCount     int             `json:"retry_count"`
+	SPCAlertsCount int             `json:"spc_alerts_count"`
+	FDCAlarmsCount int             `json:"fdc_alarms_count"`
 	Result         json.RawMessage `json:"-"` // a JSON object, flattened into the response by the API
-	LogsURI        string         `json:"logs_uri"`
-	Artifacts      []Artifact     `json:"artifacts"`
-	Revision       uint64         `json:"revision"` // last applied revision of the run stream
-	Position       uint64         `json:"position"` // global position of that event
+	LogsURI        string          `json:"logs_uri"`
+	Artifacts      []Artifact      `json:"artifacts"`
+	Revision       uint64          `json:"revision"` // last applied revision of the run stream
+	Position       uint64          `json:"position"` // global position of that event
 }
 
 // RunFilter selects runs of one organisation.
