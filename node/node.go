@@ -47,51 +47,49 @@ type Node struct {
 
 // Start opens the stores, catches the projections up, wakes every
 // unfinished run and (when HTTPAddr is set) serves the API.
-func Start(ctx context.Context, cfg Config) (n *Node, err error) {
+// A start-up failure shuts down whatever had started (the embedded NATS
+// server, connections, goroutines) before Start returns the error.
+func Start(ctx context.Context, cfg Config) (*Node, error) {
 	cfg = cfg.withDefaults()
-	n = &Node{cfg: cfg, errc: make(chan error, 2), registry: prometheus.NewRegistry()}
-	defer func() {
-		if err != nil {
-			n.Close()
-		}
-	}()
+	n := &Node{cfg: cfg, errc: make(chan error, 2), registry: prometheus.NewRegistry()}
+	if err := n.start(ctx); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) start(ctx context.Context) (err error) {
+	cfg := n.cfg
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	if cfg.NATSURL == "" {
 		n.server, err = jetstream.StartServer(jetstream.ServerConfig{DataDir: cfg.DataDir, Sync: !cfg.NoSync,
 			ListenAddr: cfg.NATSListen, Logger: cfg.Logger})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		n.nc, err = n.server.Connect(nats.Name("spectra-" + cfg.Node))
 	} else {
 		n.nc, err = nats.Connect(cfg.NATSURL, nats.Name("spectra-"+cfg.Node), nats.MaxReconnects(-1))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats: %w", err)
+		return fmt.Errorf("connect to nats %s: %w", cfg.NATSURL, err)
 	}
 	js, err := njs.New(n.nc)
 	if err != nil {
-		return nil, err
+		return err
 	}
 
-	switch {
-	case cfg.EventStore == "jetstream":
-		n.store, err = jetstream.New(ctx, n.nc, jetstream.Options{Logger: cfg.Logger.With("component", "store")})
-	case strings.HasPrefix(cfg.EventStore, "esdb") || strings.HasPrefix(cfg.EventStore, "kurrentdb"):
-		n.store, err = openKurrent(ctx, cfg.EventStore, cfg)
-	default:
-		err = fmt.Errorf("unknown event store %q (want jetstream, esdb://… or kurrentdb://…)", cfg.EventStore)
-	}
-	if err != nil {
-		return nil, err
+	if n.store, err = openStore(ctx, n.nc, cfg); err != nil {
+		return err
 	}
 	if n.artifacts, err = openArtifacts(ctx, js, cfg.ArtifactTTL); err != nil {
-		return nil, err
+		return err
 	}
 	cps, err := natskv.Open(ctx, js)
 	if err != nil {
-		return nil, err
+		return err
 	}
 
 	n.jobs = projections.NewJobStatus()
@@ -141,7 +139,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		AllowFaultInjection: cfg.AllowFaultInjection, Logger: cfg.Logger.With("component", "actors")},
 		n.store, n.artifacts, cfg.Engines, n.r2r)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	n.registry.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "spectra_run_actors_fenced_total",
@@ -157,9 +155,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	select {
 	case <-n.runner.CaughtUp():
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
 	case err := <-n.errc:
-		return nil, err
+		return err
 	}
 	n.actors.Wake(n.jobs.Unfinished()...)
 	n.wg.Add(1)
@@ -175,7 +173,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	var jwks *api.JWKS
 	if cfg.JWKSFile != "" {
 		if jwks, err = api.OpenJWKS(cfg.JWKSFile); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	n.api = api.New(api.Config{JWTSecret: api.Secret(cfg.JWTSecret), Logger: cfg.Logger.With("component", "api"),
@@ -195,7 +193,23 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 			}
 		}()
 	}
-	return n, nil
+	return nil
+}
+
+// openStore opens the event store cfg.EventStore names. It returns a nil
+// interface on error (never a typed nil pointer), so Close can test it.
+func openStore(ctx context.Context, nc *nats.Conn, cfg Config) (events.Store, error) {
+	switch {
+	case cfg.EventStore == "jetstream":
+		st, err := jetstream.New(ctx, nc, jetstream.Options{Logger: cfg.Logger.With("component", "store")})
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
+	case strings.HasPrefix(cfg.EventStore, "esdb") || strings.HasPrefix(cfg.EventStore, "kurrentdb"):
+		return openKurrent(ctx, cfg.EventStore, cfg)
+	}
+	return nil, fmt.Errorf("unknown event store %q (want jetstream, esdb://… or kurrentdb://…)", cfg.EventStore)
 }
 
 func (n *Node) reconcile(ctx context.Context) {
