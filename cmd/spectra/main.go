@@ -21,6 +21,7 @@ commands:
   replay RUN_ID               print a run's events from a server
   audit [--run-id ID] …       print who did what and when, from a server's audit trail
   projections rebuild [NAME]  rebuild read models from the log (server stopped)
+  bench [--runs N] …          load a server with runs; print runs/s, latencies, events/s, fsyncs/s
 
 run 'spectra <command> -h' for a command's flags`
 
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string) error {
 		return runAudit(ctx, args[1:])
 	case "projections":
 		return runProjections(ctx, args[1:])
+	case "bench":
+		return runBench(ctx, args[1:])
 	case "-h", "--help", "help":
 		fmt.Println(usage)
 		return nil

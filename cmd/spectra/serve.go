@@ -87,6 +87,7 @@ func runServe(ctx context.Context, args []string) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer n.Close()
+	defer servePprof(logger)()
 	logger.Info("spectra serving", "http", httpAddr, "data_dir", sf.dataDir, "event_store", sf.eventStore,
 		"time_scale", timeScale, "fsync", !sf.noSync, "dev", dev)
 	if dev {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -38,10 +39,11 @@ func (e *errDuplicate) Error() string { return fmt.Sprintf("duplicate of the eve
 
 // Append implements events.Store. Optimistic concurrency is JetStream's
 // own: the first message carries the sequence that the stream's last
-// event must have (Nats-Expected-Last-Subject-Sequence), so the server
-// refuses a stale writer atomically. Several events go as one atomic
-// batch; one event as a plain publish, the fastest path. Appends may carry
-// at most 1,000 events (JetStream's batch limit); more is ErrInvalid.
+// message must have (Nats-Expected-Last-Subject-Sequence, over the
+// stream's subjects), so the server refuses a stale writer atomically.
+// The events go as one message, one fsync (see codec.go); only an append
+// spanning organisations or about 900 KiB takes an atomic batch of
+// several. Appends may carry at most 1,000 events; more is ErrInvalid.
 func (s *Store) Append(ctx context.Context, stream string, expected events.Expected, evs ...events.Event) (events.AppendResult, error) {
 	if err := validate(stream, expected, evs); err != nil {
 		return events.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
@@ -61,7 +63,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected events.Expec
 }
 
 func (s *Store) append(ctx context.Context, stream string, expected events.Expected, evs []events.Event) (events.AppendResult, error) {
-	subj := subject(stream)
+	subj := streamSubjects(stream)
 	useCache := true
 	for attempt := 0; ; attempt++ {
 		// Where must the stream end for this append to go ahead?
@@ -82,9 +84,10 @@ func (s *Store) append(ctx context.Context, stream string, expected events.Expec
 			at = cur
 		}
 
-		res, err := s.publish(ctx, subj, at, evs)
+		res, err := s.publish(ctx, stream, at, evs)
 		if err == nil {
-			s.tails.put(stream, tail{rev: int64(res.Revision), seq: res.Position})
+			s.stats.events.Add(uint64(len(evs)))
+			s.tails.put(stream, tail{rev: int64(res.Revision), seq: messageOf(res.Position)})
 			return res, nil
 		}
 		var apiErr *jetstream.APIError
@@ -142,7 +145,7 @@ func (s *Store) stored(ctx context.Context, stream string, expected events.Expec
 	if start < 0 || start+n-1 > cur.rev {
 		return events.AppendResult{}, false, nil
 	}
-	recs, err := s.readRange(ctx, subject(stream), uint64(start), int(n), cur)
+	recs, err := s.readRange(ctx, streamSubjects(stream), uint64(start), int(n), cur)
 	if err != nil {
 		return events.AppendResult{}, false, err
 	}
@@ -158,20 +161,27 @@ func (s *Store) stored(ctx context.Context, stream string, expected events.Expec
 	return events.AppendResult{Revision: last.Revision, Position: last.Position}, true, nil
 }
 
-// publish appends evs after the stream's end at, which the server checks.
-func (s *Store) publish(ctx context.Context, subj string, at tail, evs []events.Event) (events.AppendResult, error) {
-	msgs := make([]*nats.Msg, len(evs))
-	for i, ev := range evs {
-		m, err := encode(subj, ev, uint64(at.rev+1+int64(i)))
+// publish appends evs after the stream's end at, which the server checks:
+// one message when they fit, else an atomic batch.
+func (s *Store) publish(ctx context.Context, stream string, at tail, evs []events.Event) (events.AppendResult, error) {
+	groups := group(evs)
+	msgs := make([]*nats.Msg, len(groups))
+	rev := uint64(at.rev + 1)
+	for i, g := range groups {
+		m, err := encode(stream, g, rev)
 		if err != nil {
 			return events.AppendResult{}, err
 		}
-		msgs[i] = m
+		msgs[i], rev = m, rev+uint64(len(g))
 	}
 	// Only the first message can carry the expectation: inside a batch
-	// the server refuses it on a subject the batch already wrote.
-	msgs[0].Header.Set(hdrExpectedLastSubjSeq, fmt.Sprint(at.seq))
+	// the server refuses it on a subject the batch already wrote. It
+	// names every subject of the stream (any organisation token).
+	msgs[0].Header.Set(hdrExpectedLastSubjSeq, strconv.FormatUint(at.seq, 10))
+	msgs[0].Header.Set(hdrExpectedLastSubjSeqSubj, streamSubjects(stream))
 	last := uint64(at.rev + int64(len(evs)))
+	n := len(groups[len(groups)-1])
+	s.stats.messages.Add(uint64(len(msgs)))
 	if len(msgs) == 1 {
 		ack, err := s.js.PublishMsg(ctx, msgs[0])
 		if err != nil {
@@ -180,13 +190,13 @@ func (s *Store) publish(ctx context.Context, subj string, at tail, evs []events.
 		if ack.Duplicate {
 			return events.AppendResult{}, &errDuplicate{seq: ack.Sequence}
 		}
-		return events.AppendResult{Revision: last, Position: ack.Sequence}, nil
+		return events.AppendResult{Revision: last, Position: position(ack.Sequence, n-1)}, nil
 	}
 	ack, err := jetstreamext.PublishMsgBatch(ctx, s.js, msgs)
 	if err != nil {
 		return events.AppendResult{}, err
 	}
-	return events.AppendResult{Revision: last, Position: ack.Sequence}, nil
+	return events.AppendResult{Revision: last, Position: position(ack.Sequence, n-1)}, nil
 }
 
 func validate(stream string, expected events.Expected, evs []events.Event) error {

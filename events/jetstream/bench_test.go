@@ -206,7 +206,7 @@ func rawRead(b *testing.B, js natsjs.JetStream, filter string, count int) {
 
 func BenchmarkReadStream3000(b *testing.B) {
 	s := openStore(b, b.TempDir(), false)
-	fill(b, s, []string{"run-read3000", "run-other"}, 3000, 100)
+	fill(b, s, []string{"run-read3000", "run-other"}, 3000, 1) // one message per event, as raw reads them
 	ctx := context.Background()
 	b.Run("store_forwards", func(b *testing.B) {
 		for range b.N {
@@ -236,7 +236,7 @@ func BenchmarkReadStream3000(b *testing.B) {
 	})
 	b.Run("raw_ordered_consumer", func(b *testing.B) {
 		for range b.N {
-			rawRead(b, s.JetStream(), "ev.run.read3000", 3000)
+			rawRead(b, s.JetStream(), "ev.run.read3000.>", 3000)
 		}
 		b.ReportMetric(3000*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	})
@@ -245,7 +245,7 @@ func BenchmarkReadStream3000(b *testing.B) {
 			n := 0
 			for from := uint64(1); n < 3000; {
 				it, err := jetstreamext.GetBatch(ctx, s.JetStream(), jetstream.DefaultStream, 1000,
-					jetstreamext.GetBatchSeq(from), jetstreamext.GetBatchSubject("ev.run.read3000"))
+					jetstreamext.GetBatchSeq(from), jetstreamext.GetBatchSubject("ev.run.read3000.>"))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -269,7 +269,7 @@ func BenchmarkReplay100k(b *testing.B) {
 	for i := range streams {
 		streams[i] = fmt.Sprintf("run-replay%d", i)
 	}
-	fill(b, s, streams, total/len(streams), 100)
+	fill(b, s, streams, total/len(streams), 1) // one message per event, as raw reads them
 	ctx := context.Background()
 	b.Run("store_ReadAll", func(b *testing.B) {
 		for range b.N {

@@ -1,9 +1,13 @@
 package jetstream
 
 import (
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -11,58 +15,236 @@ import (
 	"github.com/spectra-fab/spectra/events"
 )
 
-// An event is stored as one message: the payload is the body, unchanged;
-// the envelope is in headers. The time is the server's own timestamp and
-// the position its sequence, so neither is stored twice.
+// One Append is one message (or, when its events belong to several
+// organisations or outgrow one message, an atomic batch of as few messages
+// as fit): with the server's sync on, an fsync per message, so an append
+// of n events costs one fsync, not n.
+//
+// A message of one event holds its payload as the body, unchanged, and
+// the envelope in headers. A message of n > 1 events says so in
+// Spectra-Count and frames them in its body, each as four
+// length-prefixed (uvarint) fields: id, type, metadata (JSON; empty: the
+// message's Spectra-Metadata) and payload. Spectra-Revision is the
+// revision of the message's first event; the others follow it. The time
+// is the server's timestamp.
+//
+// Positions: the event at index i of the message at stream sequence seq
+// is at position seq×PositionsPerMessage + i. Positions so grow with the
+// log, are unique, and name their message: a reader starts at message
+// position/PositionsPerMessage and skips what lies before.
 const (
-	hdrID       = nats.MsgIdHdr // "Nats-Msg-Id": also de-duplicates re-sent events
+	hdrID       = nats.MsgIdHdr // "Nats-Msg-Id": the first event's id; also de-duplicates a re-sent message
 	hdrType     = "Spectra-Type"
 	hdrRevision = "Spectra-Revision"
+	hdrCount    = "Spectra-Count"    // events in the message; absent: 1
 	hdrMetadata = "Spectra-Metadata" // JSON; absent when empty
 
-	hdrExpectedLastSubjSeq = "Nats-Expected-Last-Subject-Sequence"
+	hdrExpectedLastSubjSeq     = "Nats-Expected-Last-Subject-Sequence"
+	hdrExpectedLastSubjSeqSubj = "Nats-Expected-Last-Subject-Sequence-Subject"
 )
 
-func encode(subj string, ev events.Event, rev uint64) (*nats.Msg, error) {
-	m := nats.NewMsg(subj)
-	m.Data = ev.Data
-	m.Header.Set(hdrID, ev.ID)
-	m.Header.Set(hdrType, ev.Type)
+// PositionsPerMessage is how many positions one message spans: the most
+// events one message may carry.
+const PositionsPerMessage = 1000
+
+// maxMessageBody is the most payload bytes one message carries before
+// an append spills into a second message of an atomic batch (NATS's
+// default max_payload is 1 MiB; headers need room too).
+const maxMessageBody = 900 << 10
+
+func position(seq uint64, i int) uint64 { return seq*PositionsPerMessage + uint64(i) }
+
+// messageOf is the sequence of the message holding position p.
+func messageOf(p uint64) uint64 { return p / PositionsPerMessage }
+
+// Distance is how many messages lie between positions from and to (to ≥
+// from): a lag in appends, whatever the events per append.
+func Distance(from, to uint64) uint64 {
+	if to <= from {
+		return 0
+	}
+	return messageOf(to) - messageOf(from)
+}
+
+// group splits an append's events into messages: consecutive events of
+// one organisation, at most PositionsPerMessage of them and about
+// maxMessageBody bytes.
+func group(evs []events.Event) [][]events.Event {
+	var out [][]events.Event
+	start, size := 0, 0
+	for i, ev := range evs {
+		n := len(ev.Data) + len(ev.ID) + len(ev.Type) + 64
+		if i > start && (ev.Metadata.OrgID != evs[start].Metadata.OrgID || size+n > maxMessageBody || i-start == PositionsPerMessage) {
+			out = append(out, evs[start:i])
+			start, size = i, 0
+		}
+		size += n
+	}
+	return append(out, evs[start:])
+}
+
+// encode makes the message of evs, whose first event has revision rev, for
+// stream.
+func encode(stream string, evs []events.Event, rev uint64) (*nats.Msg, error) {
+	m := nats.NewMsg(subject(stream, evs[0].Metadata.OrgID))
+	m.Header.Set(hdrID, evs[0].ID)
 	m.Header.Set(hdrRevision, strconv.FormatUint(rev, 10))
-	if ev.Metadata != (events.Metadata{}) {
+	md := evs[0].Metadata
+	for _, ev := range evs[1:] {
+		if ev.Metadata != md {
+			md = events.Metadata{}
+			break
+		}
+	}
+	if md != (events.Metadata{}) {
 		// JSON escapes control characters, so the value stays one
 		// header line whatever the metadata holds.
-		md, err := json.Marshal(ev.Metadata)
+		b, err := json.Marshal(md)
 		if err != nil {
 			return nil, fmt.Errorf("encode metadata: %w", err)
 		}
-		m.Header.Set(hdrMetadata, string(md))
+		m.Header.Set(hdrMetadata, string(b))
 	}
+	if len(evs) == 1 {
+		m.Header.Set(hdrType, evs[0].Type)
+		m.Data = evs[0].Data
+		return m, nil
+	}
+	m.Header.Set(hdrCount, strconv.Itoa(len(evs)))
+	size := 0
+	for _, ev := range evs {
+		size += len(ev.ID) + len(ev.Type) + len(ev.Data) + 4*binary.MaxVarintLen32
+	}
+	body := make([]byte, 0, size)
+	for _, ev := range evs {
+		var own []byte
+		if md == (events.Metadata{}) && ev.Metadata != (events.Metadata{}) {
+			b, err := json.Marshal(ev.Metadata)
+			if err != nil {
+				return nil, fmt.Errorf("encode metadata: %w", err)
+			}
+			own = b
+		}
+		for _, f := range [][]byte{[]byte(ev.ID), []byte(ev.Type), own, ev.Data} {
+			body = binary.AppendUvarint(body, uint64(len(f)))
+			body = append(body, f...)
+		}
+	}
+	m.Data = body
 	return m, nil
 }
 
-func decode(subj string, seq uint64, t time.Time, h nats.Header, data []byte) (events.Record, error) {
-	stream, ok := streamOf(subj)
-	if !ok {
-		return events.Record{}, fmt.Errorf("decode %d: subject %q is not an event stream", seq, subj)
-	}
-	rev, err := strconv.ParseUint(h.Get(hdrRevision), 10, 64)
+// revisions reads the first revision of a message and how many events it
+// holds from its headers.
+func revisions(h nats.Header) (first uint64, n int, err error) {
+	first, err = strconv.ParseUint(h.Get(hdrRevision), 10, 64)
 	if err != nil {
-		return events.Record{}, fmt.Errorf("decode %d: revision: %w", seq, err)
+		return 0, 0, fmt.Errorf("revision: %w", err)
 	}
-	rec := events.Record{
-		ID:       h.Get(hdrID),
-		Stream:   stream,
-		Revision: rev,
-		Position: seq,
-		Type:     h.Get(hdrType),
-		Time:     t.UTC(),
-		Data:     data,
-	}
-	if md := h.Get(hdrMetadata); md != "" {
-		if err := json.Unmarshal([]byte(md), &rec.Metadata); err != nil {
-			return events.Record{}, fmt.Errorf("decode %d: metadata: %w", seq, err)
+	n = 1
+	if c := h.Get(hdrCount); c != "" {
+		if n, err = strconv.Atoi(c); err != nil || n < 1 || n > PositionsPerMessage {
+			return 0, 0, fmt.Errorf("event count %q", c)
 		}
 	}
-	return rec, nil
+	return first, n, nil
+}
+
+var errFraming = errors.New("bad framing")
+
+// decode expands the message at sequence seq into its events' records,
+// appending them to out. The records' payloads share data.
+func decode(out []events.Record, subj string, seq uint64, t time.Time, h nats.Header, data []byte) ([]events.Record, error) {
+	stream, ok := streamOf(subj)
+	if !ok {
+		return out, fmt.Errorf("decode %d: subject %q is not an event stream", seq, subj)
+	}
+	rev, n, err := revisions(h)
+	if err != nil {
+		return out, fmt.Errorf("decode %d: %w", seq, err)
+	}
+	var md events.Metadata
+	if raw := h.Get(hdrMetadata); raw != "" {
+		if err := json.Unmarshal([]byte(raw), &md); err != nil {
+			return out, fmt.Errorf("decode %d: metadata: %w", seq, err)
+		}
+	}
+	t = t.UTC()
+	if n == 1 {
+		return append(out, events.Record{ID: h.Get(hdrID), Stream: stream, Revision: rev, Position: position(seq, 0),
+			Type: h.Get(hdrType), Time: t, Data: data, Metadata: md}), nil
+	}
+	field := func() ([]byte, error) {
+		l, k := binary.Uvarint(data)
+		if k <= 0 || l > uint64(len(data)-k) {
+			return nil, errFraming
+		}
+		f := data[k : k+int(l) : k+int(l)]
+		data = data[k+int(l):]
+		return f, nil
+	}
+	for i := range n {
+		var fs [4][]byte
+		for j := range fs {
+			if fs[j], err = field(); err != nil {
+				return out, fmt.Errorf("decode %d: event %d: %w", seq, i, err)
+			}
+		}
+		rec := events.Record{ID: string(fs[0]), Stream: stream, Revision: rev + uint64(i), Position: position(seq, i),
+			Type: string(fs[1]), Time: t, Data: fs[3], Metadata: md}
+		if len(fs[2]) > 0 {
+			rec.Metadata = events.Metadata{}
+			if err := json.Unmarshal(fs[2], &rec.Metadata); err != nil {
+				return out, fmt.Errorf("decode %d: event %d: metadata: %w", seq, i, err)
+			}
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// Subjects: ev.<category>.<stream id>.<organisation>. ValidateStream keeps
+// the stream's parts to letters, digits, '-' and '_', so each is one
+// subject token; the category holds no '-', so the stream name comes back
+// unambiguously. The organisation token lets the server itself select an
+// organisation's events (ev.run.*.<org>), so reading one organisation's
+// history costs nothing in the others' events' transfer and decoding.
+const subjectPrefix = "ev."
+
+func subject(stream, org string) string {
+	return subjectPrefix + events.Category(stream) + "." + events.StreamID(stream) + "." + orgToken(org)
+}
+
+// streamSubjects matches every message of stream, whatever its
+// organisation token.
+func streamSubjects(stream string) string {
+	return subjectPrefix + events.Category(stream) + "." + events.StreamID(stream) + ".*"
+}
+
+// orgToken is an organisation id as one subject token: the id itself when
+// it is made of letters, digits, '-' and '_' (at most 64 of them); "=" for
+// none; else "=" and its hex, which no plain id can be.
+func orgToken(org string) string {
+	if org == "" {
+		return "="
+	}
+	if len(org) <= 64 && strings.IndexFunc(org, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	}) < 0 {
+		return org
+	}
+	return "=" + hex.EncodeToString([]byte(org))
+}
+
+func streamOf(subj string) (string, bool) {
+	rest, ok := strings.CutPrefix(subj, subjectPrefix)
+	if !ok {
+		return "", false
+	}
+	cat, rest, ok := strings.Cut(rest, ".")
+	if !ok {
+		return "", false
+	}
+	id, _, ok := strings.Cut(rest, ".")
+	return cat + "-" + id, ok
 }

@@ -3,6 +3,8 @@ package jetstream_test
 import (
 	"context"
 	"errors"
+	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,8 +89,11 @@ func TestRetryAfterLostAck(t *testing.T) {
 			if err != nil {
 				t.Fatalf("first Append = %v", err)
 			}
-			if res0.Revision != uint64(n) || res0.Position != info.State.LastSeq+uint64(n) {
-				t.Fatalf("first Append = %+v, want revision %d position %d", res0, n, info.State.LastSeq+uint64(n))
+			// One message, whatever n: the event at index i of the message
+			// at sequence q is at position q×1000+i.
+			want := (info.State.LastSeq+1)*jetstream.PositionsPerMessage + uint64(n-1)
+			if res0.Revision != uint64(n) || res0.Position != want {
+				t.Fatalf("first Append = %+v, want revision %d position %d", res0, n, want)
 			}
 			// The retry: same events, same expectation. A fresh store on
 			// the same server has no cached state, as after a lost ack
@@ -129,7 +134,7 @@ func TestRetryRawDuplicate(t *testing.T) {
 	s := openStore(t, t.TempDir(), false)
 	ctx := t.Context()
 	ev := newEvent(t)
-	m := nats.NewMsg("ev.run.raw")
+	m := nats.NewMsg("ev.run.raw.org-a")
 	m.Data = ev.Data
 	m.Header.Set(nats.MsgIdHdr, ev.ID)
 	m.Header.Set("Spectra-Type", ev.Type)
@@ -140,8 +145,8 @@ func TestRetryRawDuplicate(t *testing.T) {
 	}
 	for _, exp := range []events.Expected{events.ExpectAny, events.ExpectNoStream} {
 		res, err := s.Append(ctx, "run-raw", exp, ev)
-		if err != nil || res != (events.AppendResult{Revision: 0, Position: ack.Sequence}) {
-			t.Fatalf("Append(%v) of the stored event = %+v, %v; want revision 0 position %d", exp, res, err, ack.Sequence)
+		if err != nil || res != (events.AppendResult{Revision: 0, Position: ack.Sequence * jetstream.PositionsPerMessage}) {
+			t.Fatalf("Append(%v) of the stored event = %+v, %v; want revision 0 position %d", exp, res, err, ack.Sequence*jetstream.PositionsPerMessage)
 		}
 	}
 	recs, err := s.ReadStream(ctx, "run-raw", events.Forwards, 0, 0)
@@ -203,4 +208,78 @@ func TestKeyValueAndObjectStore(t *testing.T) {
 		t.Fatalf("KV and object store writes leaked into the log: ReadStream = %v", err)
 	}
 	var _ natsjs.KeyValue = kv
+}
+
+// TestAppendMessages checks how appends map to messages: one message per
+// append of one organisation's events, an atomic batch when they span
+// organisations or outgrow a message, and reads that expand them back,
+// an organisation's read filtered by the server.
+func TestAppendMessages(t *testing.T) {
+	s := openStore(t, t.TempDir(), false)
+	ctx := t.Context()
+	st, err := s.JetStream().Stream(ctx, jetstream.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	messages := func() uint64 {
+		info, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Msgs
+	}
+	ev := func(org string, size int) events.Event {
+		return events.Event{ID: events.NewID(), Type: "TelemetryRecorded.v1",
+			Data: []byte(`"` + strings.Repeat("x", size) + `"`), Metadata: events.Metadata{OrgID: org}}
+	}
+	appends := []struct {
+		name     string
+		stream   string
+		evs      []events.Event
+		messages uint64
+	}{
+		{"one org", "run-a", []events.Event{ev("org-a", 10), ev("org-a", 10), ev("org-a", 10)}, 1},
+		{"two orgs", "run-b", []events.Event{ev("org-a", 10), ev("org.b *", 10), ev("org.b *", 10)}, 2},
+		{"over a message", "run-c", []events.Event{ev("org-a", 600 << 10), ev("org-a", 600 << 10)}, 2},
+		{"one event", "run-a", []events.Event{ev("org-a", 10)}, 1},
+	}
+	for _, a := range appends {
+		before := messages()
+		if _, err := s.Append(ctx, a.stream, events.ExpectAny, a.evs...); err != nil {
+			t.Fatalf("%s: Append = %v", a.name, err)
+		}
+		if got := messages() - before; got != a.messages {
+			t.Errorf("%s: %d messages, want %d", a.name, got, a.messages)
+		}
+	}
+	recs, err := s.ReadStream(ctx, "run-a", events.Forwards, 1, 0)
+	if err != nil || len(recs) != 3 || recs[0].Revision != 1 || recs[2].ID != appends[3].evs[0].ID {
+		t.Fatalf("ReadStream(run-a from 1) = %+v, %v; want revisions 1-3", recs, err)
+	}
+	for _, org := range []string{"org-a", "org.b *"} {
+		recs, err := s.ReadAll(ctx, 0, events.Filter{OrgID: org}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 0
+		for _, a := range appends {
+			for _, e := range a.evs {
+				if e.Metadata.OrgID == org {
+					want++
+				}
+			}
+		}
+		if len(recs) != want {
+			t.Errorf("ReadAll(org %q) = %d records, want %d", org, len(recs), want)
+		}
+		for i, r := range recs {
+			if r.Metadata.OrgID != org || i > 0 && r.Position <= recs[i-1].Position {
+				t.Errorf("ReadAll(org %q)[%d] = %s of %q at %d", org, i, r.ID, r.Metadata.OrgID, r.Position)
+			}
+		}
+	}
+	big, err := s.ReadStream(ctx, "run-c", events.Backwards, math.MaxUint64, 0)
+	if err != nil || len(big) != 2 || len(big[0].Data) != 600<<10+2 {
+		t.Fatalf("ReadStream(run-c) = %d records, %v", len(big), err)
+	}
 }

@@ -27,47 +27,48 @@ func (s *Store) tail(ctx context.Context, subj string) (tail, error) {
 	if err != nil {
 		return tail{}, fmt.Errorf("last event: %w", err)
 	}
-	rev, err := strconv.ParseUint(m.Header.Get(hdrRevision), 10, 64)
+	first, n, err := revisions(m.Header)
 	if err != nil {
-		return tail{}, fmt.Errorf("last event %d: revision: %w", m.Sequence, err)
+		return tail{}, fmt.Errorf("last event %d: %w", m.Sequence, err)
 	}
-	return tail{rev: int64(rev), seq: m.Sequence}, nil
+	return tail{rev: int64(first) + int64(n) - 1, seq: m.Sequence}, nil
 }
 
-// page reads up to max events from sequence from on whose subject matches
-// filter, in order, with one batch direct get (which answers at once, even
-// when nothing matches). left is how many matching events followed them
-// when the server answered.
-func (s *Store) page(ctx context.Context, from uint64, filter string, max int) (recs []events.Record, left int, err error) {
+// page reads up to max messages from sequence from on whose subject
+// matches filter, in order, with one batch direct get (which answers at
+// once, even when nothing matches), and expands them into records. next is
+// the sequence after the last message read (from when none was), left how
+// many matching messages followed when the server answered.
+func (s *Store) page(ctx context.Context, from uint64, filter string, max int) (recs []events.Record, next uint64, left int, err error) {
 	it, err := jetstreamext.GetBatch(ctx, s.js, s.name, max,
 		jetstreamext.GetBatchSeq(from), jetstreamext.GetBatchSubject(filter))
 	if err != nil {
-		return nil, 0, fmt.Errorf("read from %d: %w", from, err)
+		return nil, from, 0, fmt.Errorf("read from %d: %w", from, err)
 	}
+	next = from
 	for m, err := range it {
 		if errors.Is(err, jetstreamext.ErrNoMessages) {
-			return recs, 0, nil
+			return recs, next, 0, nil
 		}
 		if err != nil {
-			return nil, 0, fmt.Errorf("read from %d: %w", from, err)
+			return nil, from, 0, fmt.Errorf("read from %d: %w", from, err)
 		}
-		rec, err := decode(m.Subject, m.Sequence, m.Time, m.Header, m.Data)
-		if err != nil {
-			return nil, 0, err
+		if recs, err = decode(recs, m.Subject, m.Sequence, m.Time, m.Header, m.Data); err != nil {
+			return nil, from, 0, err
 		}
-		recs = append(recs, rec)
+		next = m.Sequence + 1
 		left, err = strconv.Atoi(m.Header.Get("Nats-Num-Pending"))
 		if err != nil {
-			return nil, 0, fmt.Errorf("read from %d: pending: %w", from, err)
+			return nil, from, 0, fmt.Errorf("read from %d: pending: %w", from, err)
 		}
 	}
-	return recs, left, nil
+	return recs, next, left, nil
 }
 
-// scan hands fn, in order, the events from sequence from on whose subject
-// matches filter and that were in the log when the scan started, until fn
-// returns false. known is how many such events the caller knows of, or
-// -1. A few events come by batch direct gets; when more than pageSize are
+// scan hands fn, in order, the events of the messages from sequence from
+// on whose subject matches filter and that were in the log when the scan
+// started, until fn returns false. known is how many such messages the
+// caller knows of, or -1. A few events come by batch direct gets; when more than pageSize are
 // known to remain, an ordered consumer streams them: it costs a consumer
 // but delivers about twice as fast (the server rewrites every message's
 // headers for a direct get).
@@ -77,7 +78,7 @@ func (s *Store) scan(ctx context.Context, from uint64, filter string, known int,
 		if left > consumeOver {
 			return s.consume(ctx, from, filter, left, fn)
 		}
-		recs, l, err := s.page(ctx, from, filter, pageSize)
+		recs, next, l, err := s.page(ctx, from, filter, pageSize)
 		if err != nil {
 			return err
 		}
@@ -86,15 +87,16 @@ func (s *Store) scan(ctx context.Context, from uint64, filter string, known int,
 				return nil
 			}
 		}
-		if l == 0 || len(recs) == 0 {
+		if l == 0 || next == from {
 			return nil
 		}
-		from, left = recs[len(recs)-1].Position+1, l
+		from, left = next, l
 	}
 }
 
-// consume streams the next n events on filter from sequence from on (they
-// must exist: an ordered consumer waits for more) to fn.
+// consume streams the events of the next n messages on filter from
+// sequence from on (they must exist: an ordered consumer waits for more)
+// to fn.
 func (s *Store) consume(ctx context.Context, from uint64, filter string, n int, fn func(events.Record) bool) error {
 	cons, err := s.js.OrderedConsumer(ctx, s.name, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{filter},
@@ -109,59 +111,58 @@ func (s *Store) consume(ctx context.Context, from uint64, filter string, n int, 
 		return fmt.Errorf("read from %d: %w", from, err)
 	}
 	defer it.Stop()
+	var recs []events.Record
 	for range n {
 		m, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
 			return fmt.Errorf("read from %d: %w", from, err)
 		}
-		rec, err := decodeMsg(m)
-		if err != nil {
+		if recs, err = decodeMsg(recs[:0], m); err != nil {
 			return err
 		}
-		if !fn(rec) {
-			return nil
+		for _, r := range recs {
+			if !fn(r) {
+				return nil
+			}
 		}
 	}
 	return nil
 }
 
-func decodeMsg(m jetstream.Msg) (events.Record, error) {
+func decodeMsg(out []events.Record, m jetstream.Msg) ([]events.Record, error) {
 	md, err := m.Metadata()
 	if err != nil {
-		return events.Record{}, err
+		return out, err
 	}
-	return decode(m.Subject(), md.Sequence.Stream, md.Timestamp, m.Headers(), m.Data())
+	return decode(out, m.Subject(), md.Sequence.Stream, md.Timestamp, m.Headers(), m.Data())
 }
 
-// seek returns the sequence of revision rev of the stream on subj, which
-// ends at t (rev ≤ t.rev). Revisions grow with sequences, so a binary
+// seek returns a sequence at or before the message holding revision rev
+// of the stream on subj, which ends at t (rev ≤ t.rev), with no message of
+// the stream between the two. Revisions grow with sequences, so a binary
 // search over sequences finds it in O(log n) direct gets, however long
 // and interleaved the log.
 func (s *Store) seek(ctx context.Context, subj string, rev uint64, t tail) (uint64, error) {
-	switch {
-	case rev == 0:
+	if rev == 0 {
 		return 1, nil // the first message on subj from 1 on
-	case int64(rev) == t.rev:
-		return t.seq, nil
 	}
-	// The event at revision rev lies at least t.rev-rev messages before
-	// the last one. Find the least sequence x whose next event on subj
-	// has a revision ≥ rev.
-	lo, hi := rev+1, t.seq-(uint64(t.rev)-rev)
+	// Find the least sequence x whose next message on subj ends at a
+	// revision ≥ rev; the message at t.seq does.
+	lo, hi := uint64(1), t.seq
 	for lo < hi {
 		mid := lo + (hi-lo)/2
 		m, err := s.stream.GetMsg(ctx, mid, jetstream.WithGetMsgSubject(subj))
 		if err != nil {
 			return 0, fmt.Errorf("seek revision %d: %w", rev, err)
 		}
-		r, err := strconv.ParseUint(m.Header.Get(hdrRevision), 10, 64)
+		first, n, err := revisions(m.Header)
 		if err != nil {
 			return 0, fmt.Errorf("seek revision %d: event %d: %w", rev, m.Sequence, err)
 		}
 		switch {
-		case r == rev:
+		case first <= rev && rev < first+uint64(n):
 			return m.Sequence, nil
-		case r > rev:
+		case first > rev:
 			hi = mid
 		default:
 			lo = m.Sequence + 1
@@ -178,7 +179,7 @@ func (s *Store) readRange(ctx context.Context, subj string, from uint64, n int, 
 		return nil, err
 	}
 	out := make([]events.Record, 0, n)
-	err = s.scan(ctx, seq, subj, n, func(r events.Record) bool {
+	err = s.scan(ctx, seq, subj, -1, func(r events.Record) bool {
 		if r.Revision >= from {
 			out = append(out, r)
 		}
@@ -200,7 +201,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, dir events.Direct
 	if err := s.checkOpen(ctx); err != nil {
 		return nil, fmt.Errorf("read %s: %w", stream, err)
 	}
-	subj := subject(stream)
+	subj := streamSubjects(stream)
 	t, err := s.tail(ctx, subj)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", stream, s.translate(err))
@@ -237,23 +238,29 @@ func (s *Store) ReadStream(ctx context.Context, stream string, dir events.Direct
 	return recs, nil
 }
 
-// filterSubject narrows a read to one category by subject, where it can;
-// the server then skips other categories' events itself. It reports false
-// when nothing can match.
+// filterSubject narrows a read to one category and to one organisation
+// by subject, where it can: the server then skips the other events itself.
+// It reports false when nothing can match.
 func filterSubject(f events.Filter) (string, bool) {
-	if len(f.Categories) != 1 {
-		return subjectPrefix + ">", true
+	cat := "*"
+	if len(f.Categories) == 1 {
+		cat = f.Categories[0]
+		if events.ValidateStream(cat+"-x") != nil || events.Category(cat+"-x") != cat {
+			return "", false // no stream has this category
+		}
 	}
-	cat := f.Categories[0]
-	if events.ValidateStream(cat+"-x") != nil || events.Category(cat+"-x") != cat {
-		return "", false // no stream has this category
+	if f.OrgID != "" {
+		return subjectPrefix + cat + ".*." + orgToken(f.OrgID), true
+	}
+	if cat == "*" {
+		return subjectPrefix + ">", true
 	}
 	return subjectPrefix + cat + ".>", true
 }
 
-// ReadAll implements events.Store. A single category is filtered by the
-// server (by subject); several categories, types and the organisation are
-// filtered here.
+// ReadAll implements events.Store. A single category and the organisation
+// are filtered by the server (by subject); several categories and types
+// here.
 func (s *Store) ReadAll(ctx context.Context, after uint64, f events.Filter, limit int) ([]events.Record, error) {
 	if err := s.checkOpen(ctx); err != nil {
 		return nil, fmt.Errorf("read all: %w", err)
@@ -263,8 +270,8 @@ func (s *Store) ReadAll(ctx context.Context, after uint64, f events.Filter, limi
 		return []events.Record{}, nil
 	}
 	out := []events.Record{}
-	err := s.scan(ctx, after+1, filter, -1, func(r events.Record) bool {
-		if f.Match(r) {
+	err := s.scan(ctx, max(1, messageOf(after)), filter, -1, func(r events.Record) bool {
+		if r.Position > after && f.Match(r) {
 			out = append(out, r)
 		}
 		return limit <= 0 || len(out) < limit
@@ -278,3 +285,23 @@ func (s *Store) ReadAll(ctx context.Context, after uint64, f events.Filter, limi
 // consumeOver is the number of known remaining events above which scan
 // streams them with an ordered consumer rather than batch direct gets.
 var consumeOver = 100
+
+// Head is the position of the last event in the log (0: none).
+func (s *Store) Head(ctx context.Context) (uint64, error) {
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("log head: %w", s.translate(err))
+	}
+	if info.State.LastSeq == 0 {
+		return 0, nil
+	}
+	m, err := s.stream.GetMsg(ctx, info.State.LastSeq)
+	if err != nil {
+		return 0, fmt.Errorf("log head: %w", s.translate(err))
+	}
+	_, n, err := revisions(m.Header)
+	if err != nil {
+		return 0, fmt.Errorf("log head %d: %w", m.Sequence, err)
+	}
+	return position(m.Sequence, n-1), nil
+}

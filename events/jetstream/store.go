@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -53,6 +52,7 @@ type Store struct {
 	kill context.CancelFunc
 
 	tails tailCache
+	stats storeStats
 
 	closeOnce sync.Once
 	srv       *Server // the embedded server, when Open started one
@@ -80,7 +80,7 @@ func New(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 	}
 	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        o.Stream,
-		Description: "Spectra event log: subjects ev.<category>.<stream id>; the sequence is the global position",
+		Description: "Spectra event log: subjects ev.<category>.<stream id>.<organisation>; one message per append; position = sequence×1000 + index",
 		Subjects:    []string{subjectPrefix + ">"},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
@@ -92,7 +92,7 @@ func New(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 		DenyPurge:  true,
 		// Direct gets serve the reads (last event of a stream, batches).
 		AllowDirect: true,
-		// Multi-event appends are atomic batches.
+		// Appends that need several messages are atomic batches.
 		AllowAtomicPublish: true,
 	})
 	if err != nil {
@@ -210,26 +210,8 @@ func (s *Store) ObjectStore(ctx context.Context, bucket string, ttl time.Duratio
 
 func (s *Store) closed() bool { return s.life.Err() != nil }
 
-// Subjects: ev.<category>.<stream id>. ValidateStream keeps both parts to
-// letters, digits, '-' and '_', so each is one subject token; the category
-// holds no '-', so the stream name comes back unambiguously.
-const subjectPrefix = "ev."
-
-func subject(stream string) string {
-	return subjectPrefix + events.Category(stream) + "." + events.StreamID(stream)
-}
-
-func streamOf(subj string) (string, bool) {
-	rest, ok := strings.CutPrefix(subj, subjectPrefix)
-	if !ok {
-		return "", false
-	}
-	cat, id, ok := strings.Cut(rest, ".")
-	return cat + "-" + id, ok
-}
-
 // tail is where a stream ends: its last revision (-1: no stream) and the
-// global sequence of that event (0: none).
+// sequence of the message holding that event (0: none).
 type tail struct {
 	rev int64
 	seq uint64

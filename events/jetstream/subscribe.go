@@ -29,7 +29,7 @@ func (s *Store) Subscribe(ctx context.Context, after uint64, f events.Filter) (e
 	life, kill := context.WithCancel(s.life)
 	sub := &subscription{
 		store: s, filter: f, subject: filter, none: !ok,
-		next: after + 1, life: life, kill: kill,
+		after: after, next: max(1, messageOf(after)), life: life, kill: kill,
 	}
 	// Whoever ends the subscription (its Close, the store's Close) also
 	// stops its consumer.
@@ -47,7 +47,8 @@ type subscription struct {
 	kill context.CancelFunc
 
 	mu      sync.Mutex // serialises Next
-	next    uint64     // the sequence to read or follow from
+	after   uint64     // records at or before this position are not delivered
+	next    uint64     // the message sequence to read or follow from
 	buf     []events.Record
 	started bool // the first page is read
 	behind  int  // stored events still to come before the caught-up item
@@ -83,18 +84,12 @@ func (sub *subscription) next1(ctx context.Context) (events.Item, error) {
 		// One batch get: the first stored events, and how many more
 		// there are; the consumer delivers those, then the live ones.
 		if !sub.none {
-			recs, left, err := sub.store.page(ctx, sub.next, sub.subject, subPage)
+			recs, next, left, err := sub.store.page(ctx, sub.next, sub.subject, subPage)
 			if err != nil {
 				return events.Item{}, err
 			}
-			if len(recs) > 0 {
-				sub.next = recs[len(recs)-1].Position + 1
-			}
-			for _, r := range recs {
-				if sub.filter.Match(r) {
-					sub.buf = append(sub.buf, r)
-				}
-			}
+			sub.next = next
+			sub.keep(recs)
 			sub.behind = left
 		}
 		sub.started = true
@@ -125,16 +120,23 @@ func (sub *subscription) next1(ctx context.Context) (events.Item, error) {
 		if err != nil {
 			return events.Item{}, err
 		}
-		rec, err := decodeMsg(m)
+		recs, err := decodeMsg(nil, m)
 		if err != nil {
 			return events.Item{}, err
 		}
-		sub.next = rec.Position + 1
+		sub.next = messageOf(recs[0].Position) + 1
 		if !sub.live {
 			sub.behind--
 		}
-		if sub.filter.Match(rec) {
-			sub.buf = append(sub.buf, rec)
+		sub.keep(recs)
+	}
+}
+
+// keep buffers the records the subscription delivers.
+func (sub *subscription) keep(recs []events.Record) {
+	for _, r := range recs {
+		if r.Position > sub.after && sub.filter.Match(r) {
+			sub.buf = append(sub.buf, r)
 		}
 	}
 }

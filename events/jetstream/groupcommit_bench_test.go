@@ -1,0 +1,113 @@
+package jetstream_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/spectra-fab/spectra/events"
+)
+
+// BenchmarkGroupCommit measures durable appends (fsync on) from many
+// writers at once, each on its own stream, as run actors write: the
+// store's appends of 1 and of 10 events (one message each), beside raw
+// JetStream publishes of one message per event into one JetStream stream,
+// and spread over 4 JetStream streams (separate files, separate locks: do
+// their fsyncs overlap?).
+//
+//	go test -bench GroupCommit -run '^$' -benchtime 4000x ./events/jetstream
+//
+// b.N counts events; "fsyncs/s" counts messages stored (the server
+// fsyncs each one with sync on).
+func BenchmarkGroupCommit(b *testing.B) {
+	const writers = 50
+	s := openStore(b, b.TempDir(), true)
+	js := s.JetStream()
+	ctx := context.Background()
+
+	// parallel runs op(w, i) for the i-th operation of writer w, split
+	// b.N events between writers doing perOp events per operation.
+	parallel := func(b *testing.B, perOp int, op func(w, i int) error) {
+		ops := max(1, b.N/perOp/writers)
+		var wg sync.WaitGroup
+		errs := make(chan error, writers)
+		lat := make([]latencies, writers)
+		b.ResetTimer()
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range ops {
+					t0 := time.Now()
+					if err := op(w, i); err != nil {
+						errs <- err
+						return
+					}
+					lat[w] = append(lat[w], time.Since(t0))
+				}
+			}()
+		}
+		wg.Wait()
+		b.StopTimer()
+		close(errs)
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+		var all latencies
+		for _, l := range lat {
+			all = append(all, l...)
+		}
+		all.report(b, perOp)
+		// Every operation, store or raw, is one message: one fsync.
+		b.ReportMetric(float64(len(all))/b.Elapsed().Seconds(), "fsyncs/s")
+	}
+
+	for _, per := range []int{1, 10} {
+		b.Run(fmt.Sprintf("store_%dx%d", writers, per), func(b *testing.B) {
+			streams := make([]string, writers)
+			exp := make([]events.Expected, writers)
+			for w := range streams {
+				streams[w], exp[w] = benchStream(), events.ExpectNoStream
+			}
+			parallel(b, per, func(w, _ int) error {
+				res, err := s.Append(ctx, streams[w], exp[w], benchEvents(per)...)
+				exp[w] = events.ExpectRevision(res.Revision)
+				return err
+			})
+		})
+	}
+
+	rawInto := func(jsStreams int) func(b *testing.B) {
+		return func(b *testing.B) {
+			prefix := "raw" + strconv.FormatInt(benchSeq.Add(1), 10) + "_"
+			for i := range jsStreams {
+				_, err := js.CreateStream(ctx, natsjs.StreamConfig{Name: strings.ToUpper(prefix) + strconv.Itoa(i),
+					Subjects: []string{prefix + strconv.Itoa(i) + ".>"}, Storage: natsjs.FileStorage})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			last := make([]uint64, writers)
+			parallel(b, 1, func(w, i int) error {
+				m := nats.NewMsg(fmt.Sprintf("%s%d.w%d", prefix, w%jsStreams, w))
+				m.Data = benchPayload
+				m.Header.Set("Nats-Expected-Last-Subject-Sequence", strconv.FormatUint(last[w], 10))
+				ack, err := js.PublishMsg(ctx, m)
+				if err != nil {
+					return err
+				}
+				last[w] = ack.Sequence
+				return nil
+			})
+		}
+	}
+	b.Run(fmt.Sprintf("raw_%dx1_1js", writers), rawInto(1))
+	b.Run(fmt.Sprintf("raw_%dx1_4js", writers), rawInto(4))
+}
