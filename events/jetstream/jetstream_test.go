@@ -240,7 +240,7 @@ func TestAppendMessages(t *testing.T) {
 	}{
 		{"one org", "run-a", []events.Event{ev("org-a", 10), ev("org-a", 10), ev("org-a", 10)}, 1},
 		{"two orgs", "run-b", []events.Event{ev("org-a", 10), ev("org.b *", 10), ev("org.b *", 10)}, 2},
-		{"over a message", "run-c", []events.Event{ev("org-a", 600 << 10), ev("org-a", 600 << 10)}, 2},
+		{"over a message", "run-c", []events.Event{ev("org-a", 600<<10), ev("org-a", 600<<10)}, 2},
 		{"one event", "run-a", []events.Event{ev("org-a", 10)}, 1},
 	}
 	for _, a := range appends {
