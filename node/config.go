@@ -1,6 +1,10 @@
 package node
 
 import (
+	"encoding"
+	"errors"
+	"flag"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -9,8 +13,10 @@ import (
 	"github.com/spectra-fab/spectra/process"
 )
 
-// Config is a node's configuration. cmd/spectra fills it from flags and
-// SPECTRA_* environment variables.
+// Config is a node's configuration. [Config.Bind] declares, once per
+// field, the flag and SPECTRA_* environment variable that set it, with its
+// default and help text; cmd/spectra binds them and tests fill the struct
+// directly.
 type Config struct {
 	// HTTPAddr is where the API listens (":8003"); empty = no listener
 	// (tests use Node.API().App()).
@@ -78,4 +84,147 @@ func (c Config) withDefaults() Config {
 		c.Engines = actors.Engines()
 	}
 	return c
+}
+
+// Flags binds settings to a flag set, each with the SPECTRA_* environment
+// variable that sets it when the flag is not given. Each setting is
+// declared once, in one call that names its field, flag, variable,
+// default and help text; [Config.Bind] declares a node's.
+type Flags struct {
+	fs   *flag.FlagSet
+	envs []envBinding
+}
+
+type envBinding struct{ flag, env string }
+
+// NewFlags binds settings to fs.
+func NewFlags(fs *flag.FlagSet) *Flags { return &Flags{fs: fs} }
+
+// FlagSet is the bound flag set.
+func (f *Flags) FlagSet() *flag.FlagSet { return f.fs }
+
+// String binds a string setting.
+func (f *Flags) String(p *string, name, env, def, usage string) {
+	f.fs.StringVar(p, name, def, usage)
+	f.rebind(name, env)
+}
+
+// Int binds an int setting.
+func (f *Flags) Int(p *int, name, env string, def int, usage string) {
+	f.fs.IntVar(p, name, def, usage)
+	f.rebind(name, env)
+}
+
+// Float64 binds a float64 setting.
+func (f *Flags) Float64(p *float64, name, env string, def float64, usage string) {
+	f.fs.Float64Var(p, name, def, usage)
+	f.rebind(name, env)
+}
+
+// Bool binds a bool setting.
+func (f *Flags) Bool(p *bool, name, env string, def bool, usage string) {
+	f.fs.BoolVar(p, name, def, usage)
+	f.rebind(name, env)
+}
+
+// Duration binds a duration setting ("90s", "2h").
+func (f *Flags) Duration(p *time.Duration, name, env string, def time.Duration, usage string) {
+	f.fs.DurationVar(p, name, def, usage)
+	f.rebind(name, env)
+}
+
+// Text binds a setting that parses itself (slog.Level, …).
+func (f *Flags) Text(p encoding.TextUnmarshaler, name, env string, def encoding.TextMarshaler, usage string) {
+	f.fs.TextVar(p, name, def, usage)
+	f.rebind(name, env)
+}
+
+// rebind notes the variable of a flag just defined and names it in the
+// help text.
+func (f *Flags) rebind(name, env string) {
+	if env == "" {
+		return
+	}
+	fl := f.fs.Lookup(name)
+	fl.Usage += " (" + env + ")"
+	f.envs = append(f.envs, envBinding{name, env})
+}
+
+// Parse sets each setting from its environment variable (read with
+// lookupEnv, os.LookupEnv in a program), then from args: a flag beats its
+// variable, and the variable beats the default. A variable whose value does
+// not parse is an error that names it, never a silent default.
+func (f *Flags) Parse(args []string, lookupEnv func(string) (string, bool)) error {
+	for _, b := range f.envs {
+		v, ok := lookupEnv(b.env)
+		if !ok {
+			continue
+		}
+		if err := f.fs.Set(b.flag, v); err != nil {
+			return &EnvError{Name: b.env, Value: v, Err: err}
+		}
+	}
+	return f.fs.Parse(args)
+}
+
+// EnvError is a SPECTRA_* variable whose value does not parse.
+type EnvError struct {
+	Name, Value string
+	Err         error
+}
+
+func (e *EnvError) Error() string {
+	return fmt.Sprintf("environment variable %s=%q: %v", e.Name, e.Value, e.Err)
+}
+
+func (e *EnvError) Unwrap() error { return e.Err }
+
+// BindStore binds the settings every command that opens the event store
+// shares: --data-dir, --event-store, --nats and --no-sync.
+func (c *Config) BindStore(f *Flags) {
+	f.String(&c.DataDir, "data-dir", "SPECTRA_DATA_DIR", "./data", "data directory of the embedded event store")
+	f.String(&c.EventStore, "event-store", "SPECTRA_EVENT_STORE", "jetstream", "jetstream, or a kurrentdb:// / esdb:// connection string")
+	f.String(&c.NATSURL, "nats", "SPECTRA_NATS_URL", "", "external NATS server URL; empty embeds one")
+	f.Bool(&c.NoSync, "no-sync", "SPECTRA_NO_SYNC", false, "acknowledge appends before fsync: survives a crash, not a power loss")
+}
+
+// Bind binds every setting of a node that `spectra serve` takes from its
+// command line and environment. JWTSecret, Engines and Logger are not
+// among them: the command reads the secret from a file or
+// SPECTRA_JWT_SECRET and builds the logger from its own flags.
+func (c *Config) Bind(f *Flags, hostname string) {
+	c.BindStore(f)
+	f.String(&c.HTTPAddr, "http", "SPECTRA_HTTP_ADDR", ":8003", "HTTP listen address")
+	f.Float64(&c.TimeScale, "time-scale", "SPECTRA_TIME_SCALE", 100, "process time per wall time: 1 real time, 100 demo, 0 as fast as possible")
+	f.Bool(&c.AllowFaultInjection, "allow-fault-injection", "SPECTRA_ALLOW_FAULT_INJECTION", false, "honour simulate_fault in recipes")
+	f.String(&c.Node, "node", "SPECTRA_NODE", hostname, "node name in event metadata")
+	f.String(&c.NATSListen, "nats-listen", "SPECTRA_NATS_LISTEN", "", "let the embedded NATS server listen here, e.g. 127.0.0.1:4222")
+	f.Int(&c.SPCBaseline, "spc-baseline", "SPECTRA_SPC_BASELINE", 20, "first runs of an SPC chart that fix its limits")
+	f.Int(&c.QueueLimit, "queue-limit", "SPECTRA_QUEUE_LIMIT", 4, "runs admitted at once per queue")
+	f.Duration(&c.SoftLimit, "soft-time-limit", "SPECTRA_SOFT_TIME_LIMIT", 2*time.Hour, "process time after which a run is warned")
+	f.Duration(&c.HardLimit, "hard-time-limit", "SPECTRA_HARD_TIME_LIMIT", 3*time.Hour, "process time after which a run is aborted")
+	f.Duration(&c.RetryBase, "retry-base", "SPECTRA_RETRY_BASE", 60*time.Second, "first automatic retry delay, process time")
+	f.Duration(&c.RetryCap, "retry-cap", "SPECTRA_RETRY_CAP", 10*time.Minute, "longest automatic retry delay, process time")
+	f.Duration(&c.ArtifactTTL, "artifact-ttl", "SPECTRA_ARTIFACT_TTL", 7*24*time.Hour, "how long artifacts are kept")
+	f.String(&c.JWKSFile, "jwks-file", "SPECTRA_JWKS_FILE", "", "JWKS file of an identity provider: RS256/EdDSA tokens verified by kid, reloaded when it changes")
+	f.Int(&c.RateLimits.CreateRuns, "rate-limit-create", "SPECTRA_RATE_LIMIT_CREATE", 100, "run creations per principal per minute")
+	f.Int(&c.RateLimits.Reads, "rate-limit-read", "SPECTRA_RATE_LIMIT_READ", 1000, "reads per principal per minute")
+	f.Int(&c.RateLimits.Commands, "rate-limit-command", "SPECTRA_RATE_LIMIT_COMMAND", 100, "other commands per principal per minute")
+	f.Duration(&c.AccessTokenTTL, "access-token-ttl", "SPECTRA_ACCESS_TOKEN_TTL", 0, "lifetime of access tokens from POST /api/auth/token; 0: the default")
+	f.Duration(&c.RefreshTokenTTL, "refresh-token-ttl", "SPECTRA_REFRESH_TOKEN_TTL", 0, "lifetime of refresh tokens; 0: the default")
+}
+
+// Validate reports settings no node can run with.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.TimeScale < 0 {
+		errs = append(errs, errors.New("--time-scale must be ≥ 0"))
+	}
+	if c.QueueLimit < 0 {
+		errs = append(errs, errors.New("--queue-limit must be ≥ 0"))
+	}
+	if c.SPCBaseline < 0 {
+		errs = append(errs, errors.New("--spc-baseline must be ≥ 0"))
+	}
+	return errors.Join(errs...)
 }

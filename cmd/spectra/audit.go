@@ -9,21 +9,24 @@ import (
 	"os"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spectra-fab/spectra/node"
 )
 
 // runAudit prints who did what and when, from a server's audit trail.
 func runAudit(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
 	var c client
-	c.register(fs)
+	f := node.NewFlags(fs)
+	c.register(f)
 	runID := fs.String("run-id", "", "only this run")
 	userID := fs.String("user-id", "", "only this user")
 	typ := fs.String("type", "", "only this event type (RunCancelled, AccessDenied, …)")
 	since := fs.String("since", "", "from this time (RFC 3339)")
 	until := fs.String("until", "", "up to this time (RFC 3339)")
 	limit := fs.Int("limit", 0, "at most this many entries (0: all)")
-	if err := fs.Parse(args); err != nil {
-		return exitError{2}
+	if err := parseFlags(f, args); err != nil {
+		return commandError("audit", err)
 	}
 	q := url.Values{}
 	for k, v := range map[string]string{"run_id": *runID, "user_id": *userID, "type": *typ, "since": *since, "until": *until} {

@@ -21,6 +21,7 @@ import (
 	"github.com/fasthttp/websocket"
 
 	"github.com/spectra-fab/spectra/api"
+	"github.com/spectra-fab/spectra/node"
 )
 
 // runBench loads a server with runs and measures them from outside: it
@@ -31,15 +32,16 @@ import (
 func runBench(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var c client
-	c.register(fs)
+	f := node.NewFlags(fs)
+	c.register(f)
 	runs := fs.Int("runs", 300, "runs to create")
 	clients := fs.Int("clients", 50, "clients creating runs at once")
 	kind := fs.String("kind", "ion", "ion or rtp")
 	recipeFile := fs.String("recipe", "examples/ion-seed.json", "recipe of every run")
 	org := fs.String("org", "org-1", "organisation of the token issued when --token is empty (needs SPECTRA_JWT_SECRET)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
-	if err := fs.Parse(args); err != nil {
-		return exitError{2}
+	if err := parseFlags(f, args); err != nil {
+		return commandError("bench", err)
 	}
 	if *kind != "ion" && *kind != "rtp" {
 		return fmt.Errorf("bench: kind must be ion or rtp, not %q", *kind)

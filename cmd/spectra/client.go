@@ -11,6 +11,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/spectra-fab/spectra/node"
 )
 
 // client talks to a running server.
@@ -20,9 +22,9 @@ type client struct {
 	http  *http.Client
 }
 
-func (c *client) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.base, "server", envString("SPECTRA_SERVER", "http://127.0.0.1:8003"), "server URL (SPECTRA_SERVER)")
-	fs.StringVar(&c.token, "token", envString("SPECTRA_TOKEN", ""), "access token (SPECTRA_TOKEN)")
+func (c *client) register(f *node.Flags) {
+	f.String(&c.base, "server", "SPECTRA_SERVER", "http://127.0.0.1:8003", "server URL")
+	f.String(&c.token, "token", "SPECTRA_TOKEN", "", "access token")
 	c.http = &http.Client{Timeout: 30 * time.Second}
 }
 
@@ -92,15 +94,16 @@ func (c *client) do(ctx context.Context, method, path string, body []byte, out a
 func runSubmit(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("submit", flag.ContinueOnError)
 	var c client
-	c.register(fs)
+	f := node.NewFlags(fs)
+	c.register(f)
 	watch := fs.Bool("watch", false, "follow the run until it ends; exit non-zero unless it completes")
 	if len(args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: spectra submit ion|rtp RECIPE.json [--watch] [--server URL]")
 		return exitError{2}
 	}
 	kind, file := args[0], args[1]
-	if err := fs.Parse(args[2:]); err != nil {
-		return exitError{2}
+	if err := parseFlags(f, args[2:]); err != nil {
+		return commandError("submit", err)
 	}
 	if kind != "ion" && kind != "rtp" {
 		return fmt.Errorf("submit: kind must be ion or rtp, not %q", kind)
@@ -135,7 +138,8 @@ func bar(p float64) string {
 func runReplay(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	var c client
-	c.register(fs)
+	f := node.NewFlags(fs)
+	c.register(f)
 	from := fs.Uint64("from", 0, "first revision to print")
 	asJSON := fs.Bool("json", false, "print the stream's JSON messages, one a line")
 	if len(args) < 1 {
@@ -143,8 +147,8 @@ func runReplay(ctx context.Context, args []string) error {
 		return exitError{2}
 	}
 	runID := args[0]
-	if err := fs.Parse(args[1:]); err != nil {
-		return exitError{2}
+	if err := parseFlags(f, args[1:]); err != nil {
+		return commandError("replay", err)
 	}
 	if err := replayRun(ctx, &c, runID, *from, *asJSON); err != nil {
 		return fmt.Errorf("replay: %w", err)

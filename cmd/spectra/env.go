@@ -1,67 +1,43 @@
 package main
 
 import (
+	"errors"
 	"flag"
+	"fmt"
 	"os"
-	"strconv"
-	"time"
+
+	"github.com/spectra-fab/spectra/node"
 )
 
-// envString, envFloat, … read a SPECTRA_* variable as a flag's default.
-func envString(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
-		return v
-	}
-	return def
-}
+// usageError is a command line the flag package refused; it has printed
+// why and the command's usage.
+type usageError struct{ err error }
 
-func envFloat(name string, def float64) float64 {
-	if v, ok := os.LookupEnv(name); ok {
-		if f, err := strconv.ParseFloat(v, 64); err == nil {
-			return f
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// parseFlags parses a command's flags and SPECTRA_* variables (see
+// node.Flags). A malformed variable is an error naming it; a refused
+// command line is a usageError.
+func parseFlags(f *node.Flags, args []string) error {
+	if err := f.Parse(args, os.LookupEnv); err != nil {
+		if _, ok := errors.AsType[*node.EnvError](err); ok {
+			return err
 		}
+		return usageError{err}
 	}
-	return def
+	return nil
 }
 
-func envInt(name string, def int) int {
-	if v, ok := os.LookupEnv(name); ok {
-		if n, err := strconv.Atoi(v); err == nil {
-			return n
-		}
+// commandError is what a command returns for an error parsing its
+// flags: nothing more for -h, exit status 2 for a refused command line
+// (already explained), and the error itself otherwise.
+func commandError(cmd string, err error) error {
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return nil
+	case errors.As(err, new(usageError)):
+		return exitError{2}
 	}
-	return def
-}
-
-func envBool(name string, def bool) bool {
-	if v, ok := os.LookupEnv(name); ok {
-		if b, err := strconv.ParseBool(v); err == nil {
-			return b
-		}
-	}
-	return def
-}
-
-func envDuration(name string, def time.Duration) time.Duration {
-	if v, ok := os.LookupEnv(name); ok {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
-		}
-	}
-	return def
-}
-
-// storeFlags are the flags every command that opens the store shares.
-type storeFlags struct {
-	dataDir    string
-	eventStore string
-	natsURL    string
-	noSync     bool
-}
-
-func (s *storeFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&s.dataDir, "data-dir", envString("SPECTRA_DATA_DIR", "./data"), "data directory of the embedded event store (SPECTRA_DATA_DIR)")
-	fs.StringVar(&s.eventStore, "event-store", envString("SPECTRA_EVENT_STORE", "jetstream"), "jetstream, or a kurrentdb:// / esdb:// connection string (SPECTRA_EVENT_STORE)")
-	fs.StringVar(&s.natsURL, "nats", envString("SPECTRA_NATS_URL", ""), "external NATS server URL; empty embeds one (SPECTRA_NATS_URL)")
-	fs.BoolVar(&s.noSync, "no-sync", envBool("SPECTRA_NO_SYNC", false), "acknowledge appends before fsync: survives a crash, not a power loss (SPECTRA_NO_SYNC)")
+	return fmt.Errorf("%s: %w", cmd, err)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/spectra-fab/spectra/events"
 	"github.com/spectra-fab/spectra/events/jetstream"
 	"github.com/spectra-fab/spectra/events/kurrent"
+	"github.com/spectra-fab/spectra/node"
 	"github.com/spectra-fab/spectra/projections"
 	"github.com/spectra-fab/spectra/projections/natskv"
 )
@@ -31,11 +32,13 @@ func runProjections(ctx context.Context, args []string) error {
 		name, args = args[0], args[1:]
 	}
 	fs := flag.NewFlagSet("projections rebuild", flag.ContinueOnError)
-	var sf storeFlags
-	sf.register(fs)
-	spcBaseline := fs.Int("spc-baseline", envInt("SPECTRA_SPC_BASELINE", 20), "as serve's --spc-baseline (recorded limits stand either way)")
-	if err := fs.Parse(args); err != nil {
-		return exitError{2}
+	var sf node.Config
+	f := node.NewFlags(fs)
+	sf.BindStore(f)
+	spcBaseline := new(int)
+	f.Int(spcBaseline, "spc-baseline", "SPECTRA_SPC_BASELINE", 20, "as serve's --spc-baseline (recorded limits stand either way)")
+	if err := parseFlags(f, args); err != nil {
+		return commandError("projections rebuild", err)
 	}
 	all := []projections.Projection{projections.NewJobStatus(), projections.NewSPCCharts(projections.SPCConfig{Baseline: *spcBaseline}),
 		projections.NewR2RState(), projections.NewSecurity(), projections.NewAudit()}
@@ -53,14 +56,14 @@ func runProjections(ctx context.Context, args []string) error {
 		nc  *nats.Conn
 		err error
 	)
-	if sf.natsURL == "" {
-		if srv, err = jetstream.StartServer(jetstream.ServerConfig{DataDir: sf.dataDir, Sync: !sf.noSync}); err != nil {
-			return fmt.Errorf("projections rebuild: %w (is a server still running on %s?)", err, sf.dataDir)
+	if sf.NATSURL == "" {
+		if srv, err = jetstream.StartServer(jetstream.ServerConfig{DataDir: sf.DataDir, Sync: !sf.NoSync}); err != nil {
+			return fmt.Errorf("projections rebuild: %w (is a server still running on %s?)", err, sf.DataDir)
 		}
 		defer srv.Shutdown()
 		nc, err = srv.Connect()
 	} else {
-		nc, err = nats.Connect(sf.natsURL)
+		nc, err = nats.Connect(sf.NATSURL)
 	}
 	if err != nil {
 		return err
@@ -68,12 +71,12 @@ func runProjections(ctx context.Context, args []string) error {
 	defer nc.Close()
 	var store events.Store
 	switch {
-	case sf.eventStore == "jetstream":
+	case sf.EventStore == "jetstream":
 		store, err = jetstream.New(ctx, nc, jetstream.Options{})
-	case strings.HasPrefix(sf.eventStore, "esdb") || strings.HasPrefix(sf.eventStore, "kurrent"):
-		store, err = kurrent.Open(ctx, sf.eventStore, kurrent.Options{Logger: slog.New(slog.DiscardHandler)})
+	case strings.HasPrefix(sf.EventStore, "esdb") || strings.HasPrefix(sf.EventStore, "kurrent"):
+		store, err = kurrent.Open(ctx, sf.EventStore, kurrent.Options{Logger: slog.New(slog.DiscardHandler)})
 	default:
-		err = fmt.Errorf("unknown event store %q (want jetstream, esdb://… or kurrentdb://…)", sf.eventStore)
+		err = fmt.Errorf("unknown event store %q (want jetstream, esdb://… or kurrentdb://…)", sf.EventStore)
 	}
 	if err != nil {
 		return fmt.Errorf("projections rebuild: %w", err)

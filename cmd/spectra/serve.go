@@ -7,7 +7,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,85 +19,93 @@ import (
 	"github.com/spectra-fab/spectra/node"
 )
 
-func runServe(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	var (
-		sf                                         storeFlags
-		httpAddr, secretFile, nodeName, natsListen string
-		logLevel, jwksFile                         string
-		rates                                      api.RateLimits
-		accessTTL, refreshTTL                      time.Duration
-		timeScale                                  float64
-		dev, faults                                bool
-		queueLimit, spcBaseline                    int
-		soft, hard, retryBase, retryCap, artTTL    time.Duration
-	)
-	sf.register(fs)
-	fs.StringVar(&httpAddr, "http", envString("SPECTRA_HTTP_ADDR", ":8003"), "HTTP listen address (SPECTRA_HTTP_ADDR)")
-	fs.Float64Var(&timeScale, "time-scale", envFloat("SPECTRA_TIME_SCALE", 100), "process time per wall time: 1 real time, 100 demo, 0 as fast as possible (SPECTRA_TIME_SCALE)")
-	fs.StringVar(&secretFile, "jwt-secret-file", envString("SPECTRA_JWT_SECRET_FILE", ""), "file holding the JWT secret (else SPECTRA_JWT_SECRET)")
-	fs.BoolVar(&dev, "dev", false, "development mode: generate a secret when none is set, print an admin token, allow fault injection")
-	fs.BoolVar(&faults, "allow-fault-injection", envBool("SPECTRA_ALLOW_FAULT_INJECTION", false), "honour simulate_fault in recipes (SPECTRA_ALLOW_FAULT_INJECTION)")
-	fs.StringVar(&nodeName, "node", envString("SPECTRA_NODE", hostname()), "node name in event metadata (SPECTRA_NODE)")
-	fs.StringVar(&natsListen, "nats-listen", envString("SPECTRA_NATS_LISTEN", ""), "let the embedded NATS server listen here, e.g. 127.0.0.1:4222 (SPECTRA_NATS_LISTEN)")
-	fs.IntVar(&spcBaseline, "spc-baseline", envInt("SPECTRA_SPC_BASELINE", 20), "first runs of an SPC chart that fix its limits (SPECTRA_SPC_BASELINE)")
-	fs.IntVar(&queueLimit, "queue-limit", envInt("SPECTRA_QUEUE_LIMIT", 4), "runs admitted at once per queue (SPECTRA_QUEUE_LIMIT)")
-	fs.DurationVar(&soft, "soft-time-limit", envDuration("SPECTRA_SOFT_TIME_LIMIT", 2*time.Hour), "process time after which a run is warned (SPECTRA_SOFT_TIME_LIMIT)")
-	fs.DurationVar(&hard, "hard-time-limit", envDuration("SPECTRA_HARD_TIME_LIMIT", 3*time.Hour), "process time after which a run is aborted (SPECTRA_HARD_TIME_LIMIT)")
-	fs.DurationVar(&retryBase, "retry-base", envDuration("SPECTRA_RETRY_BASE", 60*time.Second), "first automatic retry delay, process time (SPECTRA_RETRY_BASE)")
-	fs.DurationVar(&retryCap, "retry-cap", envDuration("SPECTRA_RETRY_CAP", 10*time.Minute), "longest automatic retry delay, process time (SPECTRA_RETRY_CAP)")
-	fs.DurationVar(&artTTL, "artifact-ttl", envDuration("SPECTRA_ARTIFACT_TTL", 7*24*time.Hour), "how long artifacts are kept (SPECTRA_ARTIFACT_TTL)")
-	fs.StringVar(&jwksFile, "jwks-file", envString("SPECTRA_JWKS_FILE", ""), "JWKS file of an identity provider: RS256/EdDSA tokens verified by kid, reloaded when it changes (SPECTRA_JWKS_FILE)")
-	fs.IntVar(&rates.CreateRuns, "rate-limit-create", envInt("SPECTRA_RATE_LIMIT_CREATE", 100), "run creations per principal per minute (SPECTRA_RATE_LIMIT_CREATE)")
-	fs.IntVar(&rates.Reads, "rate-limit-read", envInt("SPECTRA_RATE_LIMIT_READ", 1000), "reads per principal per minute (SPECTRA_RATE_LIMIT_READ)")
-	fs.IntVar(&rates.Commands, "rate-limit-command", envInt("SPECTRA_RATE_LIMIT_COMMAND", 100), "other commands per principal per minute (SPECTRA_RATE_LIMIT_COMMAND)")
-	fs.DurationVar(&accessTTL, "access-token-ttl", envDuration("SPECTRA_ACCESS_TOKEN_TTL", 0), "lifetime of access tokens from POST /api/auth/token (SPECTRA_ACCESS_TOKEN_TTL; 0: the default)")
-	fs.DurationVar(&refreshTTL, "refresh-token-ttl", envDuration("SPECTRA_REFRESH_TOKEN_TTL", 0), "lifetime of refresh tokens (SPECTRA_REFRESH_TOKEN_TTL; 0: the default)")
-	fs.StringVar(&logLevel, "log-level", envString("SPECTRA_LOG_LEVEL", "info"), "debug, info, warn or error (SPECTRA_LOG_LEVEL)")
-	if err := fs.Parse(args); err != nil {
-		return exitError{2}
-	}
-	logger := newLogger(logLevel)
-	if timeScale < 0 {
-		return errors.New("serve: --time-scale must be ≥ 0")
-	}
+// serveFlags are serve's settings: the node's configuration, bound field
+// by field in node.Config.Bind, and the few that only the command reads.
+type serveFlags struct {
+	cfg        node.Config
+	secretFile string
+	dev        bool
+	logLevel   slog.Level
+	logFormat  string
+}
 
-	secret, err := loadSecret(secretFile)
+func (s *serveFlags) bind(f *node.Flags) {
+	s.cfg.Bind(f, hostname())
+	f.String(&s.secretFile, "jwt-secret-file", "SPECTRA_JWT_SECRET_FILE", "", "file holding the JWT secret (else SPECTRA_JWT_SECRET)")
+	f.Bool(&s.dev, "dev", "", false, "development mode: generate a secret when none is set, print an admin token and a sign-in link, allow fault injection, text logs")
+	f.Text(&s.logLevel, "log-level", "SPECTRA_LOG_LEVEL", slog.LevelInfo, "debug, info, warn or error")
+	f.String(&s.logFormat, "log-format", "SPECTRA_LOG_FORMAT", "", "text or json (default json, text with --dev)")
+}
+
+// parseServe reads serve's flags and environment.
+func parseServe(args []string, lookupEnv func(string) (string, bool)) (*serveFlags, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var s serveFlags
+	f := node.NewFlags(fs)
+	s.bind(f)
+	if err := f.Parse(args, lookupEnv); err != nil {
+		if _, ok := errors.AsType[*node.EnvError](err); !ok {
+			err = usageError{err}
+		}
+		return nil, err
+	}
+	if s.logFormat == "" {
+		s.logFormat = "json"
+		if s.dev {
+			s.logFormat = "text"
+		}
+	}
+	if s.logFormat != "json" && s.logFormat != "text" {
+		return nil, fmt.Errorf("--log-format must be text or json, not %q", s.logFormat)
+	}
+	if err := s.cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+func runServe(ctx context.Context, args []string) error {
+	s, err := parseServe(args, os.LookupEnv)
+	if err != nil {
+		return commandError("serve", err)
+	}
+	cfg := &s.cfg
+	logger := newLogger(os.Stderr, s.logLevel, s.logFormat, s.dev)
+	cfg.Logger = logger
+
+	secret, err := loadSecret(s.secretFile)
 	if err != nil {
 		return err
 	}
-	if dev {
-		faults = true
+	if s.dev {
+		cfg.AllowFaultInjection = true
 		if len(secret) == 0 {
-			if secret, err = devSecret(sf.dataDir); err != nil {
+			if secret, err = devSecret(cfg.DataDir); err != nil {
 				return err
 			}
 		}
 	} else if len(secret) < 32 {
 		return errors.New("serve: SPECTRA_JWT_SECRET (or --jwt-secret-file) must hold at least 32 bytes; use --dev for a generated one")
 	}
-	if err := os.MkdirAll(sf.dataDir, 0o750); err != nil {
+	cfg.JWTSecret = secret
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 
-	n, err := node.Start(ctx, node.Config{HTTPAddr: httpAddr, DataDir: sf.dataDir, EventStore: sf.eventStore,
-		NATSURL: sf.natsURL, NATSListen: natsListen, NoSync: sf.noSync, JWTSecret: secret, TimeScale: timeScale,
-		Node: nodeName, AllowFaultInjection: faults, QueueLimit: queueLimit, SoftLimit: soft, HardLimit: hard,
-		RetryBase: retryBase, RetryCap: retryCap, ArtifactTTL: artTTL, Logger: logger,
-		SPCBaseline: spcBaseline, JWKSFile: jwksFile, RateLimits: rates, AccessTokenTTL: accessTTL, RefreshTokenTTL: refreshTTL})
+	n, err := node.Start(ctx, *cfg)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer n.Close()
 	defer servePprof(logger)()
-	logger.Info("spectra serving", "http", httpAddr, "data_dir", sf.dataDir, "event_store", sf.eventStore,
-		"time_scale", timeScale, "fsync", !sf.noSync, "dev", dev)
-	if dev {
+	logger.Info("spectra serving", "http", cfg.HTTPAddr, "data_dir", cfg.DataDir, "event_store", cfg.EventStore,
+		"time_scale", cfg.TimeScale, "fsync", !cfg.NoSync, "dev", s.dev)
+	if s.dev {
 		tok, err := api.IssueToken(secret, "dev-admin", "admin@example.com", "org-1", "admin", 24*time.Hour)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "\nSpectra is running on %s (dev mode).\n  export SPECTRA_JWT_SECRET=%s\n  export SPECTRA_TOKEN=%s\n\n", httpAddr, string(secret), tok)
+		printDevBanner(os.Stderr, cfg.HTTPAddr, string(secret), tok)
 	}
 	select {
 	case <-ctx.Done():
@@ -106,6 +116,32 @@ func runServe(ctx context.Context, args []string) error {
 	}
 }
 
+// printDevBanner prints what a developer needs to start: the dashboard,
+// a link that signs in to it, and the secret and token for the CLI.
+func printDevBanner(w io.Writer, httpAddr, secret, token string) {
+	base := "http://" + browsable(httpAddr)
+	fmt.Fprintf(w, "\nSpectra is running (dev mode).\n"+
+		"  Dashboard: %s/\n"+
+		"  Sign in:   %s/#token=%s\n"+
+		"  CLI:\n"+
+		"    export SPECTRA_SERVER=%s\n"+
+		"    export SPECTRA_JWT_SECRET=%s\n"+
+		"    export SPECTRA_TOKEN=%s\n\n", base, base, token, base, secret, token)
+}
+
+// browsable turns a listen address into one a browser on this machine
+// reaches: ":8003" and "0.0.0.0:8003" become "localhost:8003".
+func browsable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
 func hostname() string {
 	h, err := os.Hostname()
 	if err != nil || h == "" {
@@ -114,12 +150,51 @@ func hostname() string {
 	return h
 }
 
-func newLogger(level string) *slog.Logger {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		l = slog.LevelInfo
+// newLogger logs to w as JSON or text. In dev mode the embedded NATS
+// server's notices (its start-up banner among them) are dropped: warnings
+// and errors still show.
+func newLogger(w io.Writer, level slog.Level, format string, dev bool) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
+	if format == "text" {
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	if dev {
+		h = quietComponent{Handler: h, component: "nats", min: slog.LevelWarn}
+	}
+	return slog.New(h)
+}
+
+// quietComponent drops one component's records below a level.
+type quietComponent struct {
+	slog.Handler
+	component string
+	min       slog.Level
+}
+
+func (q quietComponent) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level < q.min {
+		quiet := false
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "component" && a.Value.String() == q.component {
+				quiet = true
+				return false
+			}
+			return true
+		})
+		if quiet {
+			return nil
+		}
+	}
+	return q.Handler.Handle(ctx, r)
+}
+
+func (q quietComponent) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return quietComponent{Handler: q.Handler.WithAttrs(attrs), component: q.component, min: q.min}
+}
+
+func (q quietComponent) WithGroup(name string) slog.Handler {
+	return quietComponent{Handler: q.Handler.WithGroup(name), component: q.component, min: q.min}
 }
 
 // loadSecret reads the JWT secret from a file or SPECTRA_JWT_SECRET.

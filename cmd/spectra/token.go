@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spectra-fab/spectra/api"
+	"github.com/spectra-fab/spectra/node"
 )
 
 func runToken(args []string) error {
@@ -16,9 +17,11 @@ func runToken(args []string) error {
 	user := fs.String("user", "", "user id (sub claim; default <role>-user)")
 	email := fs.String("email", "", "email claim (default <user>@example.com)")
 	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime")
-	secretFile := fs.String("jwt-secret-file", envString("SPECTRA_JWT_SECRET_FILE", ""), "file holding the JWT secret (else SPECTRA_JWT_SECRET)")
-	if err := fs.Parse(args); err != nil {
-		return exitError{2}
+	f := node.NewFlags(fs)
+	secretFile := new(string)
+	f.String(secretFile, "jwt-secret-file", "SPECTRA_JWT_SECRET_FILE", "", "file holding the JWT secret (else SPECTRA_JWT_SECRET)")
+	if err := parseFlags(f, args); err != nil {
+		return commandError("token", err)
 	}
 	secret, err := loadSecret(*secretFile)
 	if err != nil {
