@@ -45,7 +45,7 @@ func (e *errDuplicate) Error() string { return fmt.Sprintf("duplicate of the eve
 // spanning organisations or about 900 KiB takes an atomic batch of
 // several. Appends may carry at most 1,000 events; more is ErrInvalid.
 func (s *Store) Append(ctx context.Context, stream string, expected events.Expected, evs ...events.Event) (events.AppendResult, error) {
-	if err := validate(stream, expected, evs); err != nil {
+	if err := events.ValidateAppend(stream, expected, evs, maxBatch); err != nil {
 		return events.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
 	}
 	if err := s.checkOpen(ctx); err != nil {
@@ -197,30 +197,4 @@ func (s *Store) publish(ctx context.Context, stream string, at tail, evs []event
 		return events.AppendResult{}, err
 	}
 	return events.AppendResult{Revision: last, Position: position(ack.Sequence, n-1)}, nil
-}
-
-func validate(stream string, expected events.Expected, evs []events.Event) error {
-	if err := events.ValidateStream(stream); err != nil {
-		return err
-	}
-	if expected < events.ExpectNoStream {
-		return fmt.Errorf("expected %d: %w", int64(expected), events.ErrInvalid)
-	}
-	if len(evs) == 0 {
-		return fmt.Errorf("no events: %w", events.ErrInvalid)
-	}
-	if len(evs) > maxBatch {
-		return fmt.Errorf("%d events, at most %d in one append: %w", len(evs), maxBatch, events.ErrInvalid)
-	}
-	seen := make(map[string]bool, len(evs))
-	for i, ev := range evs {
-		if ev.ID == "" || ev.Type == "" {
-			return fmt.Errorf("event %d without id or type: %w", i, events.ErrInvalid)
-		}
-		if seen[ev.ID] {
-			return fmt.Errorf("event id %s twice: %w", ev.ID, events.ErrInvalid)
-		}
-		seen[ev.ID] = true
-	}
-	return nil
 }

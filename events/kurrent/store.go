@@ -236,11 +236,8 @@ func (s *Store) Close() error {
 // a *events.ConflictError when it is not, events.ErrInvalid for an empty
 // append, a bad stream name, or an event whose id is not a UUID.
 func (s *Store) Append(ctx context.Context, stream string, expected events.Expected, evs ...events.Event) (events.AppendResult, error) {
-	if err := events.ValidateStream(stream); err != nil {
-		return events.AppendResult{}, fmt.Errorf("append: %w", err)
-	}
-	if len(evs) == 0 {
-		return events.AppendResult{}, fmt.Errorf("append %s: no events: %w", stream, events.ErrInvalid)
+	if err := events.ValidateAppend(stream, expected, evs, 0); err != nil {
+		return events.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
 	}
 	var exp esdb.ExpectedRevision
 	switch {
@@ -248,22 +245,15 @@ func (s *Store) Append(ctx context.Context, stream string, expected events.Expec
 		exp = esdb.Any{}
 	case expected == events.ExpectNoStream:
 		exp = esdb.NoStream{}
-	case expected >= 0:
+	default: // a revision: ValidateAppend refused anything else
 		exp = esdb.Revision(uint64(expected))
-	default:
-		return events.AppendResult{}, fmt.Errorf("append %s: expected %d: %w", stream, int64(expected), events.ErrInvalid)
 	}
 	data := make([]esdb.EventData, len(evs))
-	seen := make(map[uuid.UUID]bool, len(evs))
 	for i, ev := range evs {
 		id, err := uuid.Parse(ev.ID)
-		if err != nil || ev.Type == "" {
-			return events.AppendResult{}, fmt.Errorf("append %s: event %d needs a UUID id and a type: %w", stream, i, events.ErrInvalid)
+		if err != nil {
+			return events.AppendResult{}, fmt.Errorf("append %s: event %d needs a UUID id: %w", stream, i, events.ErrInvalid)
 		}
-		if seen[id] {
-			return events.AppendResult{}, fmt.Errorf("append %s: event id %s twice: %w", stream, id, events.ErrInvalid)
-		}
-		seen[id] = true
 		md, err := json.Marshal(wireMetadata{Metadata: ev.Metadata, Correlation: ev.Metadata.CorrelationID, Causation: ev.Metadata.CausationID})
 		if err != nil {
 			return events.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)

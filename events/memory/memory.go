@@ -73,7 +73,7 @@ func (s *Store) closed() bool {
 
 // Append implements events.Store.
 func (s *Store) Append(ctx context.Context, stream string, expected events.Expected, evs ...events.Event) (events.AppendResult, error) {
-	if err := validate(stream, expected, evs); err != nil {
+	if err := events.ValidateAppend(stream, expected, evs, 0); err != nil {
 		return events.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
 	}
 	if err := s.check(ctx); err != nil {
@@ -138,29 +138,6 @@ func (l *log) retried(idx []int, expected events.Expected, evs []events.Event) (
 	}
 	rec := l.records[idx[start+len(evs)-1]]
 	return events.AppendResult{Revision: rec.Revision, Position: rec.Position}, true
-}
-
-func validate(stream string, expected events.Expected, evs []events.Event) error {
-	if err := events.ValidateStream(stream); err != nil {
-		return err
-	}
-	if expected < events.ExpectNoStream {
-		return fmt.Errorf("expected %d: %w", int64(expected), events.ErrInvalid)
-	}
-	if len(evs) == 0 {
-		return fmt.Errorf("no events: %w", events.ErrInvalid)
-	}
-	seen := make(map[string]bool, len(evs))
-	for i, ev := range evs {
-		if ev.ID == "" || ev.Type == "" {
-			return fmt.Errorf("event %d without id or type: %w", i, events.ErrInvalid)
-		}
-		if seen[ev.ID] {
-			return fmt.Errorf("event id %s twice: %w", ev.ID, events.ErrInvalid)
-		}
-		seen[ev.ID] = true
-	}
-	return nil
 }
 
 func (s *Store) check(ctx context.Context) error {
