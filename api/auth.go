@@ -26,7 +26,7 @@ func (Secret) String() string { return "[REDACTED]" }
 func (Secret) GoString() string { return "[REDACTED]" }
 
 // MinSecretLen is the shortest JWT secret a server accepts outside dev mode
-// (SPEC.md: the server refuses to start without a strong one).
+// (the specification: the server refuses to start without a strong one).
 const MinSecretLen = 32
 
 // CheckSecret reports whether secret is strong enough to sign tokens

@@ -5,12 +5,7 @@
 //
 // The API is a front: commands go to the actor layer through Commands,
 // reads come from the projections through Queries, and job logs from the
-// event log. Each is a small interface declared here.
-//
-//	srv := api.New(api.Config{JWTSecret: secret, Node: "node-1"},
-//		api.Deps{Commands: actorSystem, Queries: readModels, Store: store})
-//	go srv.Listen(":8003")
-//	defer srv.Shutdown(ctx)
+// event log. Each is a small interface declared here (see ExampleNew).
 //
 // Read-your-writes: a command answers with the log position of what it
 // appended (body "position", header X-Spectra-Position) after waiting,
@@ -34,7 +29,7 @@
 // they reach the store, and bodies are capped in size and depth. Refusals —
 // 401 where the organisation is known for sure, 403, and the 404 a command
 // gets for another organisation's resource — are appended as AccessDenied
-// to audit-<org>; GET /api/audit answers from the audit read model.
-//
-//	srv := api.New(cfg, api.Deps{…, Events: store, Credentials: security, Audit: audit})
+// to audit-<org>; GET /api/audit answers from the audit read model. The
+// credential and audit services are api.Deps' Events, Credentials and
+// Audit.
 package api

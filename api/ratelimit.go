@@ -27,7 +27,7 @@ type RateLimits struct {
 	Window time.Duration
 }
 
-// Default rate limits (SPEC.md).
+// Default rate limits (the specification).
 const (
 	defaultCreateRunsLimit = 100
 	defaultReadsLimit      = 1000

@@ -5,7 +5,7 @@ import "slices"
 // Role is a user's role in their organisation.
 type Role string
 
-// Roles (SPEC.md "Roles and permissions").
+// Roles (the specification's "Roles and permissions").
 const (
 	RoleAdmin    Role = "admin"
 	RoleEngineer Role = "engineer"
@@ -25,7 +25,7 @@ func (r Role) Valid() bool {
 // Permission names one thing a role may do.
 type Permission string
 
-// Permissions (SPEC.md). Names are the seed's and part of the contract.
+// Permissions (the specification). Names are the seed's and part of the contract.
 const (
 	PermIonCreateRun     Permission = "ion:create_run"
 	PermIonViewRun       Permission = "ion:view_run"
@@ -75,7 +75,7 @@ var allPermissions = []Permission{
 //     VM_DEPLOY_MODEL was admin-only).
 //   - operator: starts runs (creates them at the tool, as the seed's
 //     operator did with ION_CREATE_RUN/RTP_CREATE_RUN) and stops them
-//     (cancel, pause, resume), views runs and real-time data. SPEC.md's
+//     (cancel, pause, resume), views runs and real-time data. The specification's
 //     "start and stop runs" is read as creating them: in Spectra a run
 //     starts when it is created, there is no separate start command.
 //     Operators do not retry, tune, simulate, see logs or the audit trail.

@@ -52,7 +52,7 @@ func TestRBACTable(t *testing.T) {
 	}
 }
 
-// TestRoutePermissions pins the route table to SPEC.md: each endpoint and
+// TestRoutePermissions pins the route table to the specification: each endpoint and
 // the permission it needs.
 func TestRoutePermissions(t *testing.T) {
 	h := newHarness(t)
@@ -119,7 +119,7 @@ func TestRoutePermissions(t *testing.T) {
 	}
 }
 
-// TestRolePermissions checks the role table against SPEC.md's prose,
+// TestRolePermissions checks the role table against the specification's prose,
 // independently of how the table is written.
 func TestRolePermissions(t *testing.T) {
 	for _, p := range allPermissions {

@@ -86,7 +86,7 @@ type Config struct {
 	// AccessTokenTTL and RefreshTokenTTL are the lifetimes of the tokens
 	// /api/auth/token and /api/auth/refresh issue (defaults 15 min, 24 h).
 	AccessTokenTTL, RefreshTokenTTL time.Duration
-	// RateLimits caps requests per principal (defaults: SPEC.md).
+	// RateLimits caps requests per principal (defaults: the specification's).
 	RateLimits RateLimits
 	// MaxJSONDepth caps how deeply request bodies nest (default 32).
 	MaxJSONDepth int

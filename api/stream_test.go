@@ -750,7 +750,7 @@ func TestStreamAuth(t *testing.T) {
 		refused(t, "/api/rtp/stream/"+runID+"?token="+tokenOf(t, RoleViewer, "org-1"), nil, http.StatusNotFound)
 	})
 	t.Run("without_telemetry_permission", func(t *testing.T) {
-		// No role of SPEC.md's table lacks ion:view_telemetry; take it
+		// No role of the specification's table lacks ion:view_telemetry; take it
 		// from the viewer for this test.
 		saved := rolePermissions[RoleViewer]
 		rolePermissions[RoleViewer] = []Permission{PermIonViewRun, PermJobViewStatus}

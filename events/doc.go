@@ -6,11 +6,7 @@
 //
 // A run's stream is "run-<run id>"; its events are appended by the run's
 // actor only, always with the expected revision, so a second writer is
-// refused with ErrConflict:
-//
-//	ev, _ := events.New(events.RunStarted{...}, md)
-//	res, err := store.Append(ctx, events.RunStream(id), events.ExpectRevision(rev), ev)
-//	if errors.Is(err, events.ErrConflict) { /* fenced: stop */ }
+// refused with ErrConflict (see the package example).
 //
 // Every adapter (events/jetstream, events/kurrent, events/memory) passes the
 // conformance suite in events/eventstest.

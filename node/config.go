@@ -54,7 +54,7 @@ type Config struct {
 	// JWKSFile, when set, adds RS256/EdDSA verification of an identity
 	// provider's tokens by kid (HS256 with JWTSecret always works).
 	JWKSFile string
-	// RateLimits caps requests per principal (zero fields: SPEC.md's
+	// RateLimits caps requests per principal (zero fields: the specification's
 	// defaults).
 	RateLimits api.RateLimits
 	// AccessTokenTTL and RefreshTokenTTL are the lifetimes of the tokens

@@ -5,11 +5,6 @@
 // and lets callers wait until a position has been applied (WaitFor), so a
 // read right after a command sees what the command appended. Every
 // projection can always be rebuilt from the log: Rebuild drops its
-// checkpoint and replays from the beginning.
-//
-//	jobs := projections.NewJobStatus()
-//	r := projections.NewRunner(store, checkpoints, logger, jobs)
-//	go r.Run(ctx)
-//	_ = r.WaitFor(ctx, acc.Position)
-//	run, err := jobs.Run(ctx, "org-1", runID)
+// checkpoint and replays from the beginning. ExampleRunner shows the
+// wiring.
 package projections

@@ -1,10 +1,6 @@
 // Package jetstream is Spectra's default event store, on NATS JetStream.
 // It can embed the NATS server in-process, so one binary is a complete
-// system, or connect to an external NATS cluster.
-//
-//	s, err := jetstream.Open(ctx, jetstream.Config{DataDir: dir, Sync: true})
-//	defer s.Close()
-//	res, err := s.Append(ctx, events.RunStream(id), events.ExpectRevision(rev), ev)
+// system, or connect to an external NATS cluster (see ExampleOpen).
 //
 // Layout: one JetStream stream (SPECTRA_EVENTS) with subjects
 // ev.<category>.<stream id>; an event is one message whose body is the

@@ -18,7 +18,7 @@ import (
 // benchmarks: they say what the adapter and client cost, not how fast a
 // KurrentDB node is.
 
-// benchEvent is about 200 bytes of payload, as in reference/eventstores.md.
+// benchEvent is about 200 bytes of payload, typical of event-store benchmarks.
 func benchEvent(tb testing.TB) events.Event {
 	ev, err := events.New(events.RunPhaseChanged{JobID: "job-" + strings.Repeat("x", 150), Name: "implant", Progress: 0.5, Step: 42},
 		events.Metadata{OrgID: "org-a", UserID: "u-1"})

@@ -1,9 +1,6 @@
 // Package kurrent is the events.Store on KurrentDB (EventStoreDB) through
-// the official gRPC client, github.com/EventStore/EventStore-Client-Go/v4.
-//
-//	store, err := kurrent.Open(ctx, "kurrentdb://admin:changeit@db1:2113,db2:2113,db3:2113?tlsCAFile=ca.crt", kurrent.Options{Logger: log})
-//	if err != nil { … }
-//	defer store.Close()
+// the official gRPC client, github.com/EventStore/EventStore-Client-Go/v4
+// (see ExampleOpen for a cluster's connection string).
 //
 // Mapping onto the port:
 //   - A stream is a KurrentDB stream of the same name; an event's id is the

@@ -2,15 +2,13 @@
 // depth profiles, the wafer dose map, and a hardware-in-the-loop implanter
 // that a run actor steps as a process.Engine.
 //
-// Usage:
-//
-//	r, err := ion.ParseRecipe(body)          // strict JSON + SPEC ranges → *process.ValidationError
-//	e, err := ion.NewEngine(r, process.Options{Seed: seed, R2R: adj, Fault: f, Disturbance: d})
-//	marks := e.SetupMarks()                   // Validation 5, Simulator set-up 10, Controller set-up 15
-//	for res := e.Step(); !res.Done; res = e.Step() { … }  // 100 ms each; progress 20→80 with the dose
-//	out := e.Finish()                         // results, R2R observations, artifacts
-//
-//	p, err := ion.SimulateDoseProfile(req)   // POST /api/ion/simulate/dose_profile
+// ExampleNewEngine drives a run from recipe to results: ParseRecipe
+// (strict JSON and the specification's ranges, else a
+// *process.ValidationError), NewEngine, its set-up marks (Validation 5,
+// Simulator set-up 10, Controller set-up 15), 100 ms steps while progress
+// goes from 20 to 80 with the dose, and Finish (results, R2R observations,
+// artifacts). SimulateDoseProfile serves POST
+// /api/ion/simulate/dose_profile.
 //
 // # Range moments
 //

@@ -70,7 +70,7 @@ func TestEngineSeedExample(t *testing.T) {
 		t.Errorf("dose_error_pct = %v, inconsistent with the final dose %v", de, final)
 	}
 	vm := res.VMPrediction
-	// physics.md §2.3/§7.10: P 40 keV 1e15 on N_B = 1e15, fully active
+	// physics reference §2.3/§7.10: P 40 keV 1e15 on N_B = 1e15, fully active
 	// after anneal: Rs ≈ 86–93 Ω/sq (±25 % for a model, §0); xj 169 nm for
 	// the as-implanted σ and up to 426 nm for σ = 80 nm (±30 %).
 	if rs := *vm.SheetResistanceOhmSq; rs < 86*0.75 || rs > 93*1.25 {
@@ -83,7 +83,7 @@ func TestEngineSeedExample(t *testing.T) {
 		t.Errorf("VM activation = %.1f %%, want 90–100 after 1000 °C 10 s", act)
 	}
 	if u := res.DoseUniformityPct; u <= 0 || u > 0.5 {
-		t.Errorf("dose_uniformity_pct = %.3f, want within the 0.5 %% 1σ spec (physics.md §1.7)", u)
+		t.Errorf("dose_uniformity_pct = %.3f, want within the 0.5 %% 1σ spec (physics reference §1.7)", u)
 	}
 	if _, err := json.Marshal(o.Result); err != nil {
 		t.Errorf("json.Marshal(Result) = %v", err)
@@ -207,7 +207,7 @@ func TestEngineImplantTimeScalesAsDoseOverCurrent(t *testing.T) {
 		return e.Finish().Result.(*Result).ImplantTimeS
 	}
 	t0 := timeOf(1e15, 5)
-	// physics.md §1.6: Q·q·A/I, with A the scanned area W×L.
+	// physics reference §1.6: Q·q·A/I, with A the scanned area W×L.
 	g := newScanGeom(300)
 	want := 1e15 / math.Cos(7*math.Pi/180) * elementaryCharge * g.scannedAreaCm2() / 5e-3
 	if relErr(t0, want) > 0.02 {

@@ -10,9 +10,9 @@ import (
 // relErr returns |got/want − 1|.
 func relErr(got, want float64) float64 { return math.Abs(got/want - 1) }
 
-// Gibbons, Johnson & Mylroie (1975) moments as physics.md §1.1 quotes them
+// Gibbons, Johnson & Mylroie (1975) moments as physics reference §1.1 quotes them
 // (via Stanford SUPREM's table): test oracles, not shipped data. Tolerance
-// ±15 % on Rp (physics.md §0) and on ΔRp; the lateral straggle is compared
+// ±15 % on Rp (physics reference §0) and on ΔRp; the lateral straggle is compared
 // as √2·σ_y, because the tables' ΔR⊥ is the transverse (radial) straggle
 // √⟨y²+z²⟩ (the ratio of our σ_y to it is 0.71 ± 0.02 for every ion).
 func TestMomentsAgainstGibbons(t *testing.T) {
@@ -40,7 +40,7 @@ func TestMomentsAgainstGibbons(t *testing.T) {
 		{"Sb", 40, 28.6, 8.6, 0.542, 9.2},
 		{"Sb", 80, 45.8, 13.7, 0.541, 14.4},
 		{"Sb", 100, 53.9, 16.1, 0.539, 16.7},
-		// Indium: physics.md §1.4 (LSS-scaled Sb, ±20 %).
+		// Indium: physics reference §1.4 (LSS-scaled Sb, ±20 %).
 		{"In", 5, 7.9, 2.5, math.NaN(), 2.7 * math.Sqrt2},
 		{"In", 10, 12.1, 3.8, math.NaN(), math.NaN()},
 		{"In", 20, 18.5, 5.7, math.NaN(), math.NaN()},
@@ -48,7 +48,7 @@ func TestMomentsAgainstGibbons(t *testing.T) {
 		{"In", 80, 46.5, 14.1, math.NaN(), math.NaN()},
 		{"In", 100, 54.8, 16.6, math.NaN(), math.NaN()},
 		{"In", 200, 94.1, 28.2, math.NaN(), math.NaN()},
-		// BF2 via its boron-equivalent energy, physics.md §1.3 (B table at
+		// BF2 via its boron-equivalent energy, physics reference §1.3 (B table at
 		// E·11/49, log-log interpolated).
 		{"BF2", 25, 20.1, 12.1, math.NaN(), 16.1},
 		{"BF2", 50, 39.2, 19.7, math.NaN(), 27.3},
@@ -94,7 +94,7 @@ func TestMomentsProperties(t *testing.T) {
 			prev = m.RpNm
 		}
 	}
-	// At equal energy heavier ions stop shallower (physics.md §7.2):
+	// At equal energy heavier ions stop shallower (physics reference §7.2):
 	// Rp(B) > Rp(P) > Rp(As) ≥ Rp(Sb) ≈ Rp(In), "≥" within 3 % (the sheet's
 	// own 5 keV extrapolation has Sb 4 % deeper than As). ΔRp/Rp falls with
 	// mass among the nuclear-stopping ions P, As, Sb up to 100 keV; boron,
@@ -116,7 +116,7 @@ func TestMomentsProperties(t *testing.T) {
 			t.Errorf("at %v keV ΔRp/Rp P %.3f As %.3f Sb %.3f: want decreasing with mass", e, r("P"), r("As"), r("Sb"))
 		}
 	}
-	// BF2 at E behaves like B at 11E/49 (physics.md §7.3).
+	// BF2 at E behaves like B at 11E/49 (physics reference §7.3).
 	bf2, _ := Moments("BF2", 49)
 	b, _ := Moments("B", 11)
 	if relErr(bf2.RpNm, b.RpNm) > 1e-9 || relErr(bf2.DRpNm, b.DRpNm) > 1e-9 {

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// physics.md §1.5 and §7.5 test vectors for the SUPREM Pearson formulas.
+// physics reference §1.5 and §7.5 test vectors for the SUPREM Pearson formulas.
 func TestPearsonVectors(t *testing.T) {
 	tests := []struct {
 		name                   string
@@ -38,7 +38,7 @@ func TestPearsonVectors(t *testing.T) {
 			if got := p.Density(p.Mode()) * 1e7; relErr(got, tc.peakPerCm) > 2e-3 {
 				t.Errorf("peak density = %.4g /cm, want %.4g", got, tc.peakPerCm)
 			}
-			// Moments recovered to 1e-3 (physics.md §7.5).
+			// Moments recovered to 1e-3 (physics reference §7.5).
 			var m [5]float64
 			lo, hi := p.Rp-15*p.Sigma, p.Rp+15*p.Sigma
 			const n = 20000
@@ -68,7 +68,7 @@ func TestPearsonVectors(t *testing.T) {
 	}
 }
 
-// physics.md §1.5/§7.4: a Gaussian of 1e15 cm⁻² and ΔRp 23.6 nm peaks at
+// physics reference §1.5/§7.4: a Gaussian of 1e15 cm⁻² and ΔRp 23.6 nm peaks at
 // 1.690e20 cm⁻³ and integrates to the dose.
 func TestGaussianPeak(t *testing.T) {
 	p := NewPearson(53.4, 23.6, 0, 3)

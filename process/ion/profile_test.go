@@ -47,7 +47,7 @@ func TestSimulateDoseProfileSeedExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	m, _ := Moments("B", 20)
-	// Tilt projects the range: Rp·cos 7° = 0.9925·Rp (physics.md §1.5).
+	// Tilt projects the range: Rp·cos 7° = 0.9925·Rp (physics reference §1.5).
 	if got, want := p.Profile1D.ProjectedRangeNm, m.RpNm*math.Cos(7*math.Pi/180); relErr(got, want) > 1e-9 {
 		t.Errorf("projected_range_nm = %v, want Rp·cos7° = %v", got, want)
 	}
@@ -95,14 +95,14 @@ func TestSimulateDoseProfileSeedExample(t *testing.T) {
 		t.Errorf("2-D grid: corner %v (want null, off the wafer), centre %v (want a dose)", grid.Dose[0][0], grid.Dose[30][30])
 	}
 	if p.Metadata.UniformityPct > 0.5 {
-		t.Errorf("ideal-tool uniformity = %.3f %%, want ≤ 0.5 %% (physics.md §1.7 spec)", p.Metadata.UniformityPct)
+		t.Errorf("ideal-tool uniformity = %.3f %%, want ≤ 0.5 %% (physics reference §1.7 spec)", p.Metadata.UniformityPct)
 	}
 }
 
 func TestSimulateDoseProfileGaussianPeak(t *testing.T) {
-	// For γ = 0, β = 3 the profile is the Gaussian of physics.md §7.4; our
+	// For γ = 0, β = 3 the profile is the Gaussian of physics reference §7.4; our
 	// own moments are not Gaussian, so check the peak against the Pearson
-	// density directly at the physics.md P 40 keV straggle.
+	// density directly at the physics reference's P 40 keV straggle.
 	pr, _ := depthProfile(momentsOf(53.4, 23.6, 0, 3), 1e15)
 	peak := slices.Max(pr.ConcentrationCm3)
 	// The 1.2 % of the Gaussian above the surface (Φ(−Rp/σ), Rp/σ = 2.26)

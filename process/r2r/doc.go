@@ -14,10 +14,5 @@
 //
 // Controllers are values: Update returns the next state, so a projection can
 // store one per thread (tool × recipe × product) and replay it
-// deterministically.
-//
-//	c := r2r.NewEWMA(0.3, 0)       // target: zero dose error
-//	u := c.Recommend()              // correction for the next run
-//	// … run with u, measure y …
-//	c = c.Update(y)
+// deterministically (see ExampleEWMA).
 package r2r

@@ -4,16 +4,9 @@
 // implements process.Engine; Tune auto-tunes the controller by relay
 // feedback. Pure and deterministic: no I/O, no clock, no goroutines; every
 // random draw comes from a PCG seeded with process.Options.Seed.
+// ExampleNewEngine drives a run from recipe to results.
 //
-//	r, err := rtp.ParseRecipe(body)            // *process.ValidationError
-//	e, err := rtp.NewEngine(r, process.Options{Seed: seed})
-//	marks := e.SetupMarks()
-//	for res := e.Step(); ; res = e.Step() {    // 100 ms each
-//		if res.Done || res.Fault != nil { break }
-//	}
-//	out := e.Finish()                          // Result, Artifacts, R2R
-//
-// # Models (physics reference = /work/shared/reference/physics.md)
+// # Models (§ numbers: sections of the project's physics reference)
 //
 // Wafer (§4.1): a lumped energy balance
 //

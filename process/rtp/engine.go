@@ -11,7 +11,7 @@ import (
 	"github.com/spectra-fab/spectra/process/spc"
 )
 
-// Telemetry sample keys (SPEC.md "RTP").
+// Telemetry sample keys (the specification's "RTP").
 const (
 	KeyTime     = "time_s"
 	KeySetpoint = "setpoint_temp_c"

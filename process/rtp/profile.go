@@ -21,7 +21,7 @@ type Phase struct {
 // Profile is the set-point generator of a recipe: each segment ramps from
 // the current set-point to its target at its ramp rate (the limit rate for
 // a step: 100 °C/s up, 50 °C/s down), then holds the target for its
-// duration (SPEC.md: 800 °C reached at 50 °C/s, then held 5 s).
+// duration (the specification: 800 °C reached at 50 °C/s, then held 5 s).
 type Profile struct {
 	InitialC float64
 	Phases   []Phase

@@ -15,7 +15,7 @@ import (
 	"github.com/spectra-fab/spectra/process/silicon"
 )
 
-// Recipe limits (SPEC.md "RTP"; seed §2.5).
+// Recipe limits (the specification's "RTP"; seed §2.5).
 const (
 	MinTempC        = 400.0  // lowest segment target
 	MaxTempC        = 1200.0 // highest segment or initial temperature

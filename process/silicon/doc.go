@@ -4,7 +4,7 @@
 // budget, dry thermal oxidation and a rough activation model.
 //
 // Every function is pure and deterministic. Units follow the project's
-// physics reference (shared/reference/physics.md): depths in nm unless a name
+// physics reference: depths in nm unless a name
 // says otherwise, concentrations in cm⁻³, diffusivities in cm²/s,
 // temperatures in °C, times in s.
 //
@@ -23,11 +23,6 @@
 //   - Activation: a logistic fit to sparse literature points (Bell Labs
 //     1999; MRS Proc. 669 J8.1); rough, see Activation.
 //
-// A typical use, turning an annealed Gaussian implant into Rs and xj:
-//
-//	dt := silicon.ThermalBudget("P", times, temps)          // cm²
-//	sigma := silicon.BroadenedSigmaNm(23.6, dt)              // nm
-//	// … build depth/conc with sigma, scaled by Activation(…)/100 …
-//	rs := silicon.SheetResistance(depth, conc, 1e15, silicon.DopantCarrier("P"))
-//	xj := silicon.JunctionDepth(depth, conc, 1e15)           // µm
+// The package example turns an annealed Gaussian implant into σ, xj and
+// its activation.
 package silicon

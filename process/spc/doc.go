@@ -14,20 +14,7 @@
 // Technometrics 32(1), 1 (1990) for the EWMA chart designs. Everything is
 // deterministic and does no I/O.
 //
-// A run monitors a parameter against limits from a baseline:
-//
-//	l := spc.IndividualsLimits(baseline)
-//	m := spc.NewMonitor(l)
-//	for _, x := range samples {
-//		for _, v := range m.Add(x) {
-//			// raise an alarm: v.Rule, v.Message
-//		}
-//	}
-//
-// and, for slow drifts, a CUSUM in units of the same σ:
-//
-//	c := spc.NewCUSUM(l.Center, l.Sigma, spc.DefaultK, spc.DefaultH)
-//	if high, low := c.Add(x); high || low {
-//		alarms = append(alarms, c.Alarm("beam_current_ma", high, x, t))
-//	}
+// A run monitors a parameter against limits from a baseline and, for slow
+// drifts, with a CUSUM in units of the same σ: see ExampleMonitor and
+// ExampleCUSUM.
 package spc

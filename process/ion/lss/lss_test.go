@@ -27,7 +27,7 @@ func TestSolveElectronicOnly(t *testing.T) {
 }
 
 // Sb in Si at 40 keV against Gibbons, Johnson & Mylroie (1975): Rp 28.6 nm,
-// ΔRp 8.6 nm (physics.md §1.1), within the sheet's ±15 %.
+// ΔRp 8.6 nm (physics reference §1.1), within the sheet's ±15 %.
 func TestSolveSbAgainstGibbons(t *testing.T) {
 	m := Solve(Ion{Z: 51, M: 120.904}, []float64{40})[0]
 	if math.Abs(m.RpNm/28.6-1) > 0.15 || math.Abs(m.DRpNm/8.6-1) > 0.15 {
