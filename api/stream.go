@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -47,6 +48,10 @@ const (
 	// from=N", N being the revision (position, on the organisation stream)
 	// after the last message sent.
 	CloseSlowConsumer = 4008
+	// CloseTooManyStreams: the user already holds
+	// StreamConfig.MaxSocketsPerPrincipal open streams (normally refused
+	// with 429 before the upgrade; this code when two raced).
+	CloseTooManyStreams = 4029
 )
 
 // StreamConfig tunes the WebSocket streams. Zero values take the defaults.
@@ -68,6 +73,18 @@ type StreamConfig struct {
 	ReplayPage int
 	// StoreTimeout bounds each store read of a stream (default 10 s).
 	StoreTimeout time.Duration
+	// MaxSocketsPerPrincipal caps the streams one principal (user or API
+	// key of an organisation) holds open at once (default 20); one more
+	// is refused with 429 before the upgrade. One tenant's sockets must
+	// not slow another's runs.
+	MaxSocketsPerPrincipal int
+	// MaxReplaysPerPrincipal caps the replays (history reads) one
+	// principal runs at once (default 2); its other sockets wait their
+	// turn before they subscribe, holding nothing.
+	MaxReplaysPerPrincipal int
+	// MaxReplays caps the replays of the node at once (default 8), so
+	// the memory replays hold stays below MaxReplays × ReplayPage records.
+	MaxReplays int
 }
 
 func (c StreamConfig) withDefaults() StreamConfig {
@@ -85,6 +102,15 @@ func (c StreamConfig) withDefaults() StreamConfig {
 	}
 	if c.StoreTimeout <= 0 {
 		c.StoreTimeout = 10 * time.Second
+	}
+	if c.MaxSocketsPerPrincipal <= 0 {
+		c.MaxSocketsPerPrincipal = 20
+	}
+	if c.MaxReplaysPerPrincipal <= 0 {
+		c.MaxReplaysPerPrincipal = 2
+	}
+	if c.MaxReplays <= 0 {
+		c.MaxReplays = 8
 	}
 	return c
 }
@@ -122,11 +148,76 @@ type streams struct {
 	logger  *slog.Logger
 	upgrade fiber.Handler
 	metrics *httpMetrics
+
+	replays chan struct{} // the node's replay slots
+	mu      sync.Mutex
+	holders map[string]*holder // by principal: its sockets and replay slots
+}
+
+// holder is what one principal holds of the streams.
+type holder struct {
+	sockets int
+	replays chan struct{}
+}
+
+// open counts a socket of principal key, unless it holds the most
+// allowed; check only looks.
+func (st *streams) open(key string, check bool) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	h := st.holders[key]
+	if h == nil {
+		h = &holder{replays: make(chan struct{}, st.cfg.MaxReplaysPerPrincipal)}
+	}
+	if h.sockets >= st.cfg.MaxSocketsPerPrincipal {
+		return false
+	}
+	if !check {
+		h.sockets++
+		st.holders[key] = h
+	}
+	return true
+}
+
+func (st *streams) close(key string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if h := st.holders[key]; h != nil {
+		if h.sockets--; h.sockets == 0 {
+			delete(st.holders, key)
+		}
+	}
+}
+
+// replaySlot waits for a replay slot of the principal and of the node and
+// returns the function that gives them back.
+func (ss *session) replaySlot() (func(), error) {
+	st := ss.st
+	st.mu.Lock()
+	mine := st.holders[ss.req.principal].replays
+	st.mu.Unlock()
+	for _, sem := range []chan struct{}{mine, st.replays} {
+		select {
+		case sem <- struct{}{}:
+		case <-ss.h.down:
+			if sem == st.replays {
+				<-mine
+			}
+			return nil, errShuttingDown
+		case <-ss.gone:
+			if sem == st.replays {
+				<-mine
+			}
+			return nil, errClientGone
+		}
+	}
+	return sync.OnceFunc(func() { <-st.replays; <-mine }), nil
 }
 
 // streamRequest is what the checks before the upgrade found.
 type streamRequest struct {
-	org   string
+	principal string // whose socket: organisation and user or API key
+	org       string
 	run   *projections.Run // nil: the organisation stream
 	kinds []string         // organisation stream: the run id prefixes wanted
 	kind  string           // organisation stream: the ?kind= asked for
@@ -138,7 +229,9 @@ type streamRequest struct {
 // on a WebSocket), and are authenticated and authorised like every route,
 // before the upgrade.
 func (s *Server) registerStreamRoutes(log EventLog) {
-	st := &streams{cfg: s.cfg.Stream.withDefaults(), logger: s.log.With("component", "streams"), metrics: s.metrics}
+	cfg := s.cfg.Stream.withDefaults()
+	st := &streams{cfg: cfg, logger: s.log.With("component", "streams"), metrics: s.metrics,
+		replays: make(chan struct{}, cfg.MaxReplays), holders: map[string]*holder{}}
 	if log != nil {
 		st.hub = newHub(log, s.q.Position, st.cfg.Buffer, st.logger)
 	}
@@ -237,6 +330,11 @@ func (st *streams) accept(c *fiber.Ctx, req *streamRequest) error {
 	if st.hub == nil {
 		return &Error{Code: CodeUnavailable, Message: "streams are not available on this node"}
 	}
+	p := principal(c)
+	req.principal = p.OrgID + "\x00" + p.UserID + "\x00" + p.APIKeyID
+	if !st.open(req.principal, true) {
+		return &Error{Code: CodeRateLimited, Message: fmt.Sprintf("at most %d open streams per user; close one first", st.cfg.MaxSocketsPerPrincipal)}
+	}
 	c.Locals(localStream, req)
 	return st.upgrade(c)
 }
@@ -270,6 +368,13 @@ func (st *streams) serve(c *fws.Conn) {
 		return
 	}
 	defer st.hub.untrack(conn)
+	if !st.open(req.principal, false) { // the check before the upgrade raced with another socket
+		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(CloseTooManyStreams,
+			fmt.Sprintf("at most %d open streams per user", st.cfg.MaxSocketsPerPrincipal)), time.Now().Add(time.Second))
+		cut(conn)
+		return
+	}
+	defer st.close(req.principal)
 	st.metrics.sockets.Inc()
 	defer st.metrics.sockets.Dec()
 	go ss.read()
@@ -343,6 +448,12 @@ func (ss *session) streamRun() error {
 	if ss.next > 0 && len(run.Artifacts) > 0 {
 		ss.artifacts[run.JobID] = slices.Clone(run.Artifacts)
 	}
+	// The replay slot comes first: waiting for it holds no live buffer.
+	release, err := ss.replaySlot()
+	if err != nil {
+		return err
+	}
+	defer release()
 	sub, err := ss.h.subscribe(stream, "")
 	if err != nil {
 		return err
@@ -361,6 +472,7 @@ func (ss *session) streamRun() error {
 	if err != nil {
 		return err
 	}
+	release()
 	if err := ss.caughtUp(); err != nil {
 		return err
 	}
@@ -389,6 +501,11 @@ func (ss *session) streamRun() error {
 // for, says caught_up, then sends live ones; it ends only when the client
 // or the server does.
 func (ss *session) streamOrg() error {
+	release, err := ss.replaySlot()
+	if err != nil {
+		return err
+	}
+	defer release()
 	sub, err := ss.h.subscribe("", ss.req.org)
 	if err != nil {
 		return err
@@ -404,6 +521,7 @@ func (ss *session) streamOrg() error {
 	if sub, err = ss.replay(sub, "", ss.replayOrg); err != nil {
 		return err
 	}
+	release()
 	if err := ss.caughtUp(); err != nil {
 		return err
 	}

@@ -928,3 +928,49 @@ func TestStreamMessageMapping(t *testing.T) {
 		t.Errorf("unknown type → %s %s, want progress naming it", m.Type, m.Event)
 	}
 }
+
+// TestStreamCapsPerPrincipal: a user holds at most MaxSocketsPerPrincipal
+// streams; one more is refused with 429 before the upgrade, while another
+// user (here of another organisation) still gets in, and a closed stream
+// frees its place. With one replay slot per user, a user's second socket
+// replays after the first, and both replay everything.
+func TestStreamCapsPerPrincipal(t *testing.T) {
+	st := newStreamStack(t, streamStackOptions{stream: StreamConfig{MaxSocketsPerPrincipal: 2, MaxReplaysPerPrincipal: 1}})
+	st.fabricate(t, "ION-20260101-0000C001", "org-1")
+	st.fabricate(t, "ION-20260101-0000C002", "org-2")
+	tok1, tok2 := tokenOf(t, RoleViewer, "org-1"), tokenOf(t, RoleViewer, "org-2")
+	a := mustDial(t, st, "/api/stream?from=0", tok1)
+	b := mustDial(t, st, "/api/stream?from=0", tok1)
+	for _, c := range []*wsClient{a, b} {
+		_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			var m wsMsg
+			if err := c.conn.ReadJSON(&m); err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			if m.Type == MessageCaughtUp {
+				if got := m.Data["replayed"]; got != float64(1) {
+					t.Errorf("replayed %v, want 1 (org-1's one event)", got)
+				}
+				break
+			}
+		}
+	}
+	if _, res, err := dialWS(t, st, "/api/stream?from=0&token="+tok1, dialOptions{}); err == nil || res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("third stream of a user: err %v; want 429", err)
+	}
+	mustDial(t, st, "/api/stream?from=0", tok2) // another user is not affected
+	_ = a.conn.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, _, err := dialWS(t, st, "/api/stream?from=0&token="+tok1, dialOptions{})
+		if err == nil {
+			_ = c.conn.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a closed stream did not free its place: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
