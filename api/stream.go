@@ -218,10 +218,10 @@ func (ss *session) replaySlot() (func(), error) {
 type streamRequest struct {
 	principal string // whose socket: organisation and user or API key
 	org       string
-	run   *projections.Run // nil: the organisation stream
-	kinds []string         // organisation stream: the run id prefixes wanted
-	kind  string           // organisation stream: the ?kind= asked for
-	from  uint64           // first revision (run) or position (organisation) wanted
+	run       *projections.Run // nil: the organisation stream
+	kinds     []string         // organisation stream: the run id prefixes wanted
+	kind      string           // organisation stream: the ?kind= asked for
+	from      uint64           // first revision (run) or position (organisation) wanted
 }
 
 // registerStreamRoutes adds the WebSocket endpoints. They take the token
