@@ -12,6 +12,7 @@ import (
 	"github.com/spectra-fab/spectra/events"
 	"github.com/spectra-fab/spectra/events/memory"
 	"github.com/spectra-fab/spectra/process"
+	"github.com/spectra-fab/spectra/run"
 )
 
 type memArtifacts struct {
@@ -59,26 +60,26 @@ func create(t *testing.T, svc *Service, recipe string, mods ...func(*CreateRun))
 }
 
 // waitStatus polls the run's stream until its folded status is want.
-func waitStatus(t *testing.T, store events.Store, runID, want string) *runState {
+func waitStatus(t *testing.T, store events.Store, runID, want string) *run.Run {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
-	var st *runState
+	var st *run.Run
 	for time.Now().Before(deadline) {
 		st = fold(t, store, runID)
-		if st.status == want {
+		if string(st.State()) == want {
 			return st
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatalf("run %s status = %q, want %q", runID, st.status, want)
+	t.Fatalf("run %s status = %q, want %q", runID, string(st.State()), want)
 	return nil
 }
 
-func fold(t *testing.T, store events.Store, runID string) *runState {
+func fold(t *testing.T, store events.Store, runID string) *run.Run {
 	t.Helper()
-	st := newRunState()
+	st := run.New(runID, run.Policy{})
 	for _, rec := range readRun(t, store, runID) {
-		st.apply(rec)
+		st.Apply(rec)
 	}
 	return st
 }
@@ -146,7 +147,7 @@ func TestRunCompletes(t *testing.T) {
 	if acc.Status != "queued" || acc.RunID == "" || acc.JobID == "" {
 		t.Fatalf("CreateRun = %+v, want queued with ids", acc)
 	}
-	st := waitStatus(t, store, acc.RunID, statusCompleted)
+	st := waitStatus(t, store, acc.RunID, string(run.Completed))
 	recs := readRun(t, store, acc.RunID)
 	checkStream(t, recs)
 	n := types(recs)
@@ -156,8 +157,8 @@ func TestRunCompletes(t *testing.T) {
 	if n[events.TypeSPCViolation] != 1 || n[events.TypeArtifactStored] != 1 || n[events.TypeRunPhaseChanged] != 3 {
 		t.Errorf("event counts = %v", n)
 	}
-	if st.steps != 35 {
-		t.Errorf("steps recorded = %d, want 35", st.steps)
+	if st.Steps != 35 {
+		t.Errorf("steps recorded = %d, want 35", st.Steps)
 	}
 	for _, r := range recs {
 		if r.Metadata.OrgID != "org-1" || r.Metadata.UserID != "u-1" || r.Metadata.CorrelationID != "req-1" {
@@ -184,10 +185,10 @@ func TestCancelStopsWithinOnePeriod(t *testing.T) {
 	store := memory.New()
 	svc := newTestService(t, store, Config{TimeScale: 20}) // 5 ms per step
 	acc := create(t, svc, `{"steps":100000}`)
-	waitStatus(t, store, acc.RunID, statusRunning)
+	waitStatus(t, store, acc.RunID, string(run.Running))
 	time.Sleep(100 * time.Millisecond)
 	res, err := svc.CancelRun(t.Context(), RunCommand{RunID: acc.RunID, Meta: testMeta})
-	if err != nil || res.Status != statusCancelled {
+	if err != nil || res.Status != string(run.Cancelled) {
 		t.Fatalf("CancelRun = %+v, %v; want cancelled", res, err)
 	}
 	time.Sleep(50 * time.Millisecond)
@@ -200,8 +201,8 @@ func TestCancelStopsWithinOnePeriod(t *testing.T) {
 	p, _ := events.Decode(last)
 	c := p.(*events.RunCancelled)
 	st := fold(t, store, acc.RunID)
-	if c.Step != st.steps || c.SafeState != "beam off" {
-		t.Errorf("RunCancelled = %+v, want step %d (every step recorded) and the safe state", c, st.steps)
+	if c.Step != st.Steps || c.SafeState != "beam off" {
+		t.Errorf("RunCancelled = %+v, want step %d (every step recorded) and the safe state", c, st.Steps)
 	}
 	if _, err := svc.CancelRun(t.Context(), RunCommand{RunID: acc.RunID, Meta: testMeta}); !errors.Is(err, ErrInvalidState) {
 		t.Errorf("second CancelRun = %v, want ErrInvalidState", err)
@@ -220,15 +221,15 @@ func TestPauseStopsProcessTime(t *testing.T) {
 	store := memory.New()
 	svc := newTestService(t, store, Config{TimeScale: 20})
 	acc := create(t, svc, `{"steps":200}`)
-	waitStatus(t, store, acc.RunID, statusRunning)
+	waitStatus(t, store, acc.RunID, string(run.Running))
 	time.Sleep(50 * time.Millisecond)
 	if _, err := svc.PauseRun(t.Context(), RunCommand{RunID: acc.RunID, Meta: testMeta}); err != nil {
 		t.Fatalf("PauseRun: %v", err)
 	}
-	before := fold(t, store, acc.RunID).steps
+	before := fold(t, store, acc.RunID).Steps
 	time.Sleep(200 * time.Millisecond) // 40 steps' worth of wall time
-	if after := fold(t, store, acc.RunID); after.steps != before || after.status != statusPaused {
-		t.Fatalf("while paused steps went %d → %d (status %s), want no progress", before, after.steps, after.status)
+	if after := fold(t, store, acc.RunID); after.Steps != before || string(after.State()) != string(run.Paused) {
+		t.Fatalf("while paused steps went %d → %d (status %s), want no progress", before, after.Steps, string(after.State()))
 	}
 	if _, err := svc.PauseRun(t.Context(), RunCommand{RunID: acc.RunID, Meta: testMeta}); !errors.Is(err, ErrInvalidState) {
 		t.Errorf("PauseRun of a paused run = %v, want ErrInvalidState", err)
@@ -236,7 +237,7 @@ func TestPauseStopsProcessTime(t *testing.T) {
 	if _, err := svc.ResumeRun(t.Context(), RunCommand{RunID: acc.RunID, Meta: testMeta}); err != nil {
 		t.Fatalf("ResumeRun: %v", err)
 	}
-	waitStatus(t, store, acc.RunID, statusCompleted)
+	waitStatus(t, store, acc.RunID, string(run.Completed))
 	checkStream(t, readRun(t, store, acc.RunID))
 }
 
@@ -246,9 +247,9 @@ func TestTransientFaultRetriesThenCompletes(t *testing.T) {
 	acc := create(t, svc, `{"steps":30}`, func(c *CreateRun) {
 		c.Fault = &process.Fault{Kind: process.FaultTransient, AtProgress: 50}
 	})
-	st := waitStatus(t, store, acc.RunID, statusCompleted)
-	if st.retryCount != 1 || st.attempt != 1 {
-		t.Errorf("retry count %d, attempt %d; want 1, 1", st.retryCount, st.attempt)
+	st := waitStatus(t, store, acc.RunID, string(run.Completed))
+	if st.Status.RetryCount != 1 || st.Attempt() != 1 {
+		t.Errorf("retry count %d, attempt %d; want 1, 1", st.Status.RetryCount, st.Attempt())
 	}
 	recs := readRun(t, store, acc.RunID)
 	checkStream(t, recs)
@@ -263,7 +264,7 @@ func TestPermanentFaultFailsAndManualRetryCompletes(t *testing.T) {
 	acc := create(t, svc, `{"steps":30}`, func(c *CreateRun) {
 		c.Fault = &process.Fault{Kind: process.FaultPermanent, AtProgress: 50, Message: "analyzer magnet quench"}
 	})
-	waitStatus(t, store, acc.RunID, statusFailed)
+	waitStatus(t, store, acc.RunID, string(run.Failed))
 	if _, err := svc.RetryJob(t.Context(), RunCommand{RunID: acc.RunID, JobID: "job-other", Meta: testMeta}); !errors.Is(err, ErrInvalidState) {
 		t.Errorf("RetryJob of a job that is not the run's = %v, want ErrInvalidState", err)
 	}
@@ -273,9 +274,9 @@ func TestPermanentFaultFailsAndManualRetryCompletes(t *testing.T) {
 	}
 	// A manual retry stands for "after the repair": the injected fault is
 	// not carried over, and the new job completes.
-	st := waitStatus(t, store, acc.RunID, statusCompleted)
-	if st.jobID != res.JobID {
-		t.Errorf("completed job = %s, want the retry's %s", st.jobID, res.JobID)
+	st := waitStatus(t, store, acc.RunID, string(run.Completed))
+	if st.JobID() != res.JobID {
+		t.Errorf("completed job = %s, want the retry's %s", st.JobID(), res.JobID)
 	}
 	if _, err := svc.RetryJob(t.Context(), RunCommand{RunID: acc.RunID, Meta: testMeta}); !errors.Is(err, ErrInvalidState) {
 		t.Errorf("RetryJob of a completed run = %v, want ErrInvalidState", err)
@@ -290,7 +291,7 @@ func TestQueueLimitHoldsInTheLog(t *testing.T) {
 		ids = append(ids, create(t, svc, `{"steps":20}`).RunID)
 	}
 	for _, id := range ids {
-		waitStatus(t, store, id, statusCompleted)
+		waitStatus(t, store, id, string(run.Completed))
 	}
 	recs, err := store.ReadAll(t.Context(), 0, events.Filter{Categories: []string{events.CategoryRun}}, 0)
 	if err != nil {
@@ -315,11 +316,11 @@ func TestPriorityOrdersAdmission(t *testing.T) {
 	store := memory.New()
 	svc := newTestService(t, store, Config{TimeScale: 50, QueueLimit: 1})
 	first := create(t, svc, `{"steps":20}`)
-	waitStatus(t, store, first.RunID, statusRunning)
+	waitStatus(t, store, first.RunID, string(run.Running))
 	low := create(t, svc, `{"steps":5}`)
 	high := create(t, svc, `{"steps":5}`, func(c *CreateRun) { c.Priority = 10 })
 	time.Sleep(50 * time.Millisecond) // both queued behind the first
-	waitStatus(t, store, low.RunID, statusCompleted)
+	waitStatus(t, store, low.RunID, string(run.Completed))
 	lowStart := readRun(t, store, low.RunID)
 	highStart := readRun(t, store, high.RunID)
 	pos := func(recs []events.Record) uint64 {
@@ -339,16 +340,16 @@ func TestRecoveryAfterStopContinuesWithoutDuplicates(t *testing.T) {
 	store := memory.New()
 	svc := newTestService(t, store, Config{TimeScale: 20})
 	acc := create(t, svc, `{"steps":120,"alarm_at":70}`)
-	waitStatus(t, store, acc.RunID, statusRunning)
+	waitStatus(t, store, acc.RunID, string(run.Running))
 	time.Sleep(150 * time.Millisecond)
 	_ = svc.Close()
 	before := fold(t, store, acc.RunID)
-	if before.status != statusRunning || before.steps == 0 || before.steps >= 120 {
-		t.Fatalf("before restart: status %s, steps %d; want mid-run", before.status, before.steps)
+	if string(before.State()) != string(run.Running) || before.Steps == 0 || before.Steps >= 120 {
+		t.Fatalf("before restart: status %s, steps %d; want mid-run", string(before.State()), before.Steps)
 	}
 	svc2 := newTestService(t, store, Config{TimeScale: 0})
 	svc2.Wake(acc.RunID)
-	waitStatus(t, store, acc.RunID, statusCompleted)
+	waitStatus(t, store, acc.RunID, string(run.Completed))
 	recs := readRun(t, store, acc.RunID)
 	checkStream(t, recs)
 	if n := types(recs); n[events.TypeSPCViolation] != 1 || n[events.TypeRunStarted] != 1 {
@@ -364,7 +365,7 @@ func TestRecoveryAfterStopContinuesWithoutDuplicates(t *testing.T) {
 		}
 	}
 	for i, x := range xs {
-		if want := float64(before.seed%1000) + float64(i); x != want {
+		if want := float64(before.Seed%1000) + float64(i); x != want {
 			t.Fatalf("sample %d = %g, want %g (deterministic re-simulation)", i, x, want)
 		}
 	}
@@ -374,7 +375,7 @@ func TestSecondWriterIsFenced(t *testing.T) {
 	store := memory.New()
 	a := newTestService(t, store, Config{TimeScale: 20})
 	acc := create(t, a, `{"steps":300}`)
-	waitStatus(t, store, acc.RunID, statusRunning)
+	waitStatus(t, store, acc.RunID, string(run.Running))
 	b := newTestService(t, store, Config{TimeScale: 20})
 	b.Wake(acc.RunID) // a stale second actor for the same run
 	deadline := time.Now().Add(10 * time.Second)
@@ -384,7 +385,7 @@ func TestSecondWriterIsFenced(t *testing.T) {
 	if got := a.Fenced() + b.Fenced(); got != 1 {
 		t.Fatalf("fenced actors = %d, want exactly 1", got)
 	}
-	waitStatus(t, store, acc.RunID, statusCompleted)
+	waitStatus(t, store, acc.RunID, string(run.Completed))
 	checkStream(t, readRun(t, store, acc.RunID))
 }
 
@@ -401,7 +402,7 @@ func TestIdempotencyKeyCreatesOneRun(t *testing.T) {
 	if c := create(t, svc, `{"steps":5}`, other); c.RunID == a.RunID {
 		t.Fatalf("another org's same key returned the first org's run")
 	}
-	waitStatus(t, store, a.RunID, statusCompleted)
+	waitStatus(t, store, a.RunID, string(run.Completed))
 	recs, _ := store.ReadAll(t.Context(), 0, events.Filter{Types: []string{events.TypeRunRequested}}, 0)
 	if len(recs) != 2 {
 		t.Errorf("RunRequested events = %d, want 2 (one per org)", len(recs))
@@ -412,7 +413,7 @@ func TestTimeLimitsWarnThenAbort(t *testing.T) {
 	store := memory.New()
 	svc := newTestService(t, store, Config{TimeScale: 0, SoftLimit: 2 * time.Second, HardLimit: 4 * time.Second})
 	acc := create(t, svc, `{"steps":1000}`) // 100 s of process time
-	waitStatus(t, store, acc.RunID, statusFailed)
+	waitStatus(t, store, acc.RunID, string(run.Failed))
 	recs := readRun(t, store, acc.RunID)
 	n := types(recs)
 	if n[events.TypeRunTimeLimitWarning] != 1 {
@@ -439,7 +440,7 @@ func TestIdempotentRetryFinishesAHalfRecordedCreate(t *testing.T) {
 	if acc.RunID != "ION-20261128-0000CAFE" || acc.JobID != "job-00000000cafe" {
 		t.Fatalf("CreateRun = %+v, want the claimed run and job", acc)
 	}
-	waitStatus(t, store, acc.RunID, statusCompleted)
+	waitStatus(t, store, acc.RunID, string(run.Completed))
 }
 
 // A restart during a retry back-off waits out only what is left of it.
@@ -450,12 +451,12 @@ func TestRetryBackoffSurvivesARestart(t *testing.T) {
 	acc := create(t, svc, `{"steps":20}`, func(c *CreateRun) {
 		c.Fault = &process.Fault{Kind: process.FaultTransient, AtProgress: 30}
 	})
-	waitStatus(t, store, acc.RunID, statusRetrying)
+	waitStatus(t, store, acc.RunID, string(run.Retrying))
 	_ = svc.Close()
 	time.Sleep(3 * time.Second)
 	svc2 := newTestService(t, store, cfg)
 	svc2.Wake(acc.RunID)
-	st := waitStatus(t, store, acc.RunID, statusRunning)
+	st := waitStatus(t, store, acc.RunID, string(run.Running))
 	var scheduled, restarted time.Time
 	for _, r := range readRun(t, store, acc.RunID) {
 		switch events.BaseType(r.Type) {
@@ -465,7 +466,14 @@ func TestRetryBackoffSurvivesARestart(t *testing.T) {
 			restarted = r.Time
 		}
 	}
-	if gap := restarted.Sub(scheduled); st.attempt != 1 || gap < 4*time.Second || gap > 6500*time.Millisecond {
-		t.Errorf("attempt %d started %v after its retry was scheduled, want the 4 s back-off once, not again after the restart", st.attempt, gap)
+	if gap := restarted.Sub(scheduled); st.Attempt() != 1 || gap < 4*time.Second || gap > 6500*time.Millisecond {
+		t.Errorf("attempt %d started %v after its retry was scheduled, want the 4 s back-off once, not again after the restart", st.Attempt(), gap)
 	}
+}
+
+func firstLen(cols map[string][]float64) int {
+	for _, v := range cols {
+		return len(v)
+	}
+	return 0
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/spectra-fab/spectra/events"
 	"github.com/spectra-fab/spectra/events/memory"
 	"github.com/spectra-fab/spectra/process"
+	"github.com/spectra-fab/spectra/run"
 )
 
 // Adversarial tests of the run lifecycle: store failures (some appends
@@ -51,8 +53,10 @@ func (s *flakyStore) failNext(typ string, times int, afterWrite bool) {
 func (s *flakyStore) Append(ctx context.Context, stream string, expected events.Expected, evs ...events.Event) (events.AppendResult, error) {
 	s.mu.Lock()
 	var hit *failRule
+	// An append of several events (one decision) is atomic: it fails as
+	// a whole when it carries the chosen type.
 	for _, r := range s.rules {
-		if r.times > 0 && len(evs) > 0 && events.BaseType(evs[0].Type) == r.typ {
+		if r.times > 0 && slices.ContainsFunc(evs, func(ev events.Event) bool { return events.BaseType(ev.Type) == r.typ }) {
 			r.times--
 			hit = r
 			break
@@ -105,18 +109,18 @@ func example(t *testing.T, name string) json.RawMessage {
 
 // waitFinal polls a run's stream until it is completed, failed or
 // cancelled.
-func waitFinal(t *testing.T, store events.Store, runID string) *runState {
+func waitFinal(t *testing.T, store events.Store, runID string) *run.Run {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
-	var st *runState
+	var st *run.Run
 	for time.Now().Before(deadline) {
 		st = fold(t, store, runID)
-		if terminal(st.status) {
+		if st.State().Terminal() {
 			return st
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatalf("run %s did not finish: status %q", runID, st.status)
+	t.Fatalf("run %s did not finish: status %q", runID, string(st.State()))
 	return nil
 }
 
@@ -225,16 +229,16 @@ func startPositions(t *testing.T, store events.Store, runID string) []uint64 {
 	return out
 }
 
-// The cancel's two events are appended one after the other; when the
-// second fails (the node dies, the store refuses), the log says a cancel
-// was requested. The recovered actor must carry it out, not run on.
+// A cancel whose acknowledgement is lost (the store wrote the request and
+// the cancellation, one decision, then the node died) leaves a cancelled
+// run; the caller, told to try again, is told it is cancelled.
 func TestChaosCancelRequestedIsCarriedOutAfterACrash(t *testing.T) {
 	store := &flakyStore{Store: memory.New()}
 	svc := newTestService(t, store, Config{TimeScale: 20})
 	acc := create(t, svc, `{"steps":400}`)
-	waitStatus(t, store, acc.RunID, statusRunning)
+	waitStatus(t, store, acc.RunID, string(run.Running))
 	time.Sleep(100 * time.Millisecond)
-	store.failNext(events.TypeRunCancelled, 1, false)
+	store.failNext(events.TypeRunCancelled, 1, true)
 	_, err := svc.CancelRun(t.Context(), RunCommand{RunID: acc.RunID, Meta: testMeta, Reason: "wrong lot"})
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("CancelRun with RunCancelled failing = %v, want ErrUnavailable", err)
@@ -242,8 +246,8 @@ func TestChaosCancelRequestedIsCarriedOutAfterACrash(t *testing.T) {
 	st := waitFinal(t, store, acc.RunID)
 	recs := readRun(t, store, acc.RunID)
 	checkJobs(t, recs)
-	if st.status != statusCancelled {
-		t.Fatalf("after a recorded cancel request the run ended %s, want cancelled (events %v)", st.status, types(recs))
+	if string(st.State()) != string(run.Cancelled) {
+		t.Fatalf("after a recorded cancel request the run ended %s, want cancelled (events %v)", string(st.State()), types(recs))
 	}
 	p, _ := events.Decode(recs[len(recs)-1])
 	if c, ok := p.(*events.RunCancelled); !ok || c.Reason != "wrong lot" || c.SafeState != "beam off" {
@@ -258,13 +262,50 @@ func TestChaosCancelRequestedIsCarriedOutAfterACrash(t *testing.T) {
 	}
 }
 
-// A cancel asked again while the first one's RunCancelled is missing
-// appends only the RunCancelled, not a second request.
+// A log that records a cancel request without its RunCancelled (written
+// by a version that appended them one by one, and died between) is carried
+// out by whoever loads the run: the run is cancelled with the requester's
+// reason and metadata, not run on.
+func TestChaosHalfRecordedCancelIsCarriedOut(t *testing.T) {
+	store := memory.New()
+	svc := newTestService(t, store, Config{TimeScale: 20})
+	acc := create(t, svc, `{"steps":400}`)
+	waitStatus(t, store, acc.RunID, string(run.Running))
+	_ = svc.Close()
+	st := fold(t, store, acc.RunID)
+	md := testMeta
+	md.UserID = "operator-7"
+	ev, err := events.New(&events.RunCancelRequested{JobID: st.JobID(), Reason: "wrong lot"}, md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Append(t.Context(), events.RunStream(acc.RunID), events.ExpectRevision(st.Revision), ev); err != nil {
+		t.Fatal(err)
+	}
+	svc = newTestService(t, store, Config{TimeScale: 20})
+	svc.Wake(acc.RunID)
+	final := waitFinal(t, store, acc.RunID)
+	recs := readRun(t, store, acc.RunID)
+	checkJobs(t, recs)
+	if final.State() != run.Cancelled {
+		t.Fatalf("run ended %s, want cancelled (events %v)", final.State(), types(recs))
+	}
+	last := recs[len(recs)-1]
+	p, _ := events.Decode(last)
+	if c, ok := p.(*events.RunCancelled); !ok || c.Reason != "wrong lot" || c.SafeState != "beam off" || last.Metadata.UserID != "operator-7" {
+		t.Errorf("last event = %#v by %s, want RunCancelled with the requester's reason, safe state and metadata", p, last.Metadata.UserID)
+	}
+	if n := types(recs)[events.TypeRunCancelRequested]; n != 1 {
+		t.Errorf("RunCancelRequested ×%d, want 1", n)
+	}
+}
+
+// A cancel refused by the store is asked again; the run is cancelled once.
 func TestChaosCancelRetriedAfterHalfRecordedCancel(t *testing.T) {
 	store := &flakyStore{Store: memory.New()}
 	svc := newTestService(t, store, Config{TimeScale: 20, QueueLimit: 1})
 	blocker := create(t, svc, `{"steps":100000}`)
-	waitStatus(t, store, blocker.RunID, statusRunning)
+	waitStatus(t, store, blocker.RunID, string(run.Running))
 	queued := create(t, svc, `{"steps":10}`) // waits behind the blocker
 	store.failNext(events.TypeRunCancelled, 1, false)
 	if _, err := svc.CancelRun(t.Context(), RunCommand{RunID: queued.RunID, Meta: testMeta}); !errors.Is(err, ErrUnavailable) {
@@ -284,8 +325,8 @@ func TestChaosCancelRetriedAfterHalfRecordedCancel(t *testing.T) {
 	st := waitFinal(t, store, queued.RunID)
 	recs := readRun(t, store, queued.RunID)
 	checkJobs(t, recs)
-	if st.status != statusCancelled {
-		t.Fatalf("queued run ended %s, want cancelled", st.status)
+	if string(st.State()) != string(run.Cancelled) {
+		t.Fatalf("queued run ended %s, want cancelled", string(st.State()))
 	}
 	if n := types(recs); n[events.TypeRunStarted] != 0 {
 		t.Errorf("a run cancelled while queued started: %v", n)
@@ -308,10 +349,10 @@ func TestChaosFaultIsNotLostWhenItsEventFails(t *testing.T) {
 		failed string // the event that fails once
 		want   string
 	}{
-		{process.KindRTP, "rtp-seed.json", process.FaultPermanent, events.TypeRunFailed, statusFailed},
-		{process.KindIon, "ion-seed.json", process.FaultInterlock, events.TypeRunFailed, statusFailed},
-		{process.KindRTP, "rtp-seed.json", process.FaultTransient, events.TypeRunRetryScheduled, statusCompleted},
-		{process.KindIon, "ion-seed.json", process.FaultTransient, events.TypeRunRetryScheduled, statusCompleted},
+		{process.KindRTP, "rtp-seed.json", process.FaultPermanent, events.TypeRunFailed, string(run.Failed)},
+		{process.KindIon, "ion-seed.json", process.FaultInterlock, events.TypeRunFailed, string(run.Failed)},
+		{process.KindRTP, "rtp-seed.json", process.FaultTransient, events.TypeRunRetryScheduled, string(run.Completed)},
+		{process.KindIon, "ion-seed.json", process.FaultTransient, events.TypeRunRetryScheduled, string(run.Completed)},
 	} {
 		t.Run(fmt.Sprintf("%s-%s", tc.kind, tc.fault), func(t *testing.T) {
 			for _, afterWrite := range []bool{false, true} {
@@ -327,23 +368,23 @@ func TestChaosFaultIsNotLostWhenItsEventFails(t *testing.T) {
 				recs := readRun(t, store, acc.RunID)
 				checkJobs(t, recs)
 				n := types(recs)
-				if st.status != tc.want {
-					t.Fatalf("lost ack %v: run ended %s, want %s (events %v)", afterWrite, st.status, tc.want, n)
+				if string(st.State()) != tc.want {
+					t.Fatalf("lost ack %v: run ended %s, want %s (events %v)", afterWrite, string(st.State()), tc.want, n)
 				}
 				if !store.exhausted() {
 					t.Fatalf("the injected failure never happened")
 				}
 				if tc.fault == process.FaultTransient {
-					if n[events.TypeRunRetryScheduled] != 1 || n[events.TypeRunStarted] != 2 || st.attempt != 1 {
-						t.Errorf("lost ack %v: events %v, attempt %d; want one retry and two starts", afterWrite, n, st.attempt)
+					if n[events.TypeRunRetryScheduled] != 1 || n[events.TypeRunStarted] != 2 || st.Attempt() != 1 {
+						t.Errorf("lost ack %v: events %v, attempt %d; want one retry and two starts", afterWrite, n, st.Attempt())
 					}
 					continue
 				}
 				// Nothing after the fault's step: the failure names the
 				// last recorded step.
 				p, _ := events.Decode(recs[len(recs)-1])
-				if f, ok := p.(*events.RunFailed); !ok || f.Step != st.steps {
-					t.Errorf("lost ack %v: last event %#v, want RunFailed at the last recorded step %d", afterWrite, p, st.steps)
+				if f, ok := p.(*events.RunFailed); !ok || f.Step != st.Steps {
+					t.Errorf("lost ack %v: last event %#v, want RunFailed at the last recorded step %d", afterWrite, p, st.Steps)
 				}
 				if n[events.TypeRunCompleted] != 0 || n[events.TypeArtifactStored] != 0 {
 					t.Errorf("lost ack %v: a faulted run has results: %v", afterWrite, n)
@@ -365,8 +406,8 @@ func TestChaosHardLimitHoldsAcrossACrash(t *testing.T) {
 	recs := readRun(t, store, acc.RunID)
 	checkJobs(t, recs)
 	p, _ := events.Decode(recs[len(recs)-1])
-	if f, ok := p.(*events.RunFailed); st.status != statusFailed || !ok || f.Step != 40 || st.steps != 40 {
-		t.Errorf("last event %#v, %d steps recorded; want RunFailed at step 40 with nothing recorded past it", p, st.steps)
+	if f, ok := p.(*events.RunFailed); string(st.State()) != string(run.Failed) || !ok || f.Step != 40 || st.Steps != 40 {
+		t.Errorf("last event %#v, %d steps recorded; want RunFailed at step 40 with nothing recorded past it", p, st.Steps)
 	}
 	if n := types(recs); n[events.TypeRunTimeLimitWarning] != 1 {
 		t.Errorf("soft warnings = %d, want 1", n[events.TypeRunTimeLimitWarning])
@@ -392,14 +433,14 @@ func TestChaosLostAckOnTheFinalEventFreesTheSlot(t *testing.T) {
 				})
 			case events.TypeRunCancelled:
 				acc = create(t, svc, `{"steps":100000}`)
-				waitStatus(t, store, acc.RunID, statusRunning)
+				waitStatus(t, store, acc.RunID, string(run.Running))
 				_, _ = svc.CancelRun(t.Context(), RunCommand{RunID: acc.RunID, Meta: testMeta})
 			}
 			waitFinal(t, store, acc.RunID)
 			checkJobs(t, readRun(t, store, acc.RunID))
 			next := create(t, svc, `{"steps":20}`)
-			if st := waitFinal(t, store, next.RunID); st.status != statusCompleted {
-				t.Fatalf("next run = %s", st.status)
+			if st := waitFinal(t, store, next.RunID); string(st.State()) != string(run.Completed) {
+				t.Fatalf("next run = %s", string(st.State()))
 			}
 		})
 	}
@@ -416,7 +457,7 @@ func TestChaosLostAckOnRetryScheduledReleasesTheSlot(t *testing.T) {
 	faulty := create(t, svc, `{"steps":30}`, func(c *CreateRun) {
 		c.Fault = &process.Fault{Kind: process.FaultTransient, AtProgress: 50}
 	})
-	waitStatus(t, store, faulty.RunID, statusRetrying)
+	waitStatus(t, store, faulty.RunID, string(run.Retrying))
 	other := create(t, svc, `{"steps":20}`)
 	waitFinal(t, store, other.RunID)
 	waitFinal(t, store, faulty.RunID)
@@ -443,8 +484,8 @@ func TestChaosCrashWhileHoldingASlotKeepsTheLimit(t *testing.T) {
 		ids = append(ids, create(t, svc, `{"steps":60,"alarm_at":25}`).RunID)
 	}
 	for _, id := range ids {
-		if st := waitFinal(t, store, id); st.status != statusCompleted {
-			t.Fatalf("run %s = %s", id, st.status)
+		if st := waitFinal(t, store, id); string(st.State()) != string(run.Completed) {
+			t.Fatalf("run %s = %s", id, string(st.State()))
 		}
 		recs := readRun(t, store, id)
 		checkJobs(t, recs)
@@ -465,7 +506,7 @@ func TestChaosFencedActorGivesBackItsSlot(t *testing.T) {
 	a := newTestService(t, store, Config{TimeScale: 20, QueueLimit: 1})
 	b := newTestService(t, store, Config{TimeScale: 20, QueueLimit: 1})
 	acc := create(t, a, `{"steps":200}`)
-	waitStatus(t, store, acc.RunID, statusRunning)
+	waitStatus(t, store, acc.RunID, string(run.Running))
 	b.Wake(acc.RunID)
 	waitFinal(t, store, acc.RunID)
 	checkJobs(t, readRun(t, store, acc.RunID))
@@ -474,8 +515,8 @@ func TestChaosFencedActorGivesBackItsSlot(t *testing.T) {
 	}
 	onA, onB := create(t, a, `{"steps":20}`), create(t, b, `{"steps":20}`)
 	for _, id := range []string{onA.RunID, onB.RunID} {
-		if st := waitFinal(t, store, id); st.status != statusCompleted {
-			t.Fatalf("run %s = %s", id, st.status)
+		if st := waitFinal(t, store, id); string(st.State()) != string(run.Completed) {
+			t.Fatalf("run %s = %s", id, string(st.State()))
 		}
 	}
 }
@@ -489,7 +530,7 @@ func TestChaosStalePausedActorStandsDown(t *testing.T) {
 	a := newTestService(t, store, Config{TimeScale: 20, QueueLimit: 1})
 	b := newTestService(t, store, Config{TimeScale: 20, QueueLimit: 1})
 	acc := create(t, a, `{"steps":100}`)
-	waitStatus(t, store, acc.RunID, statusRunning)
+	waitStatus(t, store, acc.RunID, string(run.Running))
 	if _, err := a.PauseRun(t.Context(), RunCommand{RunID: acc.RunID, Meta: testMeta}); err != nil {
 		t.Fatal(err)
 	}
@@ -501,8 +542,8 @@ func TestChaosStalePausedActorStandsDown(t *testing.T) {
 	waitFinal(t, store, acc.RunID)
 	checkJobs(t, readRun(t, store, acc.RunID))
 	onB := create(t, b, `{"steps":20}`)
-	if st := waitFinal(t, store, onB.RunID); st.status != statusCompleted {
-		t.Fatalf("run on node b = %s", st.status)
+	if st := waitFinal(t, store, onB.RunID); string(st.State()) != string(run.Completed) {
+		t.Fatalf("run on node b = %s", string(st.State()))
 	}
 	// A command sent to node b now reaches a fresh actor that knows the
 	// run is complete.
@@ -519,7 +560,7 @@ func TestChaosRestartReclaimsRunningSlotsBeforeAdmittingQueued(t *testing.T) {
 		store := memory.New()
 		svc := newTestService(t, store, Config{TimeScale: 20, QueueLimit: 1})
 		running := create(t, svc, `{"steps":300}`)
-		waitStatus(t, store, running.RunID, statusRunning)
+		waitStatus(t, store, running.RunID, string(run.Running))
 		low := create(t, svc, `{"steps":20}`)
 		high := create(t, svc, `{"steps":20}`, func(c *CreateRun) { c.Priority = 5 })
 		for _, id := range []string{low.RunID, high.RunID} {
@@ -534,8 +575,8 @@ func TestChaosRestartReclaimsRunningSlotsBeforeAdmittingQueued(t *testing.T) {
 		svc2 := newTestService(t, store, Config{TimeScale: 20, QueueLimit: 1})
 		svc2.Wake(low.RunID, high.RunID, running.RunID) // the order a node's read model lists them in varies
 		for _, id := range []string{running.RunID, low.RunID, high.RunID} {
-			if st := waitFinal(t, store, id); st.status != statusCompleted {
-				t.Fatalf("run %s = %s", id, st.status)
+			if st := waitFinal(t, store, id); string(st.State()) != string(run.Completed) {
+				t.Fatalf("run %s = %s", id, string(st.State()))
 			}
 			checkJobs(t, readRun(t, store, id))
 		}
@@ -557,7 +598,7 @@ func TestChaosConcurrentCommandsOneOutcomeEach(t *testing.T) {
 	store := memory.New()
 	svc := newTestService(t, store, Config{TimeScale: 20, QueueLimit: 8})
 	acc := create(t, svc, `{"steps":100000}`)
-	waitStatus(t, store, acc.RunID, statusRunning)
+	waitStatus(t, store, acc.RunID, string(run.Running))
 
 	type outcome struct {
 		verb string
@@ -728,7 +769,7 @@ func TestChaosRetryQueuedBehindRetirementIsNotOrphaned(t *testing.T) {
 	acc := create(t, svc, `{"steps":20}`, func(c *CreateRun) {
 		c.Fault = &process.Fault{Kind: process.FaultPermanent, AtProgress: 50}
 	})
-	waitStatus(t, store, acc.RunID, statusFailed)
+	waitStatus(t, store, acc.RunID, string(run.Failed))
 	_ = svc.Close()
 
 	svc2 := newTestService(t, store, Config{TimeScale: 0})
@@ -761,9 +802,9 @@ func TestChaosRetryQueuedBehindRetirementIsNotOrphaned(t *testing.T) {
 	if reply.ErrorCode != "" {
 		t.Fatalf("retry refused: %s %s", reply.ErrorCode, reply.ErrorMessage)
 	}
-	st := waitStatus(t, store, acc.RunID, statusCompleted)
-	if st.jobID != reply.JobId {
-		t.Errorf("completed job %s, want the retry's %s", st.jobID, reply.JobId)
+	st := waitStatus(t, store, acc.RunID, string(run.Completed))
+	if st.JobID() != reply.JobId {
+		t.Errorf("completed job %s, want the retry's %s", st.JobID(), reply.JobId)
 	}
 	checkJobs(t, readRun(t, store, acc.RunID))
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spectra-fab/spectra/events"
 	"github.com/spectra-fab/spectra/process"
+	"github.com/spectra-fab/spectra/run"
 )
 
 // Store is what the actor layer needs of the event store.
@@ -118,4 +119,10 @@ func (c Config) wall(processSeconds float64) time.Duration {
 		return 0
 	}
 	return time.Duration(processSeconds / c.TimeScale * float64(time.Second))
+}
+
+// policy is the run aggregate's policy under this configuration.
+func (c Config) policy() run.Policy {
+	return run.Policy{MaxRetries: c.MaxRetries, RetryBase: c.RetryBase, RetryCap: c.RetryCap,
+		SoftLimit: c.SoftLimit, HardLimit: c.HardLimit}
 }

@@ -1,16 +1,21 @@
 package actors
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/run"
+)
 
 // Errors the actor layer returns to command senders. The API maps them to
 // HTTP statuses in one place.
 var (
 	// ErrNotFound means no run or job with that id exists in the caller's
-	// organisation.
-	ErrNotFound = errors.New("not found")
+	// organisation. It is events.ErrNotFound: one sentinel in every layer.
+	ErrNotFound = events.ErrNotFound
 	// ErrInvalidState means the command does not apply to the run's current
 	// state (cancelling a finished run, retrying a running job).
-	ErrInvalidState = errors.New("invalid state for command")
+	ErrInvalidState = run.ErrInvalidState
 	// ErrFaultInjectionDisabled means a recipe asked for a simulated fault on
 	// a server not started with fault injection allowed.
 	ErrFaultInjectionDisabled = errors.New("fault injection is disabled on this server")
@@ -19,15 +24,4 @@ var (
 )
 
 // StateError says why a command does not apply. It matches ErrInvalidState.
-type StateError struct {
-	Command string
-	Status  string
-	Reason  string
-}
-
-func (e *StateError) Error() string {
-	return e.Command + ": " + e.Reason + " (status " + e.Status + ")"
-}
-
-// Unwrap makes errors.Is(err, ErrInvalidState) hold.
-func (e *StateError) Unwrap() error { return ErrInvalidState }
+type StateError = run.StateError

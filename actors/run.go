@@ -2,10 +2,10 @@ package actors
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -13,60 +13,56 @@ import (
 	"github.com/spectra-fab/spectra/actors/actorspb"
 	"github.com/spectra-fab/spectra/events"
 	"github.com/spectra-fab/spectra/process"
+	"github.com/spectra-fab/spectra/run"
 )
 
 // Messages a run actor sends itself or gets from its supervisor.
 type (
 	retryDue  struct{ attempt int }
 	stepAgain struct{} // time scale 0: step the next batch at once
+	retired   struct {
+		runID string
+		pid   *actor.PID
+	}
+	crashed struct {
+		runID string
+		pid   *actor.PID
+	}
 )
 
-// runActor drives one run. It is the only writer of the run's stream.
+// runActor hosts one run's aggregate (package run): it loads the run's
+// stream, asks the aggregate what a command or a control step causes,
+// appends that with the expected revision, applies it and replies. Besides
+// the aggregate it owns only what cannot be a value: the engine it steps,
+// its slot with the scheduler, its place on the clock and a retry timer.
 type runActor struct {
 	svc   *Service
 	runID string
+	run   *run.Run
 
-	st     *runState
-	loaded bool
-	gone   bool // the run does not exist, or the actor was fenced
+	loaded   bool
+	gone     bool // the run does not exist, or the actor was fenced or crashed
+	retiring bool // retired: commands go back to the supervisor
 
-	engine   process.Engine
-	batch    map[string][]float64
-	batchLen int
-	first    int // engine step of the batch's first sample
-	stepN    int // engine steps taken (recorded or in the batch)
-	pending  []pendingAlarm
-	lastProg float64
-	lastName string
-
+	engine    process.Engine
 	holdsSlot bool
 	ticking   bool
-	retiring  bool           // retired: commands go back to the supervisor
-	faultAt   *process.Fault // a fault the fast-forward met whose event the log lacks
-	lastTime  float64        // process time of the last step taken
 	paceStart time.Time
 	paceSteps int
 	retryT    *time.Timer
-}
-
-type pendingAlarm struct {
-	step  int
-	alarm process.Alarm
 }
 
 func (a *runActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		a.load(ctx)
-	case *actor.Restarting:
-		a.stopTimers(ctx)
-	case *actor.Stopping:
+	case *actor.Restarting, *actor.Stopping:
 		a.stopTimers(ctx)
 	case *actor.ReceiveTimeout:
 		switch {
 		case a.idle():
 			a.retire(ctx)
-		case a.st.status == statusPaused:
+		case a.run.State() == run.Paused:
 			a.checkHead(ctx)
 		}
 	case *actorspb.RunCommand:
@@ -80,20 +76,16 @@ func (a *runActor) Receive(ctx actor.Context) {
 		a.command(ctx, m)
 	case *admit:
 		a.admitted(ctx)
-	case *tick:
-		a.advance(ctx)
-	case *stepAgain:
+	case *tick, *stepAgain:
 		a.advance(ctx)
 	case *retryDue:
-		if a.st.status == statusRetrying && a.st.attempt+1 == m.attempt {
+		if a.run.State() == run.Retrying && a.run.NextAttempt() == m.attempt {
 			a.enqueue(ctx)
 		}
 	}
 }
 
-func (a *runActor) idle() bool {
-	return a.gone || terminal(a.st.status)
-}
+func (a *runActor) idle() bool { return a.gone || a.run.State().Terminal() }
 
 // retire stops an actor with nothing left to do; its supervisor forgets it.
 func (a *runActor) retire(ctx actor.Context) {
@@ -104,10 +96,7 @@ func (a *runActor) retire(ctx actor.Context) {
 }
 
 func (a *runActor) stopTimers(ctx actor.Context) {
-	if a.ticking {
-		a.svc.clock.remove(ctx.Self())
-		a.ticking = false
-	}
+	a.stopPacing(ctx)
 	if a.retryT != nil {
 		a.retryT.Stop()
 		a.retryT = nil
@@ -120,76 +109,96 @@ func (a *runActor) storeCtx() (context.Context, context.CancelFunc) {
 
 // load folds the stream and carries on from where it stands.
 func (a *runActor) load(ctx actor.Context) {
-	a.st = newRunState()
+	a.run = run.New(a.runID, a.svc.cfg.policy())
 	sctx, cancel := a.storeCtx()
 	recs, err := a.svc.store.ReadStream(sctx, events.RunStream(a.runID), events.Forwards, 0, 0)
 	cancel()
-	if errors.Is(err, events.ErrNotFound) {
-		a.gone = true
-		ctx.SetReceiveTimeout(time.Second)
-		return
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, events.ErrNotFound) {
 		a.crash(ctx, fmt.Errorf("load %s: %w", a.runID, err))
 		return
 	}
 	for _, rec := range recs {
-		a.st.apply(rec)
+		a.run.Apply(rec)
 	}
 	a.loaded = true
-	if !a.st.exists {
+	if !a.run.Exists() {
 		a.gone = true
 		ctx.SetReceiveTimeout(time.Second)
 		return
 	}
-	if a.st.cancelReq != nil && !terminal(a.st.status) {
+	if a.run.Unknown > 0 {
+		a.svc.log.Warn("run stream holds events of types this node does not know; carrying on",
+			"run_id", a.runID, "unknown", a.run.Unknown)
+	}
+	st := a.run.State()
+	if a.run.CancelRequest != nil && !st.Terminal() {
 		// The log records a cancel request whose RunCancelled is missing:
 		// carry it out, do not run on.
-		if a.st.status == statusRunning || a.st.status == statusPaused {
-			if err := a.rebuild(); err != nil {
+		if st == run.Running || st == run.Paused {
+			if _, err := a.recover(); err != nil {
 				a.engine = nil
 			}
-			a.pending = nil
 		}
-		a.completeCancel(ctx)
+		a.decide(ctx, a.run.CancelRequest.By, run.CompleteCancel{SafeState: a.safeState()})
 		return
 	}
-	switch a.st.status {
-	case statusQueued:
+	switch st {
+	case run.Queued:
 		a.enqueue(ctx)
-	case statusRetrying:
+	case run.Retrying:
 		// A predecessor that crashed before its RunRetryScheduled was
 		// acknowledged left its slot with the scheduler: the slot is
 		// given back while the run waits.
-		a.svc.sched(ctx, &release{runID: a.runID, queue: a.queue()})
+		a.releaseSlot(ctx)
 		a.scheduleRetry(ctx)
-	case statusRunning, statusPaused:
-		if err := a.rebuild(); err != nil {
-			a.failRun(ctx, fmt.Sprintf("recover engine: %v", err), a.st.creator, "")
+	case run.Running, run.Paused:
+		missing, err := a.recover()
+		if err != nil {
+			a.decide(ctx, a.run.Creator, run.Fail{Error: fmt.Sprintf("recover engine: %v", err)})
 			return
 		}
-		// What the step that was last recorded led to, and the log lacks:
-		// its alarms, then its fault or time limit.
-		if !a.flushPending(ctx) {
+		// What the recorded steps led to and the log lacks: their
+		// alarms, then a fault or a time limit.
+		if !a.append(ctx, a.run.Creator, missing...) || a.run.State() != st {
 			return
 		}
-		if a.faultAt != nil {
-			a.fault(ctx, a.faultAt)
-			return
-		}
-		if !a.timeLimits(ctx, a.lastTime) {
-			return
-		}
-		a.svc.sched(ctx, &enqueue{runID: a.runID, queue: a.queue(), pid: ctx.Self(), running: true})
-		if a.st.status == statusPaused {
+		a.svc.sched(ctx, &enqueue{runID: a.runID, queue: a.run.Queue(), pid: ctx.Self(), running: true})
+		if st == run.Paused {
 			ctx.SetReceiveTimeout(pausedCheck)
 		}
 	default:
 		// Finished. A predecessor that crashed before the final event was
 		// acknowledged left its slot with the scheduler: give it back.
-		a.svc.sched(ctx, &release{runID: a.runID, queue: a.queue()})
+		a.releaseSlot(ctx)
 		ctx.SetReceiveTimeout(2 * time.Second)
 	}
+}
+
+// recover re-creates the engine of the current attempt and fast-forwards
+// it through the recorded steps; it returns what the aggregate says the
+// log lacks of them.
+func (a *runActor) recover() ([]events.Payload, error) {
+	f, ok := a.svc.engines[a.run.Request.Kind]
+	if !ok {
+		return nil, fmt.Errorf("no engine for kind %q", a.run.Request.Kind)
+	}
+	eng, err := f.New(a.run.Request.Recipe, a.run.Options())
+	if err != nil {
+		return nil, err
+	}
+	a.engine = eng
+	var missing []events.Payload
+	for !a.run.RecoveredTo() && !a.run.Done() {
+		missing = append(missing, a.run.Advance(eng.Step(), eng.SafeState())...)
+	}
+	return missing, nil
+}
+
+func (a *runActor) safeState() string {
+	if a.engine == nil {
+		return ""
+	}
+	return a.engine.SafeState()
 }
 
 // pausedCheck is how often a paused actor, which appends nothing and so
@@ -202,157 +211,78 @@ func (a *runActor) checkHead(ctx actor.Context) {
 	sctx, cancel := a.storeCtx()
 	recs, err := a.svc.store.ReadStream(sctx, events.RunStream(a.runID), events.Backwards, math.MaxUint64, 1)
 	cancel()
-	if err == nil && len(recs) == 1 && recs[0].Revision != a.st.revision {
+	if err == nil && len(recs) == 1 && recs[0].Revision != a.run.Revision {
 		a.fence(ctx, "run actor fenced: its paused stream moved on without it; stopping",
-			"run_id", a.runID, "revision", a.st.revision, "head", recs[0].Revision)
+			"run_id", a.runID, "revision", a.run.Revision, "head", recs[0].Revision)
 		return
 	}
 	ctx.SetReceiveTimeout(pausedCheck)
 }
 
-func (a *runActor) queue() string { return queueName(a.st.req.Kind, a.st.req.ToolID) }
-
 func (a *runActor) enqueue(ctx actor.Context) {
-	if !a.st.queuedOnce {
-		if !a.append(ctx, a.st.creator, a.st.reqID, &events.RunQueued{JobID: a.st.jobID, Queue: a.queue()}) {
-			return
-		}
+	if !a.decide(ctx, a.run.Creator, run.Queue{}) {
+		return
 	}
-	a.svc.sched(ctx, &enqueue{runID: a.runID, queue: a.queue(), priority: a.st.req.Priority,
-		arrival: a.st.req.CreatedAt, pid: ctx.Self()})
+	a.svc.sched(ctx, &enqueue{runID: a.runID, queue: a.run.Queue(), priority: a.run.Request.Priority,
+		arrival: a.run.Request.CreatedAt, pid: ctx.Self()})
 }
 
 func (a *runActor) releaseSlot(ctx actor.Context) {
 	a.holdsSlot = false
-	a.svc.sched(ctx, &release{runID: a.runID, queue: a.queue()})
-}
-
-// options are the engine inputs besides the recipe, as the stream records them.
-func (a *runActor) options() process.Options {
-	return process.Options{Seed: a.st.seed, R2R: a.st.r2r, Fault: a.st.fault,
-		Attempt: a.st.attempt, Disturbance: a.st.req.Disturbance}
-}
-
-// rebuild re-creates the engine of the current attempt and fast-forwards it
-// to the last recorded step without emitting. Alarms the log lacks for
-// those steps (a crash between appends) are kept to be appended.
-func (a *runActor) rebuild() error {
-	f, ok := a.svc.engines[a.st.req.Kind]
-	if !ok {
-		return fmt.Errorf("no engine for kind %q", a.st.req.Kind)
-	}
-	eng, err := f.New(a.st.req.Recipe, a.options())
-	if err != nil {
-		return err
-	}
-	a.engine = eng
-	a.resetBatch(0)
-	a.stepN = 0
-	a.pending = nil
-	a.faultAt = nil
-	for a.stepN < a.st.steps {
-		r := eng.Step()
-		a.stepN++
-		for _, al := range r.Alarms {
-			if !a.st.alarms[keyOf(r.N, al)] {
-				a.pending = append(a.pending, pendingAlarm{step: r.N, alarm: al})
-			}
-		}
-		a.lastProg, a.lastName, a.lastTime = r.Progress, r.StepName, r.TimeS
-		if r.Fault != nil {
-			// The fault's telemetry is recorded, its event is not (the
-			// actor stopped between the two appends): the attempt ends
-			// here, as it did the first time.
-			a.faultAt = r.Fault
-			break
-		}
-		if r.Done {
-			a.st.done = true
-			break
-		}
-	}
-	a.resetBatch(a.stepN)
-	return nil
-}
-
-func (a *runActor) resetBatch(first int) {
-	a.batch = map[string][]float64{}
-	a.batchLen = 0
-	a.first = first
+	a.svc.sched(ctx, &release{runID: a.runID, queue: a.run.Queue()})
 }
 
 // admitted: the run holds a slot. Start an attempt, or carry on one.
 func (a *runActor) admitted(ctx actor.Context) {
-	if a.gone || terminal(a.st.status) {
+	if a.gone || a.run.State().Terminal() {
 		a.releaseSlot(ctx)
 		return
 	}
 	a.holdsSlot = true
-	switch a.st.status {
-	case statusQueued, statusRetrying:
+	switch a.run.State() {
+	case run.Queued, run.Retrying:
 		a.startAttempt(ctx)
-	case statusRunning:
-		a.flushPending(ctx)
+	case run.Running:
 		a.startPacing(ctx)
-	case statusPaused:
+	case run.Paused:
 		// Holds the slot; waits for resume.
 	}
 }
 
 func (a *runActor) startAttempt(ctx actor.Context) {
-	attempt := 0
-	if a.st.status == statusRetrying {
-		attempt = a.st.attempt + 1
-	}
 	var adj map[string]float64
 	var basis map[string]any
 	if a.svc.r2r != nil {
 		sctx, cancel := a.storeCtx()
 		var err error
-		adj, basis, err = a.svc.r2r.Adjustments(sctx, a.st.creator.OrgID, a.st.req.Kind, a.st.req.ToolID, a.st.req.Recipe)
+		adj, basis, err = a.svc.r2r.Adjustments(sctx, a.run.Creator.OrgID, a.run.Request.Kind, a.run.Request.ToolID, a.run.Request.Recipe)
 		cancel()
 		if err != nil {
 			a.svc.log.Warn("r2r adjustments unavailable", "run_id", a.runID, "err", err)
 			adj, basis = nil, nil
 		}
 	}
-	started := &events.RunStarted{JobID: a.st.jobID, Attempt: attempt, Seed: a.st.seed, R2R: adj, R2RBasis: basis, Node: a.svc.cfg.Node}
-	if !a.append(ctx, a.st.creator, a.st.reqID, started) {
+	opts := a.run.Options()
+	opts.Attempt, opts.R2R = a.run.NextAttempt(), adj
+	eng, err := a.svc.engines[a.run.Request.Kind].New(a.run.Request.Recipe, opts)
+	if err != nil {
+		a.decide(ctx, a.run.Creator, run.Fail{Error: fmt.Sprintf("engine: %v", err)})
 		return
 	}
-	f := a.svc.engines[a.st.req.Kind]
-	eng, err := f.New(a.st.req.Recipe, a.options())
-	if err != nil {
-		a.failRun(ctx, fmt.Sprintf("engine: %v", err), a.st.creator, "")
+	if !a.decide(ctx, a.run.Creator, run.Start{R2R: adj, R2RBasis: basis, Node: a.svc.cfg.Node, Setup: eng.SetupMarks()}) {
 		return
 	}
 	a.engine = eng
-	a.stepN = 0
-	a.resetBatch(0)
-	for _, m := range eng.SetupMarks() {
-		if !a.mark(ctx, m) {
-			return
-		}
-	}
 	a.startPacing(ctx)
 }
 
-func (a *runActor) mark(ctx actor.Context, m process.Mark) bool {
-	if a.st.marks[m.Name] {
-		return true
-	}
-	a.lastProg, a.lastName = m.Progress, m.Name
-	return a.append(ctx, a.st.creator, a.st.reqID,
-		&events.RunPhaseChanged{JobID: a.st.jobID, Name: m.Name, Progress: m.Progress, Step: a.stepN})
-}
-
 func (a *runActor) startPacing(ctx actor.Context) {
-	if a.st.done {
+	if a.run.Done() {
 		a.finish(ctx)
 		return
 	}
 	a.paceStart = time.Now()
-	a.paceSteps = a.stepN
+	a.paceSteps = a.run.StepsTaken()
 	if a.svc.cfg.TimeScale <= 0 {
 		ctx.Send(ctx.Self(), &stepAgain{})
 		return
@@ -376,57 +306,35 @@ const maxStepsPerMessage = 50
 
 // advance steps the engine up to the wall clock (or one batch at scale 0).
 func (a *runActor) advance(ctx actor.Context) {
-	if a.gone || a.engine == nil || a.st.status != statusRunning || a.st.done || !a.holdsSlot {
+	if a.gone || a.engine == nil || a.run.State() != run.Running || a.run.Done() || !a.holdsSlot {
 		return
 	}
-	var n int
-	if a.svc.cfg.TimeScale <= 0 {
-		n = process.StepsPerBatch - a.batchLen
-	} else {
+	n := process.StepsPerBatch
+	if a.svc.cfg.TimeScale > 0 {
 		elapsed := time.Since(a.paceStart).Seconds()
 		target := a.paceSteps + int(math.Floor(elapsed*a.svc.cfg.TimeScale/process.Period))
-		n = min(target-a.stepN, maxStepsPerMessage)
+		n = min(target-a.run.StepsTaken(), maxStepsPerMessage)
 	}
-	for i := 0; i < n; i++ {
+	for range n {
 		if !a.step(ctx) {
 			return
 		}
 	}
-	if a.svc.cfg.TimeScale <= 0 && a.st.status == statusRunning && !a.st.done && !a.gone {
+	if a.svc.cfg.TimeScale <= 0 {
 		ctx.Send(ctx.Self(), &stepAgain{})
 	}
 }
 
 // step runs one control period. It returns false when the run stopped
-// stepping (done, failed, fenced).
+// stepping (done, failed, retrying, fenced).
 func (a *runActor) step(ctx actor.Context) bool {
-	r := a.engine.Step()
-	a.stepN++
-	for k, v := range r.Sample {
-		a.batch[k] = append(a.batch[k], v)
-	}
-	a.batchLen++
-	a.lastProg, a.lastName, a.lastTime = r.Progress, r.StepName, r.TimeS
-	for _, al := range r.Alarms {
-		a.pending = append(a.pending, pendingAlarm{step: r.N, alarm: al})
-	}
-	if r.Fault != nil {
-		if !a.flushBatch(ctx) {
-			return false
-		}
-		a.fault(ctx, r.Fault)
+	if !a.append(ctx, a.run.Creator, a.run.Advance(a.engine.Step(), a.engine.SafeState())...) {
 		return false
 	}
-	if a.batchLen >= process.StepsPerBatch || r.Done {
-		if !a.flushBatch(ctx) {
-			return false
-		}
-	}
-	if !a.timeLimits(ctx, r.TimeS) {
+	if a.run.State() != run.Running {
 		return false
 	}
-	if r.Done {
-		a.st.done = true
+	if a.run.Done() {
 		a.stopPacing(ctx)
 		a.finish(ctx)
 		return false
@@ -434,110 +342,28 @@ func (a *runActor) step(ctx actor.Context) bool {
 	return true
 }
 
-// flushBatch appends the telemetry gathered so far, then the alarms of
-// those steps.
-func (a *runActor) flushBatch(ctx actor.Context) bool {
-	if a.batchLen > 0 {
-		ev := &events.TelemetryRecorded{JobID: a.st.jobID, Attempt: a.st.attempt, FirstStep: a.first,
-			Samples: a.batch, Progress: round2(a.lastProg), CurrentStep: a.lastName}
-		if !a.append(ctx, a.st.creator, a.st.reqID, ev) {
-			return false
-		}
-		a.resetBatch(a.stepN)
-	}
-	return a.flushPending(ctx)
-}
-
-func (a *runActor) flushPending(ctx actor.Context) bool {
-	for len(a.pending) > 0 {
-		p := a.pending[0]
-		if !a.st.alarms[keyOf(p.step, p.alarm)] {
-			var ev events.Payload = &events.SPCViolation{JobID: a.st.jobID, Step: p.step, Alarm: p.alarm}
-			if p.alarm.Source == process.SourceFDC {
-				ev = &events.FDCAlarm{JobID: a.st.jobID, Step: p.step, Alarm: p.alarm}
-			}
-			if !a.append(ctx, a.st.creator, a.st.reqID, ev) {
-				return false
-			}
-		}
-		a.pending = a.pending[1:]
-	}
-	return true
-}
-
-func round2(x float64) float64 { return math.Round(x*100) / 100 }
-
-func (a *runActor) timeLimits(ctx actor.Context, timeS float64) bool {
-	cfg := a.svc.cfg
-	if timeS >= cfg.HardLimit.Seconds() {
-		a.failRun(ctx, fmt.Sprintf("hard time limit of %s process time exceeded", cfg.HardLimit), a.st.creator, a.engine.SafeState())
-		return false
-	}
-	if timeS >= cfg.SoftLimit.Seconds() && !a.st.softWarned {
-		return a.append(ctx, a.st.creator, a.st.reqID, &events.RunTimeLimitWarning{JobID: a.st.jobID, Limit: "soft",
-			Step: a.stepN, Reason: fmt.Sprintf("soft time limit of %s process time exceeded", cfg.SoftLimit)})
-	}
-	return true
-}
-
-// fault handles a hardware fault the engine raised.
-func (a *runActor) fault(ctx actor.Context, f *process.Fault) {
-	a.stopPacing(ctx)
-	msg := f.Message
-	if msg == "" {
-		msg = fmt.Sprintf("%s fault at %.0f%% progress", f.Kind, f.AtProgress)
-	}
-	if f.Kind == process.FaultTransient && a.st.retryCount < a.svc.cfg.MaxRetries {
-		n := a.st.retryCount + 1
-		delay := backoff{base: a.svc.cfg.RetryBase, cap: a.svc.cfg.RetryCap}.delay(n)
-		ev := &events.RunRetryScheduled{JobID: a.st.jobID, Attempt: a.st.attempt + 1, DelayS: delay.Seconds(),
-			RetryCount: n, Reason: msg}
-		if !a.append(ctx, a.st.creator, a.st.reqID, ev) {
-			return
-		}
-		a.engine = nil
-		a.releaseSlot(ctx)
-		a.scheduleRetry(ctx)
-		return
-	}
-	a.failRun(ctx, msg, a.st.creator, a.engine.SafeState())
-}
-
 // scheduleRetry waits out what is left of the back-off the log recorded:
 // a restart during the wait does not start it over.
 func (a *runActor) scheduleRetry(ctx actor.Context) {
-	next := a.st.attempt + 1
-	d := max(a.svc.cfg.wall(a.st.retryDelay)-time.Since(a.st.retryAt), 0)
+	next := a.run.NextAttempt()
+	d := max(a.svc.cfg.wall(a.run.RetryDelay.Seconds())-time.Since(a.run.RetryAt), 0)
 	self, root := ctx.Self(), a.svc.system.Root
+	if a.retryT != nil {
+		a.retryT.Stop()
+	}
 	a.retryT = time.AfterFunc(d, func() { root.Send(self, &retryDue{attempt: next}) })
 }
 
-func (a *runActor) failRun(ctx actor.Context, msg string, md events.Metadata, safe string) {
-	a.stopPacing(ctx)
-	if !a.append(ctx, md, a.st.reqID, &events.RunFailed{JobID: a.st.jobID, Step: a.stepN, Error: msg, SafeState: safe}) {
-		return
-	}
-	a.engine = nil
-	a.releaseSlot(ctx)
-	ctx.SetReceiveTimeout(2 * time.Second)
-}
-
-// finish runs the steps after processing and completes the run.
+// finish stores the run's artifacts and completes it.
 func (a *runActor) finish(ctx actor.Context) {
-	if !a.flushBatch(ctx) {
-		return
-	}
-	for _, m := range a.engine.FinishMarks() {
-		if !a.mark(ctx, m) {
-			return
-		}
-	}
+	marks := a.engine.FinishMarks()
 	out := a.engine.Finish()
+	var stored []events.ArtifactStored
 	for _, art := range out.Artifacts {
-		if a.st.artifacts[art.Name] {
+		if a.run.Artifacts[art.Name] {
 			continue
 		}
-		key := fmt.Sprintf("%s/%s/%s", a.runID, a.st.jobID, art.Name)
+		key := fmt.Sprintf("%s/%s/%s", a.runID, a.run.JobID(), art.Name)
 		uri := ""
 		if a.svc.artifacts != nil {
 			sctx, cancel := a.storeCtx()
@@ -549,64 +375,177 @@ func (a *runActor) finish(ctx actor.Context) {
 				return
 			}
 		}
-		ev := &events.ArtifactStored{JobID: a.st.jobID, Name: art.Name, ContentType: art.ContentType, Size: len(art.Data), URI: uri}
-		if !a.append(ctx, a.st.creator, a.st.reqID, ev) {
-			return
-		}
+		stored = append(stored, events.ArtifactStored{Name: art.Name, ContentType: art.ContentType, Size: len(art.Data), URI: uri})
 	}
-	done := &events.RunCompleted{JobID: a.st.jobID, Step: a.stepN, DurationS: float64(a.stepN) * process.Period}
-	var err error
-	if done.Result, err = json.Marshal(out.Result); err != nil {
-		a.crash(ctx, fmt.Errorf("encode result: %w", err))
-		return
-	}
-	if out.R2R != nil {
-		if done.R2R, err = json.Marshal(out.R2R); err != nil {
-			a.crash(ctx, fmt.Errorf("encode observations: %w", err))
-			return
-		}
-	}
-	if !a.append(ctx, a.st.creator, a.st.reqID, done) {
-		return
-	}
-	a.engine = nil
-	a.releaseSlot(ctx)
-	ctx.SetReceiveTimeout(2 * time.Second)
+	a.decide(ctx, a.run.Creator, run.Complete{Finish: marks, Artifacts: stored, Outcome: out})
 }
 
-// append writes one event with the expected revision and folds it in. On a
-// conflict the actor has been fenced off by another writer: it stops. On
-// another store error it crashes, to be re-activated from its log.
-func (a *runActor) append(ctx actor.Context, md events.Metadata, causation string, p events.Payload) bool {
+// command handles a command addressed to this run and replies to its sender.
+func (a *runActor) command(ctx actor.Context, m *actorspb.RunCommand) {
+	reply := func(err error) {
+		if ctx.Sender() == nil {
+			return
+		}
+		r := &actorspb.CommandReply{RunId: a.runID}
+		if a.run != nil {
+			r.JobId, r.Status = a.run.JobID(), string(a.run.State())
+			r.Position, r.Revision = a.run.Position, a.run.Revision
+			r.CreatedAtUnixNano = a.run.Request.CreatedAt.UnixNano()
+		}
+		r.ErrorCode, r.ErrorMessage = replyError(err)
+		ctx.Respond(r)
+	}
+	if m.Verb == actorspb.Verb_VERB_WAKE {
+		// Loaded, and (if it runs or waits) known to the scheduler.
+		a.svc.sched(ctx, &settled{runID: a.runID})
+	}
+	if a.gone || !a.loaded || !a.run.Exists() || (m.Meta != nil && m.Meta.OrgId != a.run.Creator.OrgID) {
+		reply(fmt.Errorf("run %s: %w", a.runID, ErrNotFound))
+		return
+	}
+	md := metaFrom(m.Meta)
+	if m.JobId != "" && m.JobId != a.run.JobID() && m.Verb != actorspb.Verb_VERB_WAKE {
+		reply(&StateError{Command: verbName(m.Verb), State: a.run.State(),
+			Reason: fmt.Sprintf("job %s is not the current job of run %s (now %s)", m.JobId, a.runID, a.run.JobID())})
+		return
+	}
+	var cmd any
+	switch m.Verb {
+	case actorspb.Verb_VERB_WAKE:
+		reply(nil)
+		return
+	case actorspb.Verb_VERB_CANCEL:
+		cmd = run.Cancel{Reason: m.Reason, By: md.UserID}
+	case actorspb.Verb_VERB_PAUSE:
+		cmd = run.Pause{}
+	case actorspb.Verb_VERB_RESUME:
+		cmd = run.Resume{}
+	case actorspb.Verb_VERB_RETRY:
+		cmd = run.Retry{JobID: newJobID(), Seed: rand.Int64()}
+	default:
+		reply(&StateError{Command: verbName(m.Verb), State: a.run.State(), Reason: fmt.Sprintf("unknown command %v", m.Verb)})
+		return
+	}
+	// Ask first: a refused command appends nothing, not even a flush.
+	if _, err := a.run.Decide(cmd); err != nil && !errors.Is(err, run.ErrUnflushed) {
+		reply(err)
+		return
+	}
+	if c, ok := cmd.(run.Cancel); ok {
+		c.SafeState = a.safeState()
+		cmd = c
+	}
+	switch cmd.(type) {
+	case run.Cancel, run.Pause:
+		// The steps taken so far are recorded before the run stops.
+		a.stopPacing(ctx)
+		if !a.append(ctx, a.run.Creator, a.run.Flush()...) {
+			reply(fmt.Errorf("%w: the run stopped before the %s was recorded; try again", ErrUnavailable, verbName(m.Verb)))
+			return
+		}
+	}
+	if !a.decide(ctx, md, cmd) {
+		reply(fmt.Errorf("%w: the run stopped before the %s was recorded; try again", ErrUnavailable, verbName(m.Verb)))
+		return
+	}
+	if _, ok := cmd.(run.Retry); ok {
+		a.enqueue(ctx)
+	}
+	reply(nil)
+}
+
+// decide asks the aggregate what cmd causes and appends it with md. It
+// returns false when the actor can no longer write (fenced, crashed) or
+// the aggregate refused.
+func (a *runActor) decide(ctx actor.Context, md events.Metadata, cmd any) bool {
+	evs, err := a.run.Decide(cmd)
+	if err != nil {
+		a.svc.log.Warn("run decision refused", "run_id", a.runID, "command", fmt.Sprintf("%T", cmd), "err", err)
+		return false
+	}
+	return a.append(ctx, md, evs...)
+}
+
+// append writes the events of one decision in one append with the
+// expected revision, applies them, and does what the run's new state
+// asks of its host. On a conflict the actor has been fenced off by another
+// writer: it stops. On another store error it crashes, to be re-activated
+// from its log.
+func (a *runActor) append(ctx actor.Context, md events.Metadata, ps ...events.Payload) bool {
 	if a.gone {
 		return false
 	}
+	if len(ps) == 0 {
+		return true
+	}
 	md.Node = a.svc.cfg.Node
-	md.CausationID = causation
+	md.CausationID = a.run.RequestID
 	if md.CorrelationID == "" {
-		md.CorrelationID = a.st.creator.CorrelationID
+		md.CorrelationID = a.run.Creator.CorrelationID
 	}
-	ev, err := events.New(p, md)
-	if err != nil {
-		a.crash(ctx, err)
-		return false
+	evs := make([]events.Event, len(ps))
+	for i, p := range ps {
+		ev, err := events.New(p, md)
+		if err != nil {
+			a.crash(ctx, err)
+			return false
+		}
+		evs[i] = ev
 	}
+	stream := events.RunStream(a.runID)
 	sctx, cancel := a.storeCtx()
-	res, err := a.svc.store.Append(sctx, events.RunStream(a.runID), events.ExpectRevision(a.st.revision), ev)
+	res, err := a.svc.store.Append(sctx, stream, events.ExpectRevision(a.run.Revision), evs...)
 	cancel()
 	if errors.Is(err, events.ErrConflict) {
 		a.fence(ctx, "run actor fenced: another writer appended to its stream; stopping",
-			"run_id", a.runID, "expected_revision", a.st.revision, "err", err)
+			"run_id", a.runID, "expected_revision", a.run.Revision, "err", err)
 		return false
 	}
 	if err != nil {
-		a.crash(ctx, fmt.Errorf("append %s to %s: %w", p.EventType(), a.runID, err))
+		a.crash(ctx, fmt.Errorf("append %s to %s: %w", evs[0].Type, a.runID, err))
 		return false
 	}
-	rec := events.Record{ID: ev.ID, Stream: events.RunStream(a.runID), Revision: res.Revision, Position: res.Position,
-		Type: ev.Type, Time: time.Now().UTC(), Data: ev.Data, Metadata: ev.Metadata}
-	a.st.apply(rec)
+	prev := a.run.State()
+	now := time.Now().UTC()
+	for i, ev := range evs {
+		back := uint64(len(evs) - 1 - i)
+		a.run.Apply(events.Record{ID: ev.ID, Stream: stream, Revision: res.Revision - back, Position: res.Position - back,
+			Type: ev.Type, Time: now, Data: ev.Data, Metadata: ev.Metadata})
+	}
+	a.react(ctx, prev)
 	return true
+}
+
+// react does what a change of the run's state asks of its host.
+func (a *runActor) react(ctx actor.Context, prev run.State) {
+	st := a.run.State()
+	if st == prev {
+		return
+	}
+	switch st {
+	case run.Retrying:
+		a.engine = nil
+		a.stopPacing(ctx)
+		a.releaseSlot(ctx)
+		a.scheduleRetry(ctx)
+	case run.Completed, run.Failed, run.Cancelled:
+		a.engine = nil
+		a.stopTimers(ctx)
+		a.releaseSlot(ctx)
+		ctx.SetReceiveTimeout(2 * time.Second)
+	case run.Paused:
+		a.stopPacing(ctx)
+		ctx.SetReceiveTimeout(pausedCheck)
+	case run.Running:
+		if prev == run.Paused {
+			ctx.SetReceiveTimeout(0)
+			if a.holdsSlot {
+				a.startPacing(ctx)
+			}
+		}
+	case run.Queued:
+		ctx.SetReceiveTimeout(0)
+	}
 }
 
 // fence stops an actor that is no longer its stream's writer. The slot it
@@ -617,9 +556,8 @@ func (a *runActor) fence(ctx actor.Context, msg string, args ...any) {
 	a.svc.fenced.Add(1)
 	a.gone = true
 	a.stopTimers(ctx)
-	if a.loaded && a.st.exists {
-		a.holdsSlot = false
-		a.svc.sched(ctx, &release{runID: a.runID, queue: a.queue()})
+	if a.loaded && a.run.Exists() {
+		a.releaseSlot(ctx)
 	}
 	ctx.Send(ctx.Parent(), &retired{runID: a.runID, pid: ctx.Self()})
 	ctx.Stop(ctx.Self())

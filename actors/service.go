@@ -17,6 +17,7 @@ import (
 	"github.com/spectra-fab/spectra/actors/actorspb"
 	"github.com/spectra-fab/spectra/events"
 	"github.com/spectra-fab/spectra/process"
+	"github.com/spectra-fab/spectra/run"
 )
 
 // Service is the actor layer of a node: the actor system, the supervisor of
@@ -108,16 +109,10 @@ func (s *Service) send(ctx context.Context, cmd *actorspb.RunCommand) (*actorspb
 	if !ok {
 		return nil, fmt.Errorf("%w: unexpected reply %T", ErrUnavailable, res)
 	}
-	switch reply.ErrorCode {
-	case "":
-		return reply, nil
-	case codeNotFound:
-		return nil, ErrNotFound
-	case codeInvalidState:
-		return nil, &StateError{Command: verbName(cmd.Verb), Status: reply.Status, Reason: reply.ErrorMessage}
-	default:
-		return nil, fmt.Errorf("%w: %s", ErrUnavailable, reply.ErrorMessage)
+	if err := errorOf(reply); err != nil {
+		return nil, err
 	}
+	return reply, nil
 }
 
 func verbName(v actorspb.Verb) string {
@@ -198,7 +193,7 @@ func (s *Service) CreateRun(ctx context.Context, c CreateRun) (Accepted, error) 
 		return Accepted{}, fmt.Errorf("create run: %w", err)
 	}
 	s.wake(runID)
-	return Accepted{RunID: runID, JobID: jobID, Status: statusQueued, CreatedAt: now, Position: res.Position, Revision: res.Revision}, nil
+	return Accepted{RunID: runID, JobID: jobID, Status: string(run.Queued), CreatedAt: now, Position: res.Position, Revision: res.Revision}, nil
 }
 
 // claim records that the organisation's idempotency key names runID, or
@@ -244,7 +239,7 @@ func (s *Service) existing(ctx context.Context, c CreateRun, runID string) (Acce
 		return Accepted{}, ErrNotFound
 	}
 	s.wake(runID)
-	return Accepted{RunID: runID, JobID: req.JobID, Status: statusQueued, CreatedAt: req.CreatedAt,
+	return Accepted{RunID: runID, JobID: req.JobID, Status: string(run.Queued), CreatedAt: req.CreatedAt,
 		Position: recs[0].Position, Revision: recs[0].Revision}, nil
 }
 

@@ -9,8 +9,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/spectra-fab/spectra/actors"
+	"github.com/spectra-fab/spectra/events"
 	"github.com/spectra-fab/spectra/process"
-	"github.com/spectra-fab/spectra/projections"
 )
 
 // Error codes of the JSON error body. They are part of the API contract:
@@ -106,13 +106,13 @@ func classify(err error) (status int, d ErrorDetail) {
 				Message: "fault injection is disabled on this server"}}}
 	case errors.As(err, &stateErr):
 		msg := stateErr.Reason
-		if stateErr.Status != "" {
-			msg += " (status " + stateErr.Status + ")"
+		if stateErr.State != "" {
+			msg += " (status " + string(stateErr.State) + ")"
 		}
 		d = ErrorDetail{Code: CodeConflict, Message: msg}
 	case errors.Is(err, actors.ErrInvalidState):
 		d = ErrorDetail{Code: CodeConflict, Message: "the command does not apply to the run's current state"}
-	case errors.Is(err, actors.ErrNotFound), errors.Is(err, projections.ErrNotFound):
+	case errors.Is(err, events.ErrNotFound):
 		d = ErrorDetail{Code: CodeNotFound, Message: "not found"}
 	case errors.Is(err, actors.ErrUnavailable):
 		d = ErrorDetail{Code: CodeUnavailable, Message: "service unavailable, try again later"}

@@ -123,7 +123,7 @@ func TestJobCommands(t *testing.T) {
 		})
 	}
 	t.Run("conflict", func(t *testing.T) {
-		h.b.setErr(&actors.StateError{Command: "retry", Status: "running", Reason: "only a failed or cancelled job can be retried"})
+		h.b.setErr(&actors.StateError{Command: "retry", State: "running", Reason: "only a failed or cancelled job can be retried"})
 		defer h.b.setErr(nil)
 		res := h.do(t, http.MethodPost, "/api/jobs/job-000000000001/retry", tok, "")
 		if e := res.Err(t); res.Status != http.StatusConflict || e.Code != CodeConflict ||

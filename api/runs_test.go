@@ -160,7 +160,7 @@ func TestCommandErrors(t *testing.T) {
 			{Field: "energy_kev", Value: 500.0, Allowed: "1–200", Message: "energy out of range"}}}),
 			422, CodeValidation, "energy_kev"},
 		{"fault_disabled", fmt.Errorf("create: %w", actors.ErrFaultInjectionDisabled), 422, CodeValidation, "fault injection"},
-		{"state", &actors.StateError{Command: "cancel", Status: "completed", Reason: "run already finished"},
+		{"state", &actors.StateError{Command: "cancel", State: "completed", Reason: "run already finished"},
 			409, CodeConflict, "run already finished"},
 		{"invalid_state", fmt.Errorf("pause: %w", actors.ErrInvalidState), 409, CodeConflict, "state"},
 		{"not_found", actors.ErrNotFound, 404, CodeNotFound, "not found"},

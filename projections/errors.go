@@ -1,7 +1,8 @@
 package projections
 
-import "errors"
+import "github.com/spectra-fab/spectra/events"
 
 // ErrNotFound means the read model holds no such run or job for the
-// caller's organisation.
-var ErrNotFound = errors.New("not found")
+// caller's organisation. It is events.ErrNotFound: one sentinel in every
+// layer.
+var ErrNotFound = events.ErrNotFound
