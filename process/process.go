@@ -108,12 +108,18 @@ type Options struct {
 	Disturbance *Disturbance
 }
 
-// Disturbance is an offset and a drift injected into a simulator from a
-// given process time on.
+// Disturbance is injected into a simulator from a given process time on:
+// an offset and a drift of the primary actuator (the beam current for ion,
+// the lamp efficiency for RTP), and, with Kind, one disturbance of the
+// catalogue (Disturbances) of the given Magnitude. A disturbance without
+// Kind is the offset and drift alone, as before the catalogue.
 type Disturbance struct {
-	OffsetPct      float64 `json:"offset_pct"`        // step change, % of nominal
-	DriftPctPerMin float64 `json:"drift_pct_per_min"` // ramp, % of nominal per minute
-	StartS         float64 `json:"start_s"`           // process time it begins
+	OffsetPct      float64         `json:"offset_pct"`           // step change, % of nominal
+	DriftPctPerMin float64         `json:"drift_pct_per_min"`    // ramp, % of nominal per minute
+	StartS         float64         `json:"start_s"`              // process time it begins
+	Kind           DisturbanceKind `json:"kind,omitempty"`       // a catalogue disturbance, or none
+	Magnitude      float64         `json:"magnitude,omitempty"`  // in the kind's unit; 0: its default
+	DurationS      float64         `json:"duration_s,omitempty"` // how long the kind acts; 0: to the end
 }
 
 // StepResult is what one Step produced.

@@ -82,12 +82,19 @@
 //
 // # Monitors
 //
-// Every second of process time the mean compensated beam current (glitch
-// samples left out) goes to an individuals chart with Western Electric
-// rules 1–4 (spc.Monitor; limits: the recipe current ± 3σ of the
-// simulator's one-second noise, as a tool qualification would give them;
-// one alarm per rule per 10 s, at most 10 per run) and to a CUSUM tuned to
-// a 0.5 % shift (k = δ/2, h = 5; one FDC alarm per direction per 30 s). A
+// The monitors learn their limits from the run itself, never from the
+// simulator's constants (docs/monitoring.md). After a 2 s warm-up, ten
+// one-second means of the compensated beam current (glitch samples left
+// out) and of the chamber pressure fix each chart's centre and σ̂ (mean
+// moving range / 1.128). Then a beam jump beyond 6σ̂ raises BEAM_STEP
+// (SPC), a CUSUM tuned to a 0.5 % shift (k = δ/2σ̂, h = 5; its centre
+// follows in-control seconds over a minute, so slow source ageing is
+// absorbed) or a gradual crossing of the limit raises BEAM_DRIFT (FDC), the
+// log-pressure beyond 6σ̂ (σ̂ ≥ 0.1) raises PRESSURE_BURST, four beam losses
+// within 20 s raise GLITCH_STORM, and a completed pass whose integrated
+// dose is more than 1 % off the servo's plan for it raises SCAN_SPEED.
+// Each rule fires at most once per run and direction, at most 20 alarms
+// per run. A
 // wafer above 100 °C raises one FDC warning. A beam below half the recipe
 // current for 30 s, or a run not done in three times its planned time,
 // ends with a permanent fault ("beam stability check failed"). Injected

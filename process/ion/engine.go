@@ -8,7 +8,6 @@ import (
 	"github.com/spectra-fab/spectra/process"
 	"github.com/spectra-fab/spectra/process/ion/lss"
 	"github.com/spectra-fab/spectra/process/r2r"
-	"github.com/spectra-fab/spectra/process/spc"
 )
 
 // Simulator constants. Values tagged [K] in the physics reference are
@@ -38,16 +37,8 @@ const (
 	resistLimitC     = 100.0 // photoresist is kept below ~100 °C (§1.9)
 	xResidualPct     = 0.2   // profiler-corrected sweep residual per Legendre order
 
-	deadBeamS = 30.0 // measured beam below the servo's hold level this long → fault
-	// The drift CUSUM is tuned to a beam-current shift of δ = 0.5 % of the
-	// recipe current (k = δ/2, §5.6), not to 1σ of the one-second noise
-	// (0.14 %): the source's slow wander is in control, a drift towards the
-	// percent level is not. h = 5.
-	cusumShiftPct = 0.5
-	cusumH        = 5.0
-	fdcHoldoffS   = 30.0 // at most one FDC alarm per direction per 30 s
-	spcHoldoffS   = 10.0 // at most one SPC alarm per rule per 10 s
-	maxSPCAlarms  = 10   // per run
+	deadBeamS     = 30.0 // measured beam below the servo's hold level this long → fault
+	defaultBurstS = 5.0  // a pressure burst without duration_s lasts this long
 	r2rLambda     = 0.3  // EWMA weight of the dose trim (§5.5)
 	r2rScaleKey   = "dose_setpoint_scale"
 	r2rScaleMin   = 0.9
@@ -108,14 +99,11 @@ type Engine struct {
 	deadS      float64
 	lastOnFrac float64
 
-	sigma1s    float64
-	mon        *spc.Monitor
-	cusum      *spc.CUSUM
+	mon        *monitor
 	secSum     float64
 	secN       int
-	lastRule   map[string]float64
-	spcAlarms  int
-	fdcAlarms  int
+	secP       float64
+	beamLost   bool
 	tempAlarm  bool
 	sumI, sumP float64
 	nI, nP     int
@@ -188,15 +176,11 @@ func NewEngine(r Recipe, opts process.Options) (*Engine, error) {
 	e.tempC = chuckC
 	e.maxTemp = chuckC
 
-	// One-second means of the compensated beam current: white noise and
-	// read noise average over 10 samples, the slow wander does not.
-	w := beamWhitePct / 100
-	fn := faradayNoisePct / 100
-	e.sigma1s = e.i0A * 1e3 * math.Sqrt((w*w+fn*fn)/process.StepsPerBatch+math.Pow(beamWanderPct/100, 2))
-	lim := spc.NewLimits(r.BeamCurrentMA, e.sigma1s)
-	e.mon = spc.NewMonitor(lim, spc.WesternElectric...)
-	e.cusum = spc.NewCUSUM(r.BeamCurrentMA, e.sigma1s, cusumShiftPct/100*r.BeamCurrentMA/(2*e.sigma1s), cusumH)
-	e.lastRule = map[string]float64{}
+	e.mon = newMonitor()
+	if d := opts.Disturbance; d.Is(process.ScanSpeedError) {
+		e.dc.stageErr = d.Value() / 100
+		e.dc.stageErrFrom = d.StartS
+	}
 
 	capacity := int(e.plannedS/process.Period) + 16
 	e.tel = make(map[string][]float64, len(TelemetryFields))
@@ -246,10 +230,20 @@ func (e *Engine) Step() process.StepResult {
 	a := math.Exp(-dt / beamWanderTauS)
 	e.wander = a*e.wander + math.Sqrt(1-a*a)*beamWanderPct/100*e.beam.NormFloat64()
 	rel := 1 + e.wander + beamAgingPctMin/100*e.t/60 + beamWhitePct/100*e.beam.NormFloat64()
+	rate := glitchesPerMin
 	if d := e.dist; d != nil && e.t >= d.StartS {
 		rel += (d.OffsetPct + d.DriftPctPerMin*(e.t-d.StartS)/60) / 100
+		switch {
+		case !d.Active(e.t):
+		case d.Is(process.BeamCurrentStep):
+			rel += d.Value() / 100
+		case d.Is(process.BeamCurrentDrift):
+			rel += d.Value() / 100 * (e.t - d.StartS) / 60
+		case d.Is(process.GlitchStorm):
+			rate += d.Value()
+		}
 	}
-	if e.glitchLeft == 0 && e.glitch.Float64() < glitchesPerMin/60*dt {
+	if e.glitchLeft == 0 && e.glitch.Float64() < rate/60*dt {
 		e.glitchLeft = 1 + e.glitch.IntN(3)
 		e.glitches++
 	}
@@ -264,7 +258,11 @@ func (e *Engine) Step() process.StepResult {
 	// power on the wafer in the previous period.
 	powerW := e.r.EnergyKeV * trueA * 1e3 / chargeState * e.lastOnFrac
 	e.pOut += (outgasTorrPerW*powerW - e.pOut) * (1 - math.Exp(-dt/outgasTauS))
-	e.pressure = (e.pBase + e.pOut) * (1 + pressureNoisePct/100*e.press.NormFloat64())
+	burst := 0.0
+	if d := e.dist; d.Is(process.PressureBurst) && (d.Active(e.t) || d.DurationS == 0 && e.t >= d.StartS && e.t < d.StartS+defaultBurstS) {
+		burst = d.Value() * e.pBase
+	}
+	e.pressure = (e.pBase + e.pOut + burst) * (1 + pressureNoisePct/100*e.press.NormFloat64())
 
 	// Faraday: charge exchange turns a fraction of the ions into uncounted
 	// neutrals; the tool compensates with its own κ.
@@ -272,6 +270,7 @@ func (e *Engine) Step() process.StepResult {
 	measA := math.Max(0, measRaw) * math.Exp(e.kappaEst*e.pressure)
 
 	// Dose integrator and scan servo.
+	e.dc.t = e.t - dt
 	_, on := e.dc.step(trueA, measA, dt)
 	yb := e.dc.sc.y
 	e.lastOnFrac = on * e.geo.chord(yb, 0) / e.geo.width
@@ -299,25 +298,38 @@ func (e *Engine) Step() process.StepResult {
 	e.sumP += e.pressure
 	e.nP++
 
-	// Monitors on one-second means of the beam current, glitches excluded.
+	// Monitors: one-second means of the beam current (glitches excluded)
+	// and of the pressure, beam losses, completed passes.
+	e.secP += e.pressure
 	if measA >= e.dc.holdBelow {
 		e.secSum += measMA
 		e.secN++
 		e.sumI += measMA
 		e.nI++
 		e.deadS = 0
-	} else if !glitching {
-		e.deadS += dt
+		e.beamLost = false
+	} else {
+		if !glitching {
+			e.deadS += dt
+		}
+		if !e.beamLost {
+			e.beamLost = true
+			res.Alarms = append(res.Alarms, e.mon.glitch(e.t)...)
+		}
 	}
+	for _, p := range e.dc.completed {
+		res.Alarms = append(res.Alarms, e.mon.pass(p[0], p[1], e.t)...)
+	}
+	e.dc.completed = e.dc.completed[:0]
 	if (e.n+1)%process.StepsPerBatch == 0 {
 		if e.secN >= process.StepsPerBatch/2 {
-			res.Alarms = append(res.Alarms, e.monitor(e.secSum/float64(e.secN))...)
+			res.Alarms = append(res.Alarms, e.mon.second(e.secSum/float64(e.secN), e.secP/process.StepsPerBatch, e.t)...)
 		}
-		e.secSum, e.secN = 0, 0
+		e.secSum, e.secN, e.secP = 0, 0, 0
 	}
 	if e.tempC > resistLimitC && !e.tempAlarm {
 		e.tempAlarm = true
-		e.fdcAlarms++
+		e.mon.count[process.SourceFDC]++
 		res.Alarms = append(res.Alarms, process.Alarm{
 			Source: process.SourceFDC, Parameter: FieldWaferTemp, Rule: "TEMP_LIMIT", Severity: process.SeverityWarning,
 			Message: fmt.Sprintf("wafer temperature %.0f °C above the %.0f °C photoresist limit: lower the beam power", e.tempC, resistLimitC),
@@ -373,44 +385,6 @@ func (e *Engine) injectedFault(progress float64) *process.Fault {
 		}
 	}
 	return &out
-}
-
-// monitor feeds a one-second mean of the beam current to the SPC chart
-// (Western Electric rules) and the drift CUSUM, and returns the alarms
-// after rate limiting.
-func (e *Engine) monitor(x float64) []process.Alarm {
-	var out []process.Alarm
-	for _, v := range e.mon.Add(x) {
-		if e.spcAlarms >= maxSPCAlarms {
-			break
-		}
-		if last, ok := e.lastRule[v.Rule]; ok && e.t-last < spcHoldoffS {
-			continue
-		}
-		e.lastRule[v.Rule] = e.t
-		e.spcAlarms++
-		out = append(out, v.Alarm(FieldBeamCurrent, e.t))
-	}
-	// The CUSUM watches the beam against what the tool is expected to do:
-	// the source's slow, known ageing is taken out, so a long implant does
-	// not alarm on it while a drift beyond it still shows.
-	high, low := e.cusum.Add(x / (1 + beamAgingPctMin/100*e.t/60))
-	for _, sig := range []struct {
-		on   bool
-		high bool
-		key  string
-	}{{high, true, spc.CUSUMHigh}, {low, false, spc.CUSUMLow}} {
-		if !sig.on {
-			continue
-		}
-		if last, ok := e.lastRule[sig.key]; ok && e.t-last < fdcHoldoffS {
-			continue
-		}
-		e.lastRule[sig.key] = e.t
-		e.fdcAlarms++
-		out = append(out, e.cusum.Alarm(FieldBeamCurrent, sig.high, x, e.t))
-	}
-	return out
 }
 
 // Finish computes the run's results, the R2R observations and the
@@ -475,8 +449,8 @@ func (e *Engine) Finish() process.Outcome {
 		PlannedImplantS:         e.plannedS,
 		Passes:                  e.dc.sc.passes,
 		BeamGlitches:            e.glitches,
-		SPCAlertsCount:          e.spcAlarms,
-		FDCAlarmsCount:          e.fdcAlarms,
+		SPCAlertsCount:          e.mon.count[process.SourceSPC],
+		FDCAlarmsCount:          e.mon.count[process.SourceFDC],
 	}
 	if e.dc.underdose {
 		result.Warnings = []string{fmt.Sprintf("dose ended at a pass boundary %.3g %% short of the set-point (less than a trim pass is worth)", 100*(1-e.dc.q/e.dc.setpoint))}

@@ -68,9 +68,6 @@ const (
 	allowedDiameter = "one of 100, 150, 200, 300 mm"
 	allowedFault    = "one of transient, permanent, interlock"
 	allowedProgress = "0–100 %"
-	allowedOffset   = "−100–100 %"
-	allowedDrift    = "−100–100 %/min"
-	allowedStart    = "0–86400 s"
 )
 
 var waferDiameters = []float64{100, 150, 200, 300}
@@ -115,7 +112,10 @@ func ParseRecipe(data []byte) (Recipe, error) {
 	}
 	if seen["simulate_disturbance"] && !bad["simulate_disturbance"] {
 		d := &process.Disturbance{}
-		_, b := decodeStrict(distRaw, "simulate_disturbance.", map[string]any{"offset_pct": &d.OffsetPct, "drift_pct_per_min": &d.DriftPctPerMin, "start_s": &d.StartS}, verr)
+		_, b := decodeStrict(distRaw, "simulate_disturbance.", map[string]any{
+			"offset_pct": &d.OffsetPct, "drift_pct_per_min": &d.DriftPctPerMin, "start_s": &d.StartS,
+			"kind": &d.Kind, "magnitude": &d.Magnitude, "duration_s": &d.DurationS,
+		}, verr)
 		maps.Copy(bad, b)
 		if !b["simulate_disturbance."] {
 			r.SimulateDisturbance = d
@@ -166,11 +166,7 @@ func (r Recipe) validate() *process.ValidationError {
 		}
 		checkRange(v, "simulate_fault.at_progress_pct", f.AtProgress, 0, 100, allowedProgress)
 	}
-	if d := r.SimulateDisturbance; d != nil {
-		checkRange(v, "simulate_disturbance.offset_pct", d.OffsetPct, -100, 100, allowedOffset)
-		checkRange(v, "simulate_disturbance.drift_pct_per_min", d.DriftPctPerMin, -100, 100, allowedDrift)
-		checkRange(v, "simulate_disturbance.start_s", d.StartS, 0, 86400, allowedStart)
-	}
+	r.SimulateDisturbance.Validate(v, "simulate_disturbance.", process.KindIon)
 	return v
 }
 
@@ -314,7 +310,7 @@ func lastKey(data []byte) string {
 
 func typeOf(dst any) string {
 	switch dst.(type) {
-	case *string, *process.FaultKind:
+	case *string, *process.FaultKind, *process.DisturbanceKind:
 		return "string"
 	case *float64:
 		return "number"

@@ -342,6 +342,17 @@ type doseController struct {
 	holdBelow  float64 // measured current (A) below which the servo holds the wafer
 	done       bool
 	underdose  bool // ended at a pass boundary short of the set-point
+	// stageErr is the relative error of the slow-scan stage's speed (an
+	// injected scan speed error): it moves at v·(1 + stageErr) when the
+	// servo commands v.
+	stageErr     float64
+	stageErrFrom float64 // process time the stage error begins
+	t            float64 // process time at the start of the current step
+	// passStartQ is the integrated fluence when the current pass began;
+	// completed lists each completed pass as counted and planned fluence
+	// until the engine takes it.
+	passStartQ float64
+	completed  [][2]float64
 }
 
 func newDoseController(g *scanGeom, setpoint, nominalA, recipeMMS, charge float64) *doseController {
@@ -374,20 +385,26 @@ func (c *doseController) step(trueA, measA, dt float64) (vMMS, on float64) {
 		if v == 0 {
 			break
 		}
-		seg := math.Min(left, c.sc.toTurn()/v)
+		va := v
+		if c.t >= c.stageErrFrom {
+			va = v * (1 + c.stageErr)
+		}
+		seg := math.Min(left, c.sc.toTurn()/va)
 		dq := measA * seg / (c.charge * elementaryCharge * c.g.scannedAreaCm2())
 		if c.q+dq >= c.setpoint {
 			seg *= (c.setpoint - c.q) / dq
 			dq = c.setpoint - c.q
 			c.done = true
 		}
-		turned := c.sc.move(trueA/c.charge, v, v*seg)
+		turned := c.sc.move(trueA/c.charge, va, va*seg)
 		c.q += dq
 		left -= seg
 		on += seg / dt
 		if !turned || c.done {
 			continue
 		}
+		c.completed = append(c.completed, [2]float64{c.q - c.passStartQ, c.passDose})
+		c.passStartQ = c.q
 		c.passesLeft--
 		remaining := c.setpoint - c.q
 		switch {

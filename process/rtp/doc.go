@@ -44,11 +44,17 @@
 // some/no overshoot) gives candidates, each simulated in closed loop; the
 // optimisation target chooses.
 //
-// Monitoring: once a hold has settled, each second's mean tracking error
-// goes to a Western Electric SPC monitor (σ = 0.25 °C) and each second's
-// lamp-power residual against the model's steady-state power (in %) to a
-// CUSUM (k = 0.5, h = 5, σ = 1.5 %) that catches lamp-efficiency drift;
-// lamp saturation for 1 s and a hold more than 10 °C off raise FDC
+// Monitoring learns its limits from the run itself (docs/monitoring.md);
+// ramps are not charted. In settled holds at ≥ 500 °C a 100 ms jump of the
+// tracking error beyond 8σ̂ of its increments (σ̂ learned from the first
+// 20) is a sensor step: the reading jumping up raises PYROMETER_OFFSET,
+// down EMISSIVITY_CHANGE. In settled holds at ≥ 600 °C the lamp power
+// against the set-point model's steady power (in % lamp) goes to a learned
+// chart (8 s baseline, 6σ̂ limit, CUSUM k = max(½, 1 %/2σ̂), h = 8): more
+// power than before raises LAMP_DEGRADATION, less LAMP_RESIDUAL (not
+// after a sensor step, which explains it). The gas flow reading against
+// its first 5 s raises GAS_FLOW beyond 6σ̂ (σ̂ ≥ 0.5 % of the set flow).
+// Lamp saturation for 1 s and a settled hold more than 10 °C off raise FDC
 // alarms. Alarms are rate-limited to one per source, parameter and rule
 // every 10 s of process time, at most 50 per run.
 //

@@ -8,7 +8,6 @@ import (
 	"github.com/spectra-fab/spectra/process"
 	"github.com/spectra-fab/spectra/process/r2r"
 	"github.com/spectra-fab/spectra/process/silicon"
-	"github.com/spectra-fab/spectra/process/spc"
 )
 
 // Telemetry sample keys (the specification's "RTP").
@@ -30,29 +29,6 @@ var TelemetryKeys = []string{KeyTime, KeySetpoint, KeyMeasured, KeyLamp, KeyRamp
 // ChamberPressureTorr is the chamber pressure: atmospheric-pressure RTP,
 // the pressure the Deal–Grove constants are given at.
 const ChamberPressureTorr = 760.0
-
-// Monitoring parameters.
-const (
-	// spcSigmaC is the σ of the one-second mean tracking error during a
-	// settled hold, as the simulator shows it in control (pyrometer noise
-	// averaged over ten samples plus the loop's wander).
-	spcSigmaC = 0.25
-	// residualSigmaPct is the σ of the one-second lamp-power residual
-	// (command over the nominal steady-state power, in %) in a settled
-	// hold at ≥ 600 °C.
-	residualSigmaPct = 1.5
-	// alarmEveryS rate-limits alarms: one per source, parameter and rule
-	// per this much process time.
-	alarmEveryS = 10.0
-	// maxAlarms caps the alarms of one run.
-	maxAlarms = 50
-	// trackingLimitC raises an FDC alarm when a settled hold drifts this
-	// far from its set-point.
-	trackingLimitC = 10.0
-	// settleBandC arms a hold's monitoring once its one-second mean error
-	// is within this band.
-	settleBandC = 2.0
-)
 
 // R2RLambda is the EWMA weight of the run-to-run hold-time recommendation.
 const R2RLambda = 0.3
@@ -78,10 +54,9 @@ type Engine struct {
 	phase   []int        // phase index of each sample
 	alarms  []process.Alarm
 	lastAt  map[string]float64
-	spcMon  *spc.Monitor
-	cusum   *spc.CUSUM
-	chart   []float64 // the SPC chart points (one-second mean error)
+	mon     *monitor
 	secErr  float64
+	secFlow float64
 	secU    float64
 	secSP   float64
 	secN    int
@@ -121,8 +96,7 @@ func NewEngine(r Recipe, opts process.Options) (*Engine, error) {
 		e.loop.pid = pid
 	}
 	e.fault = opts.Fault
-	e.spcMon = spc.NewMonitor(spc.NewLimits(0, spcSigmaC))
-	e.cusum = spc.NewCUSUM(0, residualSigmaPct, spc.DefaultK, spc.DefaultH)
+	e.mon = newMonitor()
 	for i := range e.tel {
 		e.tel[i] = make([]float64, 0, e.steps)
 	}
@@ -169,8 +143,8 @@ func (e *Engine) Step() process.StepResult {
 		KeyLamp:     l.u,
 		KeyRampErr:  sp - y,
 		KeyPressure: ChamberPressureTorr + 0.3*e.rng.NormFloat64(),
-		KeyN2:       noise(e.recipe.N2SLM, 0.003),
-		KeyO2:       noise(e.recipe.O2SLM, 0.003),
+		KeyN2:       noise(e.recipe.N2SLM*l.flowFactor(), 0.003),
+		KeyO2:       noise(e.recipe.O2SLM*l.flowFactor(), 0.003),
 	}
 	for i, k := range TelemetryKeys {
 		e.tel[i] = append(e.tel[i], sample[k])
@@ -185,7 +159,7 @@ func (e *Engine) Step() process.StepResult {
 		StepName: e.prof.StepName(l.t - process.Period/2),
 		Done:     e.n >= e.steps,
 	}
-	res.Alarms = e.monitor(phaseBefore, sp, y, l.u)
+	res.Alarms = e.monitor(phaseBefore, sp, y, l.u, sample[KeyN2]+sample[KeyO2])
 	if f := e.fault; f != nil && !e.fired && res.Progress >= f.AtProgress &&
 		(f.Kind != process.FaultTransient || e.opts.Attempt == 0) {
 		e.fired = true
@@ -199,9 +173,9 @@ func (e *Engine) Step() process.StepResult {
 	return res
 }
 
-// monitor feeds SPC and FDC with the sample just taken and returns the
-// alarms it raises, rate-limited.
-func (e *Engine) monitor(phase int, sp, y, u float64) []process.Alarm {
+// monitor feeds the run's monitors with the sample just taken and
+// returns the alarms they raise, rate-limited.
+func (e *Engine) monitor(phase int, sp, y, u, flow float64) []process.Alarm {
 	var out []process.Alarm
 	t := e.loop.t
 	// Lamp saturation: a second at full power means the recipe asks for
@@ -215,10 +189,16 @@ func (e *Engine) monitor(phase int, sp, y, u float64) []process.Alarm {
 	} else {
 		e.satRun = 0
 	}
+	ph := e.prof.Phases[max(phase, 0)]
+	settled := !ph.Ramp && e.armed == phase && phase == e.prof.phaseAt(t-process.Period+1e-9)
+	if a := e.mon.sample(sp-y, settled && sp >= pyroValidC, t, y); a != nil {
+		out = e.raise(out, *a)
+	}
 
 	e.secErr += sp - y
 	e.secU += u
 	e.secSP += sp
+	e.secFlow += flow
 	e.secN++
 	if e.secN < process.StepsPerBatch {
 		return out
@@ -226,9 +206,12 @@ func (e *Engine) monitor(phase int, sp, y, u float64) []process.Alarm {
 	meanErr := e.secErr / float64(e.secN)
 	meanU := e.secU / float64(e.secN)
 	meanSP := e.secSP / float64(e.secN)
-	e.secErr, e.secU, e.secSP, e.secN = 0, 0, 0, 0
+	meanFlow := e.secFlow / float64(e.secN)
+	e.secErr, e.secU, e.secSP, e.secFlow, e.secN = 0, 0, 0, 0, 0
+	if a := e.mon.gas(meanFlow, e.recipe.N2SLM+e.recipe.O2SLM, t); a != nil {
+		out = e.raise(out, *a)
+	}
 
-	ph := e.prof.Phases[max(phase, 0)]
 	if ph.Ramp || phase != e.prof.phaseAt(t-1+1e-9) {
 		return out // a ramp, or a second that straddles phases
 	}
@@ -239,26 +222,14 @@ func (e *Engine) monitor(phase int, sp, y, u float64) []process.Alarm {
 		e.armed = phase
 		return out // first settled second: arm from the next one
 	}
-	e.chart = append(e.chart, meanErr)
-	for _, v := range e.spcMon.Add(meanErr) {
-		out = e.raise(out, v.Alarm("temp_error_c", t))
-	}
 	if math.Abs(meanErr) > trackingLimitC {
 		out = e.raise(out, process.Alarm{Source: process.SourceFDC, Parameter: "temp_error_c", Rule: "TRACKING",
 			Message: fmt.Sprintf("hold at %.0f °C off by %.1f °C", meanSP, meanErr), Severity: process.SeverityCritical, Value: meanErr, TimeS: t})
 	}
 	if meanSP >= 600 {
-		ss := DefaultParams.SteadyLampPct(meanSP, e.loop.wafer.FlowSLM)
-		resid := 100 * (meanU/ss - 1)
-		hi, lo := e.cusum.Add(resid)
-		if hi || lo {
-			a := e.cusum.Alarm("lamp_power_residual_pct", hi, resid, t)
-			what := "more"
-			if lo {
-				what = "less"
-			}
-			a.Message = fmt.Sprintf("%s: lamps need %s power than the model for the same temperature (residual ≈ %+.1f %%): lamp efficiency drift", a.Rule, what, e.cusum.Shift())
-			out = e.raise(out, a)
+		ss := e.loop.model.SteadyLampPct(meanSP, e.recipe.N2SLM+e.recipe.O2SLM)
+		if a := e.mon.residual(meanU-ss, t); a != nil {
+			out = e.raise(out, *a)
 		}
 	}
 	return out

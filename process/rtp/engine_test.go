@@ -13,7 +13,6 @@ import (
 
 	"github.com/spectra-fab/spectra/process"
 	"github.com/spectra-fab/spectra/process/silicon"
-	"github.com/spectra-fab/spectra/process/spc"
 )
 
 // run steps e to completion (or a fault) and returns every step result.
@@ -273,7 +272,7 @@ func TestFaultInjection(t *testing.T) {
 }
 
 // A lamp-efficiency drop during the long hold is compensated by the loop
-// (the temperature stays on target) but FDC's CUSUM on the lamp-power
+// (the temperature stays on target) but FDC's chart of the lamp-power
 // residual sees it.
 func TestDisturbanceDetected(t *testing.T) {
 	for _, ct := range []string{ControllerPID, ControllerMPC} {
@@ -292,13 +291,13 @@ func TestDisturbanceDetected(t *testing.T) {
 			var found *process.Alarm
 			for _, s := range run(t, e) {
 				for _, a := range s.Alarms {
-					if a.Source == process.SourceFDC && a.Rule == spc.CUSUMHigh && found == nil {
+					if a.Source == process.SourceFDC && a.Rule == process.RuleLampDegraded && found == nil {
 						found = &a
 					}
 				}
 			}
 			if found == nil || found.TimeS < 40 || found.TimeS > 50 {
-				t.Errorf("FDC alarm = %+v, want CUSUM+ within 10 s of the 8 %% efficiency drop at 40 s", found)
+				t.Errorf("FDC alarm = %+v, want LAMP_DEGRADATION within 10 s of the 8 %% efficiency drop at 40 s", found)
 			}
 			if f := num64(t, e.Finish().Result, "final_temp_c"); math.Abs(f-400) > 2 {
 				t.Errorf("disturbed final_temp_c = %.2f, want 400 ± 2", f)

@@ -290,8 +290,14 @@ func decodeDisturbance(data json.RawMessage, path string, ve *process.Validation
 			decodeValue(raw, &d.DriftPctPerMin, p, "number", ve)
 		case "start_s":
 			decodeValue(raw, &d.StartS, p, "number", ve)
+		case "kind":
+			decodeValue(raw, &d.Kind, p, "string", ve)
+		case "magnitude":
+			decodeValue(raw, &d.Magnitude, p, "number", ve)
+		case "duration_s":
+			decodeValue(raw, &d.DurationS, p, "number", ve)
 		default:
-			ve.Add(p, nil, "offset_pct, drift_pct_per_min, start_s", "unknown field")
+			ve.Add(p, nil, "offset_pct, drift_pct_per_min, start_s, kind, magnitude, duration_s", "unknown field")
 		}
 	}
 	return &d
@@ -438,11 +444,7 @@ func (r Recipe) Validate() error {
 		}
 		rangeCheck("simulate_fault.at_progress_pct", f.AtProgress, 0, 100, "%")
 	}
-	if d := r.SimulateDisturbance; d != nil {
-		rangeCheck("simulate_disturbance.offset_pct", d.OffsetPct, -90, 100, "%")
-		rangeCheck("simulate_disturbance.drift_pct_per_min", d.DriftPctPerMin, -100, 100, "%/min")
-		rangeCheck("simulate_disturbance.start_s", d.StartS, 0, MaxProcessTimeS, "s")
-	}
+	r.SimulateDisturbance.Validate(&ve, "simulate_disturbance.", process.KindRTP)
 	if err := ve.Err(); err != nil {
 		return err
 	}

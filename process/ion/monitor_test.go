@@ -1,0 +1,121 @@
+package ion
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/spectra-fab/spectra/process"
+)
+
+// alarmed reports whether any step raised an alarm, and the first alarm of
+// rule at or after from.
+func firstAlarm(steps []process.StepResult, rule string, from float64) (any bool, at float64, found bool) {
+	for _, s := range steps {
+		for _, a := range s.Alarms {
+			any = true
+			if !found && a.Rule == rule && a.TimeS >= from {
+				at, found = a.TimeS, true
+			}
+		}
+	}
+	return any, at, found
+}
+
+// On 200 nominal runs of the seed recipe (different seeds, no fault, no
+// disturbance) at most 2 % raise any SPC or FDC alarm; before the monitor
+// learned its limits from the run it was 119 of 200. Two other recipes
+// (a low-current boron implant and a long high-dose arsenic one) are held
+// to the same bound on fewer seeds.
+func TestNominalRunsRaiseNoAlarms(t *testing.T) {
+	recipes := []struct {
+		name, body string
+		runs       int
+	}{
+		{"seed", seedRecipe, 200},
+		{"B 10 keV 1 mA", `{"species":"B","energy_kev":10,"dose_atoms_cm2":2e14,"beam_current_ma":1}`, 50},
+		{"As 80 keV 4e15", `{"species":"As","energy_kev":80,"dose_atoms_cm2":4e15,"beam_current_ma":8}`, 50},
+	}
+	for _, rc := range recipes {
+		r := mustRecipe(t, rc.body)
+		var alarmedRuns int
+		rules := map[string]int{}
+		for seed := range int64(rc.runs) {
+			_, steps := run(t, r, process.Options{Seed: 1000 + seed})
+			if any, _, _ := firstAlarm(steps, "", 0); any {
+				alarmedRuns++
+				for _, s := range steps {
+					for _, a := range s.Alarms {
+						rules[a.Rule]++
+					}
+				}
+			}
+		}
+		frac := float64(alarmedRuns) / float64(rc.runs)
+		t.Logf("%s: %d of %d nominal runs raised an alarm (%.1f %%) %v", rc.name, alarmedRuns, rc.runs, 100*frac, rules)
+		if frac > 0.02 {
+			t.Errorf("%s: %.1f %% of nominal runs alarmed, want ≤ 2 %%", rc.name, 100*frac)
+		}
+	}
+}
+
+// Each ion disturbance of the catalogue, injected at 20 s into the seed
+// recipe's ≈49 s implant, is named by its alarm in at least 95 of 100
+// seeded runs; the median detection delay is logged (go test -v).
+func TestDisturbanceCatalogueDetected(t *testing.T) {
+	r := mustRecipe(t, seedRecipe)
+	cases := []process.Disturbance{
+		{Kind: process.BeamCurrentStep, Magnitude: -5},
+		{Kind: process.BeamCurrentStep, Magnitude: 5},
+		{Kind: process.BeamCurrentDrift, Magnitude: -3},
+		{Kind: process.GlitchStorm},
+		{Kind: process.PressureBurst},
+		{Kind: process.ScanSpeedError, Magnitude: 5},
+		{Kind: process.ScanSpeedError, Magnitude: -5},
+	}
+	for _, d := range cases {
+		spec, _ := process.DisturbanceSpecOf(d.Kind)
+		d.StartS = 20
+		var delays []float64
+		for seed := range int64(100) {
+			_, steps := run(t, r, process.Options{Seed: 2000 + seed, Disturbance: &d})
+			if _, at, ok := firstAlarm(steps, spec.Rule, d.StartS); ok {
+				delays = append(delays, at-d.StartS)
+			}
+		}
+		slices.Sort(delays)
+		median := -1.0
+		if len(delays) > 0 {
+			median = delays[len(delays)/2]
+		}
+		t.Logf("%s %+g %s: %s in %d of 100 runs, median delay %.1f s", d.Kind, d.Value(), spec.Unit, spec.Rule, len(delays), median)
+		if len(delays) < 95 {
+			t.Errorf("%s %+g: named by %s in %d of 100 runs, want ≥ 95", d.Kind, d.Value(), spec.Rule, len(delays))
+		}
+	}
+}
+
+// Recipes accept the catalogue's fields and refuse unknown kinds, kinds of
+// the other process and magnitudes out of range, each by field.
+func TestRecipeDisturbanceFields(t *testing.T) {
+	ok := strings.Replace(seedRecipe, `"comments": "Test run"`, `"comments": "x", "simulate_disturbance": {"kind": "glitch_storm", "magnitude": 40, "start_s": 5, "duration_s": 10}`, 1)
+	r := mustRecipe(t, ok)
+	if d := r.SimulateDisturbance; d == nil || d.Kind != process.GlitchStorm || d.Magnitude != 40 || d.DurationS != 10 {
+		t.Errorf("simulate_disturbance = %+v", r.SimulateDisturbance)
+	}
+	for body, field := range map[string]string{
+		`{"kind": "lamp_degradation"}`:                   "simulate_disturbance.kind",
+		`{"kind": "solar_flare"}`:                        "simulate_disturbance.kind",
+		`{"kind": "beam_current_step", "magnitude": 80}`: "simulate_disturbance.magnitude",
+		`{"magnitude": 3}`:                               "simulate_disturbance.magnitude",
+		`{"kind": 3}`:                                    "simulate_disturbance.kind",
+		`{"kind": "pressure_burst", "duration_s": -1}`:   "simulate_disturbance.duration_s",
+		`{"offset_pct": 1, "color": "red"}`:              "simulate_disturbance.color",
+	} {
+		_, err := ParseRecipe([]byte(strings.Replace(seedRecipe, `"comments": "Test run"`, `"comments": "x", "simulate_disturbance": `+body, 1)))
+		ve, isVE := err.(*process.ValidationError)
+		if !isVE || !slices.ContainsFunc(ve.Fields, func(f process.FieldError) bool { return f.Field == field }) {
+			t.Errorf("simulate_disturbance %s: error %v, want a field error on %s", body, err, field)
+		}
+	}
+}
