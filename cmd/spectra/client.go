@@ -55,10 +55,20 @@ func (e *apiError) Error() string {
 }
 
 func (c *client) do(ctx context.Context, method, path string, body []byte, out any) error {
+	return c.request(ctx, method, path, "application/json", body, out)
+}
+
+// doAccept asks for path as the media type accept.
+func (c *client) doAccept(ctx context.Context, method, path, accept string, out any) error {
+	return c.request(ctx, method, path, accept, nil, out)
+}
+
+func (c *client) request(ctx context.Context, method, path, accept string, body []byte, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.base, "/")+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
+	req.Header.Set("Accept", accept)
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
@@ -96,7 +106,8 @@ func runSubmit(ctx context.Context, args []string) error {
 	var c client
 	f := node.NewFlags(fs)
 	c.register(f)
-	watch := fs.Bool("watch", false, "follow the run until it ends; exit non-zero unless it completes")
+	watch := fs.Bool("watch", false, "follow the run until it ends, then print its results; exit non-zero unless it completes")
+	asJSON := fs.Bool("json", false, "print JSON only: the server's answer, or with --watch the finished run")
 	if len(args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: spectra submit ion|rtp RECIPE.json [--watch] [--server URL]")
 		return exitError{2}
@@ -117,14 +128,23 @@ func runSubmit(ctx context.Context, args []string) error {
 		JobID   string `json:"job_id"`
 		Message string `json:"message"`
 	}
-	if err := c.do(ctx, http.MethodPost, "/api/"+kind+"/runs", recipe, &created); err != nil {
+	var answer json.RawMessage
+	if err := c.do(ctx, http.MethodPost, "/api/"+kind+"/runs", recipe, &answer); err != nil {
 		return fmt.Errorf("submit: %w", err)
 	}
-	fmt.Printf("%s (job %s): %s\n", created.RunID, created.JobID, created.Message)
+	if err := json.Unmarshal(answer, &created); err != nil {
+		return fmt.Errorf("submit: %w", err)
+	}
+	if !*asJSON {
+		fmt.Printf("%s (job %s): %s\n", created.RunID, created.JobID, created.Message)
+	}
 	if !*watch {
+		if *asJSON {
+			fmt.Printf("%s\n", answer)
+		}
 		return nil
 	}
-	return watchRun(ctx, &c, kind, created.RunID)
+	return watchRun(ctx, &c, kind, created.RunID, *asJSON)
 }
 
 func bar(p float64) string {

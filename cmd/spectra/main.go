@@ -1,6 +1,7 @@
 // Command spectra is Spectra's one binary: the server (serve), a dev token
-// issuer (token), clients of a running server (submit, replay) and
-// maintenance (projections rebuild).
+// issuer (token), clients of a running server (submit, runs, logs, cancel,
+// pause, resume, retry, replay, audit, bench), maintenance (projections
+// rebuild) and shell completion.
 package main
 
 import (
@@ -17,11 +18,16 @@ const usage = `usage: spectra <command> [flags]
 commands:
   serve                       run a node: API, actors, projections, embedded event store
   token                       print an access token signed with SPECTRA_JWT_SECRET
-  submit ion|rtp RECIPE.json  create a run on a server (--watch follows it)
+  submit ion|rtp RECIPE.json  create a run on a server (--watch follows it and prints its results)
+  runs [--state S] [--kind K] list runs, newest first
+  logs JOB|RUN_ID             print a job's log
+  cancel|pause|resume|retry JOB|RUN_ID
+                              send a command to a job's run (--reason for the audit trail)
   replay RUN_ID               print a run's events from a server
   audit [--run-id ID] …       print who did what and when, from a server's audit trail
   projections rebuild [NAME]  rebuild read models from the log (server stopped)
   bench [--runs N] …          load a server with runs; print runs/s, latencies, events/s, fsyncs/s
+  completion bash|zsh         print a shell completion script
 
 run 'spectra <command> -h' for a command's flags`
 
@@ -63,6 +69,14 @@ func run(ctx context.Context, args []string) error {
 		return runProjections(ctx, args[1:])
 	case "bench":
 		return runBench(ctx, args[1:])
+	case "runs":
+		return runRuns(ctx, args[1:])
+	case "logs":
+		return runLogs(ctx, args[1:])
+	case "cancel", "pause", "resume", "retry":
+		return runJobCommand(ctx, args[0], args[1:])
+	case "completion":
+		return runCompletion(args[1:])
 	case "-h", "--help", "help":
 		fmt.Println(usage)
 		return nil

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -181,11 +180,17 @@ func kindOf(runID string) string {
 }
 
 // watchRun follows a run's stream until it ends, drawing a progress bar,
-// printing step names and alerts. It returns nil when the run completes
-// and exitError{1} when it fails or is cancelled.
-func watchRun(ctx context.Context, c *client, kind, runID string) error {
+// printing step names and alerts, and at the end the run's results as a
+// table (asJSON: nothing but the finished run's JSON view, for scripts).
+// It returns nil when the run completes and exitError{1} when it fails or
+// is cancelled.
+func watchRun(ctx context.Context, c *client, kind, runID string, asJSON bool) error {
 	w := &watcher{out: os.Stdout, tty: isTerminal(os.Stdout)}
+	if asJSON {
+		w = &watcher{out: io.Discard}
+	}
 	var result error
+	completed := false
 	err := c.follow(ctx, kind, runID, 0, func(m streamMessage) (bool, error) {
 		var d streamData
 		_ = json.Unmarshal(m.Data, &d)
@@ -195,10 +200,14 @@ func watchRun(ctx context.Context, c *client, kind, runID string) error {
 		case api.MessageProgress, api.MessageTelemetry:
 			w.update(d)
 		case api.MessageAlert:
+			if asJSON {
+				return false, nil
+			}
 			w.println(fmt.Sprintf("ALERT %s %s: %s (%s %s)", strings.ToUpper(d.Severity), d.Parameter, d.Message, d.Source, d.Rule))
 		case api.MessageCompleted:
 			w.update(d)
-			w.println("completed: " + summary(m.Data))
+			w.finish()
+			completed = true
 			return true, nil
 		case api.MessageError:
 			w.finish()
@@ -216,6 +225,24 @@ func watchRun(ctx context.Context, c *client, kind, runID string) error {
 	w.finish()
 	if err != nil {
 		return fmt.Errorf("watch: %w", err)
+	}
+	if asJSON {
+		var view json.RawMessage
+		if err := c.do(ctx, http.MethodGet, "/api/"+kind+"/runs/"+runID, nil, &view); err != nil {
+			return fmt.Errorf("watch: %w", err)
+		}
+		fmt.Printf("%s\n", view)
+		return result
+	}
+	if completed {
+		var view json.RawMessage
+		if err := c.do(ctx, http.MethodGet, "/api/"+kind+"/runs/"+runID, nil, &view); err != nil {
+			return fmt.Errorf("watch: %w", err)
+		}
+		fmt.Printf("completed: %s\n\n", runID)
+		if err := printResults(os.Stdout, view); err != nil {
+			return err
+		}
 	}
 	return result
 }
@@ -297,40 +324,6 @@ func cmpOr(a, b string) string {
 		return a
 	}
 	return b
-}
-
-// summary prints a completed message's results: scalars as name=value,
-// objects flattened one level, artifacts by name.
-func summary(data json.RawMessage) string {
-	var d map[string]any
-	_ = json.Unmarshal(data, &d)
-	skip := map[string]bool{"status": true, "progress": true, "current_step": true, "job_id": true, "step": true}
-	var parts []string
-	for k, v := range d {
-		if skip[k] {
-			continue
-		}
-		switch v := v.(type) {
-		case map[string]any:
-			for kk, vv := range v {
-				parts = append(parts, fmt.Sprintf("%s.%s=%v", k, kk, vv))
-			}
-		case []any:
-			if k == "artifacts" {
-				var names []string
-				for _, a := range v {
-					if m, ok := a.(map[string]any); ok {
-						names = append(names, fmt.Sprint(m["name"]))
-					}
-				}
-				parts = append(parts, "artifacts="+strings.Join(names, ","))
-			}
-		default:
-			parts = append(parts, fmt.Sprintf("%s=%v", k, v))
-		}
-	}
-	slices.Sort(parts)
-	return strings.Join(parts, " ")
 }
 
 // replayRun prints a run's events from its stream, from revision from up

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -60,9 +61,15 @@ func TestSubmitWatchAndReplay(t *testing.T) {
 	if !strings.HasPrefix(runID, "RTP-") {
 		t.Fatalf("first line %q does not name the run", lines[0])
 	}
-	if !strings.Contains(out, "[####################] 100.0% completed") || !strings.Contains(out, "\ncompleted: ") ||
-		!strings.Contains(out, "final_temp_c=") {
-		t.Errorf("submit --watch output lacks the full bar or the result:\n%s", out)
+	if !strings.Contains(out, "[####################] 100.0% completed") || !strings.Contains(out, "\ncompleted: "+runID) {
+		t.Errorf("submit --watch output lacks the full bar or the end:\n%s", out)
+	}
+	// The results table: name, value to four significant digits, unit.
+	if !regexp.MustCompile(`(?m)^RESULT +VALUE +UNIT$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^final_temp_c +-?\d+(\.\d{1,3})? +°C$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^vm_prediction\.junction_depth_um +0\.\d{1,4} +µm$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^artifacts: .*temperature_profile\.svg`).MatchString(out) {
+		t.Errorf("submit --watch output lacks the results table:\n%s", out)
 	}
 	if steps := strings.Count(out, "running"); steps < 3 {
 		t.Errorf("submit --watch printed %d progress lines while running, want several:\n%s", steps, out)
