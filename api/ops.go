@@ -2,8 +2,11 @@ package api
 
 import (
 	"context"
+	"errors"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/spectra-fab/spectra/projections"
 )
 
 // registerOpsRoutes adds the operational endpoints; they need no token.
@@ -24,8 +27,28 @@ func (s *Server) handleReadyz(c *fiber.Ctx) error {
 		ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.ReadyTimeout)
 		defer cancel()
 		if err := s.ready(ctx); err != nil {
-			return &Error{Code: CodeUnavailable, Message: "not ready", Err: err}
+			return s.notReady(c, err)
 		}
 	}
 	return c.JSON(fiber.Map{"status": "ready"})
+}
+
+// notReadyBody is /readyz's 503 body: the API's error shape, plus the
+// projections stopped at an event they failed on.
+type notReadyBody struct {
+	Error   ErrorDetail           `json:"error"`
+	Stopped []projections.Failure `json:"projections_stopped,omitempty"`
+}
+
+// notReady answers /readyz with 503 and why: an operator's probe, so the
+// reason is shown (it names components, never request data).
+func (s *Server) notReady(c *fiber.Ctx, err error) error {
+	body := notReadyBody{Error: ErrorDetail{Code: CodeUnavailable, Message: "not ready: " + err.Error(),
+		RequestID: requestID(c)}}
+	var stopped *projections.StoppedError
+	if errors.As(err, &stopped) {
+		body.Stopped = stopped.Failures
+	}
+	c.Set(fiber.HeaderRetryAfter, "5")
+	return c.Status(fiber.StatusServiceUnavailable).JSON(body)
 }

@@ -125,6 +125,20 @@ func (n *Node) start(ctx context.Context) (err error) {
 		Help: "Global log position the read models have applied."})
 	n.registry.MustRegister(lag)
 	n.runner.OnApplied(func(p uint64) { lag.Set(float64(p)) })
+	for _, name := range n.runner.Names() {
+		n.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "spectra_projection_stopped",
+			Help:        "1 while a projection is stopped at an event its Apply failed on (see /readyz), else 0.",
+			ConstLabels: prometheus.Labels{"projection": name}},
+			func() float64 {
+				if n.runner.Stopped(name) {
+					return 1
+				}
+				return 0
+			}))
+	}
+	n.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "spectra_projection_resubscriptions_total",
+		Help: "Times the projection runner subscribed to the log again after a subscription error."},
+		func() float64 { return float64(n.runner.Resubscriptions()) }))
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
@@ -234,6 +248,12 @@ func (n *Node) ready(ctx context.Context) error {
 	case <-n.runner.CaughtUp():
 	default:
 		return errors.New("projections are catching up")
+	}
+	if !n.runner.Live() {
+		return errors.New("projections are resubscribing to the log")
+	}
+	if fs := n.runner.Failures(); len(fs) > 0 {
+		return &projections.StoppedError{Failures: fs}
 	}
 	if n.nc != nil && !n.nc.IsConnected() {
 		return errors.New("nats disconnected")

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +35,8 @@ type Checkpoints interface {
 	Load(ctx context.Context, name string) (position uint64, snapshot []byte, err error)
 	Save(ctx context.Context, name string, position uint64, snapshot []byte) error
 	Delete(ctx context.Context, name string) error
+	// Names lists the projections that have a checkpoint.
+	Names(ctx context.Context) ([]string, error)
 }
 
 // ErrNoCheckpoint is returned by Checkpoints.Load for a projection never
@@ -45,6 +49,14 @@ type Subscriber interface {
 }
 
 // Runner feeds projections from the log.
+//
+// A subscription that fails is opened again, after a back-off that grows
+// from RetryMin to RetryMax; Live is false meanwhile. A projection whose
+// Apply fails stops at that record: it applies nothing more, its checkpoint
+// is no longer saved, and Failures reports it, while the other projections
+// go on. Restarting the node (after a fix) or rebuilding the projection
+// (Rebuild, or Runner.Restart while it runs) resumes it from its last
+// checkpoint.
 type Runner struct {
 	store       Subscriber
 	checkpoints Checkpoints
@@ -55,13 +67,43 @@ type Runner struct {
 	// after at least SaveEvery records and SaveInterval time.
 	SaveEvery    int
 	SaveInterval time.Duration
+	// RetryMin and RetryMax bound the wait before a failed subscription is
+	// opened again (doubling from RetryMin).
+	RetryMin, RetryMax time.Duration
 
 	mu       sync.Mutex
-	pos      uint64        // applied by every projection
+	pos      uint64        // applied by every running projection
 	advanced chan struct{} // closed and replaced when pos moves
 	caughtUp chan struct{}
 	upOnce   sync.Once
 	lagFn    func(uint64)
+	live     bool               // subscribed and caught up
+	failed   map[string]Failure // stopped projections by name
+	restart  map[string]bool    // projections to rebuild at the next turn
+	cancel   context.CancelFunc // ends the current subscription (Restart)
+	resubs   uint64             // subscriptions opened again after an error
+}
+
+// Failure describes a projection stopped by an Apply error.
+type Failure struct {
+	Projection string    `json:"projection"`
+	Position   uint64    `json:"position"` // of the record it failed on
+	Stream     string    `json:"stream"`
+	Revision   uint64    `json:"revision"`
+	Type       string    `json:"type"`
+	Error      string    `json:"error"`
+	At         time.Time `json:"at"`
+}
+
+// StoppedError reports the projections stopped by an Apply error.
+type StoppedError struct{ Failures []Failure }
+
+func (e *StoppedError) Error() string {
+	names := make([]string, len(e.Failures))
+	for i, f := range e.Failures {
+		names[i] = fmt.Sprintf("%s at position %d", f.Projection, f.Position)
+	}
+	return "projections stopped: " + strings.Join(names, ", ")
 }
 
 // NewRunner returns a runner for ps. checkpoints may be nil (always replay
@@ -71,15 +113,25 @@ func NewRunner(store Subscriber, checkpoints Checkpoints, log *slog.Logger, ps .
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Runner{store: store, checkpoints: checkpoints, log: log, projections: ps,
-		SaveEvery: 1000, SaveInterval: 5 * time.Second,
-		advanced: make(chan struct{}), caughtUp: make(chan struct{})}
+		SaveEvery: 1000, SaveInterval: 5 * time.Second, RetryMin: 100 * time.Millisecond, RetryMax: 10 * time.Second,
+		advanced: make(chan struct{}), caughtUp: make(chan struct{}),
+		failed: map[string]Failure{}, restart: map[string]bool{}}
 }
 
 // OnApplied registers a function called with each applied position (for
 // the projection-lag gauge). Call before Run.
 func (r *Runner) OnApplied(fn func(position uint64)) { r.lagFn = fn }
 
-// Position is the last position every projection has applied.
+// Names lists the runner's projections.
+func (r *Runner) Names() []string {
+	names := make([]string, len(r.projections))
+	for i, p := range r.projections {
+		names[i] = p.Name()
+	}
+	return names
+}
+
+// Position is the last position every running projection has applied.
 func (r *Runner) Position() uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -87,8 +139,59 @@ func (r *Runner) Position() uint64 {
 }
 
 // CaughtUp is closed once the runner has applied the log as it stood when
-// it subscribed.
+// it first subscribed.
 func (r *Runner) CaughtUp() <-chan struct{} { return r.caughtUp }
+
+// Live reports whether the runner is subscribed and caught up: false
+// before the first catch-up and while a failed subscription is retried.
+func (r *Runner) Live() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.live
+}
+
+// Resubscriptions counts the subscriptions opened again after an error.
+func (r *Runner) Resubscriptions() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.resubs
+}
+
+// Failures lists the projections stopped by an Apply error, by name.
+func (r *Runner) Failures() []Failure {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Failure, 0, len(r.failed))
+	for _, f := range r.failed {
+		out = append(out, f)
+	}
+	slices.SortFunc(out, func(a, b Failure) int { return strings.Compare(a.Projection, b.Projection) })
+	return out
+}
+
+// Stopped reports whether the named projection is stopped by a failure.
+func (r *Runner) Stopped(name string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.failed[name]
+	return ok
+}
+
+// Restart rebuilds the named projection while the runner runs: it is reset
+// and replays the log from the beginning, clearing its failure. It returns
+// ErrNotFound for a name the runner does not have.
+func (r *Runner) Restart(name string) error {
+	if !slices.Contains(r.Names(), name) {
+		return fmt.Errorf("restart projection %q: %w", name, ErrNotFound)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.restart[name] = true
+	if r.cancel != nil {
+		r.cancel()
+	}
+	return nil
+}
 
 // WaitFor blocks until position has been applied or ctx ends.
 func (r *Runner) WaitFor(ctx context.Context, position uint64) error {
@@ -118,51 +221,109 @@ func (r *Runner) advance(pos uint64) {
 	}
 }
 
+func (r *Runner) setLive(live bool) {
+	r.mu.Lock()
+	r.live = live
+	r.mu.Unlock()
+}
+
 // Run restores the projections from their checkpoints, catches up from
 // the log, then applies live records until ctx ends. It saves checkpoints
-// as it goes and once more when it returns.
+// as it goes and once more when it returns. It returns an error only when
+// the first subscription cannot be opened; later subscription errors are
+// retried.
 func (r *Runner) Run(ctx context.Context) error {
 	positions := make([]uint64, len(r.projections))
-	start := uint64(0)
 	for i, p := range r.projections {
 		positions[i] = r.restore(ctx, p)
-		if i == 0 || positions[i] < start {
-			start = positions[i]
-		}
 	}
+	start := r.from(positions)
 	r.advance(start)
-	sub, err := r.store.Subscribe(ctx, start, events.Filter{})
-	if err != nil {
-		return fmt.Errorf("projections: subscribe: %w", err)
-	}
-	defer sub.Close()
-
-	unsaved, lastSave := 0, time.Now()
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		r.saveAll(sctx, positions)
 	}()
+
+	sub, err := r.store.Subscribe(ctx, start, events.Filter{})
+	if err != nil {
+		return fmt.Errorf("projections: subscribe: %w", err)
+	}
+	backoff := r.RetryMin
 	for {
-		it, err := sub.Next(ctx)
-		if err != nil {
+		subCtx, cancel := context.WithCancel(ctx)
+		r.mu.Lock()
+		r.cancel = cancel
+		restarting := len(r.restart) > 0
+		r.mu.Unlock()
+		if restarting {
+			cancel()
+		}
+		err := r.consume(subCtx, sub, positions, &backoff)
+		cancel()
+		sub.Close()
+		r.setLive(false)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if r.restarts(ctx, positions) {
+			// Rebuilt projections replay from their reset position.
+		} else if errors.Is(err, events.ErrClosed) {
+			return nil
+		} else {
+			r.log.Warn("projection subscription failed; subscribing again", "err", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, r.RetryMax)
+		}
+		for {
+			start = r.from(positions)
+			if sub, err = r.store.Subscribe(ctx, start, events.Filter{}); err == nil {
+				break
+			}
 			if ctx.Err() != nil || errors.Is(err, events.ErrClosed) {
 				return nil
 			}
-			return fmt.Errorf("projections: %w", err)
+			r.log.Warn("projection subscribe failed; retrying", "err", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, r.RetryMax)
 		}
+		r.mu.Lock()
+		r.resubs++
+		r.mu.Unlock()
+	}
+}
+
+// consume applies the subscription's records until it fails, ctx ends or
+// a restart is requested.
+func (r *Runner) consume(ctx context.Context, sub events.Subscription, positions []uint64, backoff *time.Duration) error {
+	unsaved, lastSave := 0, time.Now()
+	for {
+		it, err := sub.Next(ctx)
+		if err != nil {
+			return err
+		}
+		*backoff = r.RetryMin
 		if it.CaughtUp {
+			r.setLive(true)
 			r.upOnce.Do(func() { close(r.caughtUp) })
 			continue
 		}
 		rec := it.Record
 		for i, p := range r.projections {
-			if rec.Position <= positions[i] {
+			if rec.Position <= positions[i] || r.Stopped(p.Name()) {
 				continue
 			}
 			if err := p.Apply(rec); err != nil {
-				r.log.Error("projection apply failed; record skipped", "projection", p.Name(),
-					"stream", rec.Stream, "revision", rec.Revision, "type", rec.Type, "err", err)
+				r.stop(p.Name(), rec, err)
+				continue
 			}
 			positions[i] = rec.Position
 		}
@@ -173,6 +334,61 @@ func (r *Runner) Run(ctx context.Context) error {
 			unsaved, lastSave = 0, time.Now()
 		}
 	}
+}
+
+// from is where a subscription starts: the lowest position of the
+// running projections (stopped ones need no record).
+func (r *Runner) from(positions []uint64) uint64 {
+	start, any := uint64(0), false
+	for i, p := range r.projections {
+		if r.Stopped(p.Name()) {
+			continue
+		}
+		if !any || positions[i] < start {
+			start, any = positions[i], true
+		}
+	}
+	if !any {
+		return r.Position()
+	}
+	return start
+}
+
+// stop records that projection name failed on rec and applies nothing
+// more to it.
+func (r *Runner) stop(name string, rec events.Record, err error) {
+	r.log.Error("projection stopped: apply failed", "projection", name, "position", rec.Position,
+		"stream", rec.Stream, "revision", rec.Revision, "type", rec.Type, "err", err)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failed[name] = Failure{Projection: name, Position: rec.Position, Stream: rec.Stream, Revision: rec.Revision,
+		Type: rec.Type, Error: err.Error(), At: time.Now().UTC()}
+}
+
+// restarts resets the projections Restart asked for, dropping their
+// checkpoints and failures; it reports whether there were any.
+func (r *Runner) restarts(ctx context.Context, positions []uint64) bool {
+	r.mu.Lock()
+	names := r.restart
+	r.restart = map[string]bool{}
+	r.mu.Unlock()
+	for i, p := range r.projections {
+		if !names[p.Name()] {
+			continue
+		}
+		p.Reset()
+		positions[i] = 0
+		if r.checkpoints != nil {
+			if err := r.checkpoints.Delete(ctx, p.Name()); err != nil && !errors.Is(err, ErrNoCheckpoint) {
+				r.log.Warn("projection checkpoint not deleted", "projection", p.Name(), "err", err)
+			}
+		}
+		r.mu.Lock()
+		delete(r.failed, p.Name())
+		r.mu.Unlock()
+		r.log.Info("projection restarted from the beginning of the log", "projection", p.Name())
+	}
+	return len(names) > 0
 }
 
 func (r *Runner) restore(ctx context.Context, p Projection) uint64 {
@@ -200,6 +416,11 @@ func (r *Runner) saveAll(ctx context.Context, positions []uint64) {
 		return
 	}
 	for i, p := range r.projections {
+		if r.Stopped(p.Name()) {
+			// Its last checkpoint stands: the model may hold half of the
+			// record it failed on.
+			continue
+		}
 		snap, err := p.Snapshot()
 		if err == nil {
 			err = r.checkpoints.Save(ctx, p.Name(), positions[i], snap)
@@ -213,6 +434,13 @@ func (r *Runner) saveAll(ctx context.Context, positions []uint64) {
 // Rebuild drops the checkpoints of the named projections (all when names
 // is empty), so the next Run replays them from the beginning of the log.
 func Rebuild(ctx context.Context, cps Checkpoints, names ...string) error {
+	if len(names) == 0 {
+		all, err := cps.Names(ctx)
+		if err != nil {
+			return fmt.Errorf("rebuild: %w", err)
+		}
+		names = all
+	}
 	for _, n := range names {
 		if err := cps.Delete(ctx, n); err != nil && !errors.Is(err, ErrNoCheckpoint) {
 			return fmt.Errorf("rebuild %s: %w", n, err)

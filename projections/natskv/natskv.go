@@ -95,3 +95,19 @@ func (c *Checkpoints) Delete(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// Names implements projections.Checkpoints.
+func (c *Checkpoints) Names(ctx context.Context) ([]string, error) {
+	infos, err := c.obj.List(ctx)
+	if errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list checkpoints: %w", err)
+	}
+	names := make([]string, 0, len(infos))
+	for _, info := range infos {
+		names = append(names, info.Name)
+	}
+	return names, nil
+}

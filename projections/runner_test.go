@@ -1,0 +1,275 @@
+package projections_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/events/memory"
+	"github.com/spectra-fab/spectra/projections"
+)
+
+// counter is a projection that records the positions it applied and fails
+// on records of the stream poison while poisoned is set (a bug, fixed by
+// clearing it).
+type counter struct {
+	name     string
+	poisoned atomic.Bool
+	mu       sync.Mutex
+	applied  []uint64
+}
+
+func (c *counter) Name() string { return c.name }
+func (c *counter) Apply(rec events.Record) error {
+	if rec.Stream == events.RunStream("poison") && c.poisoned.Load() {
+		return errors.New("cannot fold this record")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.applied = append(c.applied, rec.Position)
+	return nil
+}
+func (c *counter) Snapshot() ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return json.Marshal(c.applied)
+}
+func (c *counter) Restore(b []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return json.Unmarshal(b, &c.applied)
+}
+func (c *counter) Reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.applied = nil
+}
+func (c *counter) positions() []uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.applied)
+}
+
+// appendN appends n events to stream run-<id> and returns the last position.
+func appendN(t *testing.T, s events.Store, id string, n int) uint64 {
+	t.Helper()
+	var pos uint64
+	for range n {
+		pos = appendRun(t, s, id, md, &events.RunQueued{JobID: id, Queue: "ion"})
+	}
+	return pos
+}
+
+func seq(from, to uint64) []uint64 {
+	var out []uint64
+	for p := from; p <= to; p++ {
+		out = append(out, p)
+	}
+	return out
+}
+
+// runInBackground runs r until the returned stop is called or the test
+// ends, and fails the test if Run returns an error.
+func runInBackground(t *testing.T, r *projections.Runner) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A projection whose Apply fails stops at that record and is reported;
+// the others go on; after a restart it resumes from where it stopped.
+func TestRunnerStopsAFailingProjectionAndResumesIt(t *testing.T) {
+	s, cps := startJetStream(t)
+	good, bad := &counter{name: "good"}, &counter{name: "bad"}
+	bad.poisoned.Store(true)
+	r := projections.NewRunner(s, cps, nil, good, bad)
+	r.SaveEvery, r.SaveInterval = 1, 0
+	stop := runInBackground(t, r)
+
+	appendN(t, s, "a", 3)
+	poison := appendN(t, s, "poison", 1)
+	last := appendN(t, s, "b", 3)
+	if err := r.WaitFor(t.Context(), last); err != nil {
+		t.Fatalf("WaitFor(%d): %v", last, err)
+	}
+	if got, want := good.positions(), seq(1, last); !slices.Equal(got, want) {
+		t.Errorf("good applied %v, want %v", got, want)
+	}
+	if got, want := bad.positions(), seq(1, poison-1); !slices.Equal(got, want) {
+		t.Errorf("bad applied %v, want %v (nothing at or after the record it failed on)", got, want)
+	}
+	fs := r.Failures()
+	if len(fs) != 1 || fs[0].Projection != "bad" || fs[0].Position != poison || fs[0].Error != "cannot fold this record" ||
+		fs[0].Stream != events.RunStream("poison") {
+		t.Fatalf("Failures() = %+v, want bad at position %d", fs, poison)
+	}
+	if !r.Stopped("bad") || r.Stopped("good") {
+		t.Errorf("Stopped(bad), Stopped(good) = %v, %v; want true, false", r.Stopped("bad"), r.Stopped("good"))
+	}
+
+	// The bug is fixed and the node restarts: bad resumes from its last
+	// checkpoint (before the poison record) and catches up.
+	stop()
+	bad.poisoned.Store(false)
+	good2, bad2 := &counter{name: "good"}, &counter{name: "bad"}
+	r2 := projections.NewRunner(s, cps, nil, good2, bad2)
+	runInBackground(t, r2)
+	<-r2.CaughtUp()
+	if got, want := bad2.positions(), seq(1, last); !slices.Equal(got, want) {
+		t.Errorf("bad after restart applied %v, want %v", got, want)
+	}
+	if got, want := good2.positions(), seq(1, last); !slices.Equal(got, want) {
+		t.Errorf("good after restart applied %v, want %v", got, want)
+	}
+	if fs := r2.Failures(); len(fs) != 0 {
+		t.Errorf("Failures() after the fix = %+v, want none", fs)
+	}
+}
+
+// Restart rebuilds a stopped projection while the runner runs.
+func TestRunnerRestartRebuildsAStoppedProjection(t *testing.T) {
+	s := memory.New()
+	t.Cleanup(func() { s.Close() })
+	bad := &counter{name: "bad"}
+	bad.poisoned.Store(true)
+	r := startRunner(t, s, nil, bad)
+	appendN(t, s, "poison", 1)
+	last := appendN(t, s, "a", 2)
+	if err := r.WaitFor(t.Context(), last); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "bad is stopped", func() bool { return r.Stopped("bad") })
+	bad.poisoned.Store(false)
+	if err := r.Restart("bad"); err != nil {
+		t.Fatalf("Restart(bad): %v", err)
+	}
+	waitUntil(t, "bad has applied the whole log", func() bool { return slices.Equal(bad.positions(), seq(1, last)) })
+	if r.Stopped("bad") {
+		t.Errorf("Stopped(bad) after Restart = true")
+	}
+	if err := r.Restart("nope"); !errors.Is(err, projections.ErrNotFound) {
+		t.Errorf("Restart(nope) = %v, want ErrNotFound", err)
+	}
+}
+
+// flakyStore fails the subscriptions it hands out after a few records.
+type flakyStore struct {
+	events.Store
+	failAfter int
+	fails     atomic.Int32 // subscriptions still to break
+	opened    atomic.Int32
+}
+
+func (f *flakyStore) Subscribe(ctx context.Context, after uint64, filter events.Filter) (events.Subscription, error) {
+	f.opened.Add(1)
+	sub, err := f.Store.Subscribe(ctx, after, filter)
+	if err != nil {
+		return nil, err
+	}
+	if f.fails.Add(-1) < 0 {
+		return sub, nil
+	}
+	return &flakySub{Subscription: sub, left: f.failAfter}, nil
+}
+
+type flakySub struct {
+	events.Subscription
+	left int
+}
+
+func (s *flakySub) Next(ctx context.Context) (events.Item, error) {
+	if s.left == 0 {
+		return events.Item{}, errors.New("connection reset")
+	}
+	it, err := s.Subscription.Next(ctx)
+	if err == nil && !it.CaughtUp {
+		s.left--
+	}
+	return it, err
+}
+
+// A failed subscription is opened again where the runner stood: every
+// record is applied once, in order, and Live is false meanwhile.
+func TestRunnerResubscribesAfterASubscriptionError(t *testing.T) {
+	mem := memory.New()
+	t.Cleanup(func() { mem.Close() })
+	appendN(t, mem, "a", 10)
+	s := &flakyStore{Store: mem, failAfter: 3}
+	s.fails.Store(2)
+	c := &counter{name: "c"}
+	r := projections.NewRunner(s, nil, nil, c)
+	r.RetryMin, r.RetryMax = 200*time.Millisecond, time.Second
+	runInBackground(t, r)
+
+	// The first subscription breaks after 3 records; the runner waits out
+	// its back-off, not live.
+	waitUntil(t, "the first subscription broke", func() bool { return len(c.positions()) == 3 })
+	time.Sleep(50 * time.Millisecond)
+	if r.Live() {
+		t.Errorf("Live() = true while resubscribing")
+	}
+	<-r.CaughtUp()
+	if !r.Live() {
+		t.Errorf("Live() = false after catching up")
+	}
+	more := appendN(t, mem, "b", 2)
+	if err := r.WaitFor(t.Context(), more); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.positions(), seq(1, more); !slices.Equal(got, want) {
+		t.Errorf("applied %v, want %v (each record once, in order)", got, want)
+	}
+	if got := r.Resubscriptions(); got != 2 {
+		t.Errorf("Resubscriptions() = %d, want 2", got)
+	}
+}
+
+// Rebuild with no names drops every projection's checkpoint.
+func TestRebuildWithoutNamesRebuildsEverything(t *testing.T) {
+	s, cps := startJetStream(t)
+	appendN(t, s, "a", 2)
+	a, b := &counter{name: "a"}, &counter{name: "b"}
+	runOnce(t, s, cps, a, b)
+	for _, n := range []string{"a", "b"} {
+		if _, _, err := cps.Load(t.Context(), n); err != nil {
+			t.Fatalf("Load(%s) after a run: %v", n, err)
+		}
+	}
+	if err := projections.Rebuild(t.Context(), cps); err != nil {
+		t.Fatalf("Rebuild(): %v", err)
+	}
+	for _, n := range []string{"a", "b"} {
+		if _, _, err := cps.Load(t.Context(), n); !errors.Is(err, projections.ErrNoCheckpoint) {
+			t.Errorf("Load(%s) after Rebuild() = %v, want ErrNoCheckpoint", n, err)
+		}
+	}
+}
