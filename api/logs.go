@@ -5,13 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/spectra-fab/spectra/events"
 	"github.com/spectra-fab/spectra/process"
+	"github.com/spectra-fab/spectra/run"
 )
 
 // mimeNDJSON asks for the log as JSON lines.
@@ -19,14 +23,25 @@ const mimeNDJSON = "application/x-ndjson"
 
 // logLine is one line of a job's log as JSON.
 type logLine struct {
-	Time     time.Time       `json:"time"`
-	Revision uint64          `json:"revision"`
-	Position uint64          `json:"position"`
-	Type     string          `json:"type"`
-	Message  string          `json:"message"`
-	UserID   string          `json:"user_id,omitempty"`
-	Data     json.RawMessage `json:"data"`
+	Time     time.Time `json:"time"`
+	Revision uint64    `json:"revision"`
+	Position uint64    `json:"position"`
+	Type     string    `json:"type"`
+	Message  string    `json:"message"`
+	UserID   string    `json:"user_id,omitempty"`
+	// Status, Progress and CurrentStep are what the event does to the
+	// run's status (run.TransitionOf, as the job view and the stream
+	// fold it); absent when it changes none.
+	Status      string          `json:"status,omitempty"`
+	Progress    *float64        `json:"progress,omitempty"`
+	CurrentStep string          `json:"current_step,omitempty"`
+	Data        json.RawMessage `json:"data"`
 }
+
+// Job logs are read a page at a time: ?from=<revision> (default 0) and
+// ?limit=<events> (default and maximum logPageMax). When the stream holds
+// more, X-Next-From names the revision the next page starts at.
+const logPageMax = 2000
 
 // handleJobLogs renders the events of the job's run that concern the job
 // (and those of the run as a whole) as timestamped text lines, or as JSON
@@ -41,9 +56,17 @@ func (s *Server) handleJobLogs(c *fiber.Ctx) error {
 	if s.store == nil {
 		return &Error{Code: CodeUnavailable, Message: "logs are not available on this node"}
 	}
-	recs, err := s.store.ReadStream(c.UserContext(), events.RunStream(job.RunID), events.Forwards, 0, 0)
+	from, limit, err := logPage(c)
+	if err != nil {
+		return err
+	}
+	recs, err := s.store.ReadStream(c.UserContext(), events.RunStream(job.RunID), events.Forwards, from, limit+1)
 	if err != nil && !errors.Is(err, events.ErrNotFound) {
 		return fmt.Errorf("read %s: %w", events.RunStream(job.RunID), err)
+	}
+	if len(recs) > limit {
+		c.Set("X-Next-From", strconv.FormatUint(recs[limit].Revision, 10))
+		recs = recs[:limit]
 	}
 	ndjson := strings.Contains(c.Get(fiber.HeaderAccept), mimeNDJSON)
 	var buf bytes.Buffer
@@ -57,14 +80,16 @@ func (s *Server) handleJobLogs(c *fiber.Ctx) error {
 		}
 		msg := describeEvent(rec)
 		if ndjson {
-			if err := enc.Encode(logLine{Time: rec.Time.UTC(), Revision: rec.Revision, Position: rec.Position,
-				Type: events.BaseType(rec.Type), Message: msg, UserID: rec.Metadata.UserID, Data: rec.Data}); err != nil {
+			line := logLineOf(rec, msg)
+			if err := enc.Encode(line); err != nil {
 				return fmt.Errorf("encode log line: %w", err)
 			}
 			continue
 		}
+		// Free text is data: a newline or control character in it (a
+		// tool id, a reason) is escaped, so no line can forge another.
 		fmt.Fprintf(&buf, "%s [%d] %s: %s\n", rec.Time.UTC().Format("2006-01-02T15:04:05.000Z"),
-			rec.Revision, events.BaseType(rec.Type), msg)
+			rec.Revision, events.BaseType(rec.Type), escapeText(msg))
 	}
 	if ndjson {
 		c.Set(fiber.HeaderContentType, mimeNDJSON)
@@ -165,4 +190,60 @@ func withReason(reason string) string {
 		return ""
 	}
 	return ": " + reason
+}
+
+// logPage reads ?from= and ?limit= of a log request.
+func logPage(c *fiber.Ctx) (from uint64, limit int, err error) {
+	limit = logPageMax
+	if v := c.Query("from"); v != "" {
+		if from, err = strconv.ParseUint(v, 10, 64); err != nil {
+			ve := &process.ValidationError{}
+			ve.Add("from", v, "a stream revision, 0 or more", "not a revision")
+			return 0, 0, ve
+		}
+	}
+	if v := c.Query("limit"); v != "" {
+		n, perr := strconv.Atoi(v)
+		if perr != nil || n < 1 || n > logPageMax {
+			ve := &process.ValidationError{}
+			ve.Add("limit", v, fmt.Sprintf("1–%d", logPageMax), "out of range")
+			return 0, 0, ve
+		}
+		limit = n
+	}
+	return from, limit, nil
+}
+
+// escapeText makes free text safe for one line of a text log: control
+// characters and invalid UTF-8 are written as Go escapes (\n, \x1b).
+func escapeText(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || unicode.IsControl(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	q := strconv.QuoteToGraphic(s)
+	return q[1 : len(q)-1]
+}
+
+// logLineOf is an event's JSON log line.
+func logLineOf(rec events.Record, msg string) logLine {
+	line := logLine{Time: rec.Time.UTC(), Revision: rec.Revision, Position: rec.Position,
+		Type: events.BaseType(rec.Type), Message: msg, UserID: rec.Metadata.UserID, Data: rec.Data}
+	if p, err := events.Decode(rec); err == nil {
+		t, _ := run.TransitionOf(p)
+		if t.State != nil {
+			line.Status = string(*t.State)
+		}
+		if t.CurrentStep != nil {
+			line.CurrentStep = *t.CurrentStep
+		}
+		line.Progress = t.Progress
+	}
+	return line
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spectra-fab/spectra/events"
 	"github.com/spectra-fab/spectra/projections"
+	"github.com/spectra-fab/spectra/run"
 )
 
 // Types of stream messages: the seed's (§2.9) plus caught_up.
@@ -50,7 +51,11 @@ const (
 //	RunCancelled                cancelled {message:"Run was cancelled", reason, status:"cancelled", safe_state, step}
 //	any other type              progress  {} (event names it)
 //
-// Every data object also holds job_id when the event names a job. Only
+// The status fields (status, e40_state, progress, current_step,
+// retry_count) are those run.TransitionOf gives the event, the one
+// function the job-status model and the logs fold too; e40_state is absent
+// for RunCancelled (it depends on the state before). Every data object also
+// holds job_id when the event names a job. Only
 // what an event says is in its message, so the same event always gives
 // the same message, replayed or live; progress and current_step are absent
 // where the event does not set them (a client keeps the last it saw). The
@@ -97,26 +102,21 @@ func newStreamMessage(rec events.Record) StreamMessage {
 	}
 	switch e := p.(type) {
 	case *events.RunRequested:
-		status(d, projections.StatusQueued, 0, "Queued")
 		d["job_id"], d["kind"] = e.JobID, e.Kind
 		if e.ToolID != "" {
 			d["tool_id"] = e.ToolID
 		}
 	case *events.RunQueued:
-		status(d, projections.StatusQueued, 0, "Queued")
 		d["job_id"], d["queue"] = e.JobID, e.Queue
 	case *events.RunStarted:
-		status(d, projections.StatusRunning, 0, "Started")
 		d["job_id"], d["attempt"] = e.JobID, e.Attempt
 	case *events.RunPhaseChanged:
-		status(d, projections.StatusRunning, e.Progress, e.Name)
 		d["job_id"], d["step"] = e.JobID, e.Step
 	case *events.TelemetryRecorded:
 		m.Type = MessageTelemetry
 		for field, values := range e.Samples {
 			d[field] = values
 		}
-		status(d, projections.StatusRunning, e.Progress, e.CurrentStep)
 		d["job_id"], d["attempt"], d["first_step"] = e.JobID, e.Attempt, e.FirstStep
 	case *events.SPCViolation:
 		m.Type = MessageAlert
@@ -130,22 +130,20 @@ func newStreamMessage(rec events.Record) StreamMessage {
 		m.Type = MessageAlert
 		alert(d, e.JobID, e.Step, "process_time_s", e.Reason, "warning", e.Limit+"_time_limit", "time_limit")
 	case *events.RunPaused:
-		d["status"], d["job_id"], d["step"] = projections.StatusPaused, e.JobID, e.Step
+		d["job_id"], d["step"] = e.JobID, e.Step
 	case *events.RunResumed:
-		d["status"], d["job_id"], d["step"] = projections.StatusRunning, e.JobID, e.Step
+		d["job_id"], d["step"] = e.JobID, e.Step
 	case *events.RunCancelRequested:
 		d["cancel_requested"], d["job_id"] = true, e.JobID
 		if e.Reason != "" {
 			d["reason"] = e.Reason
 		}
 	case *events.RunRetryScheduled:
-		d["status"], d["current_step"] = projections.StatusRetrying, fmt.Sprintf("Retrying (attempt %d)", e.Attempt+1)
 		d["job_id"], d["attempt"], d["delay_s"], d["retry_count"], d["reason"] = e.JobID, e.Attempt, e.DelayS, e.RetryCount, e.Reason
 	case *events.RunRetried:
-		status(d, projections.StatusQueued, 0, "Queued")
 		d["job_id"], d["from_job_id"] = e.JobID, e.FromJobID
 	case *events.ArtifactStored:
-		d["status"], d["job_id"] = projections.StatusRunning, e.JobID
+		d["job_id"] = e.JobID
 		d["artifact"] = artifactOf(e)
 	case *events.RunCompleted:
 		m.Type = MessageCompleted
@@ -155,25 +153,43 @@ func newStreamMessage(rec events.Record) StreamMessage {
 				d[k] = v
 			}
 		}
-		status(d, projections.StatusCompleted, 100, "Completed")
 		d["job_id"], d["process_time_s"], d["step"] = e.JobID, e.DurationS, e.Step
 		d["artifacts"] = []streamArtifact{}
 	case *events.RunFailed:
 		m.Type = MessageError
-		d["error_message"], d["status"], d["job_id"], d["step"] = e.Error, projections.StatusFailed, e.JobID, e.Step
+		d["error_message"], d["job_id"], d["step"] = e.Error, e.JobID, e.Step
 		if e.SafeState != "" {
 			d["safe_state"] = e.SafeState
 		}
 	case *events.RunCancelled:
 		m.Type = MessageCancelled
-		d["message"], d["reason"], d["status"] = "Run was cancelled", e.Reason, projections.StatusCancelled
+		d["message"], d["reason"] = "Run was cancelled", e.Reason
 		d["job_id"], d["safe_state"], d["step"] = e.JobID, e.SafeState, e.Step
 	}
+	statusFields(d, p)
 	return m
 }
 
-func status(d map[string]any, status string, progress float64, step string) {
-	d["status"], d["progress"], d["current_step"] = status, progress, step
+// statusFields puts what an event does to the run's status into its
+// message: the same run.TransitionOf the job-status model and the logs
+// fold, so a stream never disagrees with GET /api/jobs/{id}.
+func statusFields(d map[string]any, p events.Payload) {
+	t, _ := run.TransitionOf(p)
+	if t.State != nil {
+		d["status"] = string(*t.State)
+	}
+	if t.E40 != nil {
+		d["e40_state"] = *t.E40
+	}
+	if t.Progress != nil {
+		d["progress"] = *t.Progress
+	}
+	if t.CurrentStep != nil {
+		d["current_step"] = *t.CurrentStep
+	}
+	if t.RetryCount != nil {
+		d["retry_count"] = *t.RetryCount
+	}
 }
 
 func alert(d map[string]any, jobID string, step int, parameter, message, severity, rule, source string) {

@@ -3,6 +3,7 @@ package events
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -125,3 +126,23 @@ func Decode(rec Record) (Payload, error) {
 
 // ErrUnknownType is returned by Decode for a type not in the catalogue.
 var ErrUnknownType = fmt.Errorf("unknown event type")
+
+// Types returns the base names of every type in the catalogue, sorted.
+func Types() []string {
+	out := make([]string, 0, len(catalogue))
+	for name := range catalogue {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// NewPayload returns an empty payload of a catalogue type, or false for a
+// type the catalogue does not hold.
+func NewPayload(base string) (Payload, bool) {
+	e, ok := catalogue[base]
+	if !ok {
+		return nil, false
+	}
+	return e.newFn(), true
+}

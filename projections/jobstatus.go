@@ -10,6 +10,7 @@ import (
 
 	"github.com/spectra-fab/spectra/events"
 	"github.com/spectra-fab/spectra/process"
+	"github.com/spectra-fab/spectra/run"
 )
 
 // JobStatus is the job-status read model: every run and job with its
@@ -121,8 +122,8 @@ func (j *JobStatus) Apply(rec events.Record) error {
 		if _, dup := j.runs[runID]; dup {
 			return nil
 		}
-		j.runs[runID] = &Run{RunID: runID, JobID: e.JobID, OrgID: rec.Metadata.OrgID, Kind: string(e.Kind),
-			UserID: rec.Metadata.UserID, Status: StatusQueued, E40State: E40Queued, CurrentStep: "Queued", Recipe: e.Recipe,
+		j.runs[runID] = &Run{RunID: runID, OrgID: rec.Metadata.OrgID, Kind: string(e.Kind),
+			UserID: rec.Metadata.UserID, Recipe: e.Recipe,
 			ToolID: e.ToolID, Priority: e.Priority, CreatedAt: e.CreatedAt, LogsURI: logsURI(e.JobID)}
 		j.runOrder = append(j.runOrder, runID)
 		j.addJob(e.JobID, runID, rec, e.Kind, e.Recipe, e.CreatedAt, map[string]any{"tool_id": e.ToolID, "priority": e.Priority})
@@ -133,14 +134,13 @@ func (j *JobStatus) Apply(rec events.Record) error {
 	}
 	r.Revision, r.Position = rec.Revision, rec.Position
 	job := j.jobs[r.JobID]
+	r.setStatus(r.status().Next(p))
 	switch e := p.(type) {
 	case *events.RunStarted:
-		r.Status, r.CurrentStep, r.E40State = StatusRunning, "Started", E40SettingUp
 		if r.StartedAt == nil {
 			r.StartedAt = ptr(rec.Time)
 		}
 		if job != nil {
-			job.Status = StatusRunning
 			if job.StartedAt == nil {
 				job.StartedAt = ptr(rec.Time)
 			}
@@ -149,40 +149,19 @@ func (j *JobStatus) Apply(rec events.Record) error {
 				job.Metadata["r2r"] = e.R2R
 			}
 		}
-	case *events.RunPhaseChanged:
-		r.Progress, r.CurrentStep = e.Progress, e.Name
-		if e.Step > 0 {
-			r.E40State = E40Processing // post-processing is part of PROCESSING
-		}
 	case *events.SPCViolation:
 		r.SPCAlertsCount++
 	case *events.FDCAlarm:
 		r.FDCAlarmsCount++
-	case *events.RunPaused:
-		r.Status, r.E40State = StatusPaused, E40Paused
-	case *events.RunResumed:
-		r.Status, r.E40State = StatusRunning, E40Processing
-	case *events.RunCancelled:
-		r.E40State = E40Aborted
-		if r.Status == StatusQueued || r.Status == StatusRetrying {
-			r.E40State = E40Removed
-		}
-		r.Status, r.CurrentStep, r.CompletedAt = StatusCancelled, "Cancelled", ptr(rec.Time)
-		r.ErrorMessage = e.Reason
-	case *events.RunFailed:
-		r.Status, r.CurrentStep, r.CompletedAt, r.ErrorMessage = StatusFailed, "Failed", ptr(rec.Time), e.Error
-		r.E40State = E40Aborted
-	case *events.RunRetryScheduled:
-		r.Status, r.RetryCount, r.ErrorMessage, r.E40State = StatusRetrying, e.RetryCount, e.Reason, E40Queued
-		r.CurrentStep = fmt.Sprintf("Retrying (attempt %d)", e.Attempt+1)
+	case *events.RunCancelled, *events.RunFailed:
+		r.CompletedAt = ptr(rec.Time)
 	case *events.RunRetried:
 		if job != nil {
 			job.Metadata["retried_by"] = e.JobID
 		}
 		var recipe json.RawMessage = r.Recipe
-		r.JobID, r.Status, r.Progress, r.CurrentStep, r.E40State = e.JobID, StatusQueued, 0, "Queued", E40Queued
-		r.StartedAt, r.CompletedAt, r.DurationSeconds, r.ErrorMessage = nil, nil, nil, ""
-		r.RetryCount, r.SPCAlertsCount, r.FDCAlarmsCount, r.Result, r.Artifacts = 0, 0, 0, nil, nil
+		r.StartedAt, r.CompletedAt, r.DurationSeconds = nil, nil, nil
+		r.SPCAlertsCount, r.FDCAlarmsCount, r.Result, r.Artifacts = 0, 0, nil, nil
 		r.ProcessTimeS, r.LogsURI = 0, logsURI(e.JobID)
 		j.addJob(e.JobID, runID, rec, process.Kind(r.Kind), recipe, rec.Time, map[string]any{"retry_of": e.FromJobID, "tool_id": r.ToolID, "priority": r.Priority})
 		// The new job belongs to the run's creator's organisation.
@@ -192,8 +171,7 @@ func (j *JobStatus) Apply(rec events.Record) error {
 		r.Artifacts = append(r.Artifacts, Artifact{Name: e.Name, ContentType: e.ContentType, Size: e.Size,
 			URI: fmt.Sprintf("/api/jobs/%s/artifacts/%s", e.JobID, e.Name)})
 	case *events.RunCompleted:
-		r.Status, r.Progress, r.CurrentStep, r.CompletedAt = StatusCompleted, 100, "Completed", ptr(rec.Time)
-		r.E40State = E40ProcessComplete
+		r.CompletedAt = ptr(rec.Time)
 		r.Result = e.Result
 		r.ProcessTimeS = e.DurationS
 		if r.StartedAt != nil {
@@ -204,6 +182,19 @@ func (j *JobStatus) Apply(rec events.Record) error {
 		j.syncJob(job, r)
 	}
 	return nil
+}
+
+// status is the run's status view as the model holds it.
+func (r *Run) status() run.Status {
+	return run.Status{State: run.State(r.Status), E40: r.E40State, JobID: r.JobID, Progress: r.Progress,
+		CurrentStep: r.CurrentStep, RetryCount: r.RetryCount, Message: r.ErrorMessage}
+}
+
+// setStatus stores a status view derived with run.Status.Next: the one
+// place a run's status is folded, shared with the stream and the logs.
+func (r *Run) setStatus(s run.Status) {
+	r.Status, r.E40State, r.JobID, r.Progress = string(s.State), s.E40, s.JobID, s.Progress
+	r.CurrentStep, r.RetryCount, r.ErrorMessage = s.CurrentStep, s.RetryCount, s.Message
 }
 
 // telemetryProgress is what the job-status model reads of a telemetry
@@ -229,12 +220,12 @@ func (j *JobStatus) applyTelemetry(rec events.Record) error {
 		return nil
 	}
 	r.Revision, r.Position = rec.Revision, rec.Position
-	r.Progress, r.CurrentStep, r.E40State = e.Progress, e.CurrentStep, E40Processing
+	r.setStatus(r.status().Next(&events.TelemetryRecorded{Progress: e.Progress, CurrentStep: e.CurrentStep}))
 	if n := len(e.Samples.TimeS); n > 0 {
 		r.ProcessTimeS = e.Samples.TimeS[n-1]
 	}
 	if job := j.jobs[r.JobID]; job != nil {
-		job.Progress, job.CurrentStep, job.E40State = r.Progress, r.CurrentStep, r.E40State
+		job.Status, job.Progress, job.CurrentStep, job.E40State = r.Status, r.Progress, r.CurrentStep, r.E40State
 	}
 	return nil
 }

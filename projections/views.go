@@ -3,34 +3,34 @@ package projections
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/spectra-fab/spectra/run"
 )
 
-// Job statuses (the seed's, plus paused).
+// Job statuses (the seed's, plus paused): the names of run.State.
 const (
-	StatusQueued    = "queued"
-	StatusRunning   = "running"
-	StatusPaused    = "paused"
-	StatusCompleted = "completed"
-	StatusFailed    = "failed"
-	StatusCancelled = "cancelled"
-	StatusRetrying  = "retrying"
+	StatusQueued    = string(run.Queued)
+	StatusRunning   = string(run.Running)
+	StatusPaused    = string(run.Paused)
+	StatusCompleted = string(run.Completed)
+	StatusFailed    = string(run.Failed)
+	StatusCancelled = string(run.Cancelled)
+	StatusRetrying  = string(run.Retrying)
 )
 
 // Terminal reports whether a job status is final.
-func Terminal(status string) bool {
-	return status == StatusCompleted || status == StatusFailed || status == StatusCancelled
-}
+func Terminal(status string) bool { return run.State(status).Terminal() }
 
-// SEMI E40 process-job states (PRSTATE) as Spectra maps its job statuses
+// SEMI E40 process-job states (PRSTATE), as package run maps job states
 // onto them; docs/lifecycle.md has the whole mapping.
 const (
-	E40Queued          = "QUEUED"
-	E40SettingUp       = "SETTING UP"
-	E40Processing      = "PROCESSING"
-	E40ProcessComplete = "PROCESS COMPLETE"
-	E40Paused          = "PAUSED"
-	E40Aborted         = "ABORTED"
-	E40Removed         = "REMOVED" // cancelled while still queued
+	E40Queued          = run.E40Queued
+	E40SettingUp       = run.E40SettingUp
+	E40Processing      = run.E40Processing
+	E40ProcessComplete = run.E40ProcessComplete
+	E40Paused          = run.E40Paused
+	E40Aborted         = run.E40Aborted
+	E40Removed         = run.E40Removed
 )
 
 // Job types.
