@@ -36,6 +36,7 @@ const (
 	siliconDensity   = 2.329 // g/cm³
 	resistLimitC     = 100.0 // photoresist is kept below ~100 °C (§1.9)
 	xResidualPct     = 0.2   // profiler-corrected sweep residual per Legendre order
+	stageRipplePct   = 0.1   // slow-scan stage speed repeatability, 1σ per pass [K]
 
 	deadBeamS     = 30.0 // measured beam below the servo's hold level this long → fault
 	defaultBurstS = 5.0  // a pressure burst without duration_s lasts this long
@@ -101,6 +102,7 @@ type Engine struct {
 
 	mon        *monitor
 	secSum     float64
+	secSS      float64 // sum of squares of the second's beam samples
 	secN       int
 	secP       float64
 	beamLost   bool
@@ -177,6 +179,9 @@ func NewEngine(r Recipe, opts process.Options) (*Engine, error) {
 	e.maxTemp = chuckC
 
 	e.mon = newMonitor()
+	stage := rand.New(rand.NewPCG(seed, 0x57a6))
+	e.dc.nextRipple = func() float64 { return stageRipplePct / 100 * stage.NormFloat64() }
+	e.dc.ripple = e.dc.nextRipple()
 	if d := opts.Disturbance; d.Is(process.ScanSpeedError) {
 		e.dc.stageErr = d.Value() / 100
 		e.dc.stageErrFrom = d.StartS
@@ -303,6 +308,7 @@ func (e *Engine) Step() process.StepResult {
 	e.secP += e.pressure
 	if measA >= e.dc.holdBelow {
 		e.secSum += measMA
+		e.secSS += measMA * measMA
 		e.secN++
 		e.sumI += measMA
 		e.nI++
@@ -323,9 +329,12 @@ func (e *Engine) Step() process.StepResult {
 	e.dc.completed = e.dc.completed[:0]
 	if (e.n+1)%process.StepsPerBatch == 0 {
 		if e.secN >= process.StepsPerBatch/2 {
-			res.Alarms = append(res.Alarms, e.mon.second(e.secSum/float64(e.secN), e.secP/process.StepsPerBatch, e.t)...)
+			n := float64(e.secN)
+			mean := e.secSum / n
+			within := math.Max(0, (e.secSS-n*mean*mean)/(n-1)) / n // variance of the mean from the second's own samples
+			res.Alarms = append(res.Alarms, e.mon.second(mean, within, e.secP/process.StepsPerBatch, e.t)...)
 		}
-		e.secSum, e.secN, e.secP = 0, 0, 0
+		e.secSum, e.secSS, e.secN, e.secP = 0, 0, 0, 0
 	}
 	if e.tempC > resistLimitC && !e.tempAlarm {
 		e.tempAlarm = true

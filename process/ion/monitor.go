@@ -39,6 +39,9 @@ type monitor struct {
 	fired       map[string]bool
 	count       map[process.AlarmSource]int
 	sent        int
+	passDev     []float64 // each completed pass's dose against its plan, %
+	withinSum   float64   // pooled within-second variance of the beam mean (baseline)
+	withinN     int
 }
 
 func newMonitor() *monitor {
@@ -49,15 +52,21 @@ func newMonitor() *monitor {
 }
 
 // second feeds the one-second means of the beam current (mA, glitches
-// excluded) and the pressure (Torr).
-func (m *monitor) second(beamMA, pressureTorr, t float64) []process.Alarm {
+// excluded) with the variance of that mean estimated from the second's
+// own 100 ms samples, and of the pressure (Torr).
+func (m *monitor) second(beamMA, withinVar, pressureTorr, t float64) []process.Alarm {
 	m.points++
 	if m.points <= monWarmupS {
 		return nil
 	}
-	if !m.beam.Ready() && m.beam.MinSigma == 0 {
-		// the gauge resolution, relative to the current the run sees
-		m.beam.MinSigma = beamMinSigPct / 100 * beamMA
+	if !m.beam.Ready() {
+		// σ̂ of a one-second mean is at least what its own samples
+		// scatter (pooled over the baseline), and the gauge resolution:
+		// a baseline of unusually quiet seconds must not make the limits
+		// tighter than the noise every second shows.
+		m.withinSum += withinVar
+		m.withinN++
+		m.beam.MinSigma = max(beamMinSigPct/100*beamMA, math.Sqrt(m.withinSum/float64(m.withinN)))
 		m.beam.Delta = beamDriftPct / 100 * beamMA
 	}
 	var out []process.Alarm
@@ -114,6 +123,7 @@ func (m *monitor) pass(counted, planned, t float64) []process.Alarm {
 		return nil
 	}
 	dev := 100 * (counted/planned - 1)
+	m.passDev = append(m.passDev, dev)
 	if math.Abs(dev) <= scanTolPct {
 		return nil
 	}
@@ -141,4 +151,23 @@ func dir(s int) string {
 		return "-"
 	}
 	return "+"
+}
+
+// SummaryFields names the components of Engine.Summary.
+var SummaryFields = []string{"mean_beam_current_dev_pct", "pass_dose_dev_pct"}
+
+// Summary returns the run's summary vector for the multivariate check
+// (spc.T2Library against good runs of the same tool and recipe class):
+// the mean beam current against the recipe's, the mean pass dose against
+// the servo's plans, both in %. Call it after the run.
+func (e *Engine) Summary() []float64 {
+	var pass float64
+	for _, d := range e.mon.passDev {
+		pass += d / float64(len(e.mon.passDev))
+	}
+	meanI := 0.0
+	if e.nI > 0 {
+		meanI = e.sumI / float64(e.nI)
+	}
+	return []float64{100 * (meanI/e.r.BeamCurrentMA - 1), pass}
 }

@@ -1,11 +1,13 @@
 package ion
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/spectra-fab/spectra/process"
+	"github.com/spectra-fab/spectra/process/spc"
 )
 
 // alarmed reports whether any step raised an alarm, and the first alarm of
@@ -118,4 +120,69 @@ func TestRecipeDisturbanceFields(t *testing.T) {
 			t.Errorf("simulate_disturbance %s: error %v, want a field error on %s", body, err, field)
 		}
 	}
+}
+
+// The multivariate check: a library of 200 good runs of the seed recipe
+// (summary vector: mean beam current and mean pass dose against plan) and
+// Hotelling T² at the same per-run false-alarm rate as a 3σ chart (0.27 %).
+// A combined small error, the beam 0.1–0.15 % low from the start and the
+// stage as much fast, is invisible to every within-run chart (the baseline
+// learns the low beam; 0.15 % is far inside the 1 % pass tolerance); T²
+// over the summary catches it more often than either univariate 3σ chart
+// of the summary, and at 0.15 % in ≥ 95 of 100 runs. (The two summary
+// variables are nearly independent in good runs, so T²'s edge over the
+// univariate charts is the ellipse-versus-box one, not a correlation.)
+func TestHotellingCatchesCombinedBeamAndScanError(t *testing.T) {
+	r := mustRecipe(t, seedRecipe)
+	var good [][]float64
+	for seed := range int64(200) {
+		e, _ := run(t, r, process.Options{Seed: 5000 + seed})
+		good = append(good, e.Summary())
+	}
+	lib, err := spc.NewT2Library(good, 0.0027)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(d *process.Disturbance) (t2, beam, pass, onlyT2, within int) {
+		for seed := range int64(100) {
+			e, steps := run(t, r, process.Options{Seed: 9000 + seed, Disturbance: d})
+			if any, _, _ := firstAlarm(steps, "", 0); any {
+				within++
+			}
+			x := e.Summary()
+			z := lib.Z(x)
+			hit := lib.T2(x) > lib.UCL
+			b, p := math.Abs(z[0]) > 3, math.Abs(z[1]) > 3
+			t2, beam, pass = t2+b2i(hit), beam+b2i(b), pass+b2i(p)
+			onlyT2 += b2i(hit && !b && !p)
+		}
+		return
+	}
+	n2, nb, np, _, nw := count(nil)
+	t.Logf("library: mean %.4f sd %.4f, UCL %.2f; 100 fresh good runs: T² %d, beam chart %d, pass chart %d, within-run %d",
+		lib.Mean, lib.SD, lib.UCL, n2, nb, np, nw)
+	if n2 > 3 {
+		t.Errorf("good runs beyond the T² limit: %d of 100, want ≤ 3", n2)
+	}
+	for _, c := range []struct{ beam, stage float64 }{{-0.1, 0.1}, {-0.15, 0.15}} {
+		t2, beam, pass, only, within := count(&process.Disturbance{OffsetPct: c.beam, Kind: process.ScanSpeedError, Magnitude: c.stage})
+		t.Logf("beam %+g %% and stage %+g %%: T² %d of 100, beam chart %d, pass chart %d, T² with both univariate charts in limits %d, within-run alarms %d",
+			c.beam, c.stage, t2, beam, pass, only, within)
+		if within != 0 {
+			t.Errorf("within-run alarms on the combined error: %d, want 0 (it is below every within-run chart)", within)
+		}
+		if t2 <= max(beam, pass) {
+			t.Errorf("T² caught %d, univariate charts %d and %d: want T² ahead at the same false-alarm rate", t2, beam, pass)
+		}
+		if c.beam == -0.15 && t2 < 95 {
+			t.Errorf("beam −0.15 %% and stage +0.15 %%: T² caught %d of 100, want ≥ 95", t2)
+		}
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

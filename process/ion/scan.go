@@ -347,7 +347,11 @@ type doseController struct {
 	// servo commands v.
 	stageErr     float64
 	stageErrFrom float64 // process time the stage error begins
-	t            float64 // process time at the start of the current step
+	// ripple is the stage's own speed error in the current pass (its
+	// servo's pass-to-pass repeatability), drawn by nextRipple.
+	ripple     float64
+	nextRipple func() float64
+	t          float64 // process time at the start of the current step
 	// passStartQ is the integrated fluence when the current pass began;
 	// completed lists each completed pass as counted and planned fluence
 	// until the engine takes it.
@@ -385,9 +389,9 @@ func (c *doseController) step(trueA, measA, dt float64) (vMMS, on float64) {
 		if v == 0 {
 			break
 		}
-		va := v
+		va := v * (1 + c.ripple)
 		if c.t >= c.stageErrFrom {
-			va = v * (1 + c.stageErr)
+			va *= 1 + c.stageErr
 		}
 		seg := math.Min(left, c.sc.toTurn()/va)
 		dq := measA * seg / (c.charge * elementaryCharge * c.g.scannedAreaCm2())
@@ -405,6 +409,9 @@ func (c *doseController) step(trueA, measA, dt float64) (vMMS, on float64) {
 		}
 		c.completed = append(c.completed, [2]float64{c.q - c.passStartQ, c.passDose})
 		c.passStartQ = c.q
+		if c.nextRipple != nil {
+			c.ripple = c.nextRipple()
+		}
 		c.passesLeft--
 		remaining := c.setpoint - c.q
 		switch {
