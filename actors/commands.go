@@ -24,7 +24,9 @@ type CreateRun struct {
 	// Disturbance is injected into the simulator (HIL testing); refused
 	// like Fault unless fault injection is allowed.
 	Disturbance *process.Disturbance
-	Meta        events.Metadata
+	// Origin (library recipe, lot, schedule) is recorded in RunRequested.
+	Origin *events.RunOrigin
+	Meta   events.Metadata
 }
 
 // RunCommand is a command on an existing run or job: cancel, pause, resume,

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"container/heap"
+	"maps"
 	"sort"
 	"time"
 
@@ -36,6 +37,11 @@ type (
 	// what it needs.
 	settled   struct{ runID string }
 	expectDue struct{}
+	// owner says which organisation a run belongs to (Service.Own), for
+	// fair sharing. It may arrive after the run's enqueue.
+	owner struct{ runID, org string }
+	// weights sets the organisations' fair-share weights.
+	weights struct{ w map[string]float64 }
 )
 
 type waiting struct {
@@ -69,22 +75,61 @@ func (h *waitHeap) Pop() any {
 type queue struct {
 	limit   int
 	running map[string]*actor.PID
-	wait    waitHeap
+	runOrg  map[string]string // running run → its organisation
+	orgs    map[string]*share // organisation → its waiting runs and share
 }
 
-// scheduler admits runs per queue: highest priority first, then arrival,
-// never more than the queue's limit at once. A run holds its slot while it
-// runs or is paused, and gives it back when it ends or waits for a retry.
+// share is one organisation's part of a queue.
+type share struct {
+	wait    waitHeap
+	running int
+	// vtime is the organisation's virtual time: 1/weight per admission.
+	// Among organisations equally far below their share of the slots,
+	// the one with the least virtual time goes first (start-time fair
+	// queuing), so they take turns in proportion to their weights.
+	vtime float64
+}
+
+// waiting counts the runs waiting in q.
+func (q *queue) waiting() int {
+	n := 0
+	for _, sh := range q.orgs {
+		n += sh.wait.Len()
+	}
+	return n
+}
+
+func (q *queue) share(org string) *share {
+	sh, ok := q.orgs[org]
+	if !ok {
+		sh = &share{}
+		q.orgs[org] = sh
+	}
+	return sh
+}
+
+// scheduler admits runs per queue, never more than the queue's limit at
+// once, sharing the slots fairly between organisations: a freed slot goes
+// to the organisation with waiting runs that holds the fewest slots for
+// its weight (ties: the least virtual time, then the name); within an
+// organisation, highest priority first, then arrival. A run holds its
+// slot while it runs or is paused, and gives it back when it ends or waits
+// for a retry. See docs/fab.md.
 type scheduler struct {
 	cfg    Config
 	queues map[string]*queue
+	// owners: organisations of runs not enqueued yet; weights: fair-share
+	// weights per organisation (default 1).
+	owners  map[string]string
+	weights map[string]float64
 
 	expecting map[string]time.Time // woken runs not settled yet → when we stop waiting
 	due       *time.Timer
 }
 
 func newScheduler(cfg Config) *scheduler {
-	return &scheduler{cfg: cfg, queues: map[string]*queue{}, expecting: map[string]time.Time{}}
+	return &scheduler{cfg: cfg, queues: map[string]*queue{}, expecting: map[string]time.Time{},
+		owners: map[string]string{}, weights: map[string]float64{}}
 }
 
 // wakeGrace bounds how long admission waits for woken runs that never
@@ -94,7 +139,8 @@ func (c Config) wakeGrace() time.Duration { return 2 * c.StoreTimeout }
 func (s *scheduler) queue(name string) *queue {
 	q, ok := s.queues[name]
 	if !ok {
-		q = &queue{limit: s.cfg.limit(name), running: map[string]*actor.PID{}}
+		q = &queue{limit: s.cfg.limit(name), running: map[string]*actor.PID{}, runOrg: map[string]string{},
+			orgs: map[string]*share{}}
 		s.queues[name] = q
 	}
 	return q
@@ -104,30 +150,57 @@ func (s *scheduler) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *enqueue:
 		q := s.queue(m.queue)
+		org := s.owners[m.runID]
 		if _, ok := q.running[m.runID]; ok || m.running {
 			// A restarted actor reclaims the slot it held.
+			if _, ok := q.running[m.runID]; !ok {
+				q.runOrg[m.runID] = org
+				q.share(org).running++
+			}
 			q.running[m.runID] = m.pid
 			ctx.Send(m.pid, &admit{})
 			return
 		}
-		for _, w := range q.wait {
-			if w.runID == m.runID {
-				w.pid = m.pid
-				return
+		for _, sh := range q.orgs {
+			for _, w := range sh.wait {
+				if w.runID == m.runID {
+					w.pid = m.pid
+					return
+				}
 			}
 		}
-		heap.Push(&q.wait, &waiting{runID: m.runID, priority: m.priority, arrival: m.arrival, pid: m.pid})
+		sh := q.share(org)
+		if sh.wait.Len() == 0 && sh.running == 0 {
+			// An organisation that was idle starts at the current virtual
+			// time: idling earns no credit to flood with later.
+			sh.vtime = max(sh.vtime, q.minVtime(org))
+		}
+		heap.Push(&sh.wait, &waiting{runID: m.runID, priority: m.priority, arrival: m.arrival, pid: m.pid})
 		s.admit(ctx, q)
 	case *release:
 		q := s.queue(m.queue)
-		delete(q.running, m.runID)
-		for i, w := range q.wait {
-			if w.runID == m.runID {
-				heap.Remove(&q.wait, i)
-				break
+		if _, ok := q.running[m.runID]; ok {
+			org := q.runOrg[m.runID]
+			q.share(org).running--
+			delete(q.running, m.runID)
+			delete(q.runOrg, m.runID)
+		}
+		for _, sh := range q.orgs {
+			for i, w := range sh.wait {
+				if w.runID == m.runID {
+					heap.Remove(&sh.wait, i)
+					break
+				}
 			}
 		}
+		delete(s.owners, m.runID)
 		s.admit(ctx, q)
+	case *owner:
+		s.own(m.runID, m.org)
+		s.admitAll(ctx)
+	case *weights:
+		s.weights = m.w
+		s.admitAll(ctx)
 	case *expect:
 		grace := s.cfg.wakeGrace()
 		until := time.Now().Add(grace)
@@ -174,9 +247,118 @@ func (s *scheduler) admit(ctx actor.Context, q *queue) {
 	if len(s.expecting) > 0 {
 		return // woken runs may still reclaim slots
 	}
-	for len(q.running) < q.limit && q.wait.Len() > 0 {
-		w := heap.Pop(&q.wait).(*waiting)
+	for len(q.running) < q.limit {
+		org, sh := s.next(q)
+		if sh == nil {
+			return
+		}
+		w := heap.Pop(&sh.wait).(*waiting)
 		q.running[w.runID] = w.pid
+		q.runOrg[w.runID] = org
+		sh.running++
+		sh.vtime += 1 / s.weight(org)
 		ctx.Send(w.pid, &admit{})
 	}
+}
+
+// next picks the organisation whose run is admitted next: of those with
+// waiting runs, the one holding the fewest slots for its weight, then the
+// least virtual time, then the first by name.
+func (s *scheduler) next(q *queue) (string, *share) {
+	var (
+		best    string
+		bestSh  *share
+		bestUse float64
+	)
+	for org, sh := range q.orgs {
+		if sh.wait.Len() == 0 {
+			continue
+		}
+		use := float64(sh.running) / s.weight(org)
+		switch {
+		case bestSh == nil, use < bestUse,
+			use == bestUse && sh.vtime < bestSh.vtime,
+			use == bestUse && sh.vtime == bestSh.vtime && org < best:
+			best, bestSh, bestUse = org, sh, use
+		}
+	}
+	return best, bestSh
+}
+
+// minVtime is the least virtual time of the organisations other than org
+// that are active in q (waiting or running); 0 when none is.
+func (q *queue) minVtime(org string) float64 {
+	v, found := 0.0, false
+	for o, sh := range q.orgs {
+		if o == org || (sh.wait.Len() == 0 && sh.running == 0) {
+			continue
+		}
+		if !found || sh.vtime < v {
+			v, found = sh.vtime, true
+		}
+	}
+	return v
+}
+
+func (s *scheduler) weight(org string) float64 {
+	if w, ok := s.weights[org]; ok && w > 0 {
+		return w
+	}
+	return 1
+}
+
+// maxOwners bounds the organisations remembered for runs that never
+// enqueue here (they finished before their owner message arrived, or run
+// on another node).
+const maxOwners = 100000
+
+// own records a run's organisation, and moves the run to it if it was
+// enqueued before its owner was known.
+func (s *scheduler) own(runID, org string) {
+	for _, q := range s.queues {
+		if prev, ok := q.runOrg[runID]; ok {
+			if prev != org {
+				q.share(prev).running--
+				q.share(org).running++
+				q.runOrg[runID] = org
+			}
+			return
+		}
+		for from, sh := range q.orgs {
+			if from == org {
+				continue
+			}
+			for i, w := range sh.wait {
+				if w.runID == runID {
+					heap.Remove(&sh.wait, i)
+					to := q.share(org)
+					if to.wait.Len() == 0 && to.running == 0 {
+						to.vtime = max(to.vtime, q.minVtime(org))
+					}
+					heap.Push(&to.wait, w)
+					return
+				}
+			}
+		}
+	}
+	if len(s.owners) >= maxOwners {
+		clear(s.owners)
+	}
+	s.owners[runID] = org
+}
+
+// Own tells the scheduler which organisation a run belongs to, so queue
+// admission can share slots fairly between organisations. Call it for
+// each run created (after CreateRun) and each run woken after a restart
+// (before Wake); a run whose owner is unknown shares the slots of the
+// unnamed organisation "".
+func (s *Service) Own(runID, orgID string) {
+	s.system.Root.Send(s.scheduler, &owner{runID: runID, org: orgID})
+}
+
+// SetWeights sets the organisations' fair-share weights (default 1): an
+// organisation of weight 2 gets twice the slots of one of weight 1 when
+// both have runs waiting.
+func (s *Service) SetWeights(w map[string]float64) {
+	s.system.Root.Send(s.scheduler, &weights{w: maps.Clone(w)})
 }

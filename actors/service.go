@@ -171,7 +171,7 @@ func (s *Service) CreateRun(ctx context.Context, c CreateRun) (Accepted, error) 
 	}
 	req := &events.RunRequested{RunID: runID, JobID: jobID, Kind: c.Kind, Recipe: c.Recipe, ToolID: c.ToolID,
 		Priority: c.Priority, Seed: mrand.Int64(), Fault: c.Fault, Disturbance: c.Disturbance,
-		IdempotencyKey: c.IdempotencyKey, CreatedAt: now}
+		IdempotencyKey: c.IdempotencyKey, CreatedAt: now, Origin: c.Origin}
 	md := c.Meta
 	md.Node = s.cfg.Node
 	if md.CorrelationID == "" {

@@ -58,6 +58,7 @@ type secStack struct {
 	jobs   *projections.JobStatus
 	sec    *projections.Security
 	audit  *projections.Audit
+	fab    *projections.Fab
 	logs   *bytes.Buffer
 }
 
@@ -65,9 +66,9 @@ type secStack struct {
 func newSecStack(t *testing.T, mod ...func(*Config)) *secStack {
 	t.Helper()
 	st := &secStack{store: memory.New(), jobs: projections.NewJobStatus(), sec: projections.NewSecurity(),
-		audit: projections.NewAudit(), logs: &bytes.Buffer{}}
+		audit: projections.NewAudit(), fab: projections.NewFab(), logs: &bytes.Buffer{}}
 	logger := slog.New(slog.NewJSONHandler(&syncWriter{w: st.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	st.runner = projections.NewRunner(st.store, nil, nil, st.jobs, st.sec, st.audit)
+	st.runner = projections.NewRunner(st.store, nil, nil, st.jobs, st.sec, st.audit, st.fab)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- st.runner.Run(ctx) }()
@@ -97,7 +98,8 @@ func newSecStack(t *testing.T, mod ...func(*Config)) *secStack {
 		m(&cfg)
 	}
 	st.srv = New(cfg, Deps{Commands: svc, Queries: projections.JobQueries{Model: st.jobs, Runner: st.runner}, Store: st.store,
-		Artifacts: arts, Tunings: svc, Events: st.store, Credentials: st.sec, Audit: st.audit})
+		Artifacts: arts, Tunings: svc, Events: st.store, Credentials: st.sec, Audit: st.audit,
+		Fab: newFabService(st.store, svc), FabLists: st.fab})
 	return st
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spectra-fab/spectra/actors"
 	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/fab"
 	"github.com/spectra-fab/spectra/process"
 )
 
@@ -90,6 +91,7 @@ func classify(err error) (status int, d ErrorDetail) {
 		valErr   *process.ValidationError
 		stateErr *actors.StateError
 		fibErr   *fiber.Error
+		ruleErr  *fab.RuleError
 	)
 	switch {
 	case errors.As(err, &apiErr):
@@ -110,6 +112,8 @@ func classify(err error) (status int, d ErrorDetail) {
 			msg += " (status " + string(stateErr.State) + ")"
 		}
 		d = ErrorDetail{Code: CodeConflict, Message: msg}
+	case errors.As(err, &ruleErr):
+		d = ErrorDetail{Code: CodeConflict, Message: ruleErr.Reason}
 	case errors.Is(err, actors.ErrInvalidState):
 		d = ErrorDetail{Code: CodeConflict, Message: "the command does not apply to the run's current state"}
 	case errors.Is(err, events.ErrNotFound):

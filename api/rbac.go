@@ -52,6 +52,17 @@ const (
 
 	PermRunPause     Permission = "run:pause" // pause and resume
 	PermAPIKeyManage Permission = "apikey:manage"
+
+	// Fab operations (docs/fab.md): engineers write recipes, admins
+	// approve them; operators start and steer lots.
+	PermRecipeView     Permission = "recipe:view"
+	PermRecipeWrite    Permission = "recipe:write"
+	PermRecipeApprove  Permission = "recipe:approve"
+	PermLotView        Permission = "lot:view"
+	PermLotCreate      Permission = "lot:create"
+	PermLotControl     Permission = "lot:control" // cancel, pause, resume
+	PermScheduleView   Permission = "schedule:view"
+	PermScheduleManage Permission = "schedule:manage"
 )
 
 // allPermissions is every permission, in the order above.
@@ -61,6 +72,8 @@ var allPermissions = []Permission{
 	PermJobViewStatus, PermJobCancel, PermJobRetry, PermJobViewLogs,
 	PermSPCView, PermSPCManage, PermVMView, PermVMManage, PermAuditView,
 	PermRunPause, PermAPIKeyManage,
+	PermRecipeView, PermRecipeWrite, PermRecipeApprove, PermLotView, PermLotCreate, PermLotControl,
+	PermScheduleView, PermScheduleManage,
 }
 
 // rolePermissions is the one permission table. Every route names the
@@ -80,6 +93,10 @@ var allPermissions = []Permission{
 //     starts when it is created, there is no separate start command.
 //     Operators do not retry, tune, simulate, see logs or the audit trail.
 //   - viewer: read only: runs, telemetry, job status, SPC and VM.
+//   - fab operations: engineers write recipes and manage schedules, only
+//     admins approve a version for production; operators start, cancel,
+//     pause and resume lots (production runs of approved recipes); every
+//     role sees the library, lots and schedules.
 var rolePermissions = map[Role][]Permission{
 	RoleAdmin: allPermissions,
 	RoleEngineer: {
@@ -88,6 +105,7 @@ var rolePermissions = map[Role][]Permission{
 		PermJobViewStatus, PermJobCancel, PermJobRetry, PermJobViewLogs,
 		PermSPCView, PermSPCManage, PermVMView, PermAuditView,
 		PermRunPause,
+		PermRecipeView, PermRecipeWrite, PermLotView, PermLotCreate, PermLotControl, PermScheduleView, PermScheduleManage,
 	},
 	RoleOperator: {
 		PermIonCreateRun, PermIonViewRun, PermIonCancelRun, PermIonViewTelemetry,
@@ -95,12 +113,14 @@ var rolePermissions = map[Role][]Permission{
 		PermJobViewStatus, PermJobCancel,
 		PermSPCView, PermVMView,
 		PermRunPause,
+		PermRecipeView, PermLotView, PermLotCreate, PermLotControl, PermScheduleView,
 	},
 	RoleViewer: {
 		PermIonViewRun, PermIonViewTelemetry,
 		PermRTPViewRun, PermRTPViewTelemetry,
 		PermJobViewStatus,
 		PermSPCView, PermVMView,
+		PermRecipeView, PermLotView, PermScheduleView,
 	},
 }
 

@@ -93,6 +93,24 @@ func TestRoutePermissions(t *testing.T) {
 		"GET /api/ion/stream/:run_id":           PermIonViewTelemetry,
 		"GET /api/rtp/stream/:run_id":           PermRTPViewTelemetry,
 		"GET /api/stream":                       PermJobViewStatus,
+
+		"POST /api/recipes":                                   PermRecipeWrite,
+		"GET /api/recipes":                                    PermRecipeView,
+		"GET /api/recipes/:recipe":                            PermRecipeView,
+		"GET /api/recipes/:recipe/versions/:version":          PermRecipeView,
+		"POST /api/recipes/:recipe/versions/:version/approve": PermRecipeApprove,
+		"GET /api/recipes/:recipe/diff":                       PermRecipeView,
+		"POST /api/lots":                                      PermLotCreate,
+		"GET /api/lots":                                       PermLotView,
+		"GET /api/lots/:lot_id":                               PermLotView,
+		"POST /api/lots/:lot_id/cancel":                       PermLotControl,
+		"POST /api/lots/:lot_id/pause":                        PermLotControl,
+		"POST /api/lots/:lot_id/resume":                       PermLotControl,
+		"POST /api/schedules":                                 PermScheduleManage,
+		"GET /api/schedules":                                  PermScheduleView,
+		"GET /api/schedules/:schedule_id":                     PermScheduleView,
+		"POST /api/schedules/:schedule_id/pause":              PermScheduleManage,
+		"POST /api/schedules/:schedule_id/resume":             PermScheduleManage,
 	}
 	optional := map[string]bool{}
 	got := map[string]Permission{}

@@ -80,7 +80,11 @@ type createResponse struct {
 // only check that it is a JSON object and read the run options in it.
 func (s *Server) handleRunCreate(k runKind) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		body := bytes.Clone(c.Body()) // Fiber reuses its buffer after the handler
+		body := bytes.Clone(c.Body())                       // Fiber reuses its buffer after the handler
+		body, origin, err := s.fromLibrary(c, k.kind, body) // fab.go: {"recipe": {"name", "version"}, …}
+		if err != nil {
+			return err
+		}
 		fields, err := jsonObject(body)
 		if err != nil {
 			return err
@@ -111,6 +115,7 @@ func (s *Server) handleRunCreate(k runKind) fiber.Handler {
 			IdempotencyKey: key,
 			Fault:          opts.Fault,
 			Disturbance:    opts.Disturbance,
+			Origin:         origin,
 			Meta:           s.metadata(c),
 		})
 		if err != nil {

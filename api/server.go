@@ -134,6 +134,11 @@ type Deps struct {
 	// Streams is the event log the WebSocket streams replay and follow
 	// (nil: they answer 503).
 	Streams EventLog
+	// Fab serves the recipe library, lots and schedules, and FabLists
+	// lists them (nil: those endpoints answer 503, and runs cannot
+	// reference library recipes).
+	Fab      Fab
+	FabLists FabLists
 }
 
 // Route is one endpoint: its method, its Fiber path and the permission it
@@ -166,6 +171,8 @@ type Server struct {
 	audit     AuditLog
 	limits    limiters
 	streams   *streams
+	fab       Fab
+	fabLists  FabLists
 }
 
 // Default configuration values.
@@ -228,6 +235,8 @@ func New(cfg Config, d Deps) *Server {
 		events:    d.Events,
 		creds:     d.Credentials,
 		audit:     d.Audit,
+		fab:       d.Fab,
+		fabLists:  d.FabLists,
 	}
 	s.limits = s.newLimiters()
 	s.views = d.Views
@@ -254,6 +263,7 @@ func New(cfg Config, d Deps) *Server {
 	s.registerAuthRoutes()
 	s.registerAuditRoutes()
 	s.registerStreamRoutes(d.Streams)
+	s.registerFabRoutes()
 	return s
 }
 

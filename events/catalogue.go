@@ -59,6 +59,8 @@ type RunRequested struct {
 	// IdempotencyKey is the client's key, when it sent one.
 	IdempotencyKey string    `json:"idempotency_key,omitempty"`
 	CreatedAt      time.Time `json:"created_at"`
+	// Origin is the library recipe, lot or schedule the run came from.
+	Origin *RunOrigin `json:"origin,omitempty"`
 }
 
 // RunQueued: the run waits for admission in a queue.

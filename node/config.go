@@ -45,6 +45,9 @@ type Config struct {
 	AllowFaultInjection bool
 	// QueueLimit is the default concurrency per queue (4).
 	QueueLimit int
+	// OrgWeights are the organisations' fair-share weights in each queue
+	// (default 1 each).
+	OrgWeights Weights
 	// SoftLimit, HardLimit, RetryBase, RetryCap: see actors.Config.
 	SoftLimit, HardLimit, RetryBase, RetryCap time.Duration
 	// ArtifactTTL is how long finished runs' artifacts are kept (7 days).
@@ -201,6 +204,7 @@ func (c *Config) Bind(f *Flags, hostname string) {
 	f.String(&c.NATSListen, "nats-listen", "SPECTRA_NATS_LISTEN", "", "let the embedded NATS server listen here, e.g. 127.0.0.1:4222")
 	f.Int(&c.SPCBaseline, "spc-baseline", "SPECTRA_SPC_BASELINE", 20, "first runs of an SPC chart that fix its limits")
 	f.Int(&c.QueueLimit, "queue-limit", "SPECTRA_QUEUE_LIMIT", 4, "runs admitted at once per queue")
+	f.Text(&c.OrgWeights, "org-weights", "SPECTRA_ORG_WEIGHTS", Weights(nil), "fair-share weights per organisation in each queue, e.g. org-1=2,org-2=1 (default 1 each)")
 	f.Duration(&c.SoftLimit, "soft-time-limit", "SPECTRA_SOFT_TIME_LIMIT", 2*time.Hour, "process time after which a run is warned")
 	f.Duration(&c.HardLimit, "hard-time-limit", "SPECTRA_HARD_TIME_LIMIT", 3*time.Hour, "process time after which a run is aborted")
 	f.Duration(&c.RetryBase, "retry-base", "SPECTRA_RETRY_BASE", 60*time.Second, "first automatic retry delay, process time")

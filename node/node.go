@@ -18,6 +18,7 @@ import (
 	"github.com/spectra-fab/spectra/api"
 	"github.com/spectra-fab/spectra/events"
 	"github.com/spectra-fab/spectra/events/jetstream"
+	"github.com/spectra-fab/spectra/fab"
 	"github.com/spectra-fab/spectra/projections"
 	"github.com/spectra-fab/spectra/projections/natskv"
 )
@@ -34,6 +35,7 @@ type Node struct {
 	r2r       *projections.R2RState
 	security  *projections.Security // API keys and token families
 	audit     *projections.Audit
+	fab       *projections.Fab // recipe library, lots, schedules (fab.go)
 	runner    *projections.Runner
 	actors    *actors.Service
 	api       *api.Server
@@ -97,9 +99,9 @@ func (n *Node) start(ctx context.Context) (err error) {
 
 	n.jobs = projections.NewJobStatus()
 	n.spc, n.r2r = projections.NewSPCCharts(projections.SPCConfig{Baseline: cfg.SPCBaseline}), projections.NewR2RState()
-	n.security, n.audit = projections.NewSecurity(), projections.NewAudit()
+	n.security, n.audit, n.fab = projections.NewSecurity(), projections.NewAudit(), projections.NewFab()
 	n.runner = projections.NewRunner(n.store, cps, cfg.Logger.With("component", "projections"), n.jobs, n.spc, n.r2r,
-		n.security, n.audit)
+		n.security, n.audit, n.fab)
 	if head := n.head(); head != nil {
 		// A run starting right after another completed learns from it.
 		n.r2r.SetSync(2*time.Second, func(ctx context.Context) error {
@@ -176,9 +178,23 @@ func (n *Node) start(ctx context.Context) (err error) {
 	case err := <-n.errc:
 		return err
 	}
+	n.actors.SetWeights(cfg.OrgWeights)
+	for _, id := range n.jobs.Unfinished() {
+		if org, ok := n.audit.Owner(id); ok {
+			n.actors.Own(id, org) // fair sharing after a restart
+		}
+	}
 	n.actors.Wake(n.jobs.Unfinished()...)
 	n.wg.Add(1)
 	go n.reconcile(runCtx)
+	runs := ownedRuns{n.actors}
+	fabSvc := fab.NewService(n.store, runs, validators(cfg.Engines), fab.Options{TimeScale: cfg.TimeScale, Node: cfg.Node,
+		Logger: cfg.Logger.With("component", "fab")})
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		(&scheduleWorker{fab: fabSvc, model: n.fab, log: cfg.Logger.With("component", "schedules"), now: time.Now}).Run(runCtx)
+	}()
 	monitor := projections.NewSPCMonitor(n.spc, n.store, cfg.Logger.With("component", "spc-monitor"))
 	monitor.Node = cfg.Node
 	n.wg.Add(1)
@@ -196,10 +212,10 @@ func (n *Node) start(ctx context.Context) (err error) {
 	n.api = api.New(api.Config{JWTSecret: api.Secret(cfg.JWTSecret), Logger: cfg.Logger.With("component", "api"),
 		Node: cfg.Node, AllowFaultInjection: cfg.AllowFaultInjection, ReadYourWritesTimeout: cfg.ReadYourWritesTimeout,
 		JWKS: jwks, RateLimits: cfg.RateLimits, AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL},
-		api.Deps{Commands: n.actors, Queries: projections.JobQueries{Model: n.jobs, Runner: n.runner}, Store: n.store,
+		api.Deps{Commands: runs, Queries: projections.JobQueries{Model: n.jobs, Runner: n.runner}, Store: n.store,
 			Ready: n.ready, Registerer: n.registry, Gatherer: n.registry, Artifacts: n.artifacts, Views: views{spc: n.spc, r2r: n.r2r}, Tunings: n.actors,
 			Events: n.store, Credentials: n.security, Audit: n.audit,
-			Streams: n.store})
+			Streams: n.store, Fab: fabSvc, FabLists: n.fab})
 	if cfg.HTTPAddr != "" {
 		n.wg.Add(1)
 		go func() {

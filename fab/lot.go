@@ -1,0 +1,108 @@
+package fab
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/process"
+)
+
+// MaxWafers is the most wafers a lot holds (a FOUP's 25 slots).
+const MaxWafers = 25
+
+// Member is one wafer of a lot and its run.
+type Member struct {
+	WaferID string `json:"wafer_id"`
+	Slot    int    `json:"slot"`
+	RunID   string `json:"run_id"`
+	JobID   string `json:"job_id"`
+}
+
+// Lot is a lot folded from its stream: what was asked for, the runs
+// created for its wafers, and the lot-level commands given.
+type Lot struct {
+	LotID      string           `json:"lot_id"`
+	OrgID      string           `json:"org_id"`
+	Kind       process.Kind     `json:"kind"`
+	Recipe     events.RecipeRef `json:"recipe"`
+	Wafers     []string         `json:"wafers"`
+	ToolID     string           `json:"tool_id,omitempty"`
+	Priority   int              `json:"priority"`
+	Production bool             `json:"production"`
+	ScheduleID string           `json:"schedule_id,omitempty"`
+	CreatedBy  string           `json:"created_by"`
+	CreatedAt  time.Time        `json:"created_at"`
+	Members    []Member         `json:"members"`
+	Cancelled  bool             `json:"cancelled"`
+	Paused     bool             `json:"paused"`
+	Revision   uint64           `json:"revision"`
+	exists     bool
+}
+
+// Apply folds one event of the lot's stream.
+func (l *Lot) Apply(rec events.Record) error {
+	p, err := events.Decode(rec)
+	if err != nil {
+		return err
+	}
+	switch e := p.(type) {
+	case *events.LotRequested:
+		*l = Lot{LotID: e.LotID, OrgID: e.OrgID, Kind: e.Kind, Recipe: e.Recipe, Wafers: e.Wafers, ToolID: e.ToolID,
+			Priority: e.Priority, Production: e.Production, ScheduleID: e.ScheduleID,
+			CreatedBy: rec.Metadata.UserID, CreatedAt: rec.Time, exists: true}
+	case *events.LotWaferStarted:
+		if l.member(e.WaferID) == nil {
+			l.Members = append(l.Members, Member{WaferID: e.WaferID, Slot: e.Slot, RunID: e.RunID, JobID: e.JobID})
+		}
+	case *events.LotCancelRequested:
+		l.Cancelled = true
+	case *events.LotPaused:
+		l.Paused = true
+	case *events.LotResumed:
+		l.Paused = false
+	}
+	l.Revision = rec.Revision
+	return nil
+}
+
+func (l *Lot) member(wafer string) *Member {
+	for i := range l.Members {
+		if l.Members[i].WaferID == wafer {
+			return &l.Members[i]
+		}
+	}
+	return nil
+}
+
+// Lot commands.
+const (
+	LotCancel = "cancel"
+	LotPause  = "pause"
+	LotResume = "resume"
+)
+
+// Command decides a lot-level command.
+func (l *Lot) Command(verb, reason string) (events.Payload, error) {
+	if !l.exists {
+		return nil, ErrNotFound
+	}
+	if l.Cancelled {
+		return nil, refuse(fmt.Sprintf("lot %s is cancelled", l.LotID))
+	}
+	switch verb {
+	case LotCancel:
+		return &events.LotCancelRequested{LotID: l.LotID, Reason: reason}, nil
+	case LotPause:
+		if l.Paused {
+			return nil, refuse(fmt.Sprintf("lot %s is already paused", l.LotID))
+		}
+		return &events.LotPaused{LotID: l.LotID}, nil
+	case LotResume:
+		if !l.Paused {
+			return nil, refuse(fmt.Sprintf("lot %s is not paused", l.LotID))
+		}
+		return &events.LotResumed{LotID: l.LotID}, nil
+	}
+	return nil, fmt.Errorf("lot command %q: unknown verb", verb)
+}

@@ -1,0 +1,133 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spectra-fab/spectra/actors"
+	"github.com/spectra-fab/spectra/fab"
+	"github.com/spectra-fab/spectra/process"
+	"github.com/spectra-fab/spectra/projections"
+)
+
+// ownedRuns is the actor layer as the API and fab operations use it: each
+// run created is told to the scheduler as its organisation's, for fair
+// sharing of queue slots (actors/scheduler.go).
+type ownedRuns struct{ *actors.Service }
+
+func (o ownedRuns) CreateRun(ctx context.Context, c actors.CreateRun) (actors.Accepted, error) {
+	acc, err := o.Service.CreateRun(ctx, c)
+	if err == nil {
+		o.Own(acc.RunID, c.Meta.OrgID)
+	}
+	return acc, err
+}
+
+// validators adapts the engine factories to the recipe library's
+// validation: a saved recipe is checked as a run's would be.
+func validators(engines map[process.Kind]actors.EngineFactory) map[process.Kind]fab.Validator {
+	out := map[process.Kind]fab.Validator{}
+	for k, f := range engines {
+		out[k] = validatorFunc(f.Validate)
+	}
+	return out
+}
+
+type validatorFunc func(json.RawMessage) error
+
+func (f validatorFunc) Validate(r json.RawMessage) error { return f(r) }
+
+// scheduleTick is how often the schedule worker looks for due slots (wall
+// time): at time scale 60 a one-minute cron slot comes every second.
+const scheduleTick = 100 * time.Millisecond
+
+// scheduleWorker fires due schedule slots. Any number of nodes may run
+// one: a slot is claimed by an expected-revision append on the schedule's
+// stream, so it fires once.
+type scheduleWorker struct {
+	fab   *fab.Service
+	model *projections.Fab
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// Run fires slots until ctx ends. First, for every schedule, it starts
+// again what the last firing should have started (idempotently), in case
+// a crash came between the claim and the runs.
+func (w *scheduleWorker) Run(ctx context.Context) {
+	cache := map[string]*fab.Schedule{}
+	t := time.NewTicker(scheduleTick)
+	defer t.Stop()
+	for {
+		for _, s := range w.model.Schedules("") {
+			if s.Paused || (s.At != nil && s.LastFired != nil) {
+				continue
+			}
+			sc, seen := cache[s.ScheduleID]
+			if !seen {
+				sc = &fab.Schedule{ScheduleID: s.ScheduleID}
+				cache[s.ScheduleID] = sc
+				if err := w.fab.Redrive(ctx, sc); err != nil && ctx.Err() == nil {
+					w.log.Warn("schedule re-drive", "schedule_id", s.ScheduleID, "err", err)
+				}
+			}
+			for range fab.MaxCatchUp + 1 {
+				slot, err := w.fab.FireDue(ctx, sc, w.now())
+				if err != nil {
+					if ctx.Err() == nil && !errors.Is(err, fab.ErrNotFound) {
+						w.log.Warn("schedule firing", "schedule_id", s.ScheduleID, "err", err)
+					}
+					break
+				}
+				if slot == nil {
+					break
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Weights are the organisations' fair-share weights, written
+// "org-1=2,org-2=1" on the command line.
+type Weights map[string]float64
+
+// MarshalText writes the weights sorted by organisation.
+func (w Weights) MarshalText() ([]byte, error) {
+	var parts []string
+	for _, org := range slices.Sorted(maps.Keys(w)) {
+		parts = append(parts, org+"="+strconv.FormatFloat(w[org], 'g', -1, 64))
+	}
+	return []byte(strings.Join(parts, ",")), nil
+}
+
+// UnmarshalText reads "org-1=2,org-2=1"; every weight is > 0.
+func (w *Weights) UnmarshalText(b []byte) error {
+	out := Weights{}
+	for part := range strings.SplitSeq(string(b), ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		org, v, ok := strings.Cut(part, "=")
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if !ok || strings.TrimSpace(org) == "" || err != nil || f <= 0 {
+			return fmt.Errorf("%q: want ORG=WEIGHT with a weight > 0", part)
+		}
+		out[strings.TrimSpace(org)] = f
+	}
+	*w = out
+	return nil
+}
