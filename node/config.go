@@ -29,8 +29,17 @@ type Config struct {
 	// NATSURL is an external NATS server; empty embeds one.
 	NATSURL string
 	// NATSListen, when set, makes the embedded NATS server listen on this
-	// address (for tools and other nodes).
+	// address (for tools and other nodes). It never listens without
+	// credentials: NATSUser/NATSPassword, else generated ones kept in
+	// DataDir/nats-credentials.json.
 	NATSListen string
+	// NATSUser and NATSPassword are the embedded server's credentials when
+	// it listens, and the node's when it connects to NATSURL (which may
+	// also carry them as user:password@).
+	NATSUser, NATSPassword string
+	// NATSTLSCert and NATSTLSKey make the embedded server's listener speak
+	// TLS only; NATSCAFile is the CA the node trusts for NATSURL.
+	NATSTLSCert, NATSTLSKey, NATSCAFile string
 	// NoSync trades the fsync of every append for speed: an acknowledged
 	// append then survives a process crash but not a power loss.
 	NoSync bool
@@ -201,7 +210,12 @@ func (c *Config) Bind(f *Flags, hostname string) {
 	f.Float64(&c.TimeScale, "time-scale", "SPECTRA_TIME_SCALE", 100, "process time per wall time: 1 real time, 100 demo, 0 as fast as possible")
 	f.Bool(&c.AllowFaultInjection, "allow-fault-injection", "SPECTRA_ALLOW_FAULT_INJECTION", false, "honour simulate_fault in recipes")
 	f.String(&c.Node, "node", "SPECTRA_NODE", hostname, "node name in event metadata")
-	f.String(&c.NATSListen, "nats-listen", "SPECTRA_NATS_LISTEN", "", "let the embedded NATS server listen here, e.g. 127.0.0.1:4222")
+	f.String(&c.NATSListen, "nats-listen", "SPECTRA_NATS_LISTEN", "", "let the embedded NATS server listen here, e.g. 127.0.0.1:4222; clients need the credentials (generated in the data directory unless --nats-user/SPECTRA_NATS_PASSWORD give them)")
+	f.String(&c.NATSUser, "nats-user", "SPECTRA_NATS_USER", "", "NATS user: of the embedded server when it listens, or for --nats")
+	f.String(&c.NATSPassword, "nats-password", "SPECTRA_NATS_PASSWORD", "", "NATS password (prefer the variable: flags show in ps)")
+	f.String(&c.NATSTLSCert, "nats-tls-cert", "SPECTRA_NATS_TLS_CERT", "", "PEM certificate: the embedded server's listener speaks TLS only")
+	f.String(&c.NATSTLSKey, "nats-tls-key", "SPECTRA_NATS_TLS_KEY", "", "PEM key of --nats-tls-cert")
+	f.String(&c.NATSCAFile, "nats-ca", "SPECTRA_NATS_CA", "", "PEM CA the node trusts for a TLS --nats server")
 	f.Int(&c.SPCBaseline, "spc-baseline", "SPECTRA_SPC_BASELINE", 20, "first runs of an SPC chart that fix its limits")
 	f.Int(&c.QueueLimit, "queue-limit", "SPECTRA_QUEUE_LIMIT", 4, "runs admitted at once per queue")
 	f.Text(&c.OrgWeights, "org-weights", "SPECTRA_ORG_WEIGHTS", Weights(nil), "fair-share weights per organisation in each queue, e.g. org-1=2,org-2=1 (default 1 each)")

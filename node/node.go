@@ -67,13 +67,22 @@ func (n *Node) start(ctx context.Context) (err error) {
 
 	if cfg.NATSURL == "" {
 		n.server, err = jetstream.StartServer(jetstream.ServerConfig{DataDir: cfg.DataDir, Sync: !cfg.NoSync,
-			ListenAddr: cfg.NATSListen, Logger: cfg.Logger})
+			ListenAddr: cfg.NATSListen, Logger: cfg.Logger,
+			Credentials: jetstream.Credentials{User: cfg.NATSUser, Password: cfg.NATSPassword},
+			TLSCertFile: cfg.NATSTLSCert, TLSKeyFile: cfg.NATSTLSKey})
 		if err != nil {
 			return err
 		}
 		n.nc, err = n.server.Connect(nats.Name("spectra-" + cfg.Node))
 	} else {
-		n.nc, err = nats.Connect(cfg.NATSURL, nats.Name("spectra-"+cfg.Node), nats.MaxReconnects(-1))
+		opts := []nats.Option{nats.Name("spectra-" + cfg.Node), nats.MaxReconnects(-1)}
+		if cfg.NATSUser != "" {
+			opts = append(opts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword))
+		}
+		if cfg.NATSCAFile != "" {
+			opts = append(opts, nats.RootCAs(cfg.NATSCAFile))
+		}
+		n.nc, err = nats.Connect(cfg.NATSURL, opts...)
 	}
 	if err != nil {
 		return fmt.Errorf("connect to nats %s: %w", cfg.NATSURL, err)
@@ -283,6 +292,15 @@ func (n *Node) Err() <-chan error { return n.errc }
 
 // API is the node's HTTP API.
 func (n *Node) API() *api.Server { return n.api }
+
+// NATSClientURL is where the embedded NATS server listens for other
+// processes; empty without --nats-listen or with an external NATS.
+func (n *Node) NATSClientURL() string {
+	if n.server == nil {
+		return ""
+	}
+	return n.server.ClientURL()
+}
 
 // Store is the node's event store.
 func (n *Node) Store() events.Store { return n.store }

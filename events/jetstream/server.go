@@ -29,14 +29,24 @@ type ServerConfig struct {
 	Sync bool
 	// ListenAddr is the TCP address to serve clients on ("127.0.0.1:4222",
 	// ":0" for any free port). Empty: no listener, in-process clients only.
+	// A server that listens always requires credentials: Credentials, or
+	// else the ones LoadOrCreateCredentials keeps in DataDir.
 	ListenAddr string
+	// Credentials clients must present when the server listens (zero:
+	// generated, see ListenAddr). In-process clients from Connect use them
+	// too.
+	Credentials Credentials
+	// TLSCertFile and TLSKeyFile, when set, make the listener speak TLS
+	// only (PEM files).
+	TLSCertFile, TLSKeyFile string
 	// Logger receives the server's log; nil discards it.
 	Logger *slog.Logger
 }
 
 // Server is an embedded NATS server with JetStream.
 type Server struct {
-	ns *server.Server
+	ns    *server.Server
+	creds Credentials // zero when the server does not listen
 }
 
 // StartServer starts an embedded NATS server with JetStream file storage
@@ -74,6 +84,22 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 			p = server.RANDOM_PORT
 		}
 		opts.Host, opts.Port = host, p
+		if cfg.Credentials.User == "" {
+			if cfg.Credentials, err = LoadOrCreateCredentials(filepath.Join(cfg.DataDir, CredentialsFile)); err != nil {
+				return nil, fmt.Errorf("start nats: %w", err)
+			}
+		}
+		if err := cfg.Credentials.check(); err != nil {
+			return nil, fmt.Errorf("start nats: %w", err)
+		}
+		opts.Username, opts.Password = cfg.Credentials.User, cfg.Credentials.Password
+		if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
+			tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile})
+			if err != nil {
+				return nil, fmt.Errorf("start nats: tls: %w", err)
+			}
+			opts.TLSConfig, opts.TLS, opts.TLSTimeout = tc, true, 2
+		}
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -88,12 +114,15 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		ns.WaitForShutdown()
 		return nil, errors.New("start nats: server not ready after 30s")
 	}
-	return &Server{ns: ns}, nil
+	return &Server{ns: ns, creds: cfg.Credentials}, nil
 }
 
 // Connect opens an in-process client connection to the server (no TCP).
 func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
 	opts = append([]nats.Option{nats.InProcessServer(s.ns), nats.Name("spectra")}, opts...)
+	if s.creds.User != "" {
+		opts = append(opts, nats.UserInfo(s.creds.User, s.creds.Password))
+	}
 	nc, err := nats.Connect("", opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect nats: %w", err)
@@ -109,6 +138,10 @@ func (s *Server) ClientURL() string {
 	}
 	return s.ns.ClientURL()
 }
+
+// Credentials are what clients must present; zero when the server does
+// not listen.
+func (s *Server) Credentials() Credentials { return s.creds }
 
 // Shutdown stops the server and waits until it has stopped, its files
 // flushed and closed.
