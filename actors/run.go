@@ -76,7 +76,10 @@ func (a *runActor) Receive(ctx actor.Context) {
 		a.command(ctx, m)
 	case *admit:
 		a.admitted(ctx)
-	case *tick, *stepAgain:
+	case *tick:
+		m.done()
+		a.advance(ctx)
+	case *stepAgain:
 		a.advance(ctx)
 	case *retryDue:
 		if a.run.State() == run.Retrying && a.run.NextAttempt() == m.attempt {

@@ -34,6 +34,10 @@ func (s *supervisor) Receive(ctx actor.Context) {
 	case *retired:
 		s.forget(m.runID, m.pid)
 		delete(s.failures, m.runID)
+		if t := s.timers[m.runID]; t != nil {
+			t.Stop()
+			delete(s.timers, m.runID)
+		}
 	case *crashed:
 		s.forget(m.runID, m.pid)
 		s.failures[m.runID]++
@@ -59,6 +63,11 @@ func (s *supervisor) Receive(ctx actor.Context) {
 func (s *supervisor) child(ctx actor.Context, runID string) *actor.PID {
 	if pid, ok := s.children[runID]; ok {
 		return pid
+	}
+	// A pending wake-up timer has fired or is moot: the run has an actor.
+	if t := s.timers[runID]; t != nil {
+		t.Stop()
+		delete(s.timers, runID)
 	}
 	props := actor.PropsFromProducer(func() actor.Actor { return &runActor{svc: s.svc, runID: runID} })
 	pid := ctx.SpawnPrefix(props, "run-"+runID+"-")
