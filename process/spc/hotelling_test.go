@@ -37,7 +37,7 @@ func TestT2Library(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out int
-	const n = 20000
+	const n = 5000
 	for range n {
 		if lib.T2(draw()) > lib.UCL {
 			out++

@@ -14,12 +14,12 @@ import (
 // 0.27 % of the points (§5.7).
 func TestLearnedMatchesTextbookARL(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
-	const reps = 2000
+	const reps = 1000
 	var sum float64
 	var beyond, points int
 	for range reps {
-		c := spc.NewLearned(1000, 3, 0.5, 4, 0)
-		for range 1000 {
+		c := spc.NewLearned(400, 3, 0.5, 4, 0)
+		for range 400 {
 			c.Add(rng.NormFloat64())
 		}
 		for n := 1; ; n++ {
