@@ -5,7 +5,7 @@ PKGS    := ./...
 # -p 2 matches the 2-core machines; the race detector needs the headroom.
 TESTFLAGS ?= -race -count=1 -timeout 20m -p 2
 
-.PHONY: build run test test-short bench fuzz vet fmt clean browser
+.PHONY: build run test test-short bench fuzz vet fmt clean browser dashboard dashboard-shots
 
 build:
 	$(GO) build -o $(BIN) ./cmd/spectra
@@ -45,3 +45,14 @@ clean:
 # Headless Chromium for the dashboard's browser test (Debian's package).
 browser:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+# The dashboard's bundle: api/dashboard/src (vanilla JS + uPlot) built by
+# esbuild into api/dashboard/app.js and app.css, which are committed and
+# embedded, so `make build`, `make run` and `make test` need no network.
+# Run after changing anything under api/dashboard/src, and commit the result.
+dashboard:
+	cd api/dashboard/src && npm ci --no-audit --no-fund && npm run build
+
+# Refresh the screenshots in docs/dashboard/ from the browser test.
+dashboard-shots:
+	SPECTRA_SCREENSHOTS=$(CURDIR)/docs/dashboard $(GO) test -count=1 -run TestDashboardInHeadlessChromium ./cmd/spectra/

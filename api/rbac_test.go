@@ -74,6 +74,8 @@ func TestRoutePermissions(t *testing.T) {
 		"GET /api/jobs/:job_id/logs":            PermJobViewLogs,
 		"GET /api/spc/charts":                   PermSPCView,
 		"GET /api/r2r/threads":                  PermSPCView,
+		"GET /api/auth/me":                      PermJobViewStatus,
+		"GET /api/ion/runs/:run_id/profile":     PermIonViewRun,
 		"GET /api/runs/:run_id/events":          PermJobViewLogs,
 		"GET /api/jobs/:job_id/artifacts/:name": PermJobViewStatus,
 		"GET /healthz":                          "",

@@ -1,0 +1,146 @@
+// The session (token, refresh token, who the caller is) and the calls to
+// the API. The token lives in sessionStorage, never in the page's URL: a
+// #token=… link is read once at load and wiped from the address bar.
+import { h } from "./util.js";
+
+export const session = { token: "", refresh: "", exp: 0, me: null, timer: 0 };
+const listeners = new Set();
+export function onSession(f) { listeners.add(f); }
+function changed() { for (const f of listeners) f(session); }
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.error && body.error.message) || "HTTP " + status);
+    this.status = status;
+    this.body = body;
+  }
+  get fields() { return (this.body && this.body.error && this.body.error.fields) || []; }
+}
+
+export async function api(path, opts = {}) {
+  const headers = { ...(opts.headers || {}) };
+  if (session.token) headers.Authorization = "Bearer " + session.token;
+  let body = opts.body;
+  if (body !== undefined && typeof body !== "string") {
+    body = JSON.stringify(body);
+    headers["Content-Type"] = "application/json";
+  }
+  const r = await fetch(path, { method: opts.method || "GET", headers, body });
+  const text = await r.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = text; }
+  if (!r.ok) throw new ApiError(r.status, data);
+  return { body: data, position: Number(r.headers.get("X-Spectra-Position") || 0) };
+}
+
+export function can(perm) {
+  return !!(session.me && session.me.permissions.includes(perm));
+}
+
+export function wsURL(path, params) {
+  const u = new URL(path, location.href);
+  u.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== "") u.searchParams.set(k, v);
+  return u.toString();
+}
+
+// download fetches an artifact with the caller's token and saves it: a
+// plain link could not carry the Authorization header.
+export async function download(uri, name) {
+  const r = await fetch(uri, { headers: { Authorization: "Bearer " + session.token } });
+  if (!r.ok) throw new ApiError(r.status, null);
+  const url = URL.createObjectURL(await r.blob());
+  const a = h("a", { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+function claims(token) {
+  try {
+    const p = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(p + "=".repeat((4 - (p.length % 4)) % 4)));
+  } catch { return {}; }
+}
+
+function save() {
+  sessionStorage.setItem("spectra.session", JSON.stringify({ token: session.token, refresh: session.refresh }));
+}
+
+async function adopt(token, refresh) {
+  session.token = token;
+  session.refresh = refresh || "";
+  session.exp = (claims(token).exp || 0) * 1000;
+  save();
+  session.me = (await api("/api/auth/me")).body;
+  schedule();
+  changed();
+}
+
+// schedule refreshes the access token a minute before it expires (or at
+// 80 % of its life when that is shorter) while a refresh token is held.
+function schedule() {
+  clearTimeout(session.timer);
+  if (!session.refresh || !session.exp) return;
+  const left = session.exp - Date.now();
+  const at = Math.max(1000, Math.min(left - 60000, left * 0.8));
+  session.timer = setTimeout(refresh, at);
+}
+
+export async function refresh() {
+  try {
+    const { body } = await api("/api/auth/refresh", { method: "POST", body: { refresh_token: session.refresh } });
+    await adopt(body.access_token, body.refresh_token);
+  } catch (e) {
+    signOut("Your session ended (" + e.message + "): sign in again.");
+  }
+}
+
+// signIn takes what the user pasted: an access token (a JWT) as it is,
+// anything else as an API key, exchanged through POST /api/auth/token.
+export async function signIn(secret) {
+  secret = secret.trim();
+  if (/^[\w-]+\.[\w-]+\.[\w-]+$/.test(secret)) {
+    await adopt(secret, "");
+    return;
+  }
+  session.token = "";
+  const { body } = await api("/api/auth/token", { method: "POST", body: { api_key: secret } });
+  await adopt(body.access_token, body.refresh_token);
+}
+
+export let signOutReason = "";
+export function signOut(reason) {
+  clearTimeout(session.timer);
+  Object.assign(session, { token: "", refresh: "", exp: 0, me: null });
+  sessionStorage.removeItem("spectra.session");
+  signOutReason = reason || "";
+  changed();
+}
+
+// restore signs in from a #token= link (then removes it from the URL) or
+// from this tab's stored session.
+export async function restore() {
+  const hp = new URLSearchParams(location.hash.replace(/^#\/?/, "").includes("token=") ? location.hash.slice(1) : "");
+  let token = hp.get("token"), refreshTok = "";
+  if (token) {
+    const run = hp.get("run");
+    const view = hp.get("view");
+    history.replaceState(null, "", location.pathname + location.search + (run ? "#/run/" + run : view ? "#/" + view : "#/runs"));
+  } else {
+    try {
+      const s = JSON.parse(sessionStorage.getItem("spectra.session") || "{}");
+      token = s.token;
+      refreshTok = s.refresh;
+    } catch { /* nothing stored */ }
+  }
+  if (!token) return false;
+  try {
+    await adopt(token, refreshTok);
+    return true;
+  } catch (e) {
+    signOut("Stored credentials were refused (" + e.message + ").");
+    return false;
+  }
+}
