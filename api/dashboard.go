@@ -94,8 +94,11 @@ func (s *Server) handleRunProfile(c *fiber.Ctx) error {
 		}
 	}
 	basis := "recipe dose"
-	if d, ok := run.Result["final_dose_atoms_cm2"].(float64); ok && d > 0 {
-		req["dose_atoms_cm2"], basis = d, "delivered dose (final_dose_atoms_cm2)"
+	var result struct {
+		FinalDose float64 `json:"final_dose_atoms_cm2"`
+	}
+	if len(run.Result) > 0 && json.Unmarshal(run.Result, &result) == nil && result.FinalDose > 0 {
+		req["dose_atoms_cm2"], basis = result.FinalDose, "delivered dose (final_dose_atoms_cm2)"
 	}
 	body, err := json.Marshal(req)
 	if err != nil {
