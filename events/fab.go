@@ -82,8 +82,9 @@ type RecipeVersionApproved struct {
 }
 
 // LotRequested: somebody started a lot, one run per wafer, from a recipe
-// version. First event of stream lot-<lot id>. The runs carry the lot in
-// their RunRequested (RunOrigin.LotID): that is the lot's membership.
+// version. First event of stream lot-<lot id>. Each wafer's run is
+// recorded by a LotWaferStarted, and carries the lot in its RunRequested
+// (RunOrigin.LotID).
 type LotRequested struct {
 	LotID      string       `json:"lot_id"`
 	OrgID      string       `json:"org_id"`

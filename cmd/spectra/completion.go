@@ -7,7 +7,7 @@ import (
 
 // commands are the CLI's commands, for the usage and shell completion.
 var commands = []string{"serve", "token", "submit", "runs", "logs", "cancel", "pause", "resume", "retry",
-	"replay", "audit", "projections", "bench", "completion"}
+	"replay", "audit", "projections", "bench", "completion", "recipes", "lots", "schedules"}
 
 const bashCompletion = `# spectra completion for bash: source <(spectra completion bash)
 _spectra() {

@@ -484,3 +484,69 @@ func TestFairSharingBetweenOrganisations(t *testing.T) {
 		t.Errorf("org-a's backlog was only %d runs when org-b arrived: the test shows nothing", backlog)
 	}
 }
+
+// spectra recipes, lots and schedules against a real server.
+func TestFabCLI(t *testing.T) {
+	s := startServer(t, t.TempDir(), "--time-scale", "0")
+	eng, admin, op := token(t, "engineer", "org-1"), token(t, "admin", "org-1"), token(t, "operator", "org-1")
+	run := func(tok string, args ...string) string {
+		t.Helper()
+		out, errOut, code := s.cli(t, tok, args...)
+		if code != 0 {
+			t.Fatalf("spectra %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+		}
+		return out
+	}
+	path := writeRecipe(t, smallIon())
+	if out := run(eng, "recipes", "save", "cli_boron", path, "--kind", "ion", "--comment", "first"); !strings.Contains(out, "version 1 saved") {
+		t.Errorf("recipes save: %q", out)
+	}
+	draft := smallIon()
+	draft["energy_kev"] = 6.0
+	run(eng, "recipes", "save", "cli_boron", writeRecipe(t, draft), "--kind", "ion")
+	// Unapproved: a lot is refused with the reason, and the CLI says it.
+	if out, errOut, code := s.cli(t, op, "lots", "start", "cli_boron", "--wafers", "2"); code == 0 || !strings.Contains(errOut, "no approved version") {
+		t.Errorf("lots start of an unapproved recipe: exit %d %q %q", code, out, errOut)
+	}
+	run(admin, "recipes", "approve", "cli_boron", "1", "--comment", "qualified")
+	if out := run(op, "recipes", "list"); !strings.Contains(out, "cli_boron") || !strings.Contains(out, "ion") {
+		t.Errorf("recipes list: %q", out)
+	}
+	if out := run(op, "recipes", "show", "cli_boron"); !strings.Contains(out, "by admin-user") {
+		t.Errorf("recipes show: %q", out)
+	}
+	if out := run(op, "recipes", "diff", "cli_boron"); !strings.Contains(out, "energy_kev") || !strings.Contains(out, "6") {
+		t.Errorf("recipes diff: %q", out)
+	}
+	out := run(op, "lots", "start", "cli_boron@1", "--wafers", "3", "--lot-id", "LOT-CLI-1")
+	if !strings.Contains(out, "lot LOT-CLI-1 started from cli_boron@1") || strings.Count(out, "ION-") != 3 {
+		t.Errorf("lots start: %q", out)
+	}
+	s.waitLot(t, op, "LOT-CLI-1", 60*time.Second)
+	if out := run(op, "lots", "show", "LOT-CLI-1"); !strings.Contains(out, "completed") || !strings.Contains(out, "final_dose_atoms_cm2") {
+		t.Errorf("lots show: %q", out)
+	}
+	if out := run(op, "lots", "list"); !strings.Contains(out, "LOT-CLI-1") || !strings.Contains(out, "3/3") {
+		t.Errorf("lots list: %q", out)
+	}
+	if _, errOut, code := s.cli(t, op, "lots", "cancel", "LOT-CLI-1"); code != 0 {
+		t.Errorf("lots cancel of a finished lot: exit %d %s", code, errOut)
+	}
+	out = run(eng, "schedules", "create", "cli_boron", "--kind", "ion", "--cron", "0 3 * * *", "--name", "nightly", "--wafers", "2")
+	id := strings.Fields(strings.Split(out, "\n")[1])[0]
+	if !strings.HasPrefix(id, "sch_") || !strings.Contains(out, "0 3 * * *") {
+		t.Fatalf("schedules create: %q", out)
+	}
+	if out := run(eng, "schedules", "pause", id); !strings.Contains(out, "paused") {
+		t.Errorf("schedules pause: %q", out)
+	}
+	if out := run(op, "schedules", "list"); !strings.Contains(out, id) || !strings.Contains(out, "paused") {
+		t.Errorf("schedules list: %q", out)
+	}
+	if out := run(op, "schedules", "show", id); !strings.Contains(out, "SLOT") {
+		t.Errorf("schedules show: %q", out)
+	}
+	if _, _, code := s.cli(t, op, "recipes"); code != 2 {
+		t.Errorf("spectra recipes without a command: exit %d, want 2", code)
+	}
+}

@@ -23,6 +23,12 @@ commands:
   logs JOB|RUN_ID             print a job's log
   cancel|pause|resume|retry JOB|RUN_ID
                               send a command to a job's run (--reason for the audit trail)
+  recipes list|show|save|approve|diff
+                              the recipe library: versions, approval for production runs
+  lots list|start|show|cancel|pause|resume
+                              lots: one run per wafer from a library recipe
+  schedules list|create|show|pause|resume
+                              start a recipe or lot at a time or on a cron expression
   replay RUN_ID               print a run's events from a server
   audit [--run-id ID] …       print who did what and when, from a server's audit trail
   projections rebuild [NAME]  rebuild read models from the log (server stopped)
@@ -75,6 +81,12 @@ func run(ctx context.Context, args []string) error {
 		return runLogs(ctx, args[1:])
 	case "cancel", "pause", "resume", "retry":
 		return runJobCommand(ctx, args[0], args[1:])
+	case "recipes":
+		return runRecipes(ctx, args[1:])
+	case "lots":
+		return runLots(ctx, args[1:])
+	case "schedules":
+		return runSchedules(ctx, args[1:])
 	case "completion":
 		return runCompletion(args[1:])
 	case "-h", "--help", "help":
