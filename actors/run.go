@@ -272,7 +272,8 @@ func (a *runActor) startAttempt(ctx actor.Context) {
 		a.decide(ctx, a.run.Creator, run.Fail{Error: fmt.Sprintf("engine: %v", err)})
 		return
 	}
-	if !a.decide(ctx, a.run.Creator, run.Start{R2R: adj, R2RBasis: basis, Node: a.svc.cfg.Node, Setup: eng.SetupMarks()}) {
+	if !a.decide(ctx, a.run.Creator, run.Start{R2R: adj, R2RBasis: basis, Node: a.svc.cfg.Node, Setup: eng.SetupMarks(),
+		Model: run.ModelVersion(a.run.Request.Kind)}) {
 		return
 	}
 	a.engine = eng
@@ -495,6 +496,9 @@ func (a *runActor) append(ctx actor.Context, md events.Metadata, ps ...events.Pa
 		}
 		evs[i] = ev
 	}
+	// Each event links to its predecessor's hash; a terminal one seals
+	// the chain (events.Chain). The aggregate's Head is the stream's.
+	events.Chain(a.run.Head, evs, nil)
 	stream := events.RunStream(a.runID)
 	sctx, cancel := a.storeCtx()
 	res, err := a.svc.store.Append(sctx, stream, events.ExpectRevision(a.run.Revision), evs...)

@@ -80,6 +80,10 @@ type RunStarted struct {
 	// class, the EWMA state read).
 	R2RBasis map[string]any `json:"r2r_basis,omitempty"`
 	Node     string         `json:"node,omitempty"`
+	// Model is the engine's model version (run.ModelVersion: a
+	// fingerprint of its parameters and code, then the code version), so
+	// verification can tell when its engine differs. Empty in older logs.
+	Model string `json:"model,omitempty"`
 }
 
 // RunPhaseChanged: the run reached a named step.

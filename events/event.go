@@ -20,6 +20,13 @@ type Metadata struct {
 	CorrelationID string `json:"correlation_id,omitempty"`
 	CausationID   string `json:"causation_id,omitempty"`
 	Node          string `json:"node,omitempty"`
+	// Prev, Seal and SealSig make a run stream tamper-evident (chain.go):
+	// Prev is the link (hash) of the stream's previous event, Seal the
+	// link of a terminal event over its predecessors, SealSig an Ed25519
+	// signature of Seal. Empty on other streams and in older logs.
+	Prev    string `json:"prev,omitempty"`
+	Seal    string `json:"seal,omitempty"`
+	SealSig string `json:"seal_sig,omitempty"`
 }
 
 // LogValue groups the metadata in logs.

@@ -65,8 +65,10 @@ type Run struct {
 	ID     string
 	Policy Policy
 
-	// Revision and Position are those of the last applied record.
+	// Revision and Position are those of the last applied record, Head
+	// its chain link (events.RecordLink): what the next event links to.
 	Revision, Position uint64
+	Head               string
 	// Request is the run's RunRequested; Creator its metadata; RequestID
 	// its event id, the causation of what follows.
 	Request   events.RunRequested
@@ -187,6 +189,7 @@ func (r *Run) resetBatch(first int) {
 // Unknown; nothing else changes.
 func (r *Run) Apply(rec events.Record) {
 	r.Revision, r.Position = rec.Revision, rec.Position
+	r.Head = events.RecordLink(rec)
 	p, err := events.Decode(rec)
 	if err != nil {
 		r.Unknown++
@@ -257,6 +260,8 @@ type (
 		R2RBasis map[string]any
 		Node     string
 		Setup    []process.Mark
+		// Model is the engine's model version (ModelVersion).
+		Model string
 	}
 	// Pause stops a running job's process time. Flush first.
 	Pause struct{}
@@ -322,7 +327,7 @@ func (r *Run) Decide(cmd any) ([]events.Payload, error) {
 			return nil, refuse("start", fmt.Sprintf("run %s is %s; only a queued or retrying job starts", r.ID, st))
 		}
 		out := []events.Payload{&events.RunStarted{JobID: job, Attempt: r.NextAttempt(), Seed: r.Seed,
-			R2R: c.R2R, R2RBasis: c.R2RBasis, Node: c.Node}}
+			R2R: c.R2R, R2RBasis: c.R2RBasis, Node: c.Node, Model: c.Model}}
 		for _, m := range c.Setup {
 			out = append(out, &events.RunPhaseChanged{JobID: job, Name: m.Name, Progress: m.Progress, Step: 0})
 		}
