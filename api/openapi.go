@@ -21,12 +21,13 @@ func (s *Server) handleOpenAPI(c *fiber.Ctx) error {
 // openAPI builds an OpenAPI 3.1 document of the API.
 func (s *Server) openAPI() map[string]any {
 	paths := map[string]map[string]any{}
+	g := &schemaGen{defs: map[string]any{"Error": errorSchema, "IonRecipe": ionRecipeSchema, "RTPRecipe": rtpRecipeSchema}}
 	for _, r := range s.routes {
 		p := pathParam.ReplaceAllString(r.Path, "{$1}")
 		op := map[string]any{
 			"summary":     r.Summary,
 			"operationId": operationID(r),
-			"responses":   responsesFor(r),
+			"responses":   responsesFor(r, g),
 		}
 		if params := pathParam.FindAllStringSubmatch(r.Path, -1); len(params) > 0 {
 			var ps []map[string]any
@@ -61,11 +62,7 @@ func (s *Server) openAPI() map[string]any {
 				"bearer": map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
 				"apiKey": map[string]any{"type": "apiKey", "in": "header", "name": "X-API-Key"},
 			},
-			"schemas": map[string]any{
-				"Error":     errorSchema,
-				"IonRecipe": ionRecipeSchema,
-				"RTPRecipe": rtpRecipeSchema,
-			},
+			"schemas": g.defs,
 		},
 	}
 }
@@ -88,25 +85,44 @@ func rolesWith(p Permission) []string {
 
 func ref(name string) map[string]any { return map[string]any{"$ref": "#/components/schemas/" + name} }
 
-func responsesFor(r Route) map[string]any {
+// responsesFor documents what a route answers: its success (see
+// successes) and the errors, all with the Error schema, that the error
+// handler can give it.
+func responsesFor(r Route, g *schemaGen) map[string]any {
 	errResp := func(desc string) map[string]any {
 		return map[string]any{"description": desc, "content": map[string]any{"application/json": map[string]any{"schema": ref("Error")}}}
 	}
-	out := map[string]any{"200": map[string]any{"description": "OK"}}
-	if r.Method == fiber.MethodPost && strings.HasSuffix(r.Path, "/runs") {
-		out = map[string]any{"201": map[string]any{"description": "run created and queued"}}
-	}
-	if r.Permission != "" {
+	status, ok := g.successResponse(r)
+	out := map[string]any{status: ok}
+	out["500"] = errResp("internal error (logged on the server with the request id)")
+	switch {
+	case r.Permission != "":
 		out["401"] = errResp("missing or invalid credentials")
 		out["403"] = errResp("the role lacks " + string(r.Permission))
 		out["422"] = errResp("invalid input: the fields, values and allowed ranges")
 		out["429"] = errResp("rate limited; see Retry-After")
+		out["503"] = errResp("the node cannot serve it now (starting, or its event store is unreachable); see Retry-After")
+	case strings.HasPrefix(r.Path, "/api/auth/"):
+		out["401"] = errResp("the key or refresh token is not valid")
+		out["422"] = errResp("invalid input")
+		out["429"] = errResp("rate limited; see Retry-After")
+		out["503"] = errResp("credentials are not available on this node")
+	case r.Path == "/readyz":
+		out["503"] = errResp("not ready")
+	}
+	if r.Method != fiber.MethodGet {
+		out["400"] = errResp("the body is not JSON")
+		out["413"] = errResp("the body is too large")
 	}
 	if strings.Contains(r.Path, ":") {
 		out["404"] = errResp("not found (or another organisation's)")
 	}
-	if r.Method != fiber.MethodGet && strings.Contains(r.Path, ":") {
+	if r.Path == "/api/spc/charts" {
+		out["404"] = errResp("no chart matches the filter")
+	}
+	if r.Method != fiber.MethodGet && (strings.Contains(r.Path, ":") || strings.HasSuffix(r.Path, "/runs")) {
 		out["409"] = errResp("the command does not apply to the current state")
+		out["504"] = errResp("the command was not confirmed in time; the error names the run to check")
 	}
 	return out
 }
