@@ -15,6 +15,8 @@ type entry struct {
 	newFn   func() Payload
 	// upcast[v] turns version v's JSON into version v+1's.
 	upcast map[int]func(json.RawMessage) (json.RawMessage, error)
+	// run: the type is written to run streams (run-<id>) by a run's actor.
+	run bool
 }
 
 var catalogue = map[string]entry{}
@@ -24,24 +26,34 @@ func register[T Payload](version int) {
 	catalogue[zero.EventType()] = entry{version: version, newFn: func() Payload { var p T; return any(&p).(Payload) }}
 }
 
+// registerRun registers a type of the run streams: package run must give
+// it a status transition (a test checks).
+func registerRun[T Payload](version int) {
+	register[T](version)
+	var zero T
+	e := catalogue[zero.EventType()]
+	e.run = true
+	catalogue[zero.EventType()] = e
+}
+
 func init() {
-	register[RunRequested](1)
-	register[RunQueued](1)
-	register[RunStarted](1)
-	register[RunPhaseChanged](1)
-	register[TelemetryRecorded](1)
-	register[SPCViolation](1)
-	register[FDCAlarm](1)
-	register[RunPaused](1)
-	register[RunResumed](1)
-	register[RunCancelRequested](1)
-	register[RunCancelled](1)
-	register[RunFailed](1)
-	register[RunRetryScheduled](1)
-	register[RunRetried](1)
-	register[ArtifactStored](1)
-	register[RunCompleted](1)
-	register[RunTimeLimitWarning](1)
+	registerRun[RunRequested](1)
+	registerRun[RunQueued](1)
+	registerRun[RunStarted](1)
+	registerRun[RunPhaseChanged](1)
+	registerRun[TelemetryRecorded](1)
+	registerRun[SPCViolation](1)
+	registerRun[FDCAlarm](1)
+	registerRun[RunPaused](1)
+	registerRun[RunResumed](1)
+	registerRun[RunCancelRequested](1)
+	registerRun[RunCancelled](1)
+	registerRun[RunFailed](1)
+	registerRun[RunRetryScheduled](1)
+	registerRun[RunRetried](1)
+	registerRun[ArtifactStored](1)
+	registerRun[RunCompleted](1)
+	registerRun[RunTimeLimitWarning](1)
 	register[ControllerTuned](1)
 	register[AccessDenied](1)
 	register[IdempotencyKeyClaimed](1)
@@ -145,4 +157,16 @@ func NewPayload(base string) (Payload, bool) {
 		return nil, false
 	}
 	return e.newFn(), true
+}
+
+// RunTypes returns the base names of the catalogue types written to run
+// streams, sorted.
+func RunTypes() []string {
+	var out []string
+	for _, name := range Types() {
+		if catalogue[name].run {
+			out = append(out, name)
+		}
+	}
+	return out
 }
