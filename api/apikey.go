@@ -44,10 +44,10 @@ func (s *Server) registerAuthRoutes() {
 		"Revoke an API key and every token family it started", s.handleAPIKeyRevoke)
 	s.route(fiber.MethodPost, "/api/auth/token", "",
 		"Exchange an API key (X-API-Key) for an access token and a refresh token",
-		[]fiber.Handler{s.auditDenials, s.limitAuth}, s.handleTokenExchange)
+		[]fiber.Handler{s.auditDenials, s.limitAuth, s.throttleAuth}, s.handleTokenExchange)
 	s.route(fiber.MethodPost, "/api/auth/refresh", "",
 		"Rotate a refresh token: a new access token and refresh token; a reused one revokes its family",
-		[]fiber.Handler{s.auditDenials, s.limitAuth}, s.handleTokenRefresh)
+		[]fiber.Handler{s.auditDenials, s.limitAuth, s.throttleAuth}, s.handleTokenRefresh)
 }
 
 // newAPIKey returns a fresh key id and the whole key.

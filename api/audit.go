@@ -30,12 +30,15 @@ func (s *Server) registerAuditRoutes() {
 		"Who did what and when in the organisation, denied attempts included", s.handleAudit)
 }
 
-// auditDenials appends an AccessDenied event to the organisation's audit
-// stream when the rest of the chain refuses a request: 401 where the
-// credential's organisation is known for sure, 403, and the 404 a command
-// gets for another organisation's run, job or API key. A request whose
+// auditDenials records an AccessDenied event when the rest of the chain
+// refuses a request: 401 where the credential's organisation is known for
+// sure and 403, in the caller's organisation's audit; the 404 a command
+// gets for another organisation's run, job or API key in that other
+// organisation's audit, so that the prober sees exactly what a missing id
+// gives (no entry, no moved X-Spectra-Position). A request whose
 // organisation is unknown (a forged token) is only logged: its claims
-// cannot be trusted to pick a stream.
+// cannot be trusted to pick a stream. Attempts are aggregated per
+// principal, address and window (denialLog).
 func (s *Server) auditDenials(c *fiber.Ctx) error {
 	// Params are read before the handler: they name the resource.
 	runID, jobID, keyID := c.Params("run_id"), c.Params("job_id"), c.Params("key_id")
@@ -63,10 +66,12 @@ func (s *Server) auditDenials(c *fiber.Ctx) error {
 			return err
 		}
 		who = principal(c)
-		resource = s.foreignResource(who.OrgID, runID, jobID, keyID)
-		if resource == "" {
+		owner, res := s.foreignResource(who.OrgID, runID, jobID, keyID)
+		if res == "" {
 			return err // missing for everybody, not hidden
 		}
+		s.recordProbe(c, who, owner, d.Message, res)
+		return err
 	default:
 		return err
 	}
@@ -87,28 +92,29 @@ func named(runID, jobID, keyID string) string {
 	return ""
 }
 
-// foreignResource names the run, job or API key of the request when it
-// exists in an organisation other than org ("" otherwise).
-func (s *Server) foreignResource(org, runID, jobID, keyID string) string {
+// foreignResource names the run, job or API key of the request, and its
+// organisation, when it exists in an organisation other than org (""
+// otherwise).
+func (s *Server) foreignResource(org, runID, jobID, keyID string) (owner, resource string) {
 	if s.audit != nil {
 		for _, r := range []struct{ kind, id string }{{"run", runID}, {"job", jobID}} {
 			if r.id == "" {
 				continue
 			}
-			if owner, ok := s.audit.Owner(r.id); ok && owner != org {
-				return r.kind + ":" + r.id
+			if o, ok := s.audit.Owner(r.id); ok && o != org {
+				return o, r.kind + ":" + r.id
 			}
 		}
 	}
 	if keyID != "" && s.creds != nil {
 		if k, err := s.creds.APIKey(keyID); err == nil && k.OrgID != org {
-			return "apikey:" + keyID
+			return k.OrgID, "apikey:" + keyID
 		}
 	}
-	return ""
+	return "", ""
 }
 
-// recordDenied appends AccessDenied to who's organisation's audit stream.
+// recordDenied records AccessDenied in who's organisation's audit stream.
 // A failure to record is logged; it never changes the answer.
 func (s *Server) recordDenied(c *fiber.Ctx, who Principal, status int, reason, resource string) {
 	if !validOrgID(who.OrgID) {
@@ -116,25 +122,39 @@ func (s *Server) recordDenied(c *fiber.Ctx, who Principal, status int, reason, r
 	}
 	md := s.metadata(c)
 	md.OrgID, md.UserID, md.Role = who.OrgID, who.UserID, string(who.Role)
-	if s.events == nil {
+	ev := events.AccessDenied{Status: status, Method: c.Method(), Path: c.Path(), Reason: reason,
+		Resource: resource, Address: c.IP()}
+	if s.denied == nil {
 		s.log.WarnContext(c.UserContext(), "access denied (no event log to record it)",
 			slog.Any("metadata", md), slog.Int("status", status), slog.String("reason", reason))
 		return
 	}
-	ev, err := events.New(&events.AccessDenied{Status: status, Method: c.Method(), Path: c.Path(),
-		Reason: reason, Resource: resource}, md)
-	if err != nil {
-		s.log.Error("encode AccessDenied", slog.Any("error", err))
-		return
-	}
+	k := denialKey{stream: events.AuditStream(who.OrgID), org: who.OrgID, user: who.UserID, addr: ev.Address,
+		resource: resource, reason: reason, status: status}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.UserContext()), auditAppendWait)
 	defer cancel()
-	res, err := s.events.Append(ctx, events.AuditStream(who.OrgID), events.ExpectAny, ev)
-	if err != nil {
-		s.log.ErrorContext(ctx, "record access denied", slog.Any("metadata", md), slog.Any("error", err))
+	// The caller learns where its own denial is (401 and 403 only: a probe
+	// of another organisation's resource moves nothing the prober sees).
+	if pos := s.denied.record(ctx, k, ev, md); pos > 0 {
+		c.Set(HeaderPosition, strconv.FormatUint(pos, 10))
+	}
+}
+
+// recordProbe records, in the owner organisation's audit, that who tried a
+// command on one of its resources. It is appended when the aggregation
+// window closes, not while the request is answered: the prober can neither
+// time it nor see the log position move because of it.
+func (s *Server) recordProbe(c *fiber.Ctx, who Principal, owner, reason, resource string) {
+	if !validOrgID(owner) || s.denied == nil {
 		return
 	}
-	c.Set(HeaderPosition, strconv.FormatUint(res.Position, 10))
+	md := s.metadata(c)
+	md.OrgID, md.UserID, md.Role = owner, who.UserID, string(who.Role)
+	ev := events.AccessDenied{Status: http.StatusNotFound, Method: c.Method(), Path: c.Path(), Reason: reason,
+		Resource: resource, Address: c.IP(), FromOrg: who.OrgID}
+	k := denialKey{stream: events.AuditStream(owner), org: who.OrgID, user: who.UserID, addr: ev.Address,
+		resource: resource, reason: reason, status: http.StatusNotFound}
+	s.denied.later(k, ev, md)
 }
 
 // auditPage is one page of the audit trail.

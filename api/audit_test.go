@@ -1,10 +1,12 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -86,11 +88,9 @@ func TestAuditTrail(t *testing.T) {
 		t.Errorf("created %+v / retried %+v: want the correlation id and the new job from %s", entries[0], entries[6], jobID)
 	}
 
-	// Another organisation sees only its own probe of the run, nothing of org-1's.
-	probe := st.auditEntries(t, "org-2", "run_id="+runID, "")
-	if len(probe) != 1 || probe[0].Action != "access_denied" || probe[0].UserID != "u-admin" ||
-		probe[0].Details["status"] != float64(404) {
-		t.Errorf("org-2's audit of run %s = %+v, want its admin's one 404 probe", runID, probe)
+	// The prober's organisation sees nothing of the run, not even its probe.
+	if probe := st.auditEntries(t, "org-2", "run_id="+runID, ""); len(probe) != 0 {
+		t.Errorf("org-2's audit of run %s = %+v, want nothing", runID, probe)
 	}
 
 	// Filters.
@@ -156,5 +156,22 @@ func TestAuditTrail(t *testing.T) {
 			md.CausationID == "" || md.Node == "" {
 			t.Errorf("%s metadata = %+v, want org, user, role, request, correlation, causation and node", typ, md)
 		}
+	}
+
+	// org-2's probe is recorded in org-1's audit when its window closes
+	// (here: at shutdown), naming org-2.
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := st.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	head, _ := strconv.ParseUint(st.head(t), 10, 64)
+	if err := st.runner.WaitFor(ctx, head); err != nil {
+		t.Fatal(err)
+	}
+	probes, _ := st.audit.Entries(projections.AuditFilter{OrgID: "org-1", RunID: runID, Type: "access_denied"})
+	if len(probes) != 2 || probes[1].UserID != "u-admin" || probes[1].RequestID != "req-probe" ||
+		probes[1].Details["from_org"] != "org-2" || probes[1].Details["status"] != float64(404) {
+		t.Errorf("org-1's denials of run %s = %+v, want the viewer's 403 and org-2's admin's 404 probe", runID, probes)
 	}
 }

@@ -139,7 +139,7 @@ func (s *Server) observe(c *fiber.Ctx) error {
 // to its rate limit, authorised; ids and bodies are checked; and reads
 // honour X-Min-Position.
 func (s *Server) guard(method string, perm Permission) []fiber.Handler {
-	return []fiber.Handler{s.auditDenials, s.authenticate, s.limiterFor(method, perm), s.authorize(perm),
+	return []fiber.Handler{s.auditDenials, s.throttleAuth, s.authenticate, s.limiterFor(method, perm), s.authorize(perm),
 		s.checkRequest, s.readYourWrites}
 }
 

@@ -23,6 +23,10 @@ type RateLimits struct {
 	// Auth caps token exchanges and refreshes per client address (default
 	// 60 per window): they are where credentials get guessed.
 	Auth int
+	// AuthFailures caps failed authentications per client address
+	// (default 20 per window); over it, the address is refused with 429
+	// before its credentials are verified.
+	AuthFailures int
 	// Window is the limits' window (default one minute).
 	Window time.Duration
 }
@@ -45,6 +49,7 @@ func (r RateLimits) withDefaults() RateLimits {
 	def(&r.Reads, defaultReadsLimit)
 	def(&r.Commands, defaultCommandsLimit)
 	def(&r.Auth, defaultAuthLimit)
+	def(&r.AuthFailures, defaultAuthFailuresLimit)
 	if r.Window <= 0 {
 		r.Window = time.Minute
 	}

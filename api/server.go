@@ -88,6 +88,10 @@ type Config struct {
 	AccessTokenTTL, RefreshTokenTTL time.Duration
 	// RateLimits caps requests per principal (defaults: the specification's).
 	RateLimits RateLimits
+	// DeniedWindow is the window over which denied attempts of one
+	// principal from one address make one AccessDenied event with a count
+	// (default one minute).
+	DeniedWindow time.Duration
 	// MaxJSONDepth caps how deeply request bodies nest (default 32).
 	MaxJSONDepth int
 	// Stream tunes the WebSocket streams (stream.go).
@@ -173,6 +177,8 @@ type Server struct {
 	streams   *streams
 	fab       Fab
 	fabLists  FabLists
+	authFails *failThrottle // failed authentications per address (denials.go)
+	denied    *denialLog    // AccessDenied, aggregated (denials.go)
 }
 
 // Default configuration values.
@@ -239,6 +245,18 @@ func New(cfg Config, d Deps) *Server {
 		fabLists:  d.FabLists,
 	}
 	s.limits = s.newLimiters()
+	if cfg.DeniedWindow <= 0 {
+		cfg.DeniedWindow = defaultDeniedWindow
+		s.cfg.DeniedWindow = cfg.DeniedWindow
+	}
+	s.authFails = newFailThrottle(cfg.RateLimits.AuthFailures, cfg.RateLimits.Window)
+	if d.Events != nil {
+		s.denied = &denialLog{window: cfg.DeniedWindow, log: cfg.Logger, open: map[denialKey]*denialWindow{},
+			append: func(ctx context.Context, stream string, ev events.Event) (uint64, error) {
+				res, err := d.Events.Append(ctx, stream, events.ExpectAny, ev)
+				return res.Position, err
+			}}
+	}
 	s.views = d.Views
 	s.metrics = newHTTPMetrics(d.Registerer, d.Gatherer)
 	s.app = fiber.New(fiber.Config{
@@ -283,7 +301,11 @@ func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 // until ctx ends. Open WebSocket streams are closed first, with 1001.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeStreams(ctx)
-	return s.app.ShutdownWithContext(ctx)
+	err := s.app.ShutdownWithContext(ctx)
+	if s.denied != nil {
+		s.denied.close() // the counts of open windows, recorded now
+	}
+	return err
 }
 
 // handle adds a route to the router and to the route table. A route with a

@@ -216,12 +216,20 @@ type ControllerTuned struct {
 
 // AccessDenied: a request was refused (401, 403, or 404 for another
 // organisation's resource).
+//
+// One event stands for Count attempts of one principal from one address in
+// one window (0 or 1: a single attempt). A probe of another organisation's
+// resource is recorded in that organisation's audit, FromOrg naming the
+// prober's organisation.
 type AccessDenied struct {
 	Status   int    `json:"status"`
 	Method   string `json:"method"`
 	Path     string `json:"path"`
 	Reason   string `json:"reason"`
 	Resource string `json:"resource,omitempty"`
+	Count    int    `json:"count,omitempty"`
+	Address  string `json:"address,omitempty"`
+	FromOrg  string `json:"from_org,omitempty"`
 }
 
 // IdempotencyKeyClaimed: an idempotency key of an organisation now names a

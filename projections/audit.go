@@ -194,7 +194,14 @@ func (a *Audit) Apply(rec events.Record) error {
 	case *events.TokenFamilyRevoked:
 		e.Details = map[string]any{"family_id": ev.FamilyID, "reason": ev.Reason}
 	case *events.AccessDenied:
-		e.Details = map[string]any{"status": ev.Status, "method": ev.Method, "path": ev.Path, "reason": ev.Reason}
+		e.Details = map[string]any{"status": ev.Status, "method": ev.Method, "path": ev.Path, "reason": ev.Reason,
+			"count": max(ev.Count, 1)}
+		if ev.Address != "" {
+			e.Details["address"] = ev.Address
+		}
+		if ev.FromOrg != "" {
+			e.Details["from_org"] = ev.FromOrg
+		}
 		if ev.Resource != "" {
 			e.Details["resource"] = ev.Resource
 			// The API names resources "run:<id>" and "job:<id>".

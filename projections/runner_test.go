@@ -56,23 +56,17 @@ func (c *counter) positions() []uint64 {
 	return slices.Clone(c.applied)
 }
 
-// appendN appends n events to stream run-<id> and returns the last position.
-func appendN(t *testing.T, s events.Store, id string, n int) uint64 {
+// appendN appends n events to stream run-<id> and returns their positions.
+func appendN(t *testing.T, s events.Store, id string, n int) []uint64 {
 	t.Helper()
-	var pos uint64
+	var ps []uint64
 	for range n {
-		pos = appendRun(t, s, id, md, &events.RunQueued{JobID: id, Queue: "ion"})
+		ps = append(ps, appendRun(t, s, id, md, &events.RunQueued{JobID: id, Queue: "ion"}))
 	}
-	return pos
+	return ps
 }
 
-func seq(from, to uint64) []uint64 {
-	var out []uint64
-	for p := from; p <= to; p++ {
-		out = append(out, p)
-	}
-	return out
-}
+func last(ps []uint64) uint64 { return ps[len(ps)-1] }
 
 // runInBackground runs r until the returned stop is called or the test
 // ends, and fails the test if Run returns an error.
@@ -115,16 +109,16 @@ func TestRunnerStopsAFailingProjectionAndResumesIt(t *testing.T) {
 	r.SaveEvery, r.SaveInterval = 1, 0
 	stop := runInBackground(t, r)
 
-	appendN(t, s, "a", 3)
-	poison := appendN(t, s, "poison", 1)
-	last := appendN(t, s, "b", 3)
-	if err := r.WaitFor(t.Context(), last); err != nil {
-		t.Fatalf("WaitFor(%d): %v", last, err)
+	before := appendN(t, s, "a", 3)
+	poison := last(appendN(t, s, "poison", 1))
+	all := append(append(slices.Clone(before), poison), appendN(t, s, "b", 3)...)
+	if err := r.WaitFor(t.Context(), last(all)); err != nil {
+		t.Fatalf("WaitFor(%d): %v", last(all), err)
 	}
-	if got, want := good.positions(), seq(1, last); !slices.Equal(got, want) {
+	if got, want := good.positions(), all; !slices.Equal(got, want) {
 		t.Errorf("good applied %v, want %v", got, want)
 	}
-	if got, want := bad.positions(), seq(1, poison-1); !slices.Equal(got, want) {
+	if got, want := bad.positions(), before; !slices.Equal(got, want) {
 		t.Errorf("bad applied %v, want %v (nothing at or after the record it failed on)", got, want)
 	}
 	fs := r.Failures()
@@ -144,10 +138,10 @@ func TestRunnerStopsAFailingProjectionAndResumesIt(t *testing.T) {
 	r2 := projections.NewRunner(s, cps, nil, good2, bad2)
 	runInBackground(t, r2)
 	<-r2.CaughtUp()
-	if got, want := bad2.positions(), seq(1, last); !slices.Equal(got, want) {
+	if got, want := bad2.positions(), all; !slices.Equal(got, want) {
 		t.Errorf("bad after restart applied %v, want %v", got, want)
 	}
-	if got, want := good2.positions(), seq(1, last); !slices.Equal(got, want) {
+	if got, want := good2.positions(), all; !slices.Equal(got, want) {
 		t.Errorf("good after restart applied %v, want %v", got, want)
 	}
 	if fs := r2.Failures(); len(fs) != 0 {
@@ -162,9 +156,8 @@ func TestRunnerRestartRebuildsAStoppedProjection(t *testing.T) {
 	bad := &counter{name: "bad"}
 	bad.poisoned.Store(true)
 	r := startRunner(t, s, nil, bad)
-	appendN(t, s, "poison", 1)
-	last := appendN(t, s, "a", 2)
-	if err := r.WaitFor(t.Context(), last); err != nil {
+	all := append(appendN(t, s, "poison", 1), appendN(t, s, "a", 2)...)
+	if err := r.WaitFor(t.Context(), last(all)); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "bad is stopped", func() bool { return r.Stopped("bad") })
@@ -172,7 +165,7 @@ func TestRunnerRestartRebuildsAStoppedProjection(t *testing.T) {
 	if err := r.Restart("bad"); err != nil {
 		t.Fatalf("Restart(bad): %v", err)
 	}
-	waitUntil(t, "bad has applied the whole log", func() bool { return slices.Equal(bad.positions(), seq(1, last)) })
+	waitUntil(t, "bad has applied the whole log", func() bool { return slices.Equal(bad.positions(), all) })
 	if r.Stopped("bad") {
 		t.Errorf("Stopped(bad) after Restart = true")
 	}
@@ -222,7 +215,7 @@ func (s *flakySub) Next(ctx context.Context) (events.Item, error) {
 func TestRunnerResubscribesAfterASubscriptionError(t *testing.T) {
 	mem := memory.New()
 	t.Cleanup(func() { mem.Close() })
-	appendN(t, mem, "a", 10)
+	all := appendN(t, mem, "a", 10)
 	s := &flakyStore{Store: mem, failAfter: 3}
 	s.fails.Store(2)
 	c := &counter{name: "c"}
@@ -241,11 +234,11 @@ func TestRunnerResubscribesAfterASubscriptionError(t *testing.T) {
 	if !r.Live() {
 		t.Errorf("Live() = false after catching up")
 	}
-	more := appendN(t, mem, "b", 2)
-	if err := r.WaitFor(t.Context(), more); err != nil {
+	all = append(all, appendN(t, mem, "b", 2)...)
+	if err := r.WaitFor(t.Context(), last(all)); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := c.positions(), seq(1, more); !slices.Equal(got, want) {
+	if got, want := c.positions(), all; !slices.Equal(got, want) {
 		t.Errorf("applied %v, want %v (each record once, in order)", got, want)
 	}
 	if got := r.Resubscriptions(); got != 2 {
