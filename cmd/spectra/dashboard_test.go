@@ -93,7 +93,8 @@ func newDashboard(t *testing.T, s *server) *dashboard {
 }
 
 // open signs a new tab in with tok through a #token= link (which the page
-// wipes from the address bar) and opens view.
+// wipes from the address bar) and opens view; with no token it opens the
+// sign-in form.
 func (d *dashboard) open(t *testing.T, tok, view string) *browserTab {
 	t.Helper()
 	b := &browserTab{t: t, base: "http://" + d.s.addr}
@@ -126,6 +127,10 @@ func (d *dashboard) open(t *testing.T, tok, view string) *browserTab {
 	}
 	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: longTasks}); err != nil {
 		t.Fatal(err)
+	}
+	if tok == "" { // the sign-in form
+		b.run(chromedp.Navigate(b.base + "/"))
+		return b
 	}
 	url := b.base + "/#token=" + tok + "&view=" + view
 	b.run(chromedp.Navigate(url), chromedp.WaitVisible(chromedp.ID("role")))
@@ -246,7 +251,8 @@ func TestDashboardInHeadlessChromium(t *testing.T) {
 		t.Skip("browser test: skipped with -short")
 	}
 	chromium(t)
-	s := startServer(t, t.TempDir(), "--time-scale", "10", "--allow-fault-injection")
+	// Access tokens from API keys live 3 s, so the page must refresh them.
+	s := startServer(t, t.TempDir(), "--time-scale", "10", "--allow-fault-injection", "--access-token-ttl", "3s")
 	eng := token(t, "engineer", "org-1")
 
 	// A finished ion run (dose map, depth profile) and a short RTP run to replay.
@@ -413,6 +419,32 @@ func TestDashboardInHeadlessChromium(t *testing.T) {
 		a.waitJS(`document.querySelectorAll("#audit tbody tr").length > 5`, 30*time.Second)
 		d.shot(a, "audit")
 		a.noErrors()
+	})
+
+	t.Run("sign in with an API key; its token is refreshed before it expires", func(t *testing.T) {
+		r := s.do(t, "POST", "/api/auth/api-keys", token(t, "admin", "org-1"), map[string]any{"name": "console", "role": "operator"})
+		if r.status != 201 {
+			t.Fatalf("POST /api/auth/api-keys = %d %s", r.status, r.body)
+		}
+		key := r.json(t)["key"].(string)
+		b := d.open(t, "", "runs")
+		b.run(chromedp.WaitVisible(chromedp.ID("secret")), chromedp.SetValue(chromedp.ID("secret"), key),
+			chromedp.Click(chromedp.CSS(`#sign-in button[type=submit]`)), chromedp.WaitVisible(chromedp.ID("role")))
+		first := eval[string](b, `JSON.parse(sessionStorage.getItem("spectra.session")).token`)
+		b.run(chromedp.Sleep(4 * time.Second)) // past the first token's 3 s
+		last := eval[string](b, `JSON.parse(sessionStorage.getItem("spectra.session")).token`)
+		if last == first || last == "" {
+			t.Errorf("the access token was not refreshed")
+		}
+		if role := eval[string](b, `document.getElementById("role")?.textContent || ""`); !strings.Contains(role, "operator") {
+			t.Errorf("signed in as %q, want the key's operator role", role)
+		}
+		b.goTo("#/runs")
+		b.waitJS(`Number(document.getElementById("runs-count")?.dataset.total) >= 1000`, 30*time.Second)
+		if strings.Contains(eval[string](b, `location.href + document.body.innerHTML`), key) {
+			t.Errorf("the API key shows in the page or its URL")
+		}
+		b.noErrors()
 	})
 
 	t.Run("the create form shows the server's field error", func(t *testing.T) {

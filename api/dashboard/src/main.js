@@ -58,14 +58,13 @@ function signInForm() {
     err));
 }
 
-setInterval(() => {
-  conn.textContent = store.conn.live ? "live" : "offline";
+function drawConn() {
+  const text = store.conn.live ? "live" : "offline";
+  if (conn.textContent === text) return;
+  conn.textContent = text;
   conn.className = "pill " + (store.conn.live ? "on" : "off");
-}, 500);
-store.subscribe(() => {
-  conn.textContent = store.conn.live ? "live" : "offline";
-  conn.className = "pill " + (store.conn.live ? "on" : "off");
-});
+}
+store.subscribe(drawConn);
 
 let signedIn = false;
 onSession(() => {
