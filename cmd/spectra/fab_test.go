@@ -550,3 +550,71 @@ func TestFabCLI(t *testing.T) {
 		t.Errorf("spectra recipes without a command: exit %d, want 2", code)
 	}
 }
+
+// Two nodes on one event store both run a schedule worker: each slot is
+// claimed by one of them (an expected-revision append on the schedule's
+// stream) and starts one run.
+func TestScheduleFiresOncePerSlotAcrossNodes(t *testing.T) {
+	natsAddr := freePort(t)
+	t.Setenv("SPECTRA_NATS_PASSWORD", "fab-test-nats-password-0123456789") // both nodes inherit it
+	a := startServer(t, t.TempDir(), "--time-scale", "60", "--nats-listen", natsAddr, "--nats-user", "spectra", "--node", "node-a")
+	b := startServer(t, t.TempDir(), "--time-scale", "60", "--nats", "nats://"+natsAddr, "--nats-user", "spectra", "--node", "node-b")
+	eng, admin := token(t, "engineer", "org-1"), token(t, "admin", "org-1")
+	v := a.saveRecipe(t, eng, "both", smallIon())
+	a.approve(t, admin, "both", v)
+	r := a.do(t, "POST", "/api/schedules", eng, map[string]any{"cron": "* * * * *", "kind": "ion", "recipe": map[string]any{"name": "both"}})
+	if r.status != 201 {
+		t.Fatalf("POST /api/schedules = %d %s", r.status, r.body)
+	}
+	id := r.json(t)["schedule_id"].(string)
+	var fs []any
+	deadline := time.Now().Add(30 * time.Second)
+	for len(fs) < 6 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		fs = b.do(t, "GET", "/api/schedules/"+id, eng, nil).json(t)["firings"].([]any)
+	}
+	if len(fs) < 6 {
+		t.Fatalf("%d firings in 30 s, want 6", len(fs))
+	}
+	seen, nodes := map[string]bool{}, map[string]int{}
+	var prev time.Time
+	for _, f := range fs {
+		f := f.(map[string]any)
+		slot, _ := time.Parse(time.RFC3339Nano, f["slot"].(string))
+		if seen[f["slot"].(string)] {
+			t.Errorf("slot %s fired twice", f["slot"])
+		}
+		if !prev.IsZero() && slot.Sub(prev) != time.Minute {
+			t.Errorf("slots %s and %s are not one minute apart", prev, slot)
+		}
+		seen[f["slot"].(string)], prev = true, slot
+		nodes[fmt.Sprint(f["node"])]++
+	}
+	t.Logf("firings by node: %v", nodes)
+	// One run per slot, whichever node created it.
+	perSlot := map[string]int{}
+	for time.Now().Before(deadline) {
+		clear(perSlot)
+		for _, run := range a.do(t, "GET", "/api/ion/runs?limit=100", eng, nil).json(t)["runs"].([]any) {
+			if o := a.runOrigin(t, eng, run.(map[string]any)["job_id"].(string)); o["schedule_id"] == id {
+				perSlot[o["fired_slot"].(string)]++
+			}
+		}
+		if len(perSlot) >= len(fs) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, f := range fs {
+		slot, _ := time.Parse(time.RFC3339Nano, f.(map[string]any)["slot"].(string))
+		n := 0
+		for s, c := range perSlot {
+			if ts, _ := time.Parse(time.RFC3339Nano, s); ts.Equal(slot) {
+				n += c
+			}
+		}
+		if n != 1 {
+			t.Errorf("slot %s started %d runs, want 1", slot.Format(time.RFC3339), n)
+		}
+	}
+}
