@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	protocluster "github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/spectra-fab/spectra/actors/actorspb"
 	"github.com/spectra-fab/spectra/events"
@@ -43,6 +44,7 @@ type runActor struct {
 	loaded   bool
 	gone     bool // the run does not exist, or the actor was fenced or crashed
 	retiring bool // retired: commands go back to the supervisor
+	grain    bool // a cluster grain: its run id is its cluster identity
 
 	engine    process.Engine
 	holdsSlot bool
@@ -55,6 +57,9 @@ type runActor struct {
 func (a *runActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
+		if a.grain {
+			a.runID = protocluster.GetClusterIdentity(ctx).Identity
+		}
 		a.load(ctx)
 	case *actor.Restarting, *actor.Stopping:
 		a.stopTimers(ctx)
@@ -66,6 +71,10 @@ func (a *runActor) Receive(ctx actor.Context) {
 			a.checkHead(ctx)
 		}
 	case *actorspb.RunCommand:
+		if a.retiring && a.grain {
+			a.retiringReply(ctx)
+			return
+		}
 		if a.retiring {
 			// Queued behind our own retirement: the supervisor has
 			// forgotten us by the time this arrives, and hands the
@@ -94,7 +103,7 @@ func (a *runActor) idle() bool { return a.gone || a.run.State().Terminal() }
 func (a *runActor) retire(ctx actor.Context) {
 	a.retiring = true
 	a.stopTimers(ctx)
-	ctx.Send(ctx.Parent(), &retired{runID: a.runID, pid: ctx.Self()})
+	ctx.Send(a.svc.supervisor, &retired{runID: a.runID, pid: ctx.Self()})
 	ctx.Poison(ctx.Self())
 }
 
@@ -116,6 +125,9 @@ func (a *runActor) load(ctx actor.Context) {
 	sctx, cancel := a.storeCtx()
 	recs, err := a.svc.store.ReadStream(sctx, events.RunStream(a.runID), events.Forwards, 0, 0)
 	cancel()
+	if a.grain && len(recs) == 0 {
+		recs, err = a.readAgain(err)
+	}
 	if err != nil && !errors.Is(err, events.ErrNotFound) {
 		a.crash(ctx, fmt.Errorf("load %s: %w", a.runID, err))
 		return
@@ -403,6 +415,10 @@ func (a *runActor) command(ctx actor.Context, m *actorspb.RunCommand) {
 		// Loaded, and (if it runs or waits) known to the scheduler.
 		a.svc.sched(ctx, &settled{runID: a.runID})
 	}
+	if a.grain && a.gone && a.loaded && a.run.Exists() {
+		a.retiringReply(ctx)
+		return
+	}
 	if a.gone || !a.loaded || !a.run.Exists() || (m.Meta != nil && m.Meta.OrgId != a.run.Creator.OrgID) {
 		reply(fmt.Errorf("run %s: %w", a.runID, ErrNotFound))
 		return
@@ -503,6 +519,10 @@ func (a *runActor) append(ctx actor.Context, md events.Metadata, ps ...events.Pa
 	sctx, cancel := a.storeCtx()
 	res, err := a.svc.store.Append(sctx, stream, events.ExpectRevision(a.run.Revision), evs...)
 	cancel()
+	if errors.Is(err, events.ErrConflict) && a.grain {
+		a.refence(ctx, err)
+		return false
+	}
 	if errors.Is(err, events.ErrConflict) {
 		a.fence(ctx, "run actor fenced: another writer appended to its stream; stopping",
 			"run_id", a.runID, "expected_revision", a.run.Revision, "err", err)
@@ -566,7 +586,7 @@ func (a *runActor) fence(ctx actor.Context, msg string, args ...any) {
 	if a.loaded && a.run.Exists() {
 		a.releaseSlot(ctx)
 	}
-	ctx.Send(ctx.Parent(), &retired{runID: a.runID, pid: ctx.Self()})
+	ctx.Send(a.svc.supervisor, &retired{runID: a.runID, pid: ctx.Self()})
 	ctx.Stop(ctx.Self())
 }
 
@@ -578,6 +598,6 @@ func (a *runActor) crash(ctx actor.Context, err error) {
 	a.stopTimers(ctx)
 	// The scheduler keeps the slot: the re-activated actor reclaims it.
 	a.holdsSlot = false
-	ctx.Send(ctx.Parent(), &crashed{runID: a.runID, pid: ctx.Self()})
+	ctx.Send(a.svc.supervisor, &crashed{runID: a.runID, pid: ctx.Self()})
 	ctx.Stop(ctx.Self())
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +41,11 @@ type Service struct {
 	cancel context.CancelFunc
 	closed atomic.Bool
 	fenced atomic.Int64
+
+	// placement, once set (cluster mode), routes commands to run grains
+	// (placement.go); wakes are the goroutines delivering wakes to them.
+	placement atomic.Pointer[placed]
+	wakes     sync.WaitGroup
 }
 
 // New starts the actor layer. engines maps each process kind to its
@@ -79,6 +85,10 @@ func (s *Service) Close() error {
 	}
 	s.clock.close()
 	s.cancel()
+	s.wakes.Wait()
+	if p := s.placement.Load(); p != nil {
+		p.Leave()
+	}
 	_ = s.system.Root.PoisonFuture(s.supervisor).Wait()
 	_ = s.system.Root.PoisonFuture(s.scheduler).Wait()
 	s.system.Shutdown()
@@ -100,6 +110,9 @@ func (s *Service) send(ctx context.Context, cmd *actorspb.RunCommand) (*actorspb
 	timeout := s.cfg.RequestTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))
+	}
+	if p := s.placement.Load(); p != nil {
+		return s.sendPlaced(ctx, p, cmd, timeout)
 	}
 	res, err := s.system.Root.RequestFuture(s.supervisor, cmd, timeout).Result()
 	if err != nil {
@@ -124,7 +137,7 @@ func verbName(v actorspb.Verb) string {
 // each woken run has loaded (or a grace period has passed), so runs that
 // were running reclaim their slots first.
 func (s *Service) Wake(runIDs ...string) {
-	if len(runIDs) > 0 {
+	if len(runIDs) > 0 && s.placement.Load() == nil {
 		s.system.Root.Send(s.scheduler, &expect{runIDs: runIDs})
 	}
 	s.wake(runIDs...)
@@ -132,6 +145,10 @@ func (s *Service) Wake(runIDs ...string) {
 
 // wake activates runs without holding admission back: runs just created.
 func (s *Service) wake(runIDs ...string) {
+	if p := s.placement.Load(); p != nil {
+		s.wakePlaced(p, runIDs)
+		return
+	}
 	for _, id := range runIDs {
 		s.system.Root.Send(s.supervisor, &actorspb.RunCommand{RunId: id, Verb: actorspb.Verb_VERB_WAKE})
 	}

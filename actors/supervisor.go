@@ -42,13 +42,12 @@ func (s *supervisor) Receive(ctx actor.Context) {
 		s.forget(m.runID, m.pid)
 		s.failures[m.runID]++
 		d := wakeBackoff.delay(s.failures[m.runID])
-		self, root, runID := ctx.Self(), s.svc.system.Root, m.runID
+		svc, runID := s.svc, m.runID
 		if t := s.timers[runID]; t != nil {
 			t.Stop()
 		}
-		s.timers[runID] = time.AfterFunc(d, func() {
-			root.Send(self, &actorspb.RunCommand{RunId: runID, Verb: actorspb.Verb_VERB_WAKE})
-		})
+		// Through wake: in cluster mode the run may come back on any node.
+		s.timers[runID] = time.AfterFunc(d, func() { svc.wake(runID) })
 	case *actor.Terminated:
 		if runID, ok := s.byPID[m.Who.Id]; ok {
 			s.forget(runID, m.Who)

@@ -74,6 +74,10 @@ type Config struct {
 	AccessTokenTTL, RefreshTokenTTL time.Duration
 	// SPCBaseline is how many first points of a chart fix its limits (20).
 	SPCBaseline int
+	// ClusterListen, ClusterPeers, ActorListen and Replicas make the node
+	// one of a cluster: see cluster.go.
+	ClusterListen, ClusterPeers, ActorListen string
+	Replicas                                 int
 	// Engines overrides the process engines (tests); nil = actors.Engines().
 	Engines map[process.Kind]actors.EngineFactory
 	Logger  *slog.Logger
@@ -230,6 +234,7 @@ func (c *Config) Bind(f *Flags, hostname string) {
 	f.Int(&c.RateLimits.Commands, "rate-limit-command", "SPECTRA_RATE_LIMIT_COMMAND", 100, "other commands per principal per minute")
 	f.Duration(&c.AccessTokenTTL, "access-token-ttl", "SPECTRA_ACCESS_TOKEN_TTL", 0, "lifetime of access tokens from POST /api/auth/token; 0: the default")
 	f.Duration(&c.RefreshTokenTTL, "refresh-token-ttl", "SPECTRA_REFRESH_TOKEN_TTL", 0, "lifetime of refresh tokens; 0: the default")
+	c.bindCluster(f)
 }
 
 // Validate reports settings no node can run with.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spectra-fab/spectra/actors"
 	"github.com/spectra-fab/spectra/api"
+	"github.com/spectra-fab/spectra/cluster"
 	"github.com/spectra-fab/spectra/events"
 	"github.com/spectra-fab/spectra/events/jetstream"
 	"github.com/spectra-fab/spectra/fab"
@@ -38,6 +39,7 @@ type Node struct {
 	fab       *projections.Fab // recipe library, lots, schedules (fab.go)
 	runner    *projections.Runner
 	actors    *actors.Service
+	cluster   *cluster.Cluster // nil on a single node
 	api       *api.Server
 	registry  *prometheus.Registry
 
@@ -53,6 +55,10 @@ type Node struct {
 // server, connections, goroutines) before Start returns the error.
 func Start(ctx context.Context, cfg Config) (*Node, error) {
 	cfg = cfg.withDefaults()
+	cfg, err := cfg.withClusterDefaults()
+	if err != nil {
+		return nil, err
+	}
 	n := &Node{cfg: cfg, errc: make(chan error, 2), registry: prometheus.NewRegistry()}
 	if err := n.start(ctx); err != nil {
 		n.Close()
@@ -69,7 +75,7 @@ func (n *Node) start(ctx context.Context) (err error) {
 		n.server, err = jetstream.StartServer(jetstream.ServerConfig{DataDir: cfg.DataDir, Sync: !cfg.NoSync,
 			ListenAddr: cfg.NATSListen, Logger: cfg.Logger,
 			Credentials: jetstream.Credentials{User: cfg.NATSUser, Password: cfg.NATSPassword},
-			TLSCertFile: cfg.NATSTLSCert, TLSKeyFile: cfg.NATSTLSKey})
+			TLSCertFile: cfg.NATSTLSCert, TLSKeyFile: cfg.NATSTLSKey, Cluster: cfg.natsCluster()})
 		if err != nil {
 			return err
 		}
@@ -92,17 +98,25 @@ func (n *Node) start(ctx context.Context) (err error) {
 		return err
 	}
 
-	if n.store, err = openStore(ctx, n.nc, cfg); err != nil {
+	if err = n.retry(ctx, "event store", func(ctx context.Context) (err error) {
+		n.store, err = openStore(ctx, n.nc, cfg)
+		return err
+	}); err != nil {
 		return err
 	}
 	if st, ok := n.store.(*jetstream.Store); ok { // fsyncs/s for spectra bench, when they are ours to count
 		n.registry.MustRegister(st.Collectors(map[bool]*jetstream.Server{true: n.server}[!cfg.NoSync])...)
 	}
-	if n.artifacts, err = openArtifacts(ctx, js, cfg.ArtifactTTL); err != nil {
-		return err
-	}
-	cps, err := natskv.Open(ctx, js)
-	if err != nil {
+	var cps *natskv.Checkpoints
+	if err = n.retry(ctx, "artifacts and checkpoints", func(ctx context.Context) (err error) {
+		if n.artifacts, err = openArtifacts(ctx, js, cfg.ArtifactTTL); err != nil {
+			return err
+		}
+		if cps, err = natskv.Open(ctx, js); err != nil {
+			return err
+		}
+		return replicate(ctx, js, cfg.replicas(), "OBJ_artifacts", "KV_checkpoints", "OBJ_projections")
+	}); err != nil {
 		return err
 	}
 
@@ -168,6 +182,11 @@ func (n *Node) start(ctx context.Context) (err error) {
 		n.store, n.artifacts, cfg.Engines, n.r2r)
 	if err != nil {
 		return err
+	}
+	if cfg.clustered() {
+		if err := n.join(ctx, js); err != nil {
+			return err
+		}
 	}
 	n.registry.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "spectra_run_actors_fenced_total",
@@ -243,7 +262,7 @@ func (n *Node) start(ctx context.Context) (err error) {
 func openStore(ctx context.Context, nc *nats.Conn, cfg Config) (events.Store, error) {
 	switch {
 	case cfg.EventStore == "jetstream":
-		st, err := jetstream.New(ctx, nc, jetstream.Options{Logger: cfg.Logger.With("component", "store")})
+		st, err := jetstream.New(ctx, nc, jetstream.Options{Logger: cfg.Logger.With("component", "store"), Replicas: cfg.replicas()})
 		if err != nil {
 			return nil, err
 		}
@@ -256,15 +275,23 @@ func openStore(ctx context.Context, nc *nats.Conn, cfg Config) (events.Store, er
 
 func (n *Node) reconcile(ctx context.Context) {
 	defer n.wg.Done()
-	t := time.NewTicker(30 * time.Second)
+	every, changed := 30*time.Second, (<-chan struct{})(nil)
+	if n.cluster != nil {
+		// Activation is lazy: a run whose node died stays dead until a
+		// command reaches it. Wake every unfinished run on each change of
+		// topology (its one owner activates it) and often besides.
+		every, changed = 10*time.Second, n.cluster.Changed()
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			n.actors.Wake(n.jobs.Unfinished()...)
+		case <-changed:
 		}
+		n.actors.Wake(n.jobs.Unfinished()...)
 	}
 }
 

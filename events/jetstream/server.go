@@ -41,6 +41,8 @@ type ServerConfig struct {
 	TLSCertFile, TLSKeyFile string
 	// Logger receives the server's log; nil discards it.
 	Logger *slog.Logger
+	// Cluster, when set, routes this server to its peers (cluster.go).
+	Cluster *ClusterConfig
 }
 
 // Server is an embedded NATS server with JetStream.
@@ -99,6 +101,11 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 				return nil, fmt.Errorf("start nats: tls: %w", err)
 			}
 			opts.TLSConfig, opts.TLS, opts.TLSTimeout = tc, true, 2
+		}
+	}
+	if cfg.Cluster != nil {
+		if err := cfg.Cluster.apply(opts, cfg.Credentials); err != nil {
+			return nil, fmt.Errorf("start nats: %w", err)
 		}
 	}
 	ns, err := server.NewServer(opts)

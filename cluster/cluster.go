@@ -1,0 +1,154 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
+	"github.com/asynkron/protoactor-go/remote"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/spectra-fab/spectra/actors"
+	"github.com/spectra-fab/spectra/actors/actorspb"
+)
+
+// Name is the protoactor cluster name of Spectra nodes.
+const Name = "spectra"
+
+// Config configures a node's membership of the cluster.
+type Config struct {
+	// Node names this node (its NATS server name, event metadata).
+	Node string
+	// Host and Port of actor remoting (gRPC): other members send grain
+	// messages here. Port 0 picks a free one.
+	Host string
+	Port int
+	// Members is the membership bucket (MembersBucket), replicated like
+	// the log.
+	Members jetstream.KeyValue
+	// Kinds are the grain kinds this member hosts.
+	Kinds []*protocluster.Kind
+	// Beat and TTL tune Membership (zero: its defaults).
+	Beat, TTL time.Duration
+	Logger    *slog.Logger
+	// Lost is called once if this node drops out of the cluster; it must
+	// stop the node.
+	Lost func(error)
+}
+
+// Cluster is this node's membership of the Spectra cluster. It implements
+// actors.Placement.
+type Cluster struct {
+	c          *protocluster.Cluster
+	membership *Membership
+	leave      sync.Once
+
+	mu      sync.Mutex
+	changed []chan struct{}
+}
+
+var _ actors.Placement = (*Cluster)(nil)
+
+// Join starts remoting on system and joins the cluster as a member hosting
+// cfg.Kinds. system must not have started remoting already.
+func Join(system *actor.ActorSystem, cfg Config) (*Cluster, error) {
+	if cfg.Members == nil {
+		return nil, errors.New("join cluster: no membership bucket")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	m := &Membership{KV: cfg.Members, Node: cfg.Node, Beat: cfg.Beat, TTL: cfg.TTL, Log: cfg.Logger, Lost: cfg.Lost}
+	lookup := disthash.New()
+	rcfg := remote.Configure(cfg.Host, cfg.Port)
+	ccfg := protocluster.Configure(Name, m, lookup, rcfg, protocluster.WithKinds(cfg.Kinds...),
+		protocluster.WithRequestTimeout(10*time.Second))
+	c := protocluster.New(system, ccfg)
+	out := &Cluster{c: c, membership: m}
+	system.EventStream.Subscribe(func(evt any) {
+		if _, ok := evt.(*protocluster.ClusterTopology); ok {
+			out.notify()
+		}
+	})
+	var err error
+	func() {
+		// StartMember panics when the provider fails to start.
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("join cluster: %v", r)
+			}
+		}()
+		c.StartMember()
+	}()
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Request implements actors.Placement with cluster.Request: the identity
+// lookup finds (or activates) the run's one grain.
+func (c *Cluster) Request(cmd *actorspb.RunCommand, timeout time.Duration) (*actorspb.CommandReply, error) {
+	if timeout <= 0 {
+		return nil, errors.New("request timed out")
+	}
+	res, err := c.c.Request(cmd.RunId, actors.RunKind, cmd, protocluster.WithTimeout(timeout))
+	if err != nil {
+		return nil, err
+	}
+	reply, ok := res.(*actorspb.CommandReply)
+	if !ok {
+		return nil, fmt.Errorf("unexpected reply %T", res)
+	}
+	return reply, nil
+}
+
+// Leave implements actors.Placement: the member's record is deleted, so
+// the others take its runs over at once, and remoting stops.
+func (c *Cluster) Leave() {
+	c.leave.Do(func() {
+		_ = c.membership.Shutdown(true)
+		// What protoactor's Shutdown does, less its 2 s sleep and the
+		// actor system, which its owner closes: the grains stop (they
+		// carry on from their logs where they land next), then gossip
+		// and remoting.
+		c.c.IdentityLookup.Shutdown()
+		c.c.Gossip.Shutdown()
+		c.c.Remote.Shutdown(true)
+	})
+}
+
+// Members is how many members this node sees.
+func (c *Cluster) Members() int { return len(c.membership.Members()) }
+
+// Grains is how many grains this node hosts.
+func (c *Cluster) Grains() int64 { return c.c.VirtualActorCount() }
+
+// Address is this member's remoting address.
+func (c *Cluster) Address() string { return c.c.ActorSystem.Address() }
+
+// Changed returns a channel that receives (without blocking the sender:
+// it holds at most one) whenever the topology changes.
+func (c *Cluster) Changed() <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	c.mu.Lock()
+	c.changed = append(c.changed, ch)
+	c.mu.Unlock()
+	return ch
+}
+
+func (c *Cluster) notify() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ch := range c.changed {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
