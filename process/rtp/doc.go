@@ -38,11 +38,18 @@
 // previewed set-point, an output-disturbance estimate for zero offset, and
 // the 0–100 % lamp limit by clipping.
 //
-// Tuning (§5.1–5.2): a relay of ±5 % lamp power with ±1 °C hysteresis at
-// the recipe's peak temperature gives Ku = 4d/(π√(a² − ε²)) and Pu; the
-// rule table (Ziegler–Nichols, Tyreus–Luyben, Ciancone–Marlin, Pessen,
-// some/no overshoot) gives candidates, each simulated in closed loop; the
-// optimisation target chooses.
+// Tuning (§5.1–5.2, docs/tuning.md): a relay of ±5 % lamp power with
+// ±1 °C hysteresis at the recipe's peak temperature gives Ku and Pu, an
+// open-loop lamp step the static gain, and the two an FOPDT model
+// (IdentifyFOPDT). The rule table (Ziegler–Nichols, Tyreus–Luyben,
+// Ciancone–Marlin, Pessen, some/no overshoot) and the model rules (SIMC,
+// IMC) give starting gains; each runs the user's own recipe through the
+// engine, and a pattern search minimises the target (overshoot, ramp
+// error or settling) with the other two held near the recipe's own gains.
+// The prediction is the mean of eight noise seeds, beside the recipe's own
+// gains on the same seeds; the tuner never returns worse than it got. MPC
+// tuning searches the horizon and move weight (mpc_horizon,
+// mpc_move_weight).
 //
 // Monitoring learns its limits from the run itself (docs/monitoring.md);
 // ramps are not charted. In settled holds at ≥ 500 °C a 100 ms jump of the

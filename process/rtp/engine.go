@@ -89,7 +89,7 @@ func NewEngine(r Recipe, opts process.Options) (*Engine, error) {
 	e.loop.dist = opts.Disturbance
 	switch r.ControllerType {
 	case ControllerMPC:
-		e.loop.mpc = NewMPC(DefaultParams, flow, process.Period)
+		e.loop.mpc = newRecipeMPC(r, flow)
 	default:
 		pid := NewPID(r.Kp, r.Ki, r.Kd, process.Period)
 		pid.HoldIntegral = true
@@ -461,4 +461,17 @@ func (e *Engine) Finish() process.Outcome {
 		Artifacts: e.artifacts(vm),
 		R2R:       obs,
 	}
+}
+
+// newRecipeMPC returns the MPC with the recipe's horizon and move weight
+// where it sets them.
+func newRecipeMPC(r Recipe, flowSLM float64) *MPC {
+	m := NewMPC(DefaultParams, flowSLM, process.Period)
+	if r.MPCHorizon > 0 {
+		m.Np = r.MPCHorizon
+	}
+	if r.MPCMoveWeight > 0 {
+		m.Lambda = r.MPCMoveWeight
+	}
+	return m
 }

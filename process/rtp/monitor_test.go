@@ -8,19 +8,20 @@ import (
 	"github.com/spectra-fab/spectra/process"
 )
 
-// spikeJSON is a spike anneal: stabilise at 600 °C, spike to 1050 °C at
-// 100 °C/s with a 1 s hold, back to 600 °C at 50 °C/s.
+// spikeJSON is a spike anneal: stabilise 10 s at 600 °C, spike to
+// 1050 °C at 100 °C/s with a 1 s hold, back to 600 °C at 50 °C/s and hold
+// 10 s (a segment's duration_s is its hold after the ramp).
 const spikeJSON = `{
     "segments": [
         {"target_temp_c": 600, "duration_s": 10, "ramp_rate_c_s": 50},
-        {"target_temp_c": 1050, "duration_s": 5.5, "ramp_rate_c_s": 100},
-        {"target_temp_c": 600, "duration_s": 15, "ramp_rate_c_s": 50}
+        {"target_temp_c": 1050, "duration_s": 1, "ramp_rate_c_s": 100},
+        {"target_temp_c": 600, "duration_s": 10, "ramp_rate_c_s": 50}
     ],
     "n2_flow_slm": 10, "pid_kp": 5, "pid_ki": 0.5, "pid_kd": 1.0,
     "ion_implant_context": {"species": "B", "energy_kev": 5, "dose_atoms_cm2": 1e15}
 }`
 
-// oxidationJSON is a rapid thermal oxidation: 60 s at 1000 °C in O2.
+// oxidationJSON is a rapid thermal oxidation: 60 s at 1000 °C in 50 % O2.
 const oxidationJSON = `{
     "segments": [
         {"target_temp_c": 700, "duration_s": 20, "ramp_rate_c_s": 50},

@@ -17,17 +17,20 @@ import (
 
 // Recipe limits (the specification's "RTP"; seed §2.5).
 const (
-	MinTempC        = 400.0  // lowest segment target
-	MaxTempC        = 1200.0 // highest segment or initial temperature
-	AmbientC        = 20.0   // lowest initial temperature
-	MaxRampUpCS     = 100.0  // fastest ramp up, °C/s
-	MaxRampDownCS   = 50.0   // fastest ramp down, °C/s
-	MaxSegmentS     = 300.0  // longest hold of one segment
-	MaxSegments     = 50     // most segments in a recipe
-	MaxN2SLM        = 20.0
-	MaxO2SLM        = 5.0
-	MaxGain         = 100.0 // bound on each of pid_kp, pid_ki, pid_kd
-	MaxProcessTimeS = 7200  // longest recipe (ramps and holds), the 2 h soft limit
+	MinTempC         = 400.0  // lowest segment target
+	MaxTempC         = 1200.0 // highest segment or initial temperature
+	AmbientC         = 20.0   // lowest initial temperature
+	MaxRampUpCS      = 100.0  // fastest ramp up, °C/s
+	MaxRampDownCS    = 50.0   // fastest ramp down, °C/s
+	MaxSegmentS      = 300.0  // longest hold of one segment
+	MaxSegments      = 50     // most segments in a recipe
+	MaxN2SLM         = 20.0
+	MaxO2SLM         = 5.0
+	MaxGain          = 100.0 // bound on each of pid_kp, pid_ki, pid_kd
+	MinMPCHorizon    = 13    // the MPC's last blocked move starts at step 12
+	MaxMPCHorizon    = 100
+	MaxMPCMoveWeight = 1e4
+	MaxProcessTimeS  = 7200 // longest recipe (ramps and holds), the 2 h soft limit
 )
 
 // Controller types.
@@ -72,14 +75,19 @@ type SimulateFault struct {
 
 // Recipe is an RTP recipe with the API's JSON names.
 type Recipe struct {
-	Segments            []Segment            `json:"segments"`
-	InitialC            float64              `json:"initial_temp_c"`
-	N2SLM               float64              `json:"n2_flow_slm"`
-	O2SLM               float64              `json:"o2_flow_slm"`
-	ControllerType      string               `json:"controller_type"`
-	Kp                  float64              `json:"pid_kp"`
-	Ki                  float64              `json:"pid_ki"`
-	Kd                  float64              `json:"pid_kd"`
+	Segments       []Segment `json:"segments"`
+	InitialC       float64   `json:"initial_temp_c"`
+	N2SLM          float64   `json:"n2_flow_slm"`
+	O2SLM          float64   `json:"o2_flow_slm"`
+	ControllerType string    `json:"controller_type"`
+	Kp             float64   `json:"pid_kp"`
+	Ki             float64   `json:"pid_ki"`
+	Kd             float64   `json:"pid_kd"`
+	// MPCHorizon and MPCMoveWeight, when set, replace the MPC's default
+	// prediction horizon Np (steps of 100 ms) and move suppression λ
+	// (°C²/%²); the tuner returns them for controller_type mpc.
+	MPCHorizon          int                  `json:"mpc_horizon,omitempty"`
+	MPCMoveWeight       float64              `json:"mpc_move_weight,omitempty"`
 	WaferID             string               `json:"wafer_id,omitempty"`
 	Implant             *ImplantContext      `json:"ion_implant_context,omitempty"`
 	LotID               string               `json:"lot_id,omitempty"`
@@ -166,6 +174,10 @@ func decodeRecipe(data []byte, r *Recipe, prefix string, ve *process.ValidationE
 			decodeValue(raw, &r.Ki, path, "number", ve)
 		case "pid_kd":
 			decodeValue(raw, &r.Kd, path, "number", ve)
+		case "mpc_horizon":
+			decodeValue(raw, &r.MPCHorizon, path, "integer", ve)
+		case "mpc_move_weight":
+			decodeValue(raw, &r.MPCMoveWeight, path, "number", ve)
 		case "wafer_id":
 			decodeValue(raw, &r.WaferID, path, "string", ve)
 		case "lot_id":
@@ -426,6 +438,10 @@ func (r Recipe) Validate() error {
 	rangeCheck("pid_kp", r.Kp, 0, MaxGain, "")
 	rangeCheck("pid_ki", r.Ki, 0, MaxGain, "")
 	rangeCheck("pid_kd", r.Kd, 0, MaxGain, "")
+	if r.MPCHorizon != 0 && (r.MPCHorizon < MinMPCHorizon || r.MPCHorizon > MaxMPCHorizon) {
+		ve.Add("mpc_horizon", r.MPCHorizon, fmt.Sprintf("%d–%d steps (0: default 30)", MinMPCHorizon, MaxMPCHorizon), "out of range")
+	}
+	rangeCheck("mpc_move_weight", r.MPCMoveWeight, 0, MaxMPCMoveWeight, "°C²/%² (0: default 20)")
 	if r.ControllerType == ControllerPID && r.Kp == 0 && r.Ki == 0 {
 		ve.Add("pid_kp", r.Kp, "pid_kp > 0 or pid_ki > 0", "a PID needs proportional or integral action")
 	}

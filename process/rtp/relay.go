@@ -2,6 +2,7 @@ package rtp
 
 import (
 	"errors"
+	"fmt"
 	"math"
 )
 
@@ -185,4 +186,34 @@ func analyseStep(y []float64, r, step, ts float64) StepResponse {
 	}
 	s.SteadyErr = math.Abs(m / float64(len(tail)))
 	return s
+}
+
+// FOPDT is a first-order-plus-dead-time model K·e^{−θs}/(τs + 1), in the
+// units of the experiment that identified it.
+type FOPDT struct {
+	K      float64 `json:"k"`
+	TauS   float64 `json:"tau_s"`
+	ThetaS float64 `json:"theta_s"`
+}
+
+// IdentifyFOPDT returns the FOPDT whose relay limit cycle is r, given the
+// plant's static gain k (in r's units). For an ideal relay ±d with
+// hysteresis ε on an FOPDT plant the cycle is exact: the output peaks at
+// a = Kd − (Kd − ε)e^{−θ/τ} after the switch at ε, and a half period is
+// θ + τ·ln((Kd + a)/(Kd − ε)), which give
+//
+//	τ = Pu / (2 ln((Kd + a)/(Kd − a))),  θ = τ ln((Kd − ε)/(Kd − a)).
+//
+// (With ε = 0 and the reference's FOPDT(1, 10, 1), d = 1: a = 0.09516,
+// Pu = 3.818 s → τ = 10, θ = 1.) A plant that is not FOPDT gets the FOPDT
+// with the same static gain and limit cycle.
+func IdentifyFOPDT(k float64, r Relay) (FOPDT, error) {
+	kd := k * r.RelayPct
+	a, eps := r.AmplitudeC, r.HystC
+	if !(k > 0) || !(a > eps) || !(kd > a) || !(r.Pu > 0) {
+		return FOPDT{}, fmt.Errorf("identify FOPDT: gain %g, relay %g, amplitude %g, hysteresis %g, period %g: no FOPDT has this cycle", k, r.RelayPct, a, eps, r.Pu)
+	}
+	tau := r.Pu / (2 * math.Log((kd+a)/(kd-a)))
+	theta := tau * math.Log((kd-eps)/(kd-a))
+	return FOPDT{K: k, TauS: tau, ThetaS: theta}, nil
 }

@@ -152,7 +152,11 @@ func (p Params) GainCPerPct(tempC, flowSLM float64) float64 {
 // derivative returns dT/dt (K/s) and dP/dt (W/s) of the wafer at tempC with
 // lamp output lampW for a lamp target targetW.
 func (p Params) derivative(tempC, lampW, targetW, flowSLM float64) (dT, dP float64) {
-	dT = (p.absorptivity(tempC)*lampW - p.LossW(tempC, flowSLM)) / p.HeatCapacityJK(tempC)
+	// ε(T) once for absorption and radiation (it is the costly part).
+	eps := p.Emissivity(tempC)
+	t, tw := tempC+zeroC, p.WallTempK
+	loss := 2*p.AreaM2*eps*StefanBoltzmann*(t*t*t*t-tw*tw*tw*tw) + p.ConvectedW(tempC, flowSLM)
+	dT = (p.Absorptivity*eps/p.EmissivityHigh*lampW - loss) / p.HeatCapacityJK(tempC)
 	dP = (targetW - lampW) / p.LampTauS
 	return dT, dP
 }

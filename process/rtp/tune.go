@@ -31,7 +31,6 @@ const (
 	tuneRampC      = 150.0
 	tuneRampRateCS = 50.0
 	tuneSeed       = 0x7e57 // the tuner's own noise seed: tuning is deterministic
-	maxOvershoot   = 2.0    // % — what minimize_overshoot guarantees
 )
 
 // TuneRequest is the body of POST /api/rtp/tune/controller.
@@ -59,15 +58,68 @@ type Performance struct {
 	AvgRampErrorC  float64 `json:"avg_ramp_error_c"`
 }
 
-// Candidate is one tuning rule the tuner simulated.
-type Candidate struct {
-	Rule        string      `json:"rule"`
-	Parameters  Gains       `json:"parameters"`
-	Performance Performance `json:"performance"`
+// RecipePerformance is what runs of the user's recipe with a controller
+// report, under the run result's names (see Metrics): the worst overshoot
+// after a ramp, the mean |error| while ramping and the settling time of
+// the first hold at the peak (−1: it never settled within ±1 °C), as the
+// mean over Runs pyrometer-noise seeds (Runs = 0: one noise-free run, the
+// optimiser's objective).
+type RecipePerformance struct {
+	MaxOvershootC float64 `json:"max_overshoot_c"`
+	AvgRampErrorC float64 `json:"avg_ramp_error_c"`
+	SettlingTimeS float64 `json:"settling_time_s"`
+	Runs          int     `json:"runs"`
+	Spread        *Spread `json:"spread,omitempty"` // over the noise seeds
 }
 
-// TuneResult is the tuner's answer, with the seed's JSON names plus the
-// relay experiment, the rule chosen and every candidate it simulated.
+// Spread is the standard deviation of each metric over noise seeds: how
+// far one real run may fall from the mean by pyrometer noise alone.
+type Spread struct {
+	MaxOvershootC float64 `json:"max_overshoot_c"`
+	AvgRampErrorC float64 `json:"avg_ramp_error_c"`
+	SettlingTimeS float64 `json:"settling_time_s"`
+}
+
+// Candidate is one set of gains the tuner simulated: a tuning rule (or
+// the optimiser's result, or the recipe's own gains), its performance in
+// the step and ramp tests, and on the user's recipe.
+type Candidate struct {
+	Rule              string             `json:"rule"`
+	Parameters        Gains              `json:"parameters"`
+	Performance       Performance        `json:"performance"`
+	RecipePerformance *RecipePerformance `json:"recipe_performance,omitempty"`
+}
+
+// MPCParameters are the MPC's tuning: prediction horizon Np (100 ms
+// steps) and move suppression λ (°C²/%²); a recipe takes them as
+// mpc_horizon and mpc_move_weight.
+type MPCParameters struct {
+	Horizon    int     `json:"mpc_horizon"`
+	MoveWeight float64 `json:"mpc_move_weight"`
+}
+
+// MPCCandidate is one MPC tuning the tuner simulated on the recipe.
+type MPCCandidate struct {
+	Parameters        MPCParameters     `json:"parameters"`
+	RecipePerformance RecipePerformance `json:"recipe_performance"`
+}
+
+// Limits are the bounds the tuner keeps the metrics it is not asked to
+// optimise within: no worse than the recipe's own controller by more than
+// 20 % (or an absolute slack: 0.5 °C, 0.5 °C, 1 s). 0 means no limit.
+type Limits struct {
+	MaxOvershootC float64 `json:"max_overshoot_c,omitempty"`
+	AvgRampErrorC float64 `json:"avg_ramp_error_c,omitempty"`
+	SettlingTimeS float64 `json:"settling_time_s,omitempty"`
+}
+
+// TuneResult is the tuner's answer, with the seed's JSON names
+// (controller_type, parameters, expected_performance, tuning_method) plus
+// the relay experiment, the model identified from it, every candidate,
+// the limits, and the chosen controller's predicted performance on the
+// recipe beside the recipe's own (current). For controller_type mpc,
+// mpc_parameters and mpc_candidates carry the MPC tuning; parameters then
+// holds the PID gains the same optimisation found, for a PID fallback.
 type TuneResult struct {
 	ControllerType      string      `json:"controller_type"`
 	Parameters          Gains       `json:"parameters"`
@@ -76,6 +128,16 @@ type TuneResult struct {
 	Relay               Relay       `json:"relay"`
 	Rule                string      `json:"rule"`
 	Candidates          []Candidate `json:"candidates"`
+
+	OptimizationTarget string            `json:"optimization_target"`
+	Model              FOPDT             `json:"model"`
+	Limits             Limits            `json:"limits"`
+	Predicted          RecipePerformance `json:"predicted_performance"`
+	Current            Candidate         `json:"current"`
+	CurrentMPC         *MPCCandidate     `json:"current_mpc,omitempty"`
+	MPCParameters      *MPCParameters    `json:"mpc_parameters,omitempty"`
+	MPCCandidates      []MPCCandidate    `json:"mpc_candidates,omitempty"`
+	Evaluations        int               `json:"evaluations"`
 }
 
 // ParseTuneRequest decodes a tune request strictly, filling the recipe's
@@ -142,34 +204,41 @@ func (req TuneRequest) validate() error {
 	return ve.Err()
 }
 
-// Tune auto-tunes the temperature controller for a recipe by relay
-// feedback (Åström–Hägglund; physics reference §5.1–5.2):
+// Tune auto-tunes the temperature controller for the user's recipe
+// (physics reference §5.1–5.2, docs/tuning.md):
 //
-//  1. The simulated wafer is held at the recipe's peak set-point and an
-//     ideal relay of ±5 % lamp power with ±1 °C hysteresis is closed
-//     around it for 30 s; the limit cycle gives Ku = 4d/(π√(a² − ε²)) (in
-//     % lamp per % of the pyrometer span, the PID's units) and Pu.
-//  2. Every rule of Rules turns (Ku, Pu) into gains, also tried at ½, ¼
-//     and ⅛ of their size (same Ti and Td), and each candidate
-//     runs two closed-loop simulations of the engine's own controller
-//     (PID with the model feed-forward and hold-only integration): a 50 °C
-//     set-point step into the peak, and a 150 °C ramp at 50 °C/s into it.
-//  3. The target picks: minimize_overshoot the least overshoot (the gains
-//     are detuned until it is below 2 %), minimize_settling_time the
-//     shortest 2 % settling time, minimize_ramp_error the least ramp error;
-//     ties go to the shorter settling time.
+//  1. Identify: at the recipe's peak set-point an ideal relay of ±5 % lamp
+//     with ±1 °C hysteresis runs for 30 s (Ku, Pu), an open-loop step of
+//     the lamps gives the static gain K, and the two give an FOPDT model
+//     (K, τ, θ) exactly for a FOPDT plant (IdentifyFOPDT).
+//  2. Start from rules: every rule of Rules on (Ku, Pu) and the IMC/SIMC
+//     rules on the FOPDT, each at full, ½ and ¼ size, plus the recipe's own
+//     gains, each simulated on the user's recipe (the engine itself,
+//     noise-free).
+//  3. Optimise: a pattern search in log-gain space from the best feasible
+//     start minimises the target (minimize_overshoot: max_overshoot_c,
+//     minimize_ramp_error: avg_ramp_error_c, minimize_settling_time:
+//     settling_time_s) while the other two stay within Limits of the
+//     recipe's own gains.
+//  4. Predict: the chosen and the recipe's own gains run the recipe with
+//     four pyrometer-noise seeds; if the recipe's own do better on the
+//     target, they are kept (a tuner never returns worse than it got).
 //
-// The reported performance is what the simulation measured with the
-// reported (rounded) gains. For controller_type mpc the relay and the
-// PID gains are the same (a PID fallback: the recipe has no MPC
-// parameters), and the performance is the MPC's own in the same tests.
-// Tune is deterministic. It returns a *process.ValidationError for an
-// invalid request.
+// For controller_type mpc the same is done over the MPC's horizon and
+// move weight (mpc_parameters). The step-test performance of the chosen
+// gains stays in expected_performance for old clients. Tune is
+// deterministic. It returns a *process.ValidationError for an invalid
+// request.
 func Tune(req TuneRequest) (TuneResult, error) {
 	if err := req.validate(); err != nil {
 		return TuneResult{}, err
 	}
 	r := req.Recipe
+	r.ControllerType = ControllerPID
+	if r.Kp == 0 && r.Ki == 0 {
+		r.Kp = DefaultKp
+	}
+	r.SimulateDisturbance, r.SimulateFault = nil, nil
 	flow := r.N2SLM + r.O2SLM
 	prof := NewProfile(r.InitialC, r.Segments)
 	peak := max(prof.PeakC(), MinTempC)
@@ -178,39 +247,58 @@ func Tune(req TuneRequest) (TuneResult, error) {
 	if err != nil {
 		return TuneResult{}, fmt.Errorf("tune at %.0f °C: %w", peak, err)
 	}
-	res := TuneResult{ControllerType: req.ControllerType, TuningMethod: TuningMethod, Relay: relay}
+	model, err := IdentifyFOPDT(staticGainAt(peak, flow), relay)
+	if err != nil {
+		return TuneResult{}, fmt.Errorf("tune at %.0f °C: %w", peak, err)
+	}
+	res := TuneResult{ControllerType: req.ControllerType, TuningMethod: TuningMethod, Relay: relay, Model: model,
+		OptimizationTarget: req.OptimizationTarget}
+	o := &optimiser{recipe: r, target: req.OptimizationTarget, cache: map[Gains]RecipePerformance{}}
+
+	own := Gains{Kp: r.Kp, Ki: r.Ki, Kd: r.Kd}
+	ownPerf := o.eval(own)
+	o.limits = limitsFrom(ownPerf, o.target)
+	res.Limits = o.limits
+
+	starts := []Candidate{{Rule: "recipe", Parameters: own}}
 	for _, rule := range Rules {
 		kp, ki, kd := rule.Gains(relay.Ku, relay.Pu)
-		for _, f := range detune {
-			g := Gains{Kp: sig3(kp * f), Ki: sig3(ki * f), Kd: sig3(kd * f)}
-			if g.Kp > MaxGain || g.Ki > MaxGain || g.Kd > MaxGain {
-				continue
-			}
-			name := rule.Name
-			if f != 1 {
-				name = fmt.Sprintf("%s ×%g", rule.Name, f)
-			}
-			res.Candidates = append(res.Candidates, Candidate{Rule: name, Parameters: g, Performance: evaluatePID(g, peak, flow)})
+		starts = append(starts, scaled(rule.Name, kp, ki, kd)...)
+	}
+	for _, rule := range modelRules(model) {
+		starts = append(starts, scaled(rule.name, rule.kp, rule.ki, rule.kd)...)
+	}
+	best := -1
+	for i := range starts {
+		rp := o.eval(starts[i].Parameters)
+		starts[i].RecipePerformance = &rp
+		if best < 0 || o.score(rp) < o.score(*starts[best].RecipePerformance) {
+			best = i
 		}
 	}
-	best := pick(res.Candidates, req.OptimizationTarget)
-	if best < 0 {
-		return TuneResult{}, fmt.Errorf("tune at %.0f °C: no rule gave a settling loop", peak)
+	opt := o.search(starts[best].Parameters)
+	optPerf := o.eval(opt)
+	chosen := Candidate{Rule: "optimised from " + starts[best].Rule, Parameters: opt, RecipePerformance: &optPerf}
+	res.Candidates = append(starts, chosen)
+	for i := range res.Candidates {
+		res.Candidates[i].Performance = evaluatePID(res.Candidates[i].Parameters, peak, flow)
 	}
-	c := res.Candidates[best]
-	if req.OptimizationTarget == MinimizeOvershoot {
-		rule := c.Rule
-		for i := 0; c.Performance.OvershootPct >= maxOvershoot && i < 20; i++ {
-			g := Gains{Kp: sig3(c.Parameters.Kp * 0.8), Ki: sig3(c.Parameters.Ki * 0.7), Kd: sig3(c.Parameters.Kd * 0.8)}
-			c = Candidate{Rule: rule, Parameters: g, Performance: evaluatePID(g, peak, flow)}
-			rule = fmt.Sprintf("%s detuned %d×", res.Candidates[best].Rule, i+1)
-		}
-		c.Rule = rule
+
+	// Predict with noise, and never return worse than the recipe's own.
+	cur := Candidate{Rule: "recipe", Parameters: own, Performance: evaluatePID(own, peak, flow)}
+	curNoisy := o.noisy(func(e *Recipe) { e.Kp, e.Ki, e.Kd = own.Kp, own.Ki, own.Kd })
+	cur.RecipePerformance = &curNoisy
+	pred := o.noisy(func(e *Recipe) { e.Kp, e.Ki, e.Kd = opt.Kp, opt.Ki, opt.Kd })
+	if targetValue(pred, o.target) > targetValue(curNoisy, o.target) {
+		chosen, pred = cur, curNoisy
+		chosen.Rule = "recipe (no candidate did better on the target)"
 	}
-	res.Rule, res.Parameters, res.ExpectedPerformance = c.Rule, c.Parameters, c.Performance
+	res.Current = cur
+	res.Rule, res.Parameters, res.ExpectedPerformance, res.Predicted = chosen.Rule, chosen.Parameters, evaluatePID(chosen.Parameters, peak, flow), pred
 	if req.ControllerType == ControllerMPC {
-		res.ExpectedPerformance = evaluate(peak, flow, func(l *loop) { l.mpc = NewMPC(DefaultParams, flow, process.Period) })
+		o.tuneMPC(&res)
 	}
+	res.Evaluations = o.evals
 	return res, nil
 }
 
@@ -225,40 +313,6 @@ func (req *TuneRequest) UnmarshalJSON(data []byte) error {
 }
 
 var _ json.Unmarshaler = (*TuneRequest)(nil)
-
-// detune are the factors each rule's gains are also tried at: the
-// feed-forward carries most of an RTP ramp, so the rules' full gains
-// (designed for feedback alone) are often more than the loop needs.
-var detune = []float64{1, 0.5, 0.25, 0.125}
-
-// pick returns the index of the best candidate for target among those
-// that settled, or −1.
-func pick(cs []Candidate, target string) int {
-	best := -1
-	score := func(p Performance) float64 {
-		switch target {
-		case MinimizeOvershoot:
-			return p.OvershootPct
-		case MinimizeRampError:
-			return p.AvgRampErrorC
-		}
-		return p.SettlingTimeS
-	}
-	for i, c := range cs {
-		if c.Performance.SettlingTimeS < 0 {
-			continue
-		}
-		if best < 0 {
-			best = i
-			continue
-		}
-		s, b := score(c.Performance), score(cs[best].Performance)
-		if s < b-1e-9 || (math.Abs(s-b) <= 1e-9 && c.Performance.SettlingTimeS < cs[best].Performance.SettlingTimeS) {
-			best = i
-		}
-	}
-	return best
-}
 
 // relayAt runs the relay experiment on the simulated wafer held at tempC.
 func relayAt(tempC, flowSLM float64) (Relay, error) {
