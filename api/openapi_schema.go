@@ -62,7 +62,31 @@ var successes = map[string]success{
 	"GET /api/spc/charts":                   {status: 200, body: chartList{}, name: "ChartList"},
 	"GET /api/r2r/threads":                  {status: 200, body: threadList{}, name: "ThreadList"},
 	"GET /api/runs/:run_id/events":          {status: 200, body: eventPage{}, name: "EventPage"},
+	"GET /api/auth/me":                      {status: 200, body: me{}, name: "Me"},
+	"GET /api/ion/runs/:run_id/profile":     {status: 200, body: object{}, name: "Object"},
+
+	// Recipes, lots and schedules: JSON objects (schemas still to write).
+	"POST /api/recipes":                                   {status: 201, body: object{}, name: "Object"},
+	"GET /api/recipes":                                    {status: 200, body: object{}, name: "Object"},
+	"GET /api/recipes/:recipe":                            {status: 200, body: object{}, name: "Object"},
+	"GET /api/recipes/:recipe/versions/:version":          {status: 200, body: object{}, name: "Object"},
+	"POST /api/recipes/:recipe/versions/:version/approve": {status: 200, body: object{}, name: "Object"},
+	"GET /api/recipes/:recipe/diff":                       {status: 200, body: object{}, name: "Object"},
+	"POST /api/lots":                                      {status: 201, body: object{}, name: "Object"},
+	"GET /api/lots":                                       {status: 200, body: object{}, name: "Object"},
+	"GET /api/lots/:lot_id":                               {status: 200, body: object{}, name: "Object"},
+	"POST /api/lots/:lot_id/cancel":                       {status: 202, body: object{}, name: "Object"},
+	"POST /api/lots/:lot_id/pause":                        {status: 202, body: object{}, name: "Object"},
+	"POST /api/lots/:lot_id/resume":                       {status: 202, body: object{}, name: "Object"},
+	"POST /api/schedules":                                 {status: 201, body: object{}, name: "Object"},
+	"GET /api/schedules":                                  {status: 200, body: object{}, name: "Object"},
+	"GET /api/schedules/:schedule_id":                     {status: 200, body: object{}, name: "Object"},
+	"POST /api/schedules/:schedule_id/pause":              {status: 202, body: object{}, name: "Object"},
+	"POST /api/schedules/:schedule_id/resume":             {status: 202, body: object{}, name: "Object"},
 }
+
+// object stands for a JSON object whose schema is not written yet.
+type object struct{}
 
 // statusBody answers /healthz and /readyz.
 type statusBody struct {
@@ -89,6 +113,7 @@ var (
 	marshalerType = reflect.TypeFor[json.Marshaler]()
 	textType      = reflect.TypeFor[encoding.TextMarshaler]()
 	runViewType   = reflect.TypeFor[runView]()
+	objectType    = reflect.TypeFor[object]()
 )
 
 // component registers t's schema under name and returns a reference to it.
@@ -106,6 +131,8 @@ func (g *schemaGen) schema(t reflect.Type) map[string]any {
 		return map[string]any{"type": "string", "format": "date-time"}
 	case t == rawType:
 		return map[string]any{}
+	case t == objectType:
+		return map[string]any{"type": "object"}
 	case t == runViewType:
 		// A run's fields, and its results flattened in beside them
 		// (see docs/results.md): any further property.

@@ -146,6 +146,39 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 	v.check(http.MethodDelete, "/api/auth/api-keys/"+key.ID, admin, nil, 200)
 	v.check(http.MethodPost, "/api/auth/token", "", []byte(`{"api_key":"`+key.Key+`"}`), 401)
 
+	// Who am I, and an ion run's depth profile.
+	v.check(http.MethodGet, "/api/auth/me", viewer, nil, 200)
+	v.check(http.MethodGet, "/api/ion/runs/"+ionRun.RunID+"/profile", admin, nil, 200)
+
+	// Recipes (an engineer writes, an admin approves), lots, schedules.
+	eng := issue(t, secret, "engineer", "org-1")
+	library := `{"species":"P","energy_kev":40,"dose_atoms_cm2":1e15,"tilt_deg":7,"beam_current_ma":5}`
+	v.check(http.MethodPost, "/api/recipes", eng, []byte(`{"name":"p_40kev","kind":"ion","recipe":`+library+`}`), 201)
+	v.check(http.MethodGet, "/api/recipes", eng, nil, 200)
+	v.check(http.MethodGet, "/api/recipes/p_40kev", eng, nil, 200)
+	v.check(http.MethodGet, "/api/recipes/p_40kev/versions/1", eng, nil, 200)
+	v.check(http.MethodPost, "/api/recipes/p_40kev/versions/1/approve", admin, nil, 200)
+	v.check(http.MethodGet, "/api/recipes/p_40kev/diff?from=1&to=1", eng, nil, 200)
+	var lot struct {
+		Lot struct {
+			LotID string `json:"lot_id"`
+		} `json:"lot"`
+	}
+	v.decode(v.check(http.MethodPost, "/api/lots", admin, []byte(`{"recipe":{"name":"p_40kev"},"wafer_count":2}`), 201), &lot)
+	v.check(http.MethodGet, "/api/lots", admin, nil, 200)
+	v.check(http.MethodGet, "/api/lots/"+lot.Lot.LotID, admin, nil, 200)
+	for _, verb := range []string{"pause", "resume", "cancel"} {
+		v.check(http.MethodPost, "/api/lots/"+lot.Lot.LotID+"/"+verb, admin, nil, 202, 409)
+	}
+	var sched struct {
+		ScheduleID string `json:"schedule_id"`
+	}
+	v.decode(v.check(http.MethodPost, "/api/schedules", eng, []byte(`{"recipe":{"name":"p_40kev"},"kind":"ion","cron":"@hourly"}`), 201), &sched)
+	v.check(http.MethodGet, "/api/schedules", eng, nil, 200)
+	v.check(http.MethodGet, "/api/schedules/"+sched.ScheduleID, eng, nil, 200)
+	v.check(http.MethodPost, "/api/schedules/"+sched.ScheduleID+"/pause", eng, nil, 202)
+	v.check(http.MethodPost, "/api/schedules/"+sched.ScheduleID+"/resume", eng, nil, 202)
+
 	// Refusals, each with the Error body.
 	v.check(http.MethodGet, "/api/jobs", "", nil, 401)
 	v.check(http.MethodPost, "/api/ion/runs", viewer, ion, 403)
