@@ -204,7 +204,11 @@ func (a *runActor) recover() ([]events.Payload, error) {
 	a.engine = eng
 	var missing []events.Payload
 	for !a.run.RecoveredTo() && !a.run.Done() {
+		before := a.run.StepsTaken()
 		missing = append(missing, a.run.Advance(eng.Step(), eng.SafeState())...)
+		if a.run.StepsTaken() == before {
+			return nil, fmt.Errorf("fast-forward stalled at step %d of %d", before, a.run.Steps)
+		}
 	}
 	return missing, nil
 }

@@ -454,10 +454,12 @@ func round2(x float64) float64 { return math.Round(x*100) / 100 }
 // recovering its engine by fast-forward) records nothing again but what
 // the log lacks of it: its alarms, its fault, its time limit.
 func (r *Run) Advance(res process.StepResult, safe string) []events.Payload {
-	if r.Status.State != Running || r.done {
+	recorded := res.N < r.Steps
+	// A paused run's engine is fast-forwarded too (recovery), but steps
+	// on only while running.
+	if r.done || !(r.Status.State == Running || r.Status.State == Paused && recorded) {
 		return nil
 	}
-	recorded := res.N < r.Steps
 	r.stepN = res.N + 1
 	r.lastProg, r.lastName, r.lastTime = res.Progress, res.StepName, res.TimeS
 	if !recorded {

@@ -418,3 +418,49 @@ func TestPropertyRandomCommandSequences(t *testing.T) {
 		}
 	}
 }
+
+// A paused run recovers too: its engine is fast-forwarded through the
+// recorded steps (and no further) while it stays paused.
+func TestAdvanceFastForwardsAPausedRun(t *testing.T) {
+	r := given(t, histories[run.Running]...)
+	eng := stepper(t, r, `{"steps":40}`, nil)
+	for r.StepsTaken() < 20 {
+		apply(t, r, r.Advance(eng.Step(), eng.SafeState())...)
+	}
+	apply(t, r, r.Flush()...)
+	ps, err := r.Decide(run.Pause{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, r, ps...)
+	// A new host loads the paused run and fast-forwards.
+	recovered := run.New(r.ID, policy)
+	apply(t, recovered, append(append([]events.Payload{}, histories[run.Running]...), telemetryOf(t, r)...)...)
+	apply(t, recovered, ps...)
+	eng2 := stepper(t, recovered, `{"steps":40}`, nil)
+	for i := 0; !recovered.RecoveredTo(); i++ {
+		if i > 100 {
+			t.Fatalf("fast-forward of a paused run never caught up: %d of %d steps", recovered.StepsTaken(), recovered.Steps)
+		}
+		if ps := recovered.Advance(eng2.Step(), eng2.SafeState()); len(ps) != 0 {
+			t.Fatalf("fast-forward of a paused run appends %v", typesOf(ps))
+		}
+	}
+	if got := recovered.Advance(eng2.Step(), eng2.SafeState()); got != nil || recovered.StepsTaken() != 20 {
+		t.Errorf("a paused run stepped on live: %v, steps %d", typesOf(got), recovered.StepsTaken())
+	}
+}
+
+// telemetryOf rebuilds the telemetry a run recorded, as its log holds it.
+func telemetryOf(t *testing.T, r *run.Run) []events.Payload {
+	t.Helper()
+	probe := given(t, histories[run.Running]...)
+	eng := stepper(t, probe, `{"steps":40}`, nil)
+	var out []events.Payload
+	for probe.StepsTaken() < r.Steps {
+		ps := probe.Advance(eng.Step(), eng.SafeState())
+		apply(t, probe, ps...)
+		out = append(out, ps...)
+	}
+	return out
+}
