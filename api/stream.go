@@ -82,9 +82,13 @@ type StreamConfig struct {
 	// principal runs at once (default 2); its other sockets wait their
 	// turn before they subscribe, holding nothing.
 	MaxReplaysPerPrincipal int
-	// MaxReplays caps the replays of the node at once (default 8), so
+	// MaxReplays caps the replays of the node at once (default 4), so
 	// the memory replays hold stays below MaxReplays × ReplayPage records.
 	MaxReplays int
+	// ReplayRate caps the events per second one replay sends (default
+	// 1,000): history reads share the event store's lock with the
+	// appends of every run, so an unpaced replay slows them all.
+	ReplayRate int
 }
 
 func (c StreamConfig) withDefaults() StreamConfig {
@@ -110,7 +114,10 @@ func (c StreamConfig) withDefaults() StreamConfig {
 		c.MaxReplaysPerPrincipal = 2
 	}
 	if c.MaxReplays <= 0 {
-		c.MaxReplays = 8
+		c.MaxReplays = 4
+	}
+	if c.ReplayRate <= 0 {
+		c.ReplayRate = 1000
 	}
 	return c
 }
@@ -353,6 +360,32 @@ type session struct {
 	last      *StreamMessage
 	live      bool
 	artifacts map[string][]streamArtifact // by job: what completed lists
+
+	paceStart time.Time // when the replay began, for ReplayRate
+	paced     int       // events the replay read since
+}
+
+// pace waits, after a replay read n more events, until the replay is no
+// faster than ReplayRate.
+func (ss *session) pace(n int) error {
+	if ss.paceStart.IsZero() {
+		ss.paceStart = time.Now()
+	}
+	ss.paced += n
+	wait := time.Until(ss.paceStart.Add(time.Duration(float64(ss.paced) / float64(ss.st.cfg.ReplayRate) * float64(time.Second))))
+	if wait <= 0 {
+		return nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ss.h.down:
+		return errShuttingDown
+	case <-ss.gone:
+		return errClientGone
+	}
 }
 
 // serve runs a session on an upgraded socket: its goroutine writes, one
@@ -618,6 +651,9 @@ func (ss *session) replayRun(stream string) error {
 		if len(recs) < page {
 			return nil
 		}
+		if err := ss.pace(len(recs)); err != nil {
+			return err
+		}
 	}
 }
 
@@ -647,6 +683,9 @@ func (ss *session) replayOrg(string) error {
 		}
 		if len(recs) < page {
 			return nil
+		}
+		if err := ss.pace(len(recs)); err != nil {
+			return err
 		}
 	}
 }

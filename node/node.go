@@ -71,6 +71,7 @@ func (n *Node) start(ctx context.Context) (err error) {
 	cfg := n.cfg
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	var opts []nats.Option // of the connections to an external NATS
 	if cfg.NATSURL == "" {
 		n.server, err = jetstream.StartServer(jetstream.ServerConfig{DataDir: cfg.DataDir, Sync: !cfg.NoSync,
 			ListenAddr: cfg.NATSListen, Logger: cfg.Logger,
@@ -81,7 +82,7 @@ func (n *Node) start(ctx context.Context) (err error) {
 		}
 		n.nc, err = n.server.Connect(nats.Name("spectra-" + cfg.Node))
 	} else {
-		opts := []nats.Option{nats.Name("spectra-" + cfg.Node), nats.MaxReconnects(-1)}
+		opts = []nats.Option{nats.Name("spectra-" + cfg.Node), nats.MaxReconnects(-1)}
 		if cfg.NATSUser != "" {
 			opts = append(opts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword))
 		}
@@ -98,8 +99,16 @@ func (n *Node) start(ctx context.Context) (err error) {
 		return err
 	}
 
+	// Reads get their own connection: the server answers a connection's
+	// direct gets in line, so a replay would hold the appends behind it.
+	readConn := func() (*nats.Conn, error) {
+		return nats.Connect(cfg.NATSURL, append(opts, nats.Name("spectra-"+cfg.Node+"-reads"))...)
+	}
+	if n.server != nil {
+		readConn = func() (*nats.Conn, error) { return n.server.Connect(nats.Name("spectra-" + cfg.Node + "-reads")) }
+	}
 	if err = n.retry(ctx, "event store", func(ctx context.Context) (err error) {
-		n.store, err = openStore(ctx, n.nc, cfg)
+		n.store, err = openStore(ctx, n.nc, readConn, cfg)
 		return err
 	}); err != nil {
 		return err
@@ -259,10 +268,11 @@ func (n *Node) start(ctx context.Context) (err error) {
 
 // openStore opens the event store cfg.EventStore names. It returns a nil
 // interface on error (never a typed nil pointer), so Close can test it.
-func openStore(ctx context.Context, nc *nats.Conn, cfg Config) (events.Store, error) {
+func openStore(ctx context.Context, nc *nats.Conn, readConn func() (*nats.Conn, error), cfg Config) (events.Store, error) {
 	switch {
 	case cfg.EventStore == "jetstream":
-		st, err := jetstream.New(ctx, nc, jetstream.Options{Logger: cfg.Logger.With("component", "store"), Replicas: cfg.replicas()})
+		st, err := jetstream.New(ctx, nc, jetstream.Options{Logger: cfg.Logger.With("component", "store"), Replicas: cfg.replicas(),
+			ReadConn: readConn})
 		if err != nil {
 			return nil, err
 		}

@@ -40,7 +40,7 @@ func (s *Store) tail(ctx context.Context, subj string) (tail, error) {
 // the sequence after the last message read (from when none was), left how
 // many matching messages followed when the server answered.
 func (s *Store) page(ctx context.Context, from uint64, filter string, max int) (recs []events.Record, next uint64, left int, err error) {
-	it, err := jetstreamext.GetBatch(ctx, s.js, s.name, max,
+	it, err := jetstreamext.GetBatch(ctx, s.rjs, s.name, max,
 		jetstreamext.GetBatchSeq(from), jetstreamext.GetBatchSubject(filter))
 	if err != nil {
 		return nil, from, 0, fmt.Errorf("read from %d: %w", from, err)
@@ -68,17 +68,17 @@ func (s *Store) page(ctx context.Context, from uint64, filter string, max int) (
 // scan hands fn, in order, the events of the messages from sequence from
 // on whose subject matches filter and that were in the log when the scan
 // started, until fn returns false. known is how many such messages the
-// caller knows of, or -1. A few events come by batch direct gets; when more than pageSize are
+// caller knows of, or -1; batch how many messages a direct get asks for. A few events come by batch direct gets; when more than pageSize are
 // known to remain, an ordered consumer streams them: it costs a consumer
 // but delivers about twice as fast (the server rewrites every message's
 // headers for a direct get).
-func (s *Store) scan(ctx context.Context, from uint64, filter string, known int, fn func(events.Record) bool) error {
+func (s *Store) scan(ctx context.Context, from uint64, filter string, known, batch int, fn func(events.Record) bool) error {
 	left := known
 	for {
 		if left > consumeOver {
 			return s.consume(ctx, from, filter, left, fn)
 		}
-		recs, next, l, err := s.page(ctx, from, filter, pageSize)
+		recs, next, l, err := s.page(ctx, from, filter, batch)
 		if err != nil {
 			return err
 		}
@@ -98,7 +98,7 @@ func (s *Store) scan(ctx context.Context, from uint64, filter string, known int,
 // sequence from on (they must exist: an ordered consumer waits for more)
 // to fn.
 func (s *Store) consume(ctx context.Context, from uint64, filter string, n int, fn func(events.Record) bool) error {
-	cons, err := s.js.OrderedConsumer(ctx, s.name, jetstream.OrderedConsumerConfig{
+	cons, err := s.rjs.OrderedConsumer(ctx, s.name, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{filter},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    from,
@@ -179,7 +179,7 @@ func (s *Store) readRange(ctx context.Context, subj string, from uint64, n int, 
 		return nil, err
 	}
 	out := make([]events.Record, 0, n)
-	err = s.scan(ctx, seq, subj, -1, func(r events.Record) bool {
+	err = s.scan(ctx, seq, subj, -1, min(n, pageSize), func(r events.Record) bool {
 		if r.Revision >= from {
 			out = append(out, r)
 		}
@@ -270,7 +270,11 @@ func (s *Store) ReadAll(ctx context.Context, after uint64, f events.Filter, limi
 		return []events.Record{}, nil
 	}
 	out := []events.Record{}
-	err := s.scan(ctx, max(1, messageOf(after)), filter, -1, func(r events.Record) bool {
+	batch := pageSize // a limit caps the first page too: messages hold at least one event each
+	if limit > 0 {
+		batch = min(limit+1, pageSize)
+	}
+	err := s.scan(ctx, max(1, messageOf(after)), filter, -1, batch, func(r events.Record) bool {
 		if r.Position > after && f.Match(r) {
 			out = append(out, r)
 		}

@@ -29,6 +29,11 @@ type Options struct {
 	// a re-sent event (default 2 minutes). Retries recognised by reading
 	// the stream back do not depend on it.
 	DuplicateWindow time.Duration
+	// ReadConn, when set, opens a second connection for history reads
+	// and subscriptions; the store closes it. The server answers a
+	// connection's direct gets in line, in order, so a replay's batch
+	// read on the appends' connection holds every append behind it.
+	ReadConn func() (*nats.Conn, error)
 }
 
 // DefaultStream is the JetStream stream of the log unless Options say
@@ -43,6 +48,8 @@ const maxBatch = 1000
 type Store struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
+	rjs    jetstream.JetStream // reads and subscriptions: js, or on Options.ReadConn
+	rnc    *nats.Conn          // Options.ReadConn's connection, closed by Close
 	stream jetstream.Stream
 	name   string
 	log    *slog.Logger
@@ -98,12 +105,18 @@ func New(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open event store: stream %s: %w", o.Stream, err)
 	}
-	life, kill := context.WithCancel(context.Background())
-	return &Store{
-		nc: nc, js: js, stream: st, name: o.Stream, log: o.Logger,
-		life: life, kill: kill,
-		tails: tailCache{m: map[string]tail{}},
-	}, nil
+	s := &Store{nc: nc, js: js, rjs: js, stream: st, name: o.Stream, log: o.Logger, tails: tailCache{m: map[string]tail{}}}
+	if o.ReadConn != nil {
+		if s.rnc, err = o.ReadConn(); err != nil {
+			return nil, fmt.Errorf("open event store: read connection: %w", err)
+		}
+		if s.rjs, err = jetstream.New(s.rnc); err != nil {
+			s.rnc.Close()
+			return nil, fmt.Errorf("open event store: read connection: %w", err)
+		}
+	}
+	s.life, s.kill = context.WithCancel(context.Background())
+	return s, nil
 }
 
 // Config configures Open.
@@ -140,8 +153,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("open event store: %w", err)
 		}
 		nc, err = srv.Connect(cfg.NATS...)
+		cfg.Options.ReadConn = func() (*nats.Conn, error) { return srv.Connect(cfg.NATS...) }
 	} else {
 		nc, err = nats.Connect(cfg.URL, cfg.NATS...)
+		cfg.Options.ReadConn = func() (*nats.Conn, error) { return nats.Connect(cfg.URL, cfg.NATS...) }
 	}
 	if err != nil {
 		if srv != nil {
@@ -173,6 +188,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.kill()
+		if s.rnc != nil {
+			s.rnc.Close()
+		}
 		if s.owned != nil {
 			s.owned()
 		}

@@ -152,7 +152,7 @@ func (sub *subscription) follow(ctx context.Context) (jetstream.MessagesContext,
 		return nil, err
 	}
 	s := sub.store
-	cons, err := s.js.OrderedConsumer(ctx, s.name, jetstream.OrderedConsumerConfig{
+	cons, err := s.rjs.OrderedConsumer(ctx, s.name, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{sub.subject},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    sub.next,
