@@ -294,7 +294,7 @@ func (e *Engine) Step() process.StepResult {
 
 	s := process.Sample{
 		FieldTime: e.t, FieldBeamCurrent: measMA, FieldPressure: e.pressure, FieldAnalyzer: analyzerV,
-		FieldDose: doseNow, FieldUniformity: unif, FieldWaferTemp: e.tempC,
+		FieldDose: doseNow, FieldUniformity: uniformPct(unif), FieldWaferTemp: e.tempC,
 	}
 	for _, f := range TelemetryFields {
 		e.tel[f] = append(e.tel[f], s[f])
@@ -437,7 +437,8 @@ func (e *Engine) Finish() process.Outcome {
 		DoseErrorPct:           doseErr,
 		IntegratedDoseAtomsCm2: measured,
 		DoseSetpointAtomsCm2:   target * e.scale,
-		DoseUniformityPct:      exact.sigmaPct,
+		DoseUniformityPct:      uniformPct(exact.sigmaPct),
+		DoseNonUniformityPct:   exact.sigmaPct,
 		VMPrediction: VMResult{
 			SheetResistanceOhmSq: finite(vm.SheetResistanceOhmSq),
 			JunctionDepthUm:      finite(vm.JunctionDepthUm),
@@ -469,7 +470,7 @@ func (e *Engine) Finish() process.Outcome {
 	}
 	out := process.Outcome{
 		Result:    result,
-		R2R:       &Observations{DoseErrorPct: doseErr, MeanBeamCurrentMA: meanI, DoseUniformityPct: exact.sigmaPct},
+		R2R:       &Observations{DoseErrorPct: doseErr, MeanBeamCurrentMA: meanI, DoseUniformityPct: uniformPct(exact.sigmaPct)},
 		Artifacts: e.artifacts(),
 	}
 	e.outcome = &out
@@ -491,3 +492,8 @@ func backgroundType(speciesName string) string {
 	}
 	return "p"
 }
+
+// uniformPct turns a 1σ non-uniformity (%) into the seed's "percent
+// uniform" convention, 100 − σ, floored at 0 (a half-painted wafer early in
+// the implant).
+func uniformPct(sigmaPct float64) float64 { return max(0, 100-sigmaPct) }

@@ -82,8 +82,12 @@ func TestEngineSeedExample(t *testing.T) {
 	if act := *vm.ActivationPct; act < 90 || act > 100 {
 		t.Errorf("VM activation = %.1f %%, want 90–100 after 1000 °C 10 s", act)
 	}
-	if u := res.DoseUniformityPct; u <= 0 || u > 0.5 {
-		t.Errorf("dose_uniformity_pct = %.3f, want within the 0.5 %% 1σ spec (physics reference §1.7)", u)
+	if u := res.DoseNonUniformityPct; u <= 0 || u > 0.5 {
+		t.Errorf("dose_nonuniformity_1sigma_pct = %.3f, want within the 0.5 %% 1σ spec (physics reference §1.7)", u)
+	}
+	// The seed's convention: percent uniform, 100 − 1σ.
+	if u := res.DoseUniformityPct; math.Abs(u-(100-res.DoseNonUniformityPct)) > 1e-12 || u < 99.5 {
+		t.Errorf("dose_uniformity_pct = %.3f with 1σ %.3f %%, want 100 − 1σ ≥ 99.5", u, res.DoseNonUniformityPct)
 	}
 	if _, err := json.Marshal(o.Result); err != nil {
 		t.Errorf("json.Marshal(Result) = %v", err)

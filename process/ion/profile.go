@@ -71,36 +71,7 @@ type VMPrediction struct {
 // annealed chemical profile meets the background (silicon.JunctionDepth).
 func predictVM(speciesName string, pr Profile1D) VMPrediction {
 	d := silicon.Diffusivity(speciesName, vmAnnealC) * vmAnnealS // cm²
-	sigmaNm := math.Sqrt(2*d) * 1e7
-	n := len(pr.DepthNm)
-	dx := pr.DepthNm[n-1] / float64(n-1)
-	ext := int(math.Ceil(6*sigmaNm/dx)) + 1
-	depth := make([]float64, n+ext)
-	for i := range depth {
-		depth[i] = dx * float64(i)
-	}
-	conc := make([]float64, len(depth))
-	if sigmaNm < dx/4 {
-		copy(conc, pr.ConcentrationCm3)
-	} else {
-		// Gaussian kernel with an image source for the reflecting surface.
-		for i, x := range depth {
-			s := 0.0
-			for k, c := range pr.ConcentrationCm3 {
-				if c == 0 {
-					continue
-				}
-				xp := pr.DepthNm[k]
-				g := math.Exp(-(x-xp)*(x-xp)/(2*sigmaNm*sigmaNm)) + math.Exp(-(x+xp)*(x+xp)/(2*sigmaNm*sigmaNm))
-				w := dx
-				if k == 0 || k == n-1 {
-					w = dx / 2
-				}
-				s += c * g * w
-			}
-			conc[i] = s / (math.Sqrt(2*math.Pi) * sigmaNm)
-		}
-	}
+	depth, conc := pr.Broadened(math.Sqrt(2*d) * 1e7)
 	act := silicon.Activation(speciesName, vmAnnealC, vmAnnealS)
 	limit := silicon.ActiveLimit(speciesName)
 	active := make([]float64, len(conc))
@@ -112,6 +83,61 @@ func predictVM(speciesName string, pr Profile1D) VMPrediction {
 		JunctionDepthUm:      silicon.JunctionDepth(depth, conc, vmBackgroundCm3),
 		ActivationPct:        act,
 	}
+}
+
+// AsImplanted returns the as-implanted depth profile of dose (cm⁻²) of
+// species at energyKeV and tiltDeg: this package's range moments (Moments,
+// tilted) and Pearson profile, what an implant run reports. It returns an
+// error for an unknown species or an energy outside the tables (1–200
+// keV). Other process kinds (RTP virtual metrology) use it so that one
+// implant has one profile.
+func AsImplanted(speciesName string, energyKeV, dose, tiltDeg float64) (Profile1D, error) {
+	m, err := Moments(speciesName, energyKeV)
+	if err != nil {
+		return Profile1D{}, err
+	}
+	pr, _ := depthProfile(Tilted(m, tiltDeg), dose)
+	return pr, nil
+}
+
+// Broadened returns the profile after Fickian diffusion with length
+// sigmaNm = √(2Dt): the convolution with a Gaussian of σ = sigmaNm and an
+// image source for the reflecting surface (dose conserved), on the
+// profile's grid extended by 6σ. Below a quarter of the grid step it is
+// the profile itself.
+func (pr Profile1D) Broadened(sigmaNm float64) (depthNm, concCm3 []float64) {
+	n := len(pr.DepthNm)
+	dx := pr.DepthNm[n-1] / float64(n-1)
+	ext := 0
+	if sigmaNm >= dx/4 {
+		ext = int(math.Ceil(6*sigmaNm/dx)) + 1
+	}
+	depth := make([]float64, n+ext)
+	for i := range depth {
+		depth[i] = dx * float64(i)
+	}
+	conc := make([]float64, len(depth))
+	if sigmaNm < dx/4 {
+		copy(conc, pr.ConcentrationCm3)
+		return depth, conc
+	}
+	for i, x := range depth {
+		s := 0.0
+		for k, c := range pr.ConcentrationCm3 {
+			if c == 0 {
+				continue
+			}
+			xp := pr.DepthNm[k]
+			g := math.Exp(-(x-xp)*(x-xp)/(2*sigmaNm*sigmaNm)) + math.Exp(-(x+xp)*(x+xp)/(2*sigmaNm*sigmaNm))
+			w := dx
+			if k == 0 || k == n-1 {
+				w = dx / 2
+			}
+			s += c * g * w
+		}
+		conc[i] = s / (math.Sqrt(2*math.Pi) * sigmaNm)
+	}
+	return depth, conc
 }
 
 // ProfileRequest is the body of POST /api/ion/simulate/dose_profile.

@@ -9,9 +9,13 @@ type Result struct {
 	DoseErrorPct           float64 `json:"dose_error_pct"`
 	IntegratedDoseAtomsCm2 float64 `json:"integrated_dose_atoms_cm2"`
 	DoseSetpointAtomsCm2   float64 `json:"dose_setpoint_atoms_cm2"`
-	// DoseUniformityPct is the 1σ non-uniformity of the wafer's dose map
-	// in percent of its mean.
-	DoseUniformityPct       float64       `json:"dose_uniformity_pct"`
+	// DoseUniformityPct is the dose map's uniformity in the seed's
+	// convention, percent uniform: 100 − DoseNonUniformityPct (≈ 99.5 % for
+	// a good implant; 95 % is poor).
+	DoseUniformityPct float64 `json:"dose_uniformity_pct"`
+	// DoseNonUniformityPct is the 1σ non-uniformity of the dose map in
+	// percent of its mean (lower is better).
+	DoseNonUniformityPct    float64       `json:"dose_nonuniformity_1sigma_pct"`
 	VMPrediction            VMResult      `json:"vm_prediction"`
 	VMAssumptions           VMAssumptions `json:"vm_assumptions"`
 	MeanBeamCurrentMA       float64       `json:"mean_beam_current_ma"`
@@ -61,7 +65,7 @@ type DoseTrim struct {
 type Observations struct {
 	DoseErrorPct      float64 `json:"dose_error_pct"`
 	MeanBeamCurrentMA float64 `json:"mean_beam_current_ma"`
-	DoseUniformityPct float64 `json:"dose_uniformity_pct"`
+	DoseUniformityPct float64 `json:"dose_uniformity_pct"` // percent uniform, as Result's
 }
 
 var (
@@ -77,6 +81,7 @@ func (r *Result) Figures() map[string]float64 {
 		Add("integrated_dose_atoms_cm2", r.IntegratedDoseAtomsCm2).
 		Add("dose_setpoint_atoms_cm2", r.DoseSetpointAtomsCm2).
 		Add("dose_uniformity_pct", r.DoseUniformityPct).
+		Add("dose_nonuniformity_1sigma_pct", r.DoseNonUniformityPct).
 		Add("mean_beam_current_ma", r.MeanBeamCurrentMA).
 		Add("mean_chamber_pressure_torr", r.MeanChamberPressureTorr).
 		Add("max_wafer_temp_c", r.MaxWaferTempC).

@@ -68,10 +68,10 @@
 // Metrology (§2, §3): the thermal budget Dt = ∫D(T(t))dt of the implanted
 // species over the measured trace (cm², Plummer's effective intrinsic
 // diffusivities, process/silicon); activation from the peak and the
-// effective time at it; the as-implanted Gaussian from Selberherr's range
-// fits (RangeMoments, this package's own approximation) broadened to
-// √(ΔRp² + 2Dt) for junction depth and sheet resistance (Masetti
-// mobility); oxide from SUPREM-IV's thin-oxide Deal–Grove model when O2
+// effective time at it; the implant engine's own as-implanted profile
+// (ion.AsImplanted: its range tables and Pearson shape; energies outside
+// the tables are refused with a warning, In has its own ranges) broadened
+// by √(2Dt) for junction depth and sheet resistance (Masetti mobility); oxide from SUPREM-IV's thin-oxide Deal–Grove model when O2
 // flows, the 1.2 nm native oxide otherwise.
 //
 // Run-to-run: Options.R2R may carry temp_offset_c (moves the peak

@@ -422,17 +422,22 @@ func (e *Engine) Finish() process.Outcome {
 		TEffErrorS:       effErr,
 		OxideThicknessNm: vm.OxideThicknessNm,
 	}
+	warnings := append([]string(nil), e.warning...)
 	if c := e.recipe.Implant; c != nil {
-		act, diff, rs, xj := predictImplant(*c, budget, m.PeakC)
-		vm.ActivationPct, vm.DiffusionDepthUm, vm.JunctionDepthUm = &act, &diff, &xj
-		if !math.IsInf(rs, 0) {
-			vm.SheetResistanceOhmSq = &rs
-			obs.SheetResistanceOhmSq = &rs
+		act, diff, rs, xj, err := predictImplant(*c, budget, m.PeakC)
+		switch {
+		case err != nil:
+			warnings = append(warnings, err.Error()+": implant VM not predicted")
+		default:
+			vm.ActivationPct, vm.DiffusionDepthUm, vm.JunctionDepthUm = &act, &diff, &xj
+			if !math.IsInf(rs, 0) && !math.IsNaN(rs) {
+				vm.SheetResistanceOhmSq = &rs
+				obs.SheetResistanceOhmSq = &rs
+			}
+			obs.JunctionDepthUm = &xj
 		}
-		obs.JunctionDepthUm = &xj
 	}
 
-	warnings := append([]string(nil), e.warning...)
 	if m.AvgRampErrorC > 5 {
 		warnings = append(warnings, fmt.Sprintf("average ramp error %.1f °C: a ramp asks for more than the lamps can heat or radiation can cool (free cooling is ≈27 °C/s at 600 °C, ≈10 °C/s at 400 °C)", m.AvgRampErrorC))
 	}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 
 	"github.com/spectra-fab/spectra/process"
+	"github.com/spectra-fab/spectra/process/ion"
 	"github.com/spectra-fab/spectra/process/silicon"
 )
 
@@ -60,11 +61,20 @@ type Segment struct {
 	RampRateCS *float64 `json:"ramp_rate_c_s,omitempty"`
 }
 
-// ImplantContext describes the implant the anneal activates.
+// ImplantContext describes the implant the anneal activates. TiltDeg is
+// the implant's tilt (absent: the implanter's default 7°).
 type ImplantContext struct {
-	Species     string  `json:"species"`
-	EnergyKeV   float64 `json:"energy_kev"`
-	DoseAtomsCm float64 `json:"dose_atoms_cm2"`
+	Species     string   `json:"species"`
+	EnergyKeV   float64  `json:"energy_kev"`
+	DoseAtomsCm float64  `json:"dose_atoms_cm2"`
+	TiltDeg     *float64 `json:"tilt_deg,omitempty"`
+}
+
+func (c ImplantContext) tilt() float64 {
+	if c.TiltDeg == nil {
+		return ion.DefaultTiltDeg
+	}
+	return *c.TiltDeg
 }
 
 // SimulateFault asks the simulator to inject a fault (HIL testing).
@@ -251,8 +261,13 @@ func decodeImplant(data json.RawMessage, path string, ve *process.ValidationErro
 			decodeValue(raw, &c.EnergyKeV, p, "number", ve)
 		case "dose_atoms_cm2":
 			decodeValue(raw, &c.DoseAtomsCm, p, "number", ve)
+		case "tilt_deg":
+			var v float64
+			if decodeValue(raw, &v, p, "number", ve) {
+				c.TiltDeg = &v
+			}
 		default:
-			ve.Add(p, nil, "species, energy_kev, dose_atoms_cm2", "unknown field")
+			ve.Add(p, nil, "species, energy_kev, dose_atoms_cm2, tilt_deg", "unknown field")
 		}
 	}
 	return &c
@@ -451,6 +466,9 @@ func (r Recipe) Validate() error {
 		}
 		rangeCheck("ion_implant_context.energy_kev", c.EnergyKeV, 1, 200, "keV")
 		rangeCheck("ion_implant_context.dose_atoms_cm2", c.DoseAtomsCm, 1e11, 1e16, "cm⁻²")
+		if c.TiltDeg != nil {
+			rangeCheck("ion_implant_context.tilt_deg", *c.TiltDeg, 0, 90, "°")
+		}
 	}
 	if f := r.SimulateFault; f != nil {
 		switch f.Kind {
