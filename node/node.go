@@ -188,7 +188,7 @@ func (n *Node) start(ctx context.Context) (err error) {
 	n.actors, err = actors.New(actors.Config{TimeScale: cfg.TimeScale, Node: cfg.Node, QueueLimit: cfg.QueueLimit,
 		SoftLimit: cfg.SoftLimit, HardLimit: cfg.HardLimit, RetryBase: cfg.RetryBase, RetryCap: cfg.RetryCap,
 		AllowFaultInjection: cfg.AllowFaultInjection, Logger: cfg.Logger.With("component", "actors")},
-		n.store, n.artifacts, cfg.Engines, n.r2r)
+		newTimedStore(n.store, n.registry), n.artifacts, cfg.Engines, n.r2r)
 	if err != nil {
 		return err
 	}
@@ -203,7 +203,8 @@ func (n *Node) start(ctx context.Context) (err error) {
 			func() float64 { return float64(n.actors.Fenced()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "spectra_runs_unfinished",
 			Help: "Runs of every organisation that are queued, running, paused or retrying."},
-			func() float64 { return float64(len(n.jobs.Unfinished())) }))
+			func() float64 { return float64(len(n.jobs.Unfinished())) }),
+		newRunCollector(n.jobs))
 
 	// Catch up, then wake every run that is not finished: recovery after a
 	// crash or a restart. The reconciler repeats it now and then, since
