@@ -3,12 +3,17 @@ package api
 import (
 	"embed"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
 	"mime"
 	"path"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/spectra-fab/spectra/events"
 	"github.com/spectra-fab/spectra/process/ion"
+	"github.com/spectra-fab/spectra/projections"
 )
 
 // The dashboard is a static page embedded in the binary. It holds no data:
@@ -32,6 +37,9 @@ func (s *Server) registerDashboardRoutes() {
 		"The caller: user, organisation, role and the permissions the role holds", s.handleMe)
 	s.handle(fiber.MethodGet, "/api/ion/runs/:run_id/profile", PermIonViewRun,
 		"An ion run's as-implanted depth profile (profile_1d) from its recipe", s.handleRunProfile)
+	// The basis is R2R controller state, as /api/r2r/threads is.
+	s.handle(fiber.MethodGet, "/api/runs/:run_id/r2r", PermSPCView,
+		"The R2R adjustments a run's latest attempt started with, and their basis", s.handleRunR2R)
 }
 
 func (s *Server) handleDashboardFile(name string) fiber.Handler {
@@ -120,4 +128,64 @@ func (s *Server) handleRunProfile(c *fiber.Ctx) error {
 		"peak_concentration_cm3": prof.Metadata.PeakConcentrationCm3, "peak_depth_nm": prof.Metadata.PeakDepthNm,
 		"units": map[string]string{"depth_nm": "nm", "concentration_cm3": "cm^-3"},
 	}})
+}
+
+// runR2R answers GET /api/runs/{run_id}/r2r.
+type runR2R struct {
+	RunID   string             `json:"run_id"`
+	JobID   string             `json:"job_id,omitempty"`
+	Attempt int                `json:"attempt"`
+	Applied map[string]float64 `json:"applied"`
+	Basis   map[string]any     `json:"basis"`
+	Started bool               `json:"started"` // false: no attempt has started yet
+}
+
+// handleRunR2R reads the run's stream backwards to its latest RunStarted:
+// the adjustments that attempt was processed with and where they came from
+// (tool, recipe class, the EWMA state read), as the run recorded them.
+func (s *Server) handleRunR2R(c *fiber.Ctx) error {
+	p := principal(c)
+	run, err := s.q.Run(c.UserContext(), p.OrgID, c.Params("run_id"))
+	if err != nil {
+		return err
+	}
+	if run.OrgID != p.OrgID {
+		return projections.ErrNotFound
+	}
+	out := runR2R{RunID: run.RunID, Applied: map[string]float64{}, Basis: map[string]any{}}
+	if s.store == nil {
+		return &Error{Code: CodeUnavailable, Message: "events are not available on this node"}
+	}
+	stream := events.RunStream(run.RunID)
+	from := uint64(math.MaxUint64)
+	for {
+		recs, err := s.store.ReadStream(c.UserContext(), stream, events.Backwards, from, 200)
+		if errors.Is(err, events.ErrNotFound) {
+			return c.JSON(out)
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", stream, err)
+		}
+		for _, rec := range recs {
+			if events.BaseType(rec.Type) != events.TypeRunStarted {
+				continue
+			}
+			var e events.RunStarted
+			if err := json.Unmarshal(rec.Data, &e); err != nil {
+				return fmt.Errorf("decode %s@%d: %w", stream, rec.Revision, err)
+			}
+			out.JobID, out.Attempt, out.Started = e.JobID, e.Attempt, true
+			if e.R2R != nil {
+				out.Applied = e.R2R
+			}
+			if e.R2RBasis != nil {
+				out.Basis = e.R2RBasis
+			}
+			return c.JSON(out)
+		}
+		if len(recs) < 200 || recs[len(recs)-1].Revision == 0 {
+			return c.JSON(out)
+		}
+		from = recs[len(recs)-1].Revision - 1
+	}
 }

@@ -63,7 +63,8 @@ var successes = map[string]success{
 	"GET /api/r2r/threads":                  {status: 200, body: threadList{}, name: "ThreadList"},
 	"GET /api/runs/:run_id/events":          {status: 200, body: eventPage{}, name: "EventPage"},
 	"GET /api/auth/me":                      {status: 200, body: me{}, name: "Me"},
-	"GET /api/ion/runs/:run_id/profile":     {status: 200, body: object{}, name: "Object"},
+	"GET /api/ion/runs/:run_id/profile":     {status: 200, body: runProfile{}, name: "RunProfile"},
+	"GET /api/runs/:run_id/r2r":             {status: 200, body: runR2R{}, name: "RunR2R"},
 
 	// Recipes, lots and schedules: JSON objects (schemas still to write).
 	"POST /api/recipes":                                   {status: 201, body: object{}, name: "Object"},

@@ -347,6 +347,7 @@ func TestDashboardInHeadlessChromium(t *testing.T) {
 			t.Errorf("uniformity = %q", uni)
 		}
 		b.waitJS(`document.querySelector('#results-table [data-field="final_dose_atoms_cm2"]')?.textContent.includes("cm⁻²")`, 10*time.Second)
+		b.waitJS(`document.getElementById("r2r-card")?.textContent.includes("basis")`, 10*time.Second)
 		d.shot(b, "run-ion-completed")
 		b.noErrors()
 	})

@@ -221,9 +221,29 @@ export function mount(root, runID) {
         h("button", { class: "link", onclick: () => download(a.uri, a.name) }, a.name), ` ${a.content_type}, ${num(a.size / 1024, 3)} KiB`)))) : null].filter(Boolean));
   }
 
+  // The R2R adjustments the run started with and their basis (spc:view).
+  let r2rState = "";
+  function drawR2R() {
+    const want = model.result ? "final" : model.status && model.status !== "queued" ? "started" : "";
+    if (!want || r2rState === want || r2rState === "loading" || !can("spc:view")) return;
+    r2rState = "loading";
+    api(`/api/runs/${runID}/r2r`).then(({ body }) => {
+      if (!alive) return;
+      r2rState = want;
+      document.getElementById("r2r-card")?.remove();
+      if (!body.started) return;
+      const kv = (obj) => h("table", { class: "kv" }, h("tbody", {}, Object.entries(obj).map(([k, v]) => h("tr", {}, h("th", {}, k),
+        h("td", { class: typeof v === "object" ? "json" : "num" }, typeof v === "object" ? JSON.stringify(v) : num(v)), h("td", {}, (vmUnits[k] || [""])[0])))));
+      extras.append(h("section", { class: "card", id: "r2r-card" }, h("h3", {}, `R2R at the start of attempt ${body.attempt}`),
+        Object.keys(body.applied).length ? kv(body.applied) : h("p", { class: "muted" }, "No adjustment applied."),
+        h("h5", {}, "basis"), Object.keys(body.basis).length ? kv(body.basis) : h("p", { class: "muted" }, "No R2R state for this tool and recipe class yet.")));
+    }).catch(() => { r2rState = "error"; });
+  }
+
   // Dose map and depth profile (ion), thermal budget (RTP).
   let mapState = "", profileState = "";
   function drawExtras() {
+    drawR2R();
     if (kind === "ion") {
       const dm = model.artifacts.find((a) => a.name === "dose_map.json");
       if (dm && mapState === "") {
