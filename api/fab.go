@@ -47,6 +47,60 @@ type FabLists interface {
 
 var errNoFab = &Error{Code: CodeUnavailable, Message: "fab operations are not enabled on this server"}
 
+// Bodies the fab endpoints answer with (and the OpenAPI document
+// describes).
+type (
+	recipeList struct {
+		Recipes []projections.RecipeSummary `json:"recipes"`
+	}
+	recipeVersion struct {
+		Name    string       `json:"name"`
+		Kind    process.Kind `json:"kind"`
+		Version fab.Version  `json:"version"`
+	}
+	recipeDiff struct {
+		Name    string       `json:"name"`
+		From    int          `json:"from"`
+		To      int          `json:"to"`
+		Changes []fab.Change `json:"changes"`
+	}
+	lotList struct {
+		Lots []projections.LotSummary `json:"lots"`
+	}
+	scheduleList struct {
+		Schedules []projections.ScheduleSummary `json:"schedules"`
+	}
+	scheduleView struct {
+		Schedule fab.Schedule `json:"schedule"`
+		Firings  []firing     `json:"firings"`
+	}
+)
+
+// The fab routes' successes, for the OpenAPI document (openapi_schema.go).
+func init() {
+	for route, s := range map[string]success{
+		"POST /api/recipes":                                   {status: 201, body: fab.Recipe{}, name: "Recipe"},
+		"GET /api/recipes":                                    {status: 200, body: recipeList{}, name: "RecipeList"},
+		"GET /api/recipes/:recipe":                            {status: 200, body: fab.Recipe{}, name: "Recipe"},
+		"GET /api/recipes/:recipe/versions/:version":          {status: 200, body: recipeVersion{}, name: "RecipeVersion"},
+		"POST /api/recipes/:recipe/versions/:version/approve": {status: 200, body: fab.Recipe{}, name: "Recipe"},
+		"GET /api/recipes/:recipe/diff":                       {status: 200, body: recipeDiff{}, name: "RecipeDiff"},
+		"POST /api/lots":                                      {status: 201, body: fab.LotStart{}, name: "LotStarted"},
+		"GET /api/lots":                                       {status: 200, body: lotList{}, name: "LotList"},
+		"GET /api/lots/:lot_id":                               {status: 200, body: lotView{}, name: "Lot"},
+		"POST /api/lots/:lot_id/cancel":                       {status: 202, body: fab.LotOutcome{}, name: "LotCommandAccepted"},
+		"POST /api/lots/:lot_id/pause":                        {status: 202, body: fab.LotOutcome{}, name: "LotCommandAccepted"},
+		"POST /api/lots/:lot_id/resume":                       {status: 202, body: fab.LotOutcome{}, name: "LotCommandAccepted"},
+		"POST /api/schedules":                                 {status: 201, body: fab.Schedule{}, name: "Schedule"},
+		"GET /api/schedules":                                  {status: 200, body: scheduleList{}, name: "ScheduleList"},
+		"GET /api/schedules/:schedule_id":                     {status: 200, body: scheduleView{}, name: "ScheduleWithFirings"},
+		"POST /api/schedules/:schedule_id/pause":              {status: 202, body: fab.Schedule{}, name: "Schedule"},
+		"POST /api/schedules/:schedule_id/resume":             {status: 202, body: fab.Schedule{}, name: "Schedule"},
+	} {
+		successes[route] = s
+	}
+}
+
 // registerFabRoutes adds the recipe library, lots and schedules.
 func (s *Server) registerFabRoutes() {
 	s.handle(fiber.MethodPost, "/api/recipes", PermRecipeWrite,
@@ -116,7 +170,7 @@ func (s *Server) handleRecipeList(c *fiber.Ctx) error {
 	if s.fabLists == nil {
 		return errNoFab
 	}
-	return c.JSON(fiber.Map{"recipes": s.fabLists.Recipes(principal(c).OrgID)})
+	return c.JSON(recipeList{Recipes: s.fabLists.Recipes(principal(c).OrgID)})
 }
 
 func (s *Server) recipe(c *fiber.Ctx) (fab.Recipe, error) {
@@ -155,7 +209,7 @@ func (s *Server) handleRecipeVersion(c *fiber.Ctx) error {
 	if n > len(r.Versions) {
 		return fab.ErrNotFound
 	}
-	return c.JSON(fiber.Map{"name": r.Name, "kind": r.Kind, "version": r.Versions[n-1]})
+	return c.JSON(recipeVersion{Name: r.Name, Kind: r.Kind, Version: r.Versions[n-1]})
 }
 
 func (s *Server) handleRecipeApprove(c *fiber.Ctx) error {
@@ -214,7 +268,7 @@ func (s *Server) handleRecipeDiff(c *fiber.Ctx) error {
 	if changes == nil {
 		changes = []fab.Change{}
 	}
-	return c.JSON(fiber.Map{"name": r.Name, "from": from, "to": to, "changes": changes})
+	return c.JSON(recipeDiff{Name: r.Name, From: from, To: to, Changes: changes})
 }
 
 // --- runs from the library ---
@@ -429,7 +483,7 @@ func (s *Server) handleLotList(c *fiber.Ctx) error {
 	if s.fabLists == nil {
 		return errNoFab
 	}
-	return c.JSON(fiber.Map{"lots": s.fabLists.Lots(principal(c).OrgID)})
+	return c.JSON(lotList{Lots: s.fabLists.Lots(principal(c).OrgID)})
 }
 
 // lotWafer is one wafer of a lot view.
@@ -655,7 +709,7 @@ func (s *Server) handleScheduleList(c *fiber.Ctx) error {
 	if s.fabLists == nil {
 		return errNoFab
 	}
-	return c.JSON(fiber.Map{"schedules": s.fabLists.Schedules(principal(c).OrgID)})
+	return c.JSON(scheduleList{Schedules: s.fabLists.Schedules(principal(c).OrgID)})
 }
 
 // firing is one ScheduleFired of a schedule's log.
@@ -677,7 +731,7 @@ func (s *Server) handleScheduleGet(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	out := fiber.Map{"schedule": sc, "firings": []firing{}}
+	out := scheduleView{Schedule: sc, Firings: []firing{}}
 	if s.store != nil {
 		recs, err := s.store.ReadStream(c.UserContext(), events.ScheduleStream(sc.ScheduleID), events.Forwards, 0, 0)
 		if err != nil {
@@ -697,7 +751,7 @@ func (s *Server) handleScheduleGet(c *fiber.Ctx) error {
 				Revision: r.Revision, Position: r.Position})
 		}
 		sort.Slice(fs, func(i, j int) bool { return fs[i].Position < fs[j].Position })
-		out["firings"] = fs
+		out.Firings = fs
 	}
 	return c.JSON(out)
 }
