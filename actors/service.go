@@ -214,10 +214,13 @@ func (s *Service) CreateRun(ctx context.Context, c CreateRun) (Accepted, error) 
 }
 
 // claim records that the organisation's idempotency key names runID, or
-// returns the run it already names.
+// returns the run it already names. A key already claimed by a request
+// with another fingerprint (kind and body) is a *process.ValidationError
+// on the Idempotency-Key (422, as the IETF Idempotency-Key draft has it).
 func (s *Service) claim(ctx context.Context, c CreateRun, runID, jobID string) (events.IdempotencyKeyClaimed, error) {
-	stream := "idem-" + strings.ReplaceAll(events.DeriveID(c.Meta.OrgID, c.IdempotencyKey), "-", "")
-	p := events.IdempotencyKeyClaimed{RunID: runID, JobID: jobID}
+	stream := events.IdempotencyStream(c.Meta.OrgID, c.IdempotencyKey)
+	p := events.IdempotencyKeyClaimed{RunID: runID, JobID: jobID,
+		Fingerprint: events.RequestFingerprint(string(c.Kind), c.Recipe)}
 	ev, err := events.New(&p, c.Meta)
 	if err != nil {
 		return p, err
@@ -237,27 +240,56 @@ func (s *Service) claim(ctx context.Context, c CreateRun, runID, jobID string) (
 	if err != nil {
 		return p, err
 	}
-	return *dec.(*events.IdempotencyKeyClaimed), nil
+	claimed := *dec.(*events.IdempotencyKeyClaimed)
+	if claimed.Fingerprint != "" && claimed.Fingerprint != p.Fingerprint {
+		ve := &process.ValidationError{}
+		ve.Add("Idempotency-Key", nil, "a new key for a different request",
+			"the key was used for a different request (another kind or body)")
+		return p, ve
+	}
+	return claimed, nil
 }
 
 // existing answers a repeated idempotent create with the run the first
-// request recorded.
+// request recorded, as it stands now: its current status, job, position
+// and revision.
 func (s *Service) existing(ctx context.Context, c CreateRun, runID string) (Accepted, error) {
-	recs, err := s.store.ReadStream(ctx, events.RunStream(runID), events.Forwards, 0, 1)
+	recs, err := s.store.ReadStream(ctx, events.RunStream(runID), events.Forwards, 0, 0)
 	if err != nil {
 		return Accepted{}, fmt.Errorf("read run %s: %w", runID, err)
+	}
+	if len(recs) == 0 || recs[0].Metadata.OrgID != c.Meta.OrgID {
+		return Accepted{}, ErrNotFound
 	}
 	dec, err := events.Decode(recs[0])
 	if err != nil {
 		return Accepted{}, err
 	}
-	req := dec.(*events.RunRequested)
-	if recs[0].Metadata.OrgID != c.Meta.OrgID {
-		return Accepted{}, ErrNotFound
+	req, ok := dec.(*events.RunRequested)
+	if !ok {
+		return Accepted{}, fmt.Errorf("run %s: first event is %s", runID, recs[0].Type)
 	}
-	s.wake(runID)
-	return Accepted{RunID: runID, JobID: req.JobID, Status: string(run.Queued), CreatedAt: req.CreatedAt,
-		Position: recs[0].Position, Revision: recs[0].Revision}, nil
+	state, jobID := run.Queued, req.JobID
+	for _, rec := range recs {
+		p, err := events.Decode(rec)
+		if err != nil {
+			continue // a type this node does not know changes no status here
+		}
+		if t, ok := run.TransitionOf(p); ok {
+			if t.State != nil {
+				state = *t.State
+			}
+			if t.JobID != nil {
+				jobID = *t.JobID
+			}
+		}
+	}
+	if !state.Terminal() {
+		s.wake(runID)
+	}
+	last := recs[len(recs)-1]
+	return Accepted{RunID: runID, JobID: jobID, Status: string(state), CreatedAt: req.CreatedAt,
+		Position: last.Position, Revision: last.Revision}, nil
 }
 
 func (s *Service) do(ctx context.Context, verb actorspb.Verb, c RunCommand) (Accepted, error) {

@@ -80,6 +80,9 @@ type ErrorDetail struct {
 	Message   string               `json:"message"`
 	Fields    []process.FieldError `json:"fields,omitempty"`
 	RequestID string               `json:"request_id"`
+	// IdempotencyKey, on a create that failed with 5xx, is the key a
+	// retry (Idempotency-Key header) finds the run by, if it was recorded.
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
 }
 
 // classify turns any error into what the client sees. It is the one place
@@ -130,6 +133,12 @@ func classify(err error) (status int, d ErrorDetail) {
 	status, ok := codeStatus[d.Code]
 	if !ok {
 		status = http.StatusInternalServerError
+	}
+	var ce *createError
+	if status >= 500 && errors.As(err, &ce) {
+		d.IdempotencyKey = ce.key
+		d.Message += "; the run may have been created: retry with the header Idempotency-Key: " + ce.key +
+			" to get it (or create it) exactly once"
 	}
 	return status, d
 }

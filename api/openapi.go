@@ -173,6 +173,8 @@ var errorSchema = map[string]any{
 			"code":       map[string]any{"type": "string"},
 			"message":    map[string]any{"type": "string"},
 			"request_id": map[string]any{"type": "string"},
+			"idempotency_key": map[string]any{"type": "string",
+				"description": "on a failed create: the key a retry finds the run by"},
 			"fields": map[string]any{"type": "array", "items": map[string]any{"type": "object", "properties": map[string]any{
 				"field": map[string]any{"type": "string"}, "value": map[string]any{}, "allowed": map[string]any{"type": "string"},
 				"message": map[string]any{"type": "string"}}}},

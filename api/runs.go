@@ -2,14 +2,18 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 
 	"github.com/spectra-fab/spectra/actors"
+	"github.com/spectra-fab/spectra/events"
 	"github.com/spectra-fab/spectra/process"
 	"github.com/spectra-fab/spectra/projections"
 )
@@ -104,35 +108,56 @@ func (s *Server) handleRunCreate(k runKind) fiber.Handler {
 			}
 		}
 		key := c.Get(HeaderIdempotency)
-		if len(key) > maxIdempotencyKeyLen {
-			return invalid(HeaderIdempotency, nil, "at most 200 characters", "the idempotency key is too long")
+		if err := checkIdempotencyKey(key); err != nil {
+			return err
 		}
-		acc, err := s.cmd.CreateRun(c.UserContext(), actors.CreateRun{
+		// Every create is idempotent: without a key of the client's, by one
+		// the server chooses and names if the create fails or times out,
+		// so that a retry with it finds the run instead of making another.
+		chosen := key == ""
+		if chosen {
+			key = "srv-" + uuid.NewString()
+		}
+		recipe := json.RawMessage(bytes.TrimSpace(body))
+		p := principal(c)
+		scoped := scopedKey(p, key)
+		replay, err := s.claimedBefore(c.UserContext(), p.OrgID, scoped, events.RequestFingerprint(string(k.kind), recipe))
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.CommandTimeout)
+		defer cancel()
+		acc, err := s.cmd.CreateRun(ctx, actors.CreateRun{
 			Kind:           k.kind,
-			Recipe:         json.RawMessage(bytes.TrimSpace(body)),
+			Recipe:         recipe,
 			ToolID:         opts.ToolID,
 			Priority:       opts.Priority,
-			IdempotencyKey: key,
+			IdempotencyKey: scoped,
 			Fault:          opts.Fault,
 			Disturbance:    opts.Disturbance,
 			Origin:         origin,
 			Meta:           s.metadata(c),
 		})
 		if err != nil {
-			return err
+			return &createError{key: key, chosen: chosen, err: err}
 		}
 		s.accepted(c, acc.Position)
-		status, msg := acc.Status, fmt.Sprintf("%s run %s created and queued", k.label, acc.RunID)
-		switch status {
-		case "", projections.StatusQueued:
+		status, jobID := acc.Status, acc.JobID
+		if status == "" {
 			status = projections.StatusQueued
-		default: // a repeated request with the same Idempotency-Key
-			msg = fmt.Sprintf("%s run %s already exists (status %s)", k.label, acc.RunID, status)
+		}
+		code, msg := fiber.StatusCreated, fmt.Sprintf("%s run %s created and queued", k.label, acc.RunID)
+		if replay {
+			// A repeated request answers the run as it is now.
+			if run, err := s.q.Run(c.UserContext(), p.OrgID, acc.RunID); err == nil {
+				status, jobID = run.Status, run.JobID
+			}
+			code, msg = fiber.StatusOK, fmt.Sprintf("%s run %s already exists (status %s)", k.label, acc.RunID, status)
 		}
 		c.Location(k.prefix + "/runs/" + acc.RunID)
-		return c.Status(fiber.StatusCreated).JSON(createResponse{
+		return c.Status(code).JSON(createResponse{
 			RunID:     acc.RunID,
-			JobID:     acc.JobID,
+			JobID:     jobID,
 			Status:    status,
 			CreatedAt: acc.CreatedAt.UTC(),
 			Message:   msg,
@@ -141,6 +166,63 @@ func (s *Server) handleRunCreate(k runKind) fiber.Handler {
 		})
 	}
 }
+
+// checkIdempotencyKey accepts keys of up to 200 printable ASCII characters
+// (the IETF draft's keys are strings; ours go into events and logs).
+func checkIdempotencyKey(key string) error {
+	if len(key) > maxIdempotencyKeyLen {
+		return invalid(HeaderIdempotency, nil, "at most 200 characters", "the idempotency key is too long")
+	}
+	for _, r := range key {
+		if r < 0x21 || r > 0x7e {
+			return invalid(HeaderIdempotency, nil, "printable ASCII characters without spaces",
+				"the idempotency key has characters outside printable ASCII")
+		}
+	}
+	return nil
+}
+
+// scopedKey scopes an idempotency key to its principal: two users (or API
+// keys) of one organisation may pick the same key without meeting.
+func scopedKey(p Principal, key string) string {
+	return fmt.Sprintf("%d:%s:%s", len(p.UserID), p.UserID, key)
+}
+
+// claimedBefore reports whether the principal's key already names a run:
+// the request is then a repetition. A key claimed by a request with
+// another fingerprint (another kind or body) is a 422.
+func (s *Server) claimedBefore(ctx context.Context, org, key, fingerprint string) (bool, error) {
+	if s.store == nil {
+		return false, nil
+	}
+	recs, err := s.store.ReadStream(ctx, events.IdempotencyStream(org, key), events.Forwards, 0, 1)
+	if errors.Is(err, events.ErrNotFound) || (err == nil && len(recs) == 0) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read idempotency claim: %w", err)
+	}
+	p, err := events.Decode(recs[0])
+	if err != nil {
+		return false, err
+	}
+	if cl, ok := p.(*events.IdempotencyKeyClaimed); ok && cl.Fingerprint != "" && cl.Fingerprint != fingerprint {
+		return false, invalid(HeaderIdempotency, nil, "a new key for a different request",
+			"the key was used for a different request (another kind or body)")
+	}
+	return true, nil
+}
+
+// createError is a create that failed after it may have recorded the run:
+// the answer names the idempotency key a retry finds the run by.
+type createError struct {
+	key    string
+	chosen bool // by the server: the client sent none
+	err    error
+}
+
+func (e *createError) Error() string { return "create run (idempotency key " + e.key + "): " + e.err.Error() }
+func (e *createError) Unwrap() error { return e.err }
 
 // runView is a run as the API shows it: the read model's fields with its
 // results (final_dose_atoms_cm2, vm_prediction, …) at the top level, as the

@@ -47,7 +47,7 @@ func TestCreateRun(t *testing.T) {
 
 	c := h.b.lastCreate(t)
 	want := actors.CreateRun{
-		Kind: process.KindIon, Recipe: json.RawMessage(body), ToolID: "IMP-01", Priority: 5, IdempotencyKey: "key-1",
+		Kind: process.KindIon, Recipe: json.RawMessage(body), ToolID: "IMP-01", Priority: 5, IdempotencyKey: "10:u-engineer:key-1", // scoped to the principal
 		Meta: events.Metadata{OrgID: "org-1", UserID: "u-engineer", Role: "engineer", RequestID: "req-1",
 			CorrelationID: "corr-1", Node: "node-test"},
 	}

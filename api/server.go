@@ -88,6 +88,9 @@ type Config struct {
 	AccessTokenTTL, RefreshTokenTTL time.Duration
 	// RateLimits caps requests per principal (defaults: the specification's).
 	RateLimits RateLimits
+	// CommandTimeout bounds a create (default 10 s): past it the client
+	// gets 504 with the idempotency key to retry with.
+	CommandTimeout time.Duration
 	// DeniedWindow is the window over which denied attempts of one
 	// principal from one address make one AccessDenied event with a count
 	// (default one minute).
@@ -217,6 +220,9 @@ func New(cfg Config, d Deps) *Server {
 	}
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = defaultReadyTimeout
+	}
+	if cfg.CommandTimeout <= 0 {
+		cfg.CommandTimeout = 10 * time.Second
 	}
 	if cfg.AccessTokenTTL <= 0 {
 		cfg.AccessTokenTTL = defaultAccessTokenTTL

@@ -233,10 +233,14 @@ type AccessDenied struct {
 }
 
 // IdempotencyKeyClaimed: an idempotency key of an organisation now names a
-// run. First and only event of stream idem-<hash of org and key>.
+// run. First and only event of stream idem-<hash of org and key> (the API
+// scopes keys per principal by prefixing the user). Fingerprint binds the
+// key to the request that claimed it (kind and body): a reuse for another
+// request is refused. Claims recorded before it have none.
 type IdempotencyKeyClaimed struct {
-	RunID string `json:"run_id"`
-	JobID string `json:"job_id"`
+	RunID       string `json:"run_id"`
+	JobID       string `json:"job_id"`
+	Fingerprint string `json:"fingerprint,omitempty"`
 }
 
 // APIKeyIssued: an API key was issued for a service account of the

@@ -1,0 +1,88 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/spectra-fab/spectra/projections"
+)
+
+// A repeated Idempotency-Key answers the run as it is now with 200 (201
+// only for the first request); a key reused for another body or kind is a
+// 422; keys are scoped per principal.
+func TestIdempotencyKeyAnswersTheRunAsItIs(t *testing.T) {
+	st := newSecStack(t)
+	eng := append(as(t, RoleEngineer, "org-1"), HeaderIdempotency, "batch-7")
+	first := st.do(t, http.MethodPost, "/api/ion/runs", `{"steps":3,"tool_id":"IMP-1"}`, eng...)
+	if first.Status != http.StatusCreated {
+		t.Fatalf("first create = %d %s, want 201", first.Status, first.Body)
+	}
+	runID := first.JSON(t)["run_id"].(string)
+	st.waitRun(t, "org-1", runID, projections.StatusCompleted)
+
+	// The same body with another layout is the same request.
+	again := st.do(t, http.MethodPost, "/api/ion/runs", "{ \"tool_id\": \"IMP-1\",\n \"steps\": 3 }", eng...)
+	got := again.JSON(t)
+	if again.Status != http.StatusOK || got["run_id"] != runID || got["status"] != projections.StatusCompleted {
+		t.Errorf("repeated create = %d %v, want 200 with run %s completed", again.Status, got, runID)
+	}
+
+	for _, tt := range []struct{ name, path, body string }{
+		{"other_body", "/api/ion/runs", `{"steps":4,"tool_id":"IMP-1"}`},
+		{"other_kind", "/api/rtp/runs", `{"steps":3,"tool_id":"IMP-1"}`},
+	} {
+		res := st.do(t, http.MethodPost, tt.path, tt.body, eng...)
+		e := res.Err(t)
+		if res.Status != http.StatusUnprocessableEntity || e.Code != CodeValidation || len(e.Fields) != 1 ||
+			e.Fields[0].Field != HeaderIdempotency {
+			t.Errorf("%s: reused key = %d %s, want 422 naming %s", tt.name, res.Status, res.Body, HeaderIdempotency)
+		}
+	}
+
+	// Another user of the organisation has keys of its own.
+	other := st.do(t, http.MethodPost, "/api/ion/runs", `{"steps":3,"tool_id":"IMP-1"}`,
+		append(as(t, RoleAdmin, "org-1"), HeaderIdempotency, "batch-7")...)
+	if other.Status != http.StatusCreated || other.JSON(t)["run_id"] == runID {
+		t.Errorf("another user's create with the same key = %d %s, want 201 and a run of its own", other.Status, other.Body)
+	}
+
+	for _, bad := range []string{"has space", "tab\tkey", "ünï"} {
+		res := st.do(t, http.MethodPost, "/api/ion/runs", `{"steps":3}`, append(as(t, RoleEngineer, "org-1"), HeaderIdempotency, bad)...)
+		if res.Status != http.StatusUnprocessableEntity {
+			t.Errorf("Idempotency-Key %q = %d, want 422", bad, res.Status)
+		}
+	}
+}
+
+// A create that times out answers 504 with the key a retry finds the run
+// by; the retry with it answers the one run.
+func TestCreateTimeoutNamesTheKeyToRetryWith(t *testing.T) {
+	st := newSecStack(t)
+	slow := New(Config{JWTSecret: testSecret, Node: "node-test", CommandTimeout: time.Nanosecond},
+		Deps{Commands: st.svc, Queries: projections.JobQueries{Model: st.jobs, Runner: st.runner}, Store: st.store,
+			Events: st.store, Audit: st.audit, Credentials: st.sec})
+	res := request(t, slow, http.MethodPost, "/api/ion/runs", `{"steps":3}`, as(t, RoleEngineer, "org-1")...)
+	var body ErrorBody
+	if err := json.Unmarshal(res.Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	key := body.Error.IdempotencyKey
+	if res.Status != http.StatusGatewayTimeout || key == "" {
+		t.Fatalf("create past its deadline = %d %s, want 504 with an idempotency_key", res.Status, res.Body)
+	}
+	retry := st.do(t, http.MethodPost, "/api/ion/runs", `{"steps":3}`, append(as(t, RoleEngineer, "org-1"), HeaderIdempotency, key)...)
+	if retry.Status != http.StatusCreated && retry.Status != http.StatusOK {
+		t.Fatalf("retry with %s = %d %s, want the run", key, retry.Status, retry.Body)
+	}
+	runID := retry.JSON(t)["run_id"].(string)
+	again := st.do(t, http.MethodPost, "/api/ion/runs", `{"steps":3}`, append(as(t, RoleEngineer, "org-1"), HeaderIdempotency, key)...)
+	if again.Status != http.StatusOK || again.JSON(t)["run_id"] != runID {
+		t.Errorf("second retry = %d %s, want 200 and run %s", again.Status, again.Body, runID)
+	}
+	runs, total, err := st.jobs.Runs(t.Context(), projections.RunFilter{OrgID: "org-1", Limit: 10})
+	if err != nil || total != 1 {
+		t.Errorf("org-1 has %d runs (%v, %v), want exactly 1", total, runs, err)
+	}
+}
