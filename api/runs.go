@@ -221,7 +221,9 @@ type createError struct {
 	err    error
 }
 
-func (e *createError) Error() string { return "create run (idempotency key " + e.key + "): " + e.err.Error() }
+func (e *createError) Error() string {
+	return "create run (idempotency key " + e.key + "): " + e.err.Error()
+}
 func (e *createError) Unwrap() error { return e.err }
 
 // runView is a run as the API shows it: the read model's fields with its
