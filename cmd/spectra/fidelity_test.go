@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -84,5 +85,110 @@ func TestTunedGainsConfirmedByRealRuns(t *testing.T) {
 		if !within(mean(over), p.Over, p.Spread.Over, 0) || !within(mean(ramp), p.Ramp, p.Spread.Ramp, 0) || !within(settle[1], p.Settle, 0, 0.1+1e-9) {
 			t.Errorf("%s: real runs (%.3f, %.3f, %.2f) do not confirm the prediction %+v", target, mean(over), mean(ramp), settle[1], p)
 		}
+	}
+}
+
+// The disturbance catalogue through the API: a run asked for a pressure
+// burst records the alarm that names it (and no other), an RTP run asked
+// for a pyrometer offset likewise; an unknown kind or a kind of the other
+// process is refused with a field error before any job exists.
+func TestDisturbanceCatalogueThroughTheAPI(t *testing.T) {
+	s := startServer(t, t.TempDir(), "--time-scale", "0", "--allow-fault-injection")
+	eng := token(t, "engineer", "org-1")
+	withDist := func(example string, d map[string]any) map[string]any {
+		m := map[string]any{}
+		if err := json.Unmarshal(readExample(t, example), &m); err != nil {
+			t.Fatal(err)
+		}
+		m["simulate_disturbance"] = d
+		return m
+	}
+	for _, tc := range []struct {
+		kind, example, rule string
+		d                   map[string]any
+	}{
+		{"ion", "ion-seed.json", "PRESSURE_BURST", map[string]any{"kind": "pressure_burst", "start_s": 20}},
+		{"rtp", "rtp-seed.json", "PYROMETER_OFFSET", map[string]any{"kind": "pyrometer_offset", "magnitude": 15, "start_s": 45}},
+	} {
+		runID, jobID := s.create(t, tc.kind, eng, withDist(tc.example, tc.d))
+		if run := s.waitRun(t, tc.kind, runID, eng, 60*time.Second); run["status"] != "completed" {
+			t.Fatalf("%s run with %v: %v", tc.kind, tc.d, run["status"])
+		}
+		var rules []string
+		for _, l := range s.events(t, jobID, eng) {
+			if l.Type != "FDCAlarm" && l.Type != "SPCViolation" {
+				continue
+			}
+			var a struct {
+				Alarm struct {
+					Rule string `json:"rule"`
+				} `json:"alarm"`
+				Rule string `json:"rule"`
+			}
+			_ = json.Unmarshal(l.Data, &a)
+			rules = append(rules, a.Alarm.Rule+a.Rule)
+		}
+		t.Logf("%s run with %v: alarms %v", tc.kind, tc.d, rules)
+		if !slices.Contains(rules, tc.rule) {
+			t.Errorf("%s run with %v: alarms %v, want %s", tc.kind, tc.d, rules, tc.rule)
+		}
+	}
+	for _, tc := range []struct{ kind, example, field string }{
+		{"ion", "ion-seed.json", "simulate_disturbance.kind"},
+		{"rtp", "rtp-seed.json", "simulate_disturbance.kind"},
+	} {
+		bad := withDist(tc.example, map[string]any{"kind": map[string]string{"ion": "lamp_degradation", "rtp": "glitch_storm"}[tc.kind]})
+		r := s.do(t, "POST", "/api/"+tc.kind+"/runs", eng, bad)
+		if r.status != 422 || !strings.Contains(string(r.body), tc.field) {
+			t.Errorf("%s run with a disturbance of the other process = %d %s, want 422 naming %s", tc.kind, r.status, r.body, tc.field)
+		}
+	}
+}
+
+// MPC tuning returns MPC parameters, and a real run with them confirms
+// the predicted ramp error (the target) within 10 % or 3 spreads.
+func TestTunedMPCConfirmedByRealRuns(t *testing.T) {
+	s := startServer(t, t.TempDir(), "--time-scale", "0")
+	eng := token(t, "engineer", "org-1")
+	seed := map[string]any{}
+	if err := json.Unmarshal(readExample(t, "rtp-seed.json"), &seed); err != nil {
+		t.Fatal(err)
+	}
+	r := s.do(t, "POST", "/api/rtp/tune/controller", eng, map[string]any{"controller_type": "mpc", "recipe": seed, "optimization_target": "minimize_ramp_error"})
+	if r.status != 200 {
+		t.Fatalf("tune mpc = %d %s", r.status, r.body)
+	}
+	var res struct {
+		MPC *struct {
+			Horizon    int     `json:"mpc_horizon"`
+			MoveWeight float64 `json:"mpc_move_weight"`
+		} `json:"mpc_parameters"`
+		Predicted struct {
+			Ramp   float64 `json:"avg_ramp_error_c"`
+			Spread struct {
+				Ramp float64 `json:"avg_ramp_error_c"`
+			} `json:"spread"`
+		} `json:"predicted_performance"`
+	}
+	if err := json.Unmarshal(r.body, &res); err != nil || res.MPC == nil || res.MPC.Horizon == 0 {
+		t.Fatalf("tune mpc: %v %s", err, r.body)
+	}
+	recipe := map[string]any{}
+	for k, v := range seed {
+		recipe[k] = v
+	}
+	recipe["controller_type"], recipe["mpc_horizon"], recipe["mpc_move_weight"] = "mpc", res.MPC.Horizon, res.MPC.MoveWeight
+	var ramp float64
+	for range 3 {
+		runID, _ := s.create(t, "rtp", eng, recipe)
+		run := s.waitRun(t, "rtp", runID, eng, 60*time.Second)
+		if run["status"] != "completed" {
+			t.Fatalf("mpc run: %v", run["status"])
+		}
+		ramp += run["avg_ramp_error_c"].(float64) / 3
+	}
+	t.Logf("mpc (Np %d, λ %g): predicted ramp error %.3f °C, real runs %.3f", res.MPC.Horizon, res.MPC.MoveWeight, res.Predicted.Ramp, ramp)
+	if math.Abs(ramp-res.Predicted.Ramp) > max(0.1*res.Predicted.Ramp, 3*res.Predicted.Spread.Ramp) {
+		t.Errorf("mpc: real ramp error %.3f, predicted %.3f", ramp, res.Predicted.Ramp)
 	}
 }
