@@ -61,7 +61,9 @@ func BenchmarkStreamFanout(b *testing.B) {
 }
 
 func runFanout(b *testing.B, sc fanoutScenario) (p50, p99, worst time.Duration, n int) {
-	st := newStreamStack(b, streamStackOptions{jetstream: true})
+	// One viewer holds every socket: lift the per-user caps.
+	st := newStreamStack(b, streamStackOptions{jetstream: true, stream: StreamConfig{MaxSocketsPerPrincipal: 2 * sc.subscribers,
+		MaxReplaysPerPrincipal: 64, MaxReplays: 64}})
 	runID := "ION-20260101-0000BE0C"
 	st.fabricate(b, runID, "org-1")
 	url := "ws://" + st.addr + "/api/ion/stream/" + runID + "?token=" + tokenOf(b, RoleViewer, "org-1")
@@ -232,7 +234,8 @@ func BenchmarkStreamReplay(b *testing.B) {
 			name = "store=jetstream"
 		}
 		b.Run(name+"/events=3000", func(b *testing.B) {
-			st := newStreamStack(b, streamStackOptions{jetstream: js})
+			// The replay's own speed: unpaced (ReplayRate is a policy).
+			st := newStreamStack(b, streamStackOptions{jetstream: js, stream: StreamConfig{ReplayRate: 1 << 30}})
 			runID := "ION-20260101-0000BE0D"
 			st.fabricate(b, runID, "org-1")
 			samples := func() map[string][]float64 {
