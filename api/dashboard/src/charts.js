@@ -19,7 +19,8 @@ export function lineChart(parent, spec) {
   const opts = {
     width: width(), height: spec.height || 220,
     cursor: { drag: { x: true, y: false } },
-    scales: { x: { time: false }, y: spec.y.log ? { distr: 3 } : { auto: true } },
+    // A single point gets a unit-wide x range, not uPlot's 0–100.
+    scales: { x: { time: false, range: (_u, lo, hi) => (lo === hi ? [lo - 1, hi + 1] : [lo, hi]) }, y: spec.y.log ? { distr: 3 } : { auto: true } },
     axes: [
       { label: spec.x.label, values: axisValues, size: 40 },
       { label: spec.y.label, values: axisValues, size: 70 },
