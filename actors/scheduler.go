@@ -20,6 +20,9 @@ type (
 		arrival  time.Time
 		pid      *actor.PID
 		running  bool
+		// org is the run's organisation, for fair sharing. When empty,
+		// the scheduler uses what Service.Own told it.
+		org string
 	}
 	// release gives a run's slot (or its place in the queue) back.
 	release struct {
@@ -150,7 +153,10 @@ func (s *scheduler) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *enqueue:
 		q := s.queue(m.queue)
-		org := s.owners[m.runID]
+		org := m.org
+		if org == "" {
+			org = s.owners[m.runID]
+		}
 		if _, ok := q.running[m.runID]; ok || m.running {
 			// A restarted actor reclaims the slot it held.
 			if _, ok := q.running[m.runID]; !ok {

@@ -25,7 +25,14 @@ func (f *fakeRun) Receive(ctx actor.Context) {
 // then org-b nb; each admitted run is released at once in admission order
 // once the queue is full, as if runs took equal time. It returns the
 // organisations in admission order ("a" or "b").
-func admissions(t *testing.T, limit, na, nb int, w map[string]float64, ownerLate bool) string {
+// how a run's organisation reaches the scheduler.
+const (
+	ownBefore  = iota // Service.Own before the run enqueues
+	ownAfter          // Service.Own after the run enqueued: the run moves over
+	ownEnqueue        // on the enqueue itself
+)
+
+func admissions(t *testing.T, limit, na, nb int, w map[string]float64, how int) string {
 	t.Helper()
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(slog.DiscardHandler)
@@ -40,12 +47,17 @@ func admissions(t *testing.T, limit, na, nb int, w map[string]float64, ownerLate
 		id := org + string(rune('A'+i/26)) + string(rune('a'+i%26))
 		pid := system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &fakeRun{id: id, admitted: admitted} }))
 		own := &owner{runID: id, org: "org-" + org}
-		if !ownerLate {
+		enq := &enqueue{runID: id, queue: "ion", arrival: time.Unix(int64(i), 0), pid: pid}
+		switch how {
+		case ownBefore:
 			system.Root.Send(sched, own)
-		}
-		system.Root.Send(sched, &enqueue{runID: id, queue: "ion", arrival: time.Unix(int64(i), 0), pid: pid})
-		if ownerLate {
-			system.Root.Send(sched, own) // Service.Own after the run actor enqueued: the run moves over
+			system.Root.Send(sched, enq)
+		case ownAfter:
+			system.Root.Send(sched, enq)
+			system.Root.Send(sched, own)
+		case ownEnqueue:
+			enq.org = own.org
+			system.Root.Send(sched, enq)
 		}
 	}
 	for i := range na {
@@ -81,19 +93,20 @@ func admissions(t *testing.T, limit, na, nb int, w map[string]float64, ownerLate
 
 func TestSchedulerSharesSlotsBetweenOrganisations(t *testing.T) {
 	tests := []struct {
-		name      string
-		limit     int
-		weights   map[string]float64
-		ownerLate bool
-		want      string
+		name    string
+		limit   int
+		weights map[string]float64
+		how     int
+		want    string
 	}{
 		// org-b's runs take every other freed slot, not the end of org-a's backlog.
-		{"equal_weights", 2, nil, false, "aa" + "babababa" + "aaaa"},
-		{"owner_known_after_enqueue", 2, nil, true, "aa" + "babababa" + "aaaa"},
+		{"equal_weights", 2, nil, ownBefore, "aa" + "babababa" + "aaaa"},
+		{"owner_known_after_enqueue", 2, nil, ownAfter, "aa" + "babababa" + "aaaa"},
 		// Weight 3 to 1 on four slots: org-a keeps three, org-b one.
-		{"weighted", 4, map[string]float64{"org-a": 3}, false, "aaaa" + "baaabaaab" + "b"},
+		{"owner_on_the_enqueue", 2, nil, ownEnqueue, "aa" + "babababa" + "aaaa"},
+		{"weighted", 4, map[string]float64{"org-a": 3}, ownBefore, "aaaa" + "baaabaaab" + "b"},
 		// One organisation alone: priority then arrival, as before.
-		{"one_organisation", 2, nil, false, "aaaaaaaaaa"},
+		{"one_organisation", 2, nil, ownBefore, "aaaaaaaaaa"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -101,7 +114,7 @@ func TestSchedulerSharesSlotsBetweenOrganisations(t *testing.T) {
 			if tt.name == "one_organisation" {
 				nb = 0
 			}
-			got := admissions(t, tt.limit, 10, nb, tt.weights, tt.ownerLate)
+			got := admissions(t, tt.limit, 10, nb, tt.weights, tt.how)
 			if got != tt.want {
 				t.Errorf("admissions = %s, want %s", got, tt.want)
 			}
