@@ -179,7 +179,10 @@ func (s *Store) readRange(ctx context.Context, subj string, from uint64, n int, 
 		return nil, err
 	}
 	out := make([]events.Record, 0, n)
-	err = s.scan(ctx, seq, subj, -1, min(n, pageSize), func(r events.Record) bool {
+	// n is also a bound on the messages to read: each holds at least one
+	// of the n records wanted (the first holds revision from), and fn
+	// stops at the n-th, so a consumer never waits past the end.
+	err = s.scan(ctx, seq, subj, n, min(n, pageSize), func(r events.Record) bool {
 		if r.Revision >= from {
 			out = append(out, r)
 		}
