@@ -146,6 +146,8 @@ type Deps struct {
 	// reference library recipes).
 	Fab      Fab
 	FabLists FabLists
+	// Verifier answers GET /api/runs/{id}/verify (nil: it answers 503).
+	Verifier RunVerifier
 }
 
 // Route is one endpoint: its method, its Fiber path and the permission it
@@ -182,6 +184,8 @@ type Server struct {
 	fabLists  FabLists
 	authFails *failThrottle // failed authentications per address (denials.go)
 	denied    *denialLog    // AccessDenied, aggregated (denials.go)
+
+	runVerifier RunVerifier
 }
 
 // Default configuration values.
@@ -249,6 +253,8 @@ func New(cfg Config, d Deps) *Server {
 		audit:     d.Audit,
 		fab:       d.Fab,
 		fabLists:  d.FabLists,
+
+		runVerifier: d.Verifier,
 	}
 	s.limits = s.newLimiters()
 	if cfg.DeniedWindow <= 0 {
@@ -287,6 +293,7 @@ func New(cfg Config, d Deps) *Server {
 	s.registerAuthRoutes()
 	s.registerAuditRoutes()
 	s.registerStreamRoutes(d.Streams)
+	s.registerProvenanceRoutes()
 	s.registerFabRoutes()
 	return s
 }

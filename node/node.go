@@ -253,7 +253,9 @@ func (n *Node) start(ctx context.Context) (err error) {
 		api.Deps{Commands: runs, Queries: projections.JobQueries{Model: n.jobs, Runner: n.runner}, Store: n.store,
 			Ready: n.ready, Registerer: n.registry, Gatherer: n.registry, Artifacts: n.artifacts, Views: views{spc: n.spc, r2r: n.r2r}, Tunings: n.actors,
 			Events: n.store, Credentials: n.security, Audit: n.audit,
-			Streams: n.store, Fab: fabSvc, FabLists: n.fab})
+			Streams: n.store, Fab: fabSvc, FabLists: n.fab,
+			Verifier: &projections.Verifier{Store: n.store, Engines: actors.EngineFunc(cfg.Engines), Policy: actors.Config{
+				SoftLimit: cfg.SoftLimit, HardLimit: cfg.HardLimit, RetryBase: cfg.RetryBase, RetryCap: cfg.RetryCap}.Policy()}})
 	if cfg.HTTPAddr != "" {
 		n.wg.Add(1)
 		go func() {

@@ -239,11 +239,9 @@ var scenarios = map[string]func(h *host, rng *rand.Rand, steps int){
 			h.runTo(h.r.StepsTaken() + 1 + rng.IntN(steps/2))
 			h.crash()
 			if rng.IntN(2) == 0 && h.r.State() == run.Running {
-				// (Not a crash while paused: Advance does not step a
-				// paused run, so a fast-forward of one never ends.)
 				h.stop(run.Pause{})
-				h.decide(run.Resume{})
 				h.crash()
+				h.decide(run.Resume{})
 			}
 		}
 		h.runOut()

@@ -30,6 +30,7 @@ commands:
   schedules list|create|show|pause|resume
                               start a recipe or lot at a time or on a cron expression
   replay RUN_ID               print a run's events from a server
+  verify RUN_ID               re-simulate a run and check its hash chain (--offline FILE: without a server)
   audit [--run-id ID] …       print who did what and when, from a server's audit trail
   projections rebuild [NAME]  rebuild read models from the log (server stopped)
   bench [--runs N] …          load a server with runs; print runs/s, latencies, events/s, fsyncs/s
@@ -69,6 +70,8 @@ func run(ctx context.Context, args []string) error {
 		return runSubmit(ctx, args[1:])
 	case "replay":
 		return runReplay(ctx, args[1:])
+	case "verify":
+		return runVerify(ctx, args[1:])
 	case "audit":
 		return runAudit(ctx, args[1:])
 	case "projections":
