@@ -73,9 +73,9 @@ func newSecStack(t *testing.T, mod ...func(*Config)) *secStack {
 	done := make(chan error, 1)
 	go func() { done <- st.runner.Run(ctx) }()
 	arts := &memArtifacts{files: map[string][]byte{}}
-	svc, err := actors.New(actors.Config{TimeScale: 1, QueueLimit: 1000, Node: "node-test"}, st.store, arts,
-		map[process.Kind]actors.EngineFactory{process.KindIon: processtest.Factory{Kind: process.KindIon},
-			process.KindRTP: processtest.Factory{Kind: process.KindRTP}}, nil)
+	engines := map[process.Kind]actors.EngineFactory{process.KindIon: processtest.Factory{Kind: process.KindIon},
+		process.KindRTP: processtest.Factory{Kind: process.KindRTP}}
+	svc, err := actors.New(actors.Config{TimeScale: 1, QueueLimit: 1000, Node: "node-test"}, st.store, arts, engines, nil)
 	if err != nil {
 		t.Fatalf("actors.New: %v", err)
 	}
@@ -99,7 +99,8 @@ func newSecStack(t *testing.T, mod ...func(*Config)) *secStack {
 	}
 	st.srv = New(cfg, Deps{Commands: svc, Queries: projections.JobQueries{Model: st.jobs, Runner: st.runner}, Store: st.store,
 		Artifacts: arts, Tunings: svc, Events: st.store, Credentials: st.sec, Audit: st.audit,
-		Fab: newFabService(st.store, svc), FabLists: st.fab})
+		Fab: newFabService(st.store, svc), FabLists: st.fab,
+		Verifier: &projections.Verifier{Store: st.store, Engines: actors.EngineFunc(engines), Policy: actors.Config{}.Policy()}})
 	return st
 }
 

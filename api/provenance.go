@@ -19,6 +19,11 @@ type RunVerifier interface {
 	Verify(ctx context.Context, orgID, runID string) (run.Report, error)
 }
 
+func init() {
+	successes["GET /api/runs/:run_id/verify"] = success{status: 200, body: run.Report{}, name: "VerifyReport"}
+	successes["GET /api/runs/:run_id/records"] = success{status: 200, body: []events.Record{}, name: "RecordList"}
+}
+
 // registerProvenanceRoutes adds golden-run verification and the export of
 // a run's stored records for offline verification (docs/provenance.md).
 func (s *Server) registerProvenanceRoutes() {
@@ -31,6 +36,10 @@ func (s *Server) registerProvenanceRoutes() {
 }
 
 func (s *Server) handleRunVerify(c *fiber.Ctx) error {
+	// Another organisation's run is not found before any work is done.
+	if _, err := s.q.Run(c.UserContext(), principal(c).OrgID, c.Params("run_id")); err != nil {
+		return err
+	}
 	if s.runVerifier == nil {
 		return &Error{Code: CodeUnavailable, Message: "verification is not available on this node"}
 	}

@@ -93,6 +93,8 @@ func TestRoutePermissions(t *testing.T) {
 		"POST /api/auth/token":                  "", // authenticated by X-API-Key
 		"POST /api/auth/refresh":                "", // authenticated by the refresh token
 		"GET /api/audit":                        PermAuditView,
+		"GET /api/runs/:run_id/verify":          PermAuditView,
+		"GET /api/runs/:run_id/records":         PermAuditView,
 		"GET /api/ion/stream/:run_id":           PermIonViewTelemetry,
 		"GET /api/rtp/stream/:run_id":           PermRTPViewTelemetry,
 		"GET /api/stream":                       PermJobViewStatus,
