@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"log/slog"
 	"time"
@@ -66,6 +67,9 @@ type Config struct {
 	// RequestTimeout bounds a command's round trip to its actor (5 s).
 	RequestTimeout time.Duration
 	Logger         *slog.Logger
+	// SealKey, when set, signs the seal of each run's terminal event
+	// (events.Chain).
+	SealKey ed25519.PrivateKey
 }
 
 func (c Config) withDefaults() Config {

@@ -518,7 +518,7 @@ func (a *runActor) append(ctx actor.Context, md events.Metadata, ps ...events.Pa
 	}
 	// Each event links to its predecessor's hash; a terminal one seals
 	// the chain (events.Chain). The aggregate's Head is the stream's.
-	events.Chain(a.run.Head, evs, nil)
+	events.Chain(a.run.Head, evs, a.svc.cfg.SealKey)
 	stream := events.RunStream(a.runID)
 	sctx, cancel := a.storeCtx()
 	res, err := a.svc.store.Append(sctx, stream, events.ExpectRevision(a.run.Revision), evs...)

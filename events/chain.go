@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // A run stream is a hash chain. Each event's link is the SHA-256 of the
@@ -198,4 +199,42 @@ func CheckChain(recs []Record, pub ed25519.PublicKey) ChainReport {
 func validSig(pub ed25519.PublicKey, seal, sig string) bool {
 	b, err := base64.StdEncoding.DecodeString(sig)
 	return err == nil && len(pub) == ed25519.PublicKeySize && ed25519.Verify(pub, []byte(seal), b)
+}
+
+// ParseSealKey reads an Ed25519 private key for signing seals: its 32-byte
+// seed or its 64-byte key, in hex or base64, surrounding space ignored.
+func ParseSealKey(text string) (ed25519.PrivateKey, error) {
+	b, err := decodeKey(text)
+	switch {
+	case err != nil:
+		return nil, err
+	case len(b) == ed25519.SeedSize:
+		return ed25519.NewKeyFromSeed(b), nil
+	case len(b) == ed25519.PrivateKeySize:
+		return ed25519.PrivateKey(b), nil
+	}
+	return nil, fmt.Errorf("seal key: %d bytes, want an Ed25519 seed (%d) or private key (%d)", len(b), ed25519.SeedSize, ed25519.PrivateKeySize)
+}
+
+// ParsePublicKey reads an Ed25519 public key in hex or base64.
+func ParsePublicKey(text string) (ed25519.PublicKey, error) {
+	b, err := decodeKey(text)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("public key: %d bytes, want %d", len(b), ed25519.PublicKeySize)
+	}
+	return ed25519.PublicKey(b), nil
+}
+
+func decodeKey(text string) ([]byte, error) {
+	s := strings.TrimSpace(text)
+	if b, err := hex.DecodeString(s); err == nil {
+		return b, nil
+	}
+	if b, err := base64.StdEncoding.DecodeString(s); err == nil {
+		return b, nil
+	}
+	return nil, fmt.Errorf("key: neither hex nor base64")
 }

@@ -78,6 +78,9 @@ type Config struct {
 	// one of a cluster: see cluster.go.
 	ClusterListen, ClusterPeers, ActorListen string
 	Replicas                                 int
+	// SealKeyFile holds the Ed25519 key that signs run seals (hex or
+	// base64 seed; spectra seal-key makes one); empty: seals unsigned.
+	SealKeyFile string
 	// Engines overrides the process engines (tests); nil = actors.Engines().
 	Engines map[process.Kind]actors.EngineFactory
 	Logger  *slog.Logger
@@ -233,6 +236,7 @@ func (c *Config) Bind(f *Flags, hostname string) {
 	f.Int(&c.RateLimits.Reads, "rate-limit-read", "SPECTRA_RATE_LIMIT_READ", 1000, "reads per principal per minute")
 	f.Int(&c.RateLimits.Commands, "rate-limit-command", "SPECTRA_RATE_LIMIT_COMMAND", 100, "other commands per principal per minute")
 	f.Duration(&c.AccessTokenTTL, "access-token-ttl", "SPECTRA_ACCESS_TOKEN_TTL", 0, "lifetime of access tokens from POST /api/auth/token; 0: the default")
+	f.String(&c.SealKeyFile, "seal-key", "SPECTRA_SEAL_KEY", "", "file of the Ed25519 key that signs each run's seal (spectra seal-key makes one); verify checks it")
 	f.Duration(&c.RefreshTokenTTL, "refresh-token-ttl", "SPECTRA_REFRESH_TOKEN_TTL", 0, "lifetime of refresh tokens; 0: the default")
 	c.bindCluster(f)
 }

@@ -185,9 +185,13 @@ func (n *Node) start(ctx context.Context) (err error) {
 		}
 	}()
 
+	sealKey, err := readSealKey(cfg.SealKeyFile)
+	if err != nil {
+		return err
+	}
 	n.actors, err = actors.New(actors.Config{TimeScale: cfg.TimeScale, Node: cfg.Node, QueueLimit: cfg.QueueLimit,
 		SoftLimit: cfg.SoftLimit, HardLimit: cfg.HardLimit, RetryBase: cfg.RetryBase, RetryCap: cfg.RetryCap,
-		AllowFaultInjection: cfg.AllowFaultInjection, Logger: cfg.Logger.With("component", "actors")},
+		AllowFaultInjection: cfg.AllowFaultInjection, Logger: cfg.Logger.With("component", "actors"), SealKey: sealKey},
 		newTimedStore(n.store, n.registry), n.artifacts, cfg.Engines, n.r2r)
 	if err != nil {
 		return err
@@ -255,7 +259,8 @@ func (n *Node) start(ctx context.Context) (err error) {
 			Events: n.store, Credentials: n.security, Audit: n.audit,
 			Streams: n.store, Fab: fabSvc, FabLists: n.fab,
 			Verifier: &projections.Verifier{Store: n.store, Engines: actors.EngineFunc(cfg.Engines), Policy: actors.Config{
-				SoftLimit: cfg.SoftLimit, HardLimit: cfg.HardLimit, RetryBase: cfg.RetryBase, RetryCap: cfg.RetryCap}.Policy()}})
+				SoftLimit: cfg.SoftLimit, HardLimit: cfg.HardLimit, RetryBase: cfg.RetryBase, RetryCap: cfg.RetryCap}.Policy(),
+				PublicKey: sealPublicKey(sealKey)}})
 	if cfg.HTTPAddr != "" {
 		n.wg.Add(1)
 		go func() {

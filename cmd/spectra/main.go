@@ -31,6 +31,7 @@ commands:
                               start a recipe or lot at a time or on a cron expression
   replay RUN_ID               print a run's events from a server
   verify RUN_ID               re-simulate a run and check its hash chain (--offline FILE: without a server)
+  seal-key FILE               write a new Ed25519 key for serve --seal-key; print its public key
   audit [--run-id ID] …       print who did what and when, from a server's audit trail
   projections rebuild [NAME]  rebuild read models from the log (server stopped)
   bench [--runs N] …          load a server with runs; print runs/s, latencies, events/s, fsyncs/s
@@ -72,6 +73,8 @@ func run(ctx context.Context, args []string) error {
 		return runReplay(ctx, args[1:])
 	case "verify":
 		return runVerify(ctx, args[1:])
+	case "seal-key":
+		return runSealKey(args[1:])
 	case "audit":
 		return runAudit(ctx, args[1:])
 	case "projections":

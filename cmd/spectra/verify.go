@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
@@ -121,13 +120,37 @@ func parsePublicKey(s string) (ed25519.PublicKey, error) {
 	if b, err := os.ReadFile(s); err == nil {
 		s = string(b)
 	}
-	s = strings.TrimSpace(s)
-	for _, dec := range []func(string) ([]byte, error){hex.DecodeString, base64.StdEncoding.DecodeString} {
-		if b, err := dec(s); err == nil && len(b) == ed25519.PublicKeySize {
-			return ed25519.PublicKey(b), nil
-		}
+	pub, err := events.ParsePublicKey(s)
+	if err != nil {
+		return nil, fmt.Errorf("--pubkey: %w", err)
 	}
-	return nil, fmt.Errorf("--pubkey: not a %d-byte Ed25519 public key in hex or base64", ed25519.PublicKeySize)
+	return pub, nil
+}
+
+// runSealKey writes a new Ed25519 seal key (its seed, hex) to a file for
+// serve --seal-key, and prints its public key for verify --pubkey.
+func runSealKey(args []string) error {
+	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintln(os.Stderr, "usage: spectra seal-key FILE   (writes a new Ed25519 seal key; prints its public key)")
+		return exitError{2}
+	}
+	pub, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return fmt.Errorf("seal-key: %w", err)
+	}
+	f, err := os.OpenFile(args[0], os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("seal-key: %w", err)
+	}
+	if _, err := fmt.Fprintln(f, hex.EncodeToString(key.Seed())); err != nil {
+		f.Close()
+		return fmt.Errorf("seal-key: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("seal-key: %w", err)
+	}
+	fmt.Println(hex.EncodeToString(pub))
+	return nil
 }
 
 func printReport(rep runagg.Report) {

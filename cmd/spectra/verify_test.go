@@ -121,3 +121,41 @@ func TestVerifyAfterKill9(t *testing.T) {
 		t.Errorf("spectra verify --offline of a forged file = %v\n%s", err, out)
 	}
 }
+
+// TestVerifySignedSealOffline: a node with --seal-key signs each run's
+// seal; the exported records verify offline with only the public key, and
+// not with another key.
+func TestVerifySignedSealOffline(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "seal.key")
+	pub, err := exec.Command(binPath, "seal-key", keyFile).Output()
+	if err != nil {
+		t.Fatalf("spectra seal-key: %v", err)
+	}
+	s := startServer(t, filepath.Join(dir, "data"), "--time-scale", "0", "--seal-key", keyFile)
+	eng := token(t, "engineer", "org-1")
+	r := s.do(t, "POST", "/api/ion/runs", eng, readExample(t, "ion-seed.json"))
+	if r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	id := r.json(t)["run_id"].(string)
+	s.waitRun(t, "ion", id, eng, 30*time.Second)
+	v := s.do(t, "GET", "/api/runs/"+id+"/verify", eng, nil)
+	if !strings.Contains(string(v.body), `"signed":1`) || !strings.Contains(string(v.body), `"identical":true`) {
+		t.Errorf("verify on the node = %s, want identical and one signed seal", v.body)
+	}
+	file := filepath.Join(dir, "records.json")
+	if out, err := exec.Command(binPath, "verify", id, "--server", "http://"+s.addr, "--token", eng, "--export", file).CombinedOutput(); err != nil {
+		t.Fatalf("spectra verify --export: %v\n%s", err, out)
+	}
+	s.stop()
+	out, err := exec.Command(binPath, "verify", "--offline", "--pubkey", strings.TrimSpace(string(pub)), file).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "1 signatures verified") {
+		t.Fatalf("spectra verify --offline --pubkey = %v\n%s", err, out)
+	}
+	other, _ := exec.Command(binPath, "seal-key", filepath.Join(dir, "other.key")).Output()
+	out, err = exec.Command(binPath, "verify", "--offline", "--pubkey", strings.TrimSpace(string(other)), file).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "signature") {
+		t.Errorf("spectra verify --offline with another key = %v\n%s, want a signature break", err, out)
+	}
+}
