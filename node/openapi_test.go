@@ -109,6 +109,8 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 	v.check(http.MethodGet, "/api/spc/charts", admin, nil, 200, 404)
 	v.check(http.MethodGet, "/api/r2r/threads", admin, nil, 200)
 	v.check(http.MethodGet, "/api/audit", admin, nil, 200)
+	v.check(http.MethodGet, "/api/runs/"+ionRun.RunID+"/verify", admin, nil, 200)
+	v.check(http.MethodGet, "/api/runs/"+rtpRun.RunID+"/records", admin, nil, 200)
 
 	// Commands: a failed run retried (202); commands the state refuses (409).
 	failing := bytes.Replace(ion, []byte(`{`), []byte(`{"simulate_fault": {"kind": "permanent", "at_progress_pct": 30},`), 1)
