@@ -1,0 +1,40 @@
+// Package leaktest holds the goroutine-leak checks of the packages'
+// tests: each package's TestMain calls Main, so a test that leaves a
+// goroutine behind fails the package. The few goroutines our dependencies
+// leave by design (or by a bug of theirs) are ignored here, each by its
+// function and with the reason, never by a blanket rule.
+package leaktest
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// Options are the goroutines no test of ours can end.
+func Options() []goleak.Option {
+	return []goleak.Option{
+		// fasthttp (under Fiber) starts one goroutine per process that
+		// refreshes the cached Date header every second, for ever.
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+		// Fiber likewise starts one timestamp updater per process (behind a
+		// sync.Once) that never stops.
+		goleak.IgnoreTopFunction("github.com/gofiber/fiber/v2/utils.StartTimeStampUpdater.func1.1"),
+		// fasthttp's worker pool cleaner sleeps MaxIdleWorkerDuration (10 s)
+		// between looks at its stop channel: it ends, but up to 10 s after
+		// the server has shut down.
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+		// nats.go's JetStream async publisher starts this goroutine, which
+		// reads the status channel under a lock; when the JetStream context
+		// is cleaned up (connection closed) before it has read it, it reads
+		// nil and blocks for ever on a nil channel (nats.go v1.55.0,
+		// jetstream/publish.go). Nothing of ours can end it.
+		goleak.IgnoreTopFunction("github.com/nats-io/nats.go/jetstream.(*jetStream).resetPendingAcksOnReconnect"),
+	}
+}
+
+// Main runs a package's tests, then fails them if goroutines are left
+// behind; extra options add a package's own known cases.
+func Main(m *testing.M, extra ...goleak.Option) {
+	goleak.VerifyTestMain(m, append(Options(), extra...)...)
+}
