@@ -9,20 +9,43 @@ import (
 	"time"
 )
 
-// The tuner's prediction holds for real runs: the seed RTP recipe is tuned
-// over HTTP for each target, then run as jobs with the tuned gains, and
+// The tuner's prediction holds for real runs: the seed RTP recipe, a spike
+// anneal and an oxidation are tuned over HTTP for each target, then run as
+// jobs with the tuned gains, and
 // the runs' results agree with predicted_performance — overshoot and ramp
 // error within 10 % of the prediction or 3 of its noise spreads, settling
-// within 10 % or one 100 ms control period (three runs: the mean, and the
+// within 10 %, 3 spreads or one 100 ms control period (three runs: the mean, and the
 // median for settling, which is heavy-tailed). Each target's metric also
 // beats or equals the recipe's own gains' prediction.
 func TestTunedGainsConfirmedByRealRuns(t *testing.T) {
 	s := startServer(t, t.TempDir(), "--time-scale", "0")
 	eng := token(t, "engineer", "org-1")
-	seed := map[string]any{}
-	if err := json.Unmarshal(readExample(t, "rtp-seed.json"), &seed); err != nil {
-		t.Fatal(err)
+	spike := `{"segments": [{"target_temp_c": 600, "duration_s": 10, "ramp_rate_c_s": 50},
+		{"target_temp_c": 1050, "duration_s": 1, "ramp_rate_c_s": 100}, {"target_temp_c": 600, "duration_s": 10, "ramp_rate_c_s": 50}],
+		"n2_flow_slm": 10, "pid_kp": 5, "pid_ki": 0.5, "pid_kd": 1.0,
+		"ion_implant_context": {"species": "B", "energy_kev": 5, "dose_atoms_cm2": 1e15}}`
+	oxidation := `{"segments": [{"target_temp_c": 700, "duration_s": 20, "ramp_rate_c_s": 50},
+		{"target_temp_c": 1000, "duration_s": 10, "ramp_rate_c_s": 50}, {"target_temp_c": 1000, "duration_s": 60},
+		{"target_temp_c": 600, "duration_s": 30, "ramp_rate_c_s": 30}],
+		"n2_flow_slm": 5, "o2_flow_slm": 5, "pid_kp": 5, "pid_ki": 0.5, "pid_kd": 1.0}`
+	for _, rc := range []struct {
+		name  string
+		body  []byte
+		holdS float64 // the peak hold
+	}{{"seed", readExample(t, "rtp-seed.json"), 10}, {"spike", []byte(spike), 1}, {"oxidation", []byte(oxidation), 10}} {
+		seed := map[string]any{}
+		if err := json.Unmarshal(rc.body, &seed); err != nil {
+			t.Fatal(err)
+		}
+		tuneAndRun(t, s, eng, rc.name, seed, rc.holdS)
 	}
+}
+
+// tuneAndRun tunes recipe seed for each target and checks three real runs
+// against the prediction. holdS is the first peak hold's length: settling
+// within two periods of its end and "never settled" (−1) are the same
+// outcome seen either side of the last sample.
+func tuneAndRun(t *testing.T, s *server, eng, name string, seed map[string]any, holdS float64) {
 	type perf struct {
 		Over   float64 `json:"max_overshoot_c"`
 		Ramp   float64 `json:"avg_ramp_error_c"`
@@ -55,7 +78,7 @@ func TestTunedGainsConfirmedByRealRuns(t *testing.T) {
 			"minimize_settling_time": res.Predicted.Settle >= 0 && (res.Current.Performance.Settle < 0 || res.Predicted.Settle <= res.Current.Performance.Settle),
 		}
 		if !better[target] {
-			t.Errorf("%s: tuned %+v, recipe's own %+v", target, res.Predicted, res.Current.Performance)
+			t.Errorf("%s %s: tuned %+v, recipe's own %+v", name, target, res.Predicted, res.Current.Performance)
 		}
 
 		recipe := map[string]any{}
@@ -77,13 +100,15 @@ func TestTunedGainsConfirmedByRealRuns(t *testing.T) {
 		mean := func(v []float64) float64 { return (v[0] + v[1] + v[2]) / 3 }
 		slices.Sort(settle)
 		p := res.Predicted
-		t.Logf("%s: gains (%g, %g, %g); predicted overshoot %.3f °C, ramp error %.3f °C, settling %.2f s; real runs %.3f, %.3f, %.2f",
-			target, res.Parameters.Kp, res.Parameters.Ki, res.Parameters.Kd, p.Over, p.Ramp, p.Settle, mean(over), mean(ramp), settle[1])
+		t.Logf("%s %s: gains (%g, %g, %g); predicted overshoot %.3f °C, ramp error %.3f °C, settling %.2f s; real runs %.3f, %.3f, %.2f",
+			name, target, res.Parameters.Kp, res.Parameters.Ki, res.Parameters.Kd, p.Over, p.Ramp, p.Settle, mean(over), mean(ramp), settle[1])
 		within := func(got, want, spread, floor float64) bool {
 			return math.Abs(got-want) <= max(0.1*math.Abs(want), 3*spread, floor)
 		}
-		if !within(mean(over), p.Over, p.Spread.Over, 0) || !within(mean(ramp), p.Ramp, p.Spread.Ramp, 0) || !within(settle[1], p.Settle, 0, 0.1+1e-9) {
-			t.Errorf("%s: real runs (%.3f, %.3f, %.2f) do not confirm the prediction %+v", target, mean(over), mean(ramp), settle[1], p)
+		late := func(v float64) bool { return v < 0 || v >= holdS-0.2-1e-9 }
+		settleOK := within(settle[1], p.Settle, p.Spread.Settle, 0.1+1e-9) || late(settle[1]) && late(p.Settle)
+		if !within(mean(over), p.Over, p.Spread.Over, 0) || !within(mean(ramp), p.Ramp, p.Spread.Ramp, 0) || !settleOK {
+			t.Errorf("%s %s: real runs (%.3f, %.3f, %.2f) do not confirm the prediction %+v", name, target, mean(over), mean(ramp), settle[1], p)
 		}
 	}
 }

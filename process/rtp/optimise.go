@@ -1,6 +1,7 @@
 package rtp
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -72,7 +73,7 @@ func (o *optimiser) eval(g Gains) RecipePerformance {
 // noisy is the mean performance over predictSeeds noise seeds of the
 // recipe as set changes it (the settling time: the median), with the
 // spread (standard deviation) of each metric over the seeds; the settling
-// time is −1 if any run never settled.
+// time is −1 if the median run never settled.
 func (o *optimiser) noisy(set func(*Recipe)) RecipePerformance {
 	r := o.recipe
 	set(&r)
@@ -109,13 +110,35 @@ func summarise(ms []Metrics) RecipePerformance {
 	p.MaxOvershootC, p.Spread.MaxOvershootC = meanSD(over)
 	p.AvgRampErrorC, p.Spread.AvgRampErrorC = meanSD(ramp)
 	// Settling is heavy-tailed (a noise excursion late in a hold restarts
-	// it): report the median, with the standard deviation as its spread.
-	_, p.Spread.SettlingTimeS = meanSD(settle)
+	// it, or the hold ends first): report the median, a run that never
+	// settled counting as the longest, and the standard deviation of the
+	// runs that settled as its spread.
+	var settled []float64
+	for _, v := range settle {
+		if v >= 0 {
+			settled = append(settled, v)
+		}
+	}
 	sorted := slices.Clone(settle)
-	slices.Sort(sorted)
+	slices.SortFunc(sorted, func(a, b float64) int {
+		inf := func(v float64) float64 {
+			if v < 0 {
+				return math.Inf(1)
+			}
+			return v
+		}
+		return cmp.Compare(inf(a), inf(b))
+	})
 	p.SettlingTimeS = sorted[(len(sorted)-1)/2]
-	if sorted[0] < 0 {
-		p.SettlingTimeS, p.Spread.SettlingTimeS = -1, 0
+	if len(settled) > 1 {
+		m := 0.0
+		for _, v := range settled {
+			m += v / float64(len(settled))
+		}
+		for _, v := range settled {
+			p.Spread.SettlingTimeS += (v - m) * (v - m) / float64(len(settled)-1)
+		}
+		p.Spread.SettlingTimeS = math.Sqrt(p.Spread.SettlingTimeS)
 	}
 	p.MaxOvershootC, p.AvgRampErrorC, p.SettlingTimeS = round(p.MaxOvershootC, 3), round(p.AvgRampErrorC, 3), round(p.SettlingTimeS, 2)
 	p.Spread.MaxOvershootC, p.Spread.AvgRampErrorC, p.Spread.SettlingTimeS = round(p.Spread.MaxOvershootC, 3), round(p.Spread.AvgRampErrorC, 3), round(p.Spread.SettlingTimeS, 3)
