@@ -369,6 +369,10 @@ func TestDashboardInHeadlessChromium(t *testing.T) {
 		if b.attr("#budget-card", "id") != "" {
 			t.Errorf("the thermal budget of the finished run shows half way through it")
 		}
+		// The actions stay those of the run as it is now: it has ended.
+		if eval[bool](b, `document.querySelector("[data-action=cancel]")?.disabled === false`) {
+			t.Errorf("cancel is enabled on a completed run scrubbed back to when it ran")
+		}
 		d.shot(b, "run-rtp-replay-50pct")
 		b.noErrors()
 	})

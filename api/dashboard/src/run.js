@@ -147,13 +147,15 @@ export function mount(root, runID) {
     const r = run || {};
     const rec = r.recipe || {};
     head.replaceChildren(
-      h("h2", {}, runID, " ", statusPill(st), " ", h("span", { class: "pill e40", id: "e40" }, follow ? r.e40_state || "" : "")),
+      h("h2", {}, runID, " ", statusPill(st), " ", h("span", { class: "pill e40", id: "e40" }, follow ? r.e40_state || "" : ""),
+        follow || !r.status ? "" : h("small", { class: "muted", id: "now" }, ` as of event ${upto}; now ${r.status}`)),
       h("dl", { class: "facts" },
         ...[["kind", kind], ["tool", r.tool_id || "—"], ["user", r.user_id || "—"], ["lot", rec.lot_id || "—"], ["wafer", rec.wafer_id || "—"],
           ["job", model.jobId || r.job_id || ""], ["created", r.created_at ? `${time(r.created_at)} (${ago(r.created_at)})` : ""],
           ["step", model.step || r.current_step || ""]].flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
       progressBar(model.progress || 0));
-    drawActions(st);
+    // Actions act on the run as it is now, not as the scrubber shows it.
+    drawActions(follow ? st : r.status || st);
   }
 
   let actionsKey = "";
