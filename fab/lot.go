@@ -38,6 +38,7 @@ type Lot struct {
 	Paused     bool             `json:"paused"`
 	Revision   uint64           `json:"revision"`
 	exists     bool
+	pausedBy   events.Metadata // who paused the lot: wafers that start while it is paused are paused as them
 }
 
 // Apply folds one event of the lot's stream.
@@ -58,7 +59,7 @@ func (l *Lot) Apply(rec events.Record) error {
 	case *events.LotCancelRequested:
 		l.Cancelled = true
 	case *events.LotPaused:
-		l.Paused = true
+		l.Paused, l.pausedBy = true, rec.Metadata
 	case *events.LotResumed:
 		l.Paused = false
 	}

@@ -489,6 +489,30 @@ func (s *Service) CommandLot(ctx context.Context, c LotCommand) (LotOutcome, err
 	return LotOutcome{}, refuse("the lot is being changed by others; try again")
 }
 
+// HoldLot keeps a paused lot paused: a wafer that started running since
+// the lot was paused (its slot came free: the run actor pauses only
+// running runs, so queued wafers could not be paused with the lot) is
+// paused now, as the person who paused the lot. running reports whether a
+// run is running. Returns the runs it paused.
+func (s *Service) HoldLot(ctx context.Context, orgID, lotID string, running func(runID string) bool) ([]string, error) {
+	lot, err := s.Lot(ctx, orgID, lotID)
+	if err != nil || !lot.Paused || lot.Cancelled {
+		return nil, err
+	}
+	var paused []string
+	for _, m := range lot.Members {
+		if !running(m.RunID) {
+			continue
+		}
+		md := lot.pausedBy
+		md.RequestID = ""
+		if _, err := s.runs.PauseRun(ctx, actors.RunCommand{RunID: m.RunID, Reason: "lot " + lot.LotID + " is paused", Meta: md}); err == nil {
+			paused = append(paused, m.RunID)
+		}
+	}
+	return paused, nil
+}
+
 func mustJSON(v any) json.RawMessage {
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -57,7 +57,13 @@ type scheduleWorker struct {
 	model *projections.Fab
 	log   *slog.Logger
 	now   func() time.Time
+	// running reports whether a run of an organisation is running (nil:
+	// paused lots are not held).
+	running func(orgID, runID string) bool
 }
+
+// holdEvery is how many ticks pass between looks at paused lots.
+const holdEvery = 3
 
 // Run fires slots until ctx ends. First, for every schedule, it starts
 // again what the last firing should have started (idempotently), in case
@@ -66,7 +72,10 @@ func (w *scheduleWorker) Run(ctx context.Context) {
 	cache := map[string]*fab.Schedule{}
 	t := time.NewTicker(scheduleTick)
 	defer t.Stop()
-	for {
+	for tick := 0; ; tick++ {
+		if w.running != nil && tick%holdEvery == 0 {
+			w.holdPausedLots(ctx)
+		}
 		for _, s := range w.model.Schedules("") {
 			if s.Paused || (s.At != nil && s.LastFired != nil) {
 				continue
@@ -96,6 +105,21 @@ func (w *scheduleWorker) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// holdPausedLots pauses the wafers of paused lots that started running
+// since (another node may pause the same wafer first: it answers 409,
+// which is fine).
+func (w *scheduleWorker) holdPausedLots(ctx context.Context) {
+	for _, l := range w.model.PausedLots() {
+		paused, err := w.fab.HoldLot(ctx, l.OrgID, l.LotID, func(runID string) bool { return w.running(l.OrgID, runID) })
+		if err != nil && ctx.Err() == nil {
+			w.log.Warn("hold paused lot", "lot_id", l.LotID, "err", err)
+		}
+		if len(paused) > 0 {
+			w.log.Info("paused lot: wafers that started since paused", "lot_id", l.LotID, "runs", paused)
 		}
 	}
 }
@@ -130,4 +154,11 @@ func (w *Weights) UnmarshalText(b []byte) error {
 	}
 	*w = out
 	return nil
+}
+
+// running reports whether a run of an organisation is running, as the
+// job-status model has it.
+func (n *Node) running(orgID, runID string) bool {
+	r, err := n.jobs.Run(context.Background(), orgID, runID)
+	return err == nil && r.Status == projections.StatusRunning
 }

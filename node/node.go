@@ -235,7 +235,8 @@ func (n *Node) start(ctx context.Context) (err error) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		(&scheduleWorker{fab: fabSvc, model: n.fab, log: cfg.Logger.With("component", "schedules"), now: time.Now}).Run(runCtx)
+		(&scheduleWorker{fab: fabSvc, model: n.fab, log: cfg.Logger.With("component", "schedules"), now: time.Now,
+			running: n.running}).Run(runCtx)
 	}()
 	monitor := projections.NewSPCMonitor(n.spc, n.store, cfg.Logger.With("component", "spc-monitor"))
 	monitor.Node = cfg.Node

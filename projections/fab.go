@@ -223,6 +223,24 @@ func (f *Fab) Lots(orgID string) []LotSummary {
 	return out
 }
 
+// LotRef names a lot of an organisation.
+type LotRef struct{ OrgID, LotID string }
+
+// PausedLots lists the lots that are paused (and not cancelled).
+func (f *Fab) PausedLots() []LotRef {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out []LotRef
+	for org, lots := range f.lots {
+		for id, l := range lots {
+			if l.Paused && !l.Cancelled {
+				out = append(out, LotRef{OrgID: org, LotID: id})
+			}
+		}
+	}
+	return out
+}
+
 // Schedules lists the schedules of an organisation ("": of all, for the
 // schedule worker), by id.
 func (f *Fab) Schedules(orgID string) []ScheduleSummary {

@@ -618,3 +618,71 @@ func TestScheduleFiresOncePerSlotAcrossNodes(t *testing.T) {
 		}
 	}
 }
+
+// A paused lot stays paused: a wafer that starts after the pause (its
+// queue slot came free) is paused too, and resuming the lot resumes it.
+func TestLotPauseHoldsWafersThatStartLater(t *testing.T) {
+	s := startServer(t, t.TempDir(), "--time-scale", "20", "--queue-limit", "2")
+	eng, admin, op := token(t, "engineer", "org-1"), token(t, "admin", "org-1"), token(t, "operator", "org-1")
+	slow := smallIon()
+	slow["dose_atoms_cm2"] = 1e15
+	v := s.saveRecipe(t, eng, "held", slow)
+	s.approve(t, admin, "held", v)
+	r := s.do(t, "POST", "/api/lots", op, map[string]any{"recipe": map[string]any{"name": "held"}, "wafers": []string{"W01", "W02", "W03"}})
+	if r.status != 201 {
+		t.Fatalf("POST /api/lots = %d %s", r.status, r.body)
+	}
+	lotID := r.json(t)["lot"].(map[string]any)["lot_id"].(string)
+	wafers := func() map[string]map[string]any {
+		out := map[string]map[string]any{}
+		for _, w := range s.do(t, "GET", "/api/lots/"+lotID, op, nil).json(t)["wafer_runs"].([]any) {
+			out[w.(map[string]any)["wafer_id"].(string)] = w.(map[string]any)
+		}
+		return out
+	}
+	waitWafers := func(what string, cond func(map[string]map[string]any) bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			ws := wafers()
+			if cond(ws) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: wafers %v", what, ws)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitWafers("two wafers running", func(ws map[string]map[string]any) bool {
+		return ws["W01"]["status"] == "running" && ws["W02"]["status"] == "running"
+	})
+	if r := s.do(t, "POST", "/api/lots/"+lotID+"/pause", op, nil); r.status != 202 {
+		t.Fatalf("lot pause = %d %s", r.status, r.body)
+	}
+	waitWafers("running wafers paused", func(ws map[string]map[string]any) bool {
+		return ws["W01"]["status"] == "paused" && ws["W02"]["status"] == "paused"
+	})
+	// W02 is cancelled on its own: its slot goes to W03, which starts
+	// while the lot is paused and is paused in turn.
+	if r := s.do(t, "DELETE", "/api/ion/runs/"+wafers()["W02"]["run_id"].(string), op, nil); r.status != 202 {
+		t.Fatalf("cancel W02 = %d %s", r.status, r.body)
+	}
+	waitWafers("W03 paused after it started", func(ws map[string]map[string]any) bool {
+		if ws["W03"]["status"] == "completed" {
+			t.Fatalf("W03 completed while its lot was paused")
+		}
+		return ws["W03"]["status"] == "paused"
+	})
+	if r := s.do(t, "POST", "/api/lots/"+lotID+"/resume", op, nil); r.status != 202 {
+		t.Fatalf("lot resume = %d %s", r.status, r.body)
+	}
+	lot := s.waitLot(t, op, lotID, 60*time.Second)
+	for _, w := range lot["wafer_runs"].([]any) {
+		w := w.(map[string]any)
+		want := map[string]string{"W01": "completed", "W02": "cancelled", "W03": "completed"}[w["wafer_id"].(string)]
+		if w["status"] != want {
+			t.Errorf("wafer %v = %v, want %s", w["wafer_id"], w["status"], want)
+		}
+	}
+}
