@@ -66,7 +66,9 @@ type Config struct {
 	StoreTimeout time.Duration
 	// RequestTimeout bounds a command's round trip to its actor (5 s).
 	RequestTimeout time.Duration
-	Logger         *slog.Logger
+	// Slots, in cluster mode, makes queue limits cluster-wide (slots.go).
+	Slots  Slots
+	Logger *slog.Logger
 	// SealKey, when set, signs the seal of each run's terminal event
 	// (events.Chain).
 	SealKey ed25519.PrivateKey

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spectra-fab/spectra/actors/actorspb"
 	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/run"
 )
 
 // RunKind is the cluster kind of run grains: a run is a virtual actor
@@ -152,4 +153,26 @@ func (a *runActor) refence(ctx actor.Context, err error) {
 	}
 	ctx.Send(a.svc.supervisor, &crashed{runID: a.runID, pid: ctx.Self()})
 	ctx.Stop(ctx.Self())
+}
+
+// activated counts a grain's activation, and a re-activation when the run
+// was already under way: a node died, a grain moved, or a duplicate.
+func (a *runActor) activated() {
+	if !a.grain {
+		return
+	}
+	a.svc.activations.Add(1)
+	if a.run != nil && a.run.Exists() {
+		switch a.run.State() {
+		case run.Running, run.Paused, run.Retrying:
+			a.svc.reactivations.Add(1)
+		}
+	}
+}
+
+// Activations counts run grains activated on this node, and of those the
+// re-activations of runs already under way (after a node's loss, a move,
+// a fenced duplicate).
+func (s *Service) Activations() (activations, reactivations int64) {
+	return s.activations.Load(), s.reactivations.Load()
 }

@@ -61,6 +61,7 @@ func (a *runActor) Receive(ctx actor.Context) {
 			a.runID = protocluster.GetClusterIdentity(ctx).Identity
 		}
 		a.load(ctx)
+		a.activated()
 	case *actor.Restarting, *actor.Stopping:
 		a.stopTimers(ctx)
 	case *actor.ReceiveTimeout:

@@ -44,8 +44,9 @@ type Service struct {
 
 	// placement, once set (cluster mode), routes commands to run grains
 	// (placement.go); wakes are the goroutines delivering wakes to them.
-	placement atomic.Pointer[placed]
-	wakes     sync.WaitGroup
+	placement                  atomic.Pointer[placed]
+	wakes                      sync.WaitGroup
+	activations, reactivations atomic.Int64
 }
 
 // New starts the actor layer. engines maps each process kind to its
@@ -64,7 +65,11 @@ func New(cfg Config, store Store, artifacts Artifacts, engines map[process.Kind]
 	s := &Service{cfg: cfg, log: logger, store: store, artifacts: artifacts, engines: engines, r2r: r2r, system: system}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
-	s.scheduler = system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newScheduler(cfg) }))
+	if cfg.Slots != nil {
+		s.scheduler = system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newClusterScheduler(cfg, cfg.Slots) }))
+	} else {
+		s.scheduler = system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newScheduler(cfg) }))
+	}
 	props := actor.PropsFromProducer(func() actor.Actor { return newSupervisor(s) },
 		actor.WithSupervisor(backoffStrategy{svc: s}))
 	s.supervisor = system.Root.Spawn(props)

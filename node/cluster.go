@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spectra-fab/spectra/cluster"
+	"github.com/spectra-fab/spectra/events"
 	sjs "github.com/spectra-fab/spectra/events/jetstream"
 )
 
@@ -190,7 +192,12 @@ func (n *Node) join(ctx context.Context, js jetstream.JetStream) error {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "spectra_cluster_members",
 			Help: "Members of the cluster this node sees."}, func() float64 { return float64(n.cluster.Members()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "spectra_cluster_grains",
-			Help: "Run grains (virtual actors) active on this node."}, func() float64 { return float64(n.cluster.Grains()) }))
+			Help: "Run grains (virtual actors) active on this node."}, func() float64 { return float64(n.cluster.Grains()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "spectra_cluster_activations_total",
+			Help: "Run grains activated on this node."}, func() float64 { a, _ := n.actors.Activations(); return float64(a) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "spectra_cluster_reactivations_total",
+			Help: "Activations of runs already under way: after a node's loss, a move, a fenced duplicate."},
+			func() float64 { _, r := n.actors.Activations(); return float64(r) }))
 	n.cfg.Logger.Info("joined the cluster", "node", n.cfg.Node, "actor_address", n.cluster.Address(),
 		"members", n.cluster.Members(), "replicas", n.cfg.replicas())
 	return nil
@@ -201,5 +208,45 @@ func (n *Node) fail(err error) {
 	select {
 	case n.errc <- err:
 	default:
+	}
+}
+
+// openSlots opens the cluster-wide queue slots.
+func (n *Node) openSlots(ctx context.Context, js jetstream.JetStream) (*cluster.Slots, error) {
+	var kv jetstream.KeyValue
+	err := n.retry(ctx, "queue slots bucket", func(ctx context.Context) (err error) {
+		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: cluster.SlotsBucket,
+			Description: "queue slots: runs holding and waiting, per queue, changed by compare-and-set",
+			History:     1, Storage: jetstream.FileStorage, Replicas: n.cfg.replicas()})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.slots = &cluster.Slots{KV: kv}
+	return n.slots, nil
+}
+
+// sweep frees the slots of runs whose log ends in a final event: their
+// node died before giving the slot back.
+func (n *Node) sweep(ctx context.Context) {
+	if n.slots == nil {
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err := n.slots.Sweep(sctx, func(runID string) bool {
+		recs, err := n.store.ReadStream(sctx, events.RunStream(runID), events.Backwards, math.MaxUint64, 1)
+		if err != nil || len(recs) == 0 {
+			return false
+		}
+		switch events.BaseType(recs[0].Type) {
+		case events.TypeRunCompleted, events.TypeRunFailed, events.TypeRunCancelled:
+			return true
+		}
+		return false
+	})
+	if err != nil && ctx.Err() == nil {
+		n.cfg.Logger.Warn("sweep queue slots", "err", err)
 	}
 }

@@ -40,6 +40,7 @@ type Node struct {
 	runner    *projections.Runner
 	actors    *actors.Service
 	cluster   *cluster.Cluster // nil on a single node
+	slots     *cluster.Slots   // cluster-wide queue slots; nil on a single node
 	api       *api.Server
 	registry  *prometheus.Registry
 
@@ -189,9 +190,15 @@ func (n *Node) start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	var slots actors.Slots
+	if cfg.clustered() {
+		if slots, err = n.openSlots(ctx, js); err != nil {
+			return err
+		}
+	}
 	n.actors, err = actors.New(actors.Config{TimeScale: cfg.TimeScale, Node: cfg.Node, QueueLimit: cfg.QueueLimit,
 		SoftLimit: cfg.SoftLimit, HardLimit: cfg.HardLimit, RetryBase: cfg.RetryBase, RetryCap: cfg.RetryCap,
-		AllowFaultInjection: cfg.AllowFaultInjection, Logger: cfg.Logger.With("component", "actors"), SealKey: sealKey},
+		AllowFaultInjection: cfg.AllowFaultInjection, Logger: cfg.Logger.With("component", "actors"), SealKey: sealKey, Slots: slots},
 		newTimedStore(n.store, n.registry), n.artifacts, cfg.Engines, n.r2r)
 	if err != nil {
 		return err
@@ -311,6 +318,7 @@ func (n *Node) reconcile(ctx context.Context) {
 		case <-changed:
 		}
 		n.actors.Wake(n.jobs.Unfinished()...)
+		n.sweep(ctx)
 	}
 }
 
