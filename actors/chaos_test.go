@@ -808,3 +808,44 @@ func TestChaosRetryQueuedBehindRetirementIsNotOrphaned(t *testing.T) {
 	}
 	checkJobs(t, readRun(t, store, acc.RunID))
 }
+
+// An event of a type this node does not know (a newer node wrote it during
+// a rolling upgrade) is kept and advances the revision: the run is not
+// fenced by its own log, and goes on to completion.
+func TestChaosUnknownEventTypeDoesNotFenceTheRun(t *testing.T) {
+	store := memory.New()
+	svc := newTestService(t, store, Config{TimeScale: 20})
+	acc := create(t, svc, `{"steps":60}`)
+	waitStatus(t, store, acc.RunID, string(run.Running))
+	if _, err := svc.PauseRun(t.Context(), RunCommand{RunID: acc.RunID, Meta: testMeta}); err != nil {
+		t.Fatal(err)
+	}
+	_ = svc.Close()
+	st := fold(t, store, acc.RunID)
+	unknown := events.Event{ID: events.NewID(), Type: "RunHologramTaken.v2", Data: json.RawMessage(`{"job_id":"` + st.JobID() + `"}`), Metadata: testMeta}
+	if _, err := store.Append(t.Context(), events.RunStream(acc.RunID), events.ExpectRevision(st.Revision), unknown); err != nil {
+		t.Fatal(err)
+	}
+	svc = newTestService(t, store, Config{TimeScale: 20})
+	svc.Wake(acc.RunID)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := svc.ResumeRun(t.Context(), RunCommand{RunID: acc.RunID, Meta: testMeta})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ResumeRun after an unknown event = %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	final := waitFinal(t, store, acc.RunID)
+	if final.State() != run.Completed || final.Unknown != 1 || svc.Fenced() != 0 {
+		t.Fatalf("run ended %s with %d unknown events, %d fenced; want completed, 1, 0", final.State(), final.Unknown, svc.Fenced())
+	}
+	for i, rec := range readRun(t, store, acc.RunID) {
+		if rec.Revision != uint64(i) {
+			t.Fatalf("revision %d at index %d: the stream has a gap", rec.Revision, i)
+		}
+	}
+}
