@@ -17,7 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/spectra-fab/spectra/api"
+	"github.com/spectra-fab/spectra/internal/leaktest"
 )
 
 // These tests run the real binary as a process: real HTTP on loopback, the
@@ -38,6 +41,16 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	_ = os.RemoveAll(dir)
+	if code == 0 {
+		// The servers are processes; what runs in here are the tests'
+		// clients: their idle keep-alive connections end now, and nothing
+		// else may be left.
+		http.DefaultClient.CloseIdleConnections()
+		if err := goleak.Find(leaktest.Options()...); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 
