@@ -100,7 +100,8 @@ func newSecStack(t *testing.T, mod ...func(*Config)) *secStack {
 	st.srv = New(cfg, Deps{Commands: svc, Queries: projections.JobQueries{Model: st.jobs, Runner: st.runner}, Store: st.store,
 		Artifacts: arts, Tunings: svc, Events: st.store, Credentials: st.sec, Audit: st.audit,
 		Fab: newFabService(st.store, svc), FabLists: st.fab,
-		Verifier: &projections.Verifier{Store: st.store, Engines: actors.EngineFunc(engines), Policy: actors.Config{}.Policy()}})
+		Verifier: &projections.Verifier{Store: st.store, Engines: actors.EngineFunc(engines), Policy: actors.Config{}.Policy()},
+		WhatIf:   &projections.WhatIfs{Store: st.store}})
 	return st
 }
 

@@ -2,12 +2,14 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/projections"
 	"github.com/spectra-fab/spectra/run"
 )
 
@@ -22,6 +24,7 @@ type RunVerifier interface {
 func init() {
 	successes["GET /api/runs/:run_id/verify"] = success{status: 200, body: run.Report{}, name: "VerifyReport"}
 	successes["GET /api/runs/:run_id/records"] = success{status: 200, body: []events.Record{}, name: "RecordList"}
+	successes["POST /api/r2r/what-if"] = success{status: 200, body: run.WhatIfReport{}, name: "WhatIfReport"}
 }
 
 // registerProvenanceRoutes adds golden-run verification and the export of
@@ -68,4 +71,37 @@ func (s *Server) handleRunRecords(c *fiber.Ctx) error {
 		return fmt.Errorf("run %s: %w", runID, events.ErrNotFound)
 	}
 	return c.JSON(recs)
+}
+
+// WhatIfReplayer answers counterfactual R2R replays (projections.WhatIfs
+// is one).
+type WhatIfReplayer interface {
+	WhatIf(ctx context.Context, orgID string, q projections.WhatIfRequest) (run.WhatIfReport, error)
+}
+
+// registerWhatIfRoutes adds the counterfactual replay of the R2R law.
+func (s *Server) registerWhatIfRoutes() {
+	s.handle(fiber.MethodPost, "/api/r2r/what-if", PermSPCManage,
+		"Replay recorded runs through the R2R law and SPC under another setting (λ, targets or off); writes nothing",
+		s.handleWhatIf)
+}
+
+func (s *Server) handleWhatIf(c *fiber.Ctx) error {
+	if s.whatIf == nil {
+		return &Error{Code: CodeUnavailable, Message: "what-if is not available on this node"}
+	}
+	var q projections.WhatIfRequest // an empty body: the recorded setting, every run
+	if body := c.Body(); len(body) > 0 {
+		if err := json.Unmarshal(body, &q); err != nil {
+			return invalid("body", nil, "a JSON object: setting {off, lambda, targets}, run_ids, tool_id, baseline", err.Error())
+		}
+	}
+	if l := q.Setting.Lambda; l < 0 || l > 1 {
+		return invalid("setting.lambda", l, "0 < λ ≤ 1 (0: the default)", "out of range")
+	}
+	rep, err := s.whatIf.WhatIf(c.UserContext(), principal(c).OrgID, q)
+	if err != nil {
+		return err
+	}
+	return c.JSON(rep)
 }

@@ -148,6 +148,8 @@ type Deps struct {
 	FabLists FabLists
 	// Verifier answers GET /api/runs/{id}/verify (nil: it answers 503).
 	Verifier RunVerifier
+	// WhatIf answers POST /api/r2r/what-if (nil: it answers 503).
+	WhatIf WhatIfReplayer
 }
 
 // Route is one endpoint: its method, its Fiber path and the permission it
@@ -186,6 +188,7 @@ type Server struct {
 	denied    *denialLog    // AccessDenied, aggregated (denials.go)
 
 	runVerifier RunVerifier
+	whatIf      WhatIfReplayer
 }
 
 // Default configuration values.
@@ -255,6 +258,7 @@ func New(cfg Config, d Deps) *Server {
 		fabLists:  d.FabLists,
 
 		runVerifier: d.Verifier,
+		whatIf:      d.WhatIf,
 	}
 	s.limits = s.newLimiters()
 	if cfg.DeniedWindow <= 0 {
@@ -294,6 +298,7 @@ func New(cfg Config, d Deps) *Server {
 	s.registerAuditRoutes()
 	s.registerStreamRoutes(d.Streams)
 	s.registerProvenanceRoutes()
+	s.registerWhatIfRoutes()
 	s.registerFabRoutes()
 	return s
 }

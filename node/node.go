@@ -268,7 +268,8 @@ func (n *Node) start(ctx context.Context) (err error) {
 			Streams: n.store, Fab: fabSvc, FabLists: n.fab,
 			Verifier: &projections.Verifier{Store: n.store, Engines: actors.EngineFunc(cfg.Engines), Policy: actors.Config{
 				SoftLimit: cfg.SoftLimit, HardLimit: cfg.HardLimit, RetryBase: cfg.RetryBase, RetryCap: cfg.RetryCap}.Policy(),
-				PublicKey: sealPublicKey(sealKey)}})
+				PublicKey: sealPublicKey(sealKey)},
+			WhatIf: &projections.WhatIfs{Store: n.store}})
 	if cfg.HTTPAddr != "" {
 		n.wg.Add(1)
 		go func() {

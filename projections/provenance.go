@@ -67,3 +67,55 @@ func (v *Verifier) model(kind process.Kind) string {
 	v.models[kind] = m
 	return m
 }
+
+// LogReader reads the whole event log. Any events.Store is one.
+type LogReader interface {
+	ReadAll(ctx context.Context, after uint64, f events.Filter, limit int) ([]events.Record, error)
+}
+
+// WhatIfs answers counterfactual replays of the run-to-run law
+// (run.WhatIf) over an organisation's recorded runs: a shadow of the R2R
+// projection, built per request. It writes nothing.
+type WhatIfs struct {
+	Store LogReader
+}
+
+// WhatIfRequest is a what-if: the setting, the runs to answer (by id, or
+// all when empty) and the SPC baseline (default 20 points).
+type WhatIfRequest struct {
+	Setting  run.Setting `json:"setting"`
+	RunIDs   []string    `json:"run_ids,omitempty"`
+	ToolID   string      `json:"tool_id,omitempty"`
+	Baseline int         `json:"baseline,omitempty"`
+}
+
+// WhatIf replays organisation orgID's runs under q.Setting.
+func (w *WhatIfs) WhatIf(ctx context.Context, orgID string, q WhatIfRequest) (run.WhatIfReport, error) {
+	recs, err := w.Store.ReadAll(ctx, 0, events.Filter{Categories: []string{events.CategoryRun}, OrgID: orgID,
+		Types: []string{events.TypeRunRequested, events.TypeRunStarted, events.TypeRunCompleted}}, 0)
+	if err != nil {
+		return run.WhatIfReport{}, fmt.Errorf("what-if: %w", err)
+	}
+	want := map[string]bool{}
+	for _, id := range q.RunIDs {
+		want[id] = true
+	}
+	tools := map[string]string{}
+	for _, rec := range recs {
+		if events.BaseType(rec.Type) != events.TypeRunRequested {
+			continue
+		}
+		if p, err := events.Decode(rec); err == nil {
+			if e, ok := p.(*events.RunRequested); ok {
+				tools[events.StreamID(rec.Stream)] = e.ToolID
+			}
+		}
+	}
+	baseline := q.Baseline
+	if baseline <= 0 {
+		baseline = 20
+	}
+	return run.WhatIf(recs, q.Setting, func(id string) bool {
+		return (len(want) == 0 || want[id]) && (q.ToolID == "" || tools[id] == q.ToolID)
+	}, baseline), nil
+}

@@ -144,6 +144,15 @@ func TestVerifySignedSealOffline(t *testing.T) {
 	if !strings.Contains(string(v.body), `"signed":1`) || !strings.Contains(string(v.body), `"identical":true`) {
 		t.Errorf("verify on the node = %s, want identical and one signed seal", v.body)
 	}
+	// A what-if answers beside the recorded decision and writes nothing.
+	before := s.do(t, "GET", "/api/runs/"+id+"/records", eng, nil).body
+	w := s.do(t, "POST", "/api/r2r/what-if", eng, `{"setting":{"off":true},"run_ids":["`+id+`"]}`)
+	if w.status != 200 || !strings.Contains(string(w.body), `"decisions":1`) {
+		t.Errorf("POST /api/r2r/what-if = %d %s", w.status, w.body)
+	}
+	if after := s.do(t, "GET", "/api/runs/"+id+"/records", eng, nil).body; string(after) != string(before) {
+		t.Errorf("the run's records changed after a what-if")
+	}
 	file := filepath.Join(dir, "records.json")
 	if out, err := exec.Command(binPath, "verify", id, "--server", "http://"+s.addr, "--token", eng, "--export", file).CombinedOutput(); err != nil {
 		t.Fatalf("spectra verify --export: %v\n%s", err, out)
