@@ -392,6 +392,7 @@ func TestDashboardInHeadlessChromium(t *testing.T) {
 		d.shot(b, "spc")
 		b.goTo("#/r2r")
 		b.waitJS(`document.querySelectorAll("#r2r-threads .thread").length > 0`, 30*time.Second)
+		b.waitJS(`Number(document.querySelector("[id^=r2r-ewma-]")?.dataset.points) > 1`, 10*time.Second)
 		d.shot(b, "r2r")
 		b.noErrors()
 	})

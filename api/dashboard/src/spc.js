@@ -101,6 +101,22 @@ export function mountR2R(root) {
           h("td", { class: "num" }, num(e.offset)), h("td", { class: "num" }, e.n), h("td", { class: "num" }, num(e.applied)), h("td", { class: "num" }, num((t.recommended || {})[k])))))));
       const src = t.learned_from || [];
       if (!src.length) continue;
+      // The EWMA state over these runs, walked back from the state held now:
+      // offset_k = λ·(measured_k − gain·applied_k) + (1 − λ)·offset_(k−1) (process/r2r).
+      for (const [k, e] of Object.entries(t.controllers || {})) {
+        if (!(e.lambda > 0 && e.lambda < 1) || !src.every((r) => k in (r.measured || {}) && k in (r.applied || {}))) continue;
+        const g = e.gain || 1, off = new Array(src.length);
+        off[src.length - 1] = e.offset;
+        for (let i = src.length - 1; i > 0; i--) off[i - 1] = (off[i] - e.lambda * (src[i].measured[k] - g * src[i].applied[k])) / (1 - e.lambda);
+        const rec = off.map((o) => { let u = (e.target - o) / g; if (e.max > e.min) u = Math.min(e.max, Math.max(e.min, u)); return u; });
+        const c = lineChart(card, { id: `r2r-ewma-${t.tool_id}-${t.recipe_class}-${k}`.replace(/[\s/]/g, "_"),
+          title: `EWMA state of ${k} after each run (λ = ${num(e.lambda)}), walked back from the state held now`,
+          x: { label: "run (oldest first)" }, y: { label: k }, height: 180,
+          series: [{ label: "offset", points: 4, line: true }, { label: "recommended next", color: "#16a34a", points: 4, line: true },
+            { label: "measured", color: "#ea580c", dash: [4, 4] }] });
+        c.setData([src.map((_, i) => i + 1), off, rec, src.map((r) => r.measured[k])]);
+        made.push(c);
+      }
       const keys = [...new Set(src.flatMap((s) => [...Object.keys(s.applied || {}).map((k) => "applied " + k), ...Object.keys(s.measured || {}).map((k) => "measured " + k)]))];
       for (const key of keys) {
         const [what, name] = key.split(" ");
