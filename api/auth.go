@@ -2,9 +2,12 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -108,7 +111,17 @@ const maxTokenLen = 8 << 10
 type verifier struct {
 	secret []byte
 	jwks   *JWKS
+	// issuer and audience, when set, must be the iss and one of the aud of
+	// an identity provider's tokens (RS256/EdDSA); HS256 tokens are this
+	// server's own.
+	issuer, audience string
+	// maxLifetime caps exp − iat (exp − now without iat).
+	maxLifetime time.Duration
 }
+
+// defaultMaxTokenLifetime is the longest access token accepted: a day,
+// what `spectra token` issues by default.
+const defaultMaxTokenLifetime = 24 * time.Hour
 
 func (v verifier) methods() []string {
 	if v.jwks == nil {
@@ -178,7 +191,61 @@ func (v verifier) verify(raw string) (Principal, error) {
 	case !Role(claims.Role).Valid():
 		return p, errUnauthorized("invalid token: unknown role", nil)
 	}
+	if err := v.checkClaims(raw, claims); err != nil {
+		return Principal{}, err
+	}
 	return p, nil
+}
+
+// checkClaims applies what the JWT library leaves to us: time claims that
+// are JSON numbers (it also accepts numeric strings), a bounded lifetime,
+// and the issuer and audience of an identity provider's tokens.
+func (v verifier) checkClaims(raw string, claims Claims) error {
+	parts := strings.Split(raw, ".")
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return errUnauthorized("invalid token", err)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &fields); err != nil {
+		return errUnauthorized("invalid token", err)
+	}
+	for _, name := range []string{"exp", "nbf", "iat"} {
+		if f, ok := fields[name]; ok && (len(f) == 0 || f[0] < '0' || f[0] > '9') {
+			return errUnauthorized("invalid token: claim "+name+" must be a number", nil)
+		}
+	}
+	maxLife := v.maxLifetime
+	if maxLife <= 0 {
+		maxLife = defaultMaxTokenLifetime
+	}
+	from := time.Now()
+	if claims.IssuedAt != nil {
+		from = claims.IssuedAt.Time
+	}
+	if claims.ExpiresAt.Sub(from) > maxLife+tokenLeeway {
+		return errUnauthorized("invalid token: lifetime over "+maxLife.String(), nil)
+	}
+	header, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil {
+		return errUnauthorized("invalid token", err)
+	}
+	var h struct {
+		Alg string `json:"alg"`
+	}
+	if err := json.Unmarshal(header, &h); err != nil {
+		return errUnauthorized("invalid token", err)
+	}
+	if h.Alg == jwt.SigningMethodHS256.Alg() {
+		return nil
+	}
+	if v.issuer != "" && claims.Issuer != v.issuer {
+		return errUnauthorized("invalid token: wrong issuer", nil)
+	}
+	if v.audience != "" && !slices.Contains(claims.Audience, v.audience) {
+		return errUnauthorized("invalid token: wrong audience", nil)
+	}
+	return nil
 }
 
 // validOrgID accepts organisation ids that can name an event stream

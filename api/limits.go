@@ -49,6 +49,9 @@ func (s *Server) checkRequest(c *fiber.Ctx) error {
 	if err := checkDepth(c.Body(), s.cfg.MaxJSONDepth); err != nil {
 		return err
 	}
+	if err := checkText(c); err != nil { // text.go
+		return err
+	}
 	return c.Next()
 }
 

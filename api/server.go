@@ -83,6 +83,12 @@ type Config struct {
 	// provider by kid (see OpenJWKS); HS256 tokens signed with JWTSecret
 	// stay valid alongside.
 	JWKS *JWKS
+	// JWTIssuer and JWTAudience, when set, are required of the identity
+	// provider's tokens (iss, and one of aud); node requires the audience
+	// with a JWKS.
+	JWTIssuer, JWTAudience string
+	// MaxTokenLifetime caps an access token's exp − iat (default 24 h).
+	MaxTokenLifetime time.Duration
 	// AccessTokenTTL and RefreshTokenTTL are the lifetimes of the tokens
 	// /api/auth/token and /api/auth/refresh issue (defaults 15 min, 24 h).
 	AccessTokenTTL, RefreshTokenTTL time.Duration
@@ -250,12 +256,13 @@ func New(cfg Config, d Deps) *Server {
 		tunings:   d.Tunings,
 		ready:     d.Ready,
 		log:       cfg.Logger,
-		verifier:  verifier{secret: cfg.JWTSecret, jwks: cfg.JWKS},
-		events:    d.Events,
-		creds:     d.Credentials,
-		audit:     d.Audit,
-		fab:       d.Fab,
-		fabLists:  d.FabLists,
+		verifier: verifier{secret: cfg.JWTSecret, jwks: cfg.JWKS, issuer: cfg.JWTIssuer, audience: cfg.JWTAudience,
+			maxLifetime: cfg.MaxTokenLifetime},
+		events:   d.Events,
+		creds:    d.Credentials,
+		audit:    d.Audit,
+		fab:      d.Fab,
+		fabLists: d.FabLists,
 
 		runVerifier: d.Verifier,
 		whatIf:      d.WhatIf,
@@ -288,7 +295,7 @@ func New(cfg Config, d Deps) *Server {
 		// copy them instead of lending its buffers.
 		Immutable: true,
 	})
-	s.app.Use(s.withRequestID, s.observe)
+	s.app.Use(s.withRequestID, s.observe, s.securityHeaders)
 	s.registerOpsRoutes()
 	s.registerIonRoutes()
 	s.registerRTPRoutes()

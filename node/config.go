@@ -66,6 +66,11 @@ type Config struct {
 	// JWKSFile, when set, adds RS256/EdDSA verification of an identity
 	// provider's tokens by kid (HS256 with JWTSecret always works).
 	JWKSFile string
+	// JWTIssuer and JWTAudience are required of the identity provider's
+	// tokens (iss, aud); the audience is required with JWKSFile.
+	JWTIssuer, JWTAudience string
+	// MaxTokenLifetime caps an access token's lifetime (exp − iat); 0: 24 h.
+	MaxTokenLifetime time.Duration
 	// RateLimits caps requests per principal (zero fields: the specification's
 	// defaults).
 	RateLimits api.RateLimits
@@ -232,6 +237,9 @@ func (c *Config) Bind(f *Flags, hostname string) {
 	f.Duration(&c.RetryCap, "retry-cap", "SPECTRA_RETRY_CAP", 10*time.Minute, "longest automatic retry delay, process time")
 	f.Duration(&c.ArtifactTTL, "artifact-ttl", "SPECTRA_ARTIFACT_TTL", 7*24*time.Hour, "how long artifacts are kept")
 	f.String(&c.JWKSFile, "jwks-file", "SPECTRA_JWKS_FILE", "", "JWKS file of an identity provider: RS256/EdDSA tokens verified by kid, reloaded when it changes")
+	f.String(&c.JWTIssuer, "jwt-issuer", "SPECTRA_JWT_ISSUER", "", "iss the identity provider's tokens must carry")
+	f.String(&c.JWTAudience, "jwt-audience", "SPECTRA_JWT_AUDIENCE", "", "aud the identity provider's tokens must carry (required with --jwks-file)")
+	f.Duration(&c.MaxTokenLifetime, "jwt-max-lifetime", "SPECTRA_JWT_MAX_LIFETIME", 24*time.Hour, "longest access token lifetime (exp − iat) accepted")
 	f.Int(&c.RateLimits.CreateRuns, "rate-limit-create", "SPECTRA_RATE_LIMIT_CREATE", 100, "run creations per principal per minute")
 	f.Int(&c.RateLimits.Reads, "rate-limit-read", "SPECTRA_RATE_LIMIT_READ", 1000, "reads per principal per minute")
 	f.Int(&c.RateLimits.Commands, "rate-limit-command", "SPECTRA_RATE_LIMIT_COMMAND", 100, "other commands per principal per minute")
@@ -252,6 +260,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SPCBaseline < 0 {
 		errs = append(errs, errors.New("--spc-baseline must be ≥ 0"))
+	}
+	if c.JWKSFile != "" && c.JWTAudience == "" {
+		errs = append(errs, errors.New("--jwt-audience is required with --jwks-file (tokens meant for another service must not pass)"))
 	}
 	return errors.Join(errs...)
 }

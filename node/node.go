@@ -261,7 +261,7 @@ func (n *Node) start(ctx context.Context) (err error) {
 	}
 	n.api = api.New(api.Config{JWTSecret: api.Secret(cfg.JWTSecret), Logger: cfg.Logger.With("component", "api"),
 		Node: cfg.Node, AllowFaultInjection: cfg.AllowFaultInjection, ReadYourWritesTimeout: cfg.ReadYourWritesTimeout,
-		JWKS: jwks, RateLimits: cfg.RateLimits, AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL},
+		JWKS: jwks, JWTIssuer: cfg.JWTIssuer, JWTAudience: cfg.JWTAudience, MaxTokenLifetime: cfg.MaxTokenLifetime, RateLimits: cfg.RateLimits, AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL},
 		api.Deps{Commands: runs, Queries: projections.JobQueries{Model: n.jobs, Runner: n.runner}, Store: n.store,
 			Ready: n.ready, Registerer: n.registry, Gatherer: n.registry, Artifacts: n.artifacts, Views: views{spc: n.spc, r2r: n.r2r}, Tunings: n.actors,
 			Events: n.store, Credentials: n.security, Audit: n.audit,
