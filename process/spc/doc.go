@@ -1,7 +1,10 @@
 // Package spc is statistical process control: Shewhart control limits, the
 // Western Electric and Nelson run rules, a streaming rule monitor, a tabular
 // CUSUM and an EWMA chart for drift detection, and their conversion into
-// process.Alarm values.
+// process.Alarm values; Learned, a within-run chart that learns its centre
+// and σ̂ from the run's own baseline (step or drift); and T2Library, the
+// Hotelling T² check of a run's summary vector against a library of good
+// runs (docs/monitoring.md gives the false-alarm design).
 //
 // Sources, as the project's physics reference (§5.6, §5.7) cites them:
 // Western Electric, Statistical Quality Control Handbook (1956) for rules
