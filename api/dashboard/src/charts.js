@@ -20,9 +20,12 @@ export function lineChart(parent, spec) {
     width: width(), height: spec.height || 220,
     cursor: { drag: { x: true, y: false } },
     // A single point gets a unit-wide x range, not uPlot's 0–100.
-    scales: { x: { time: false, range: (_u, lo, hi) => (lo === hi ? [lo - 1, hi + 1] : [lo, hi]) }, y: spec.y.log ? { distr: 3 } : { auto: true } },
+    scales: {
+      x: { time: false, range: (_u, lo, hi) => (lo === hi ? [lo - 1, hi + 1] : [lo, hi]) },
+      y: spec.y.log ? { distr: 3 } : { range: (_u, lo, hi) => (lo === hi ? [lo - (Math.abs(lo) * 0.05 || 1), hi + (Math.abs(hi) * 0.05 || 1)] : uPlot.rangeNum(lo, hi, 0.1, true)) },
+    },
     axes: [
-      { label: spec.x.label, values: axisValues, size: 40 },
+      { label: spec.x.label, values: axisValues, size: 40, incrs: spec.x.integer ? [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000] : undefined },
       { label: spec.y.label, values: axisValues, size: 70 },
     ],
     series: [{ label: spec.x.label, value: (_u, v) => num(v) }, ...spec.series.map((s, i) => ({

@@ -50,7 +50,7 @@ function drawChart(parent, c) {
   const chart = lineChart(card, {
     id: `spc-${c.kind}-${c.tool_id}-${c.parameter}`,
     title: `${c.tool_id || "(no tool)"} · ${c.parameter}${unit ? " (" + unit + ")" : ""} · ${c.total_points} runs, limits from the first ${c.baseline}`,
-    x: { label: "run (completed, in order)" }, y: { label: unit || c.parameter },
+    x: { label: "run (completed, in order)", integer: true }, y: { label: unit || c.parameter },
     series: [
       { label: "value", color: "#2563eb", points: 4, line: true },
       { label: "centre", color: "#16a34a", dash: [6, 4] },
@@ -111,7 +111,7 @@ export function mountR2R(root) {
         const rec = off.map((o) => { let u = (e.target - o) / g; if (e.max > e.min) u = Math.min(e.max, Math.max(e.min, u)); return u; });
         const c = lineChart(card, { id: `r2r-ewma-${t.tool_id}-${t.recipe_class}-${k}`.replace(/[\s/]/g, "_"),
           title: `EWMA state of ${k} after each run (λ = ${num(e.lambda)}), walked back from the state held now`,
-          x: { label: "run (oldest first)" }, y: { label: k }, height: 180,
+          x: { label: "run (oldest first)", integer: true }, y: { label: k }, height: 180,
           series: [{ label: "offset", points: 4, line: true }, { label: "recommended next", color: "#16a34a", points: 4, line: true },
             { label: "measured", color: "#ea580c", dash: [4, 4] }] });
         c.setData([src.map((_, i) => i + 1), off, rec, src.map((r) => r.measured[k])]);
@@ -121,7 +121,7 @@ export function mountR2R(root) {
       for (const key of keys) {
         const [what, name] = key.split(" ");
         const c = lineChart(card, { id: `r2r-${t.tool_id}-${t.recipe_class}-${key}`.replace(/\s/g, "_"), title: `${what}: ${name} over the runs learnt from`,
-          x: { label: "run (oldest first)" }, y: { label: (resultUnits[name] || [""])[0] || name }, height: 160,
+          x: { label: "run (oldest first)", integer: true }, y: { label: (resultUnits[name] || [""])[0] || name }, height: 160,
           series: [{ label: key, points: 4, line: true }] });
         c.setData([src.map((_, i) => i + 1), src.map((s) => ((s[what] || {})[name] ?? null))]);
         made.push(c);
