@@ -178,7 +178,7 @@ func (a *runActor) load(ctx actor.Context) {
 		if !a.append(ctx, a.run.Creator, missing...) || a.run.State() != st {
 			return
 		}
-		a.svc.sched(ctx, &enqueue{runID: a.runID, queue: a.run.Queue(), pid: ctx.Self(), running: true})
+		a.svc.sched(ctx, &enqueue{runID: a.runID, queue: a.run.Queue(), org: a.run.Creator.OrgID, pid: ctx.Self(), running: true})
 		if st == run.Paused {
 			ctx.SetReceiveTimeout(pausedCheck)
 		}
@@ -243,7 +243,7 @@ func (a *runActor) enqueue(ctx actor.Context) {
 	if !a.decide(ctx, a.run.Creator, run.Queue{}) {
 		return
 	}
-	a.svc.sched(ctx, &enqueue{runID: a.runID, queue: a.run.Queue(), priority: a.run.Request.Priority,
+	a.svc.sched(ctx, &enqueue{runID: a.runID, queue: a.run.Queue(), org: a.run.Creator.OrgID, priority: a.run.Request.Priority,
 		arrival: a.run.Request.CreatedAt, pid: ctx.Self()})
 }
 
