@@ -46,9 +46,10 @@ const (
 
 	PermSPCView   Permission = "spc:view"
 	PermSPCManage Permission = "spc:manage"
-	PermVMView    Permission = "vm:view"
-	PermVMManage  Permission = "vm:manage"
 	PermAuditView Permission = "audit:view"
+	// vm:view and vm:manage (the seed's virtual-metrology models) left the
+	// table with no route to guard: VM predictions are part of a run's
+	// results (ion/rtp:view_run). A test keeps every permission used.
 
 	PermRunPause     Permission = "run:pause" // pause and resume
 	PermAPIKeyManage Permission = "apikey:manage"
@@ -70,7 +71,7 @@ var allPermissions = []Permission{
 	PermIonCreateRun, PermIonViewRun, PermIonSimulate, PermIonCancelRun, PermIonViewTelemetry,
 	PermRTPCreateRun, PermRTPViewRun, PermRTPTuneController, PermRTPCancelRun, PermRTPViewTelemetry,
 	PermJobViewStatus, PermJobCancel, PermJobRetry, PermJobViewLogs,
-	PermSPCView, PermSPCManage, PermVMView, PermVMManage, PermAuditView,
+	PermSPCView, PermSPCManage, PermAuditView,
 	PermRunPause, PermAPIKeyManage,
 	PermRecipeView, PermRecipeWrite, PermRecipeApprove, PermLotView, PermLotCreate, PermLotControl,
 	PermScheduleView, PermScheduleManage,
@@ -82,17 +83,18 @@ var allPermissions = []Permission{
 //
 //   - admin: everything in its organisation.
 //   - engineer: creates runs, tunes controllers, simulates, views
-//     everything (logs and audit included), retries; it may also stop,
-//     pause and resume the runs it creates, as the seed's engineer could.
-//     Managing VM models and API keys stays with admins (the seed's
-//     VM_DEPLOY_MODEL was admin-only).
+//     everything (logs and audit included), retries; it may also cancel,
+//     pause and resume any run of its organisation (not only the ones it
+//     created: a shift hands runs over), each recorded in the audit trail
+//     with who did it. Managing API keys stays with admins.
 //   - operator: starts runs (creates them at the tool, as the seed's
 //     operator did with ION_CREATE_RUN/RTP_CREATE_RUN) and stops them
 //     (cancel, pause, resume), views runs and real-time data. The specification's
 //     "start and stop runs" is read as creating them: in Spectra a run
 //     starts when it is created, there is no separate start command.
 //     Operators do not retry, tune, simulate, see logs or the audit trail.
-//   - viewer: read only: runs, telemetry, job status, SPC and VM.
+//   - viewer: read only: runs (with their VM predictions), telemetry, job
+//     status and SPC.
 //   - fab operations: engineers write recipes and manage schedules, only
 //     admins approve a version for production; operators start, cancel,
 //     pause and resume lots (production runs of approved recipes); every
@@ -103,7 +105,7 @@ var rolePermissions = map[Role][]Permission{
 		PermIonCreateRun, PermIonViewRun, PermIonSimulate, PermIonCancelRun, PermIonViewTelemetry,
 		PermRTPCreateRun, PermRTPViewRun, PermRTPTuneController, PermRTPCancelRun, PermRTPViewTelemetry,
 		PermJobViewStatus, PermJobCancel, PermJobRetry, PermJobViewLogs,
-		PermSPCView, PermSPCManage, PermVMView, PermAuditView,
+		PermSPCView, PermSPCManage, PermAuditView,
 		PermRunPause,
 		PermRecipeView, PermRecipeWrite, PermLotView, PermLotCreate, PermLotControl, PermScheduleView, PermScheduleManage,
 	},
@@ -111,7 +113,7 @@ var rolePermissions = map[Role][]Permission{
 		PermIonCreateRun, PermIonViewRun, PermIonCancelRun, PermIonViewTelemetry,
 		PermRTPCreateRun, PermRTPViewRun, PermRTPCancelRun, PermRTPViewTelemetry,
 		PermJobViewStatus, PermJobCancel,
-		PermSPCView, PermVMView,
+		PermSPCView,
 		PermRunPause,
 		PermRecipeView, PermLotView, PermLotCreate, PermLotControl, PermScheduleView,
 	},
@@ -119,7 +121,7 @@ var rolePermissions = map[Role][]Permission{
 		PermIonViewRun, PermIonViewTelemetry,
 		PermRTPViewRun, PermRTPViewTelemetry,
 		PermJobViewStatus,
-		PermSPCView, PermVMView,
+		PermSPCView,
 		PermRecipeView, PermLotView, PermScheduleView,
 	},
 }

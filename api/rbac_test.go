@@ -159,17 +159,17 @@ func TestRolePermissions(t *testing.T) {
 		{RoleEngineer,
 			[]Permission{PermIonCreateRun, PermRTPCreateRun, PermRTPTuneController, PermIonSimulate, PermJobRetry,
 				PermIonViewRun, PermRTPViewRun, PermJobViewStatus, PermJobViewLogs, PermIonViewTelemetry,
-				PermRTPViewTelemetry, PermSPCView, PermVMView, PermAuditView},
+				PermRTPViewTelemetry, PermSPCView, PermAuditView},
 			[]Permission{PermAPIKeyManage}},
 		{RoleOperator,
 			[]Permission{PermIonCreateRun, PermRTPCreateRun, PermIonCancelRun, PermRTPCancelRun, PermJobCancel,
 				PermRunPause, PermIonViewRun, PermRTPViewRun, PermIonViewTelemetry, PermRTPViewTelemetry,
 				PermJobViewStatus},
-			[]Permission{PermJobRetry, PermRTPTuneController, PermIonSimulate, PermSPCManage, PermVMManage,
+			[]Permission{PermJobRetry, PermRTPTuneController, PermIonSimulate, PermSPCManage,
 				PermAuditView, PermAPIKeyManage}},
 		{RoleViewer,
 			[]Permission{PermIonViewRun, PermRTPViewRun, PermJobViewStatus, PermIonViewTelemetry, PermRTPViewTelemetry,
-				PermSPCView, PermVMView},
+				PermSPCView},
 			nil},
 	}
 	for _, tt := range cases {
@@ -195,6 +195,21 @@ func TestRolePermissions(t *testing.T) {
 			if !slices.Contains(allPermissions, p) {
 				t.Errorf("%s holds unknown permission %s", role, p)
 			}
+		}
+	}
+}
+
+// Every permission of the table guards at least one route: a permission no
+// route uses promises an access control that does not exist.
+func TestEveryPermissionGuardsARoute(t *testing.T) {
+	h := newHarness(t)
+	used := map[Permission]bool{}
+	for _, r := range h.srv.Routes() {
+		used[r.Permission] = true
+	}
+	for _, p := range allPermissions {
+		if !used[p] {
+			t.Errorf("permission %s guards no route: give it one or drop it from the table", p)
 		}
 	}
 }
