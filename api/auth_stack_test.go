@@ -101,7 +101,7 @@ func newSecStack(t *testing.T, mod ...func(*Config)) *secStack {
 		Artifacts: arts, Tunings: svc, Events: st.store, Credentials: st.sec, Audit: st.audit,
 		Fab: newFabService(st.store, svc), FabLists: st.fab,
 		Verifier: &projections.Verifier{Store: st.store, Engines: actors.EngineFunc(engines), Policy: actors.Config{}.Policy()},
-		WhatIf:   &projections.WhatIfs{Store: st.store}})
+		WhatIf:   &projections.WhatIfs{Store: st.store}, Tools: &projections.Tools{Store: st.store}})
 	return st
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -24,6 +25,7 @@ type RunVerifier interface {
 func init() {
 	successes["GET /api/runs/:run_id/verify"] = success{status: 200, body: run.Report{}, name: "VerifyReport"}
 	successes["GET /api/runs/:run_id/records"] = success{status: 200, body: []events.Record{}, name: "RecordList"}
+	successes["GET /api/tools/:tool_id/timeline"] = success{status: 200, body: projections.E10Timeline{}, name: "ToolTimeline"}
 	successes["POST /api/r2r/what-if"] = success{status: 200, body: run.WhatIfReport{}, name: "WhatIfReport"}
 }
 
@@ -104,4 +106,49 @@ func (s *Server) handleWhatIf(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(rep)
+}
+
+// ToolTimelines answers SEMI E10 timelines (projections.Tools is one).
+type ToolTimelines interface {
+	Timeline(ctx context.Context, orgID, toolID string, since, until time.Time) (projections.E10Timeline, error)
+}
+
+// maxTimelinePeriod bounds one timeline request.
+const maxTimelinePeriod = 366 * 24 * time.Hour
+
+// registerToolRoutes adds the E10 equipment-state timeline.
+func (s *Server) registerToolRoutes() {
+	s.handle(fiber.MethodGet, "/api/tools/:tool_id/timeline", PermSPCView,
+		"A tool's SEMI E10 states over a period (since, until: RFC 3339; default the last 24 h), with availability and utilisation",
+		s.handleToolTimeline)
+}
+
+func (s *Server) handleToolTimeline(c *fiber.Ctx) error {
+	if s.tools == nil {
+		return &Error{Code: CodeUnavailable, Message: "tool timelines are not available on this node"}
+	}
+	until, since := time.Now().UTC(), time.Time{}
+	for _, q := range []struct {
+		name string
+		dst  *time.Time
+	}{{"until", &until}, {"since", &since}} {
+		if v := c.Query(q.name); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return invalid(q.name, v, "an RFC 3339 time", "not a time")
+			}
+			*q.dst = t.UTC()
+		}
+	}
+	if since.IsZero() {
+		since = until.Add(-24 * time.Hour)
+	}
+	if !until.After(since) || until.Sub(since) > maxTimelinePeriod {
+		return invalid("since", since, "before until, at most 366 days before it", "bad period")
+	}
+	tl, err := s.tools.Timeline(c.UserContext(), principal(c).OrgID, c.Params("tool_id"), since, until)
+	if err != nil {
+		return err
+	}
+	return c.JSON(tl)
 }

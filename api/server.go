@@ -156,6 +156,8 @@ type Deps struct {
 	Verifier RunVerifier
 	// WhatIf answers POST /api/r2r/what-if (nil: it answers 503).
 	WhatIf WhatIfReplayer
+	// Tools answers GET /api/tools/{id}/timeline (nil: it answers 503).
+	Tools ToolTimelines
 }
 
 // Route is one endpoint: its method, its Fiber path and the permission it
@@ -195,6 +197,7 @@ type Server struct {
 
 	runVerifier RunVerifier
 	whatIf      WhatIfReplayer
+	tools       ToolTimelines
 }
 
 // Default configuration values.
@@ -266,6 +269,7 @@ func New(cfg Config, d Deps) *Server {
 
 		runVerifier: d.Verifier,
 		whatIf:      d.WhatIf,
+		tools:       d.Tools,
 	}
 	s.limits = s.newLimiters()
 	if cfg.DeniedWindow <= 0 {
@@ -306,6 +310,7 @@ func New(cfg Config, d Deps) *Server {
 	s.registerStreamRoutes(d.Streams)
 	s.registerProvenanceRoutes()
 	s.registerWhatIfRoutes()
+	s.registerToolRoutes()
 	s.registerFabRoutes()
 	return s
 }

@@ -269,7 +269,7 @@ func (n *Node) start(ctx context.Context) (err error) {
 			Verifier: &projections.Verifier{Store: n.store, Engines: actors.EngineFunc(cfg.Engines), Policy: actors.Config{
 				SoftLimit: cfg.SoftLimit, HardLimit: cfg.HardLimit, RetryBase: cfg.RetryBase, RetryCap: cfg.RetryCap}.Policy(),
 				PublicKey: sealPublicKey(sealKey)},
-			WhatIf: &projections.WhatIfs{Store: n.store}})
+			WhatIf: &projections.WhatIfs{Store: n.store}, Tools: &projections.Tools{Store: n.store}})
 	if cfg.HTTPAddr != "" {
 		n.wg.Add(1)
 		go func() {

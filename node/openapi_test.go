@@ -111,6 +111,7 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 	v.check(http.MethodGet, "/api/audit", admin, nil, 200)
 	v.check(http.MethodGet, "/api/runs/"+ionRun.RunID+"/verify", admin, nil, 200)
 	v.check(http.MethodGet, "/api/runs/"+rtpRun.RunID+"/records", admin, nil, 200)
+	v.check(http.MethodGet, "/api/tools/ion/timeline", admin, nil, 200)
 	v.check(http.MethodPost, "/api/r2r/what-if", admin, []byte(`{"setting":{"off":true}}`), 200)
 
 	// Commands: a failed run retried (202); commands the state refuses (409).
