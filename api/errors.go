@@ -188,6 +188,9 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	if status == http.StatusUnauthorized {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="spectra"`)
 	}
+	if status == http.StatusServiceUnavailable && len(c.Response().Header.Peek(fiber.HeaderRetryAfter)) == 0 {
+		c.Set(fiber.HeaderRetryAfter, "5")
+	}
 	return c.Status(status).JSON(ErrorBody{Error: d})
 }
 

@@ -140,8 +140,24 @@ func (s *Server) observe(c *fiber.Ctx) error {
 // to its rate limit, authorised; ids and bodies are checked; and reads
 // honour X-Min-Position.
 func (s *Server) guard(method string, perm Permission) []fiber.Handler {
-	return []fiber.Handler{s.auditDenials, s.throttleAuth, s.authenticate, s.limiterFor(method, perm), s.authorize(perm),
-		s.checkRequest, s.readYourWrites}
+	chain := []fiber.Handler{s.auditDenials, s.throttleAuth, s.authenticate, s.limiterFor(method, perm), s.authorize(perm),
+		s.checkRequest}
+	if method != fiber.MethodGet && method != fiber.MethodHead {
+		chain = append(chain, s.storeUp)
+	}
+	return append(chain, s.readYourWrites)
+}
+
+// storeUp answers a command 503 with Retry-After while the event store is
+// unreachable: nothing could be recorded, and the client learns it now
+// rather than after a timeout.
+func (s *Server) storeUp(c *fiber.Ctx) error {
+	if s.storeDown != nil {
+		if err := s.storeDown(); err != nil {
+			return &Error{Code: CodeUnavailable, Message: "the event store is unreachable; retry later", Err: err}
+		}
+	}
+	return c.Next()
 }
 
 // authenticate verifies the bearer token (HS256, or RS256/EdDSA with a

@@ -123,6 +123,10 @@ type Deps struct {
 	Store EventReader
 	// Ready reports whether the node can serve (nil: always ready).
 	Ready func(ctx context.Context) error
+	// StoreDown reports why the event store cannot take appends now (nil:
+	// it can). Commands then answer 503 with Retry-After at once instead
+	// of waiting out their deadline.
+	StoreDown func() error
 	// Registerer receives the HTTP metrics and Gatherer serves /metrics.
 	// When both are nil the server uses a registry of its own with the Go
 	// and process collectors; when only Registerer is set and it is also a
@@ -192,6 +196,7 @@ type Server struct {
 	streams   *streams
 	fab       Fab
 	fabLists  FabLists
+	storeDown func() error
 	authFails *failThrottle // failed authentications per address (denials.go)
 	denied    *denialLog    // AccessDenied, aggregated (denials.go)
 
@@ -258,6 +263,7 @@ func New(cfg Config, d Deps) *Server {
 		artifacts: d.Artifacts,
 		tunings:   d.Tunings,
 		ready:     d.Ready,
+		storeDown: d.StoreDown,
 		log:       cfg.Logger,
 		verifier: verifier{secret: cfg.JWTSecret, jwks: cfg.JWKS, issuer: cfg.JWTIssuer, audience: cfg.JWTAudience,
 			maxLifetime: cfg.MaxTokenLifetime},

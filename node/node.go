@@ -263,7 +263,7 @@ func (n *Node) start(ctx context.Context) (err error) {
 		Node: cfg.Node, AllowFaultInjection: cfg.AllowFaultInjection, ReadYourWritesTimeout: cfg.ReadYourWritesTimeout,
 		JWKS: jwks, JWTIssuer: cfg.JWTIssuer, JWTAudience: cfg.JWTAudience, MaxTokenLifetime: cfg.MaxTokenLifetime, RateLimits: cfg.RateLimits, AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL},
 		api.Deps{Commands: runs, Queries: projections.JobQueries{Model: n.jobs, Runner: n.runner}, Store: n.store,
-			Ready: n.ready, Registerer: n.registry, Gatherer: n.registry, Artifacts: n.artifacts, Views: views{spc: n.spc, r2r: n.r2r}, Tunings: n.actors,
+			Ready: n.ready, StoreDown: n.storeDown, Registerer: n.registry, Gatherer: n.registry, Artifacts: n.artifacts, Views: views{spc: n.spc, r2r: n.r2r}, Tunings: n.actors,
 			Events: n.store, Credentials: n.security, Audit: n.audit,
 			Streams: n.store, Fab: fabSvc, FabLists: n.fab,
 			Verifier: &projections.Verifier{Store: n.store, Engines: actors.EngineFunc(cfg.Engines), Policy: actors.Config{
@@ -335,6 +335,15 @@ func (n *Node) ready(ctx context.Context) error {
 	if fs := n.runner.Failures(); len(fs) > 0 {
 		return &projections.StoppedError{Failures: fs}
 	}
+	if n.nc != nil && !n.nc.IsConnected() {
+		return errors.New("nats disconnected")
+	}
+	return nil
+}
+
+// storeDown reports a NATS connection that is down (the log, or with
+// KurrentDB the artifacts and checkpoints, cannot be written).
+func (n *Node) storeDown() error {
 	if n.nc != nil && !n.nc.IsConnected() {
 		return errors.New("nats disconnected")
 	}

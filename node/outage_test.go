@@ -1,0 +1,170 @@
+package node_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/spectra-fab/spectra/actors"
+	"github.com/spectra-fab/spectra/api"
+	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/node"
+	"github.com/spectra-fab/spectra/process"
+	"github.com/spectra-fab/spectra/process/processtest"
+	"github.com/spectra-fab/spectra/projections"
+)
+
+// externalNATS is a separate nats-server (JetStream on disk) on a port of
+// its own, which the test stops and starts again.
+type externalNATS struct {
+	opts *server.Options
+	ns   *server.Server
+}
+
+func startExternalNATS(t *testing.T) *externalNATS {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	e := &externalNATS{opts: &server.Options{ServerName: "external", Host: "127.0.0.1", Port: port, JetStream: true,
+		StoreDir: t.TempDir(), NoSigs: true, NoLog: true}}
+	e.start(t)
+	t.Cleanup(e.stop)
+	return e
+}
+
+func (e *externalNATS) start(t *testing.T) {
+	t.Helper()
+	ns, err := server.NewServer(e.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("external nats-server not ready")
+	}
+	e.ns = ns
+}
+
+func (e *externalNATS) stop() {
+	if e.ns != nil {
+		e.ns.Shutdown()
+		e.ns.WaitForShutdown()
+		e.ns = nil
+	}
+}
+
+func (e *externalNATS) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", e.opts.Port) }
+
+// The external NATS stops for 30 s while 20 runs are in flight: commands
+// answer 503 with Retry-After meanwhile; when it returns, every run
+// completes, none loses or doubles an event.
+func TestExternalNATSOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 30 s store outage; skipped with -short")
+	}
+	ext := startExternalNATS(t)
+	secret := []byte("outage-test-secret-0123456789abcdef")
+	n, err := node.Start(t.Context(), node.Config{DataDir: t.TempDir(), NATSURL: ext.url(), TimeScale: 1, JWTSecret: secret,
+		QueueLimit: 100, Engines: map[process.Kind]actors.EngineFactory{process.KindIon: processtest.Factory{Kind: process.KindIon}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	tok, err := api.IssueToken(secret, "u-1", "u@example.com", "org-1", "engineer", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func() (int, string, map[string]any) {
+		req := httptest.NewRequest("POST", "/api/ion/runs", strings.NewReader(`{"steps":150}`))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := n.API().App().Test(req, 30_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var body map[string]any
+		_ = json.NewDecoder(res.Body).Decode(&body)
+		return res.StatusCode, res.Header.Get("Retry-After"), body
+	}
+	var runs []string
+	for range 20 {
+		status, _, body := create()
+		if status != 201 {
+			t.Fatalf("create = %d %v, want 201", status, body)
+		}
+		runs = append(runs, body["run_id"].(string))
+	}
+	time.Sleep(2 * time.Second) // the runs are running
+
+	ext.stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for n.API() != nil && time.Now().Before(deadline) {
+		status, retry, body := create()
+		if status == 503 {
+			if secs, err := strconv.Atoi(retry); err != nil || secs <= 0 {
+				t.Errorf("503 with Retry-After %q, want seconds", retry)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("create during the outage = %d %v, want 503", status, body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(30 * time.Second)
+	ext.start(t)
+
+	for _, id := range runs {
+		waitTerminal(t, n, id, 3*time.Minute)
+	}
+	for _, id := range runs {
+		recs, err := n.Store().ReadStream(t.Context(), events.RunStream(id), events.Forwards, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, counts := map[string]bool{}, map[string]int{}
+		for _, r := range recs {
+			if ids[r.ID] {
+				t.Errorf("run %s: event %s (%s) recorded twice", id, r.ID, r.Type)
+			}
+			ids[r.ID] = true
+			counts[events.BaseType(r.Type)]++
+		}
+		if counts[events.TypeRunRequested] != 1 || counts[events.TypeRunCompleted] != 1 {
+			t.Errorf("run %s: %v, want one RunRequested and one RunCompleted", id, counts)
+		}
+	}
+	if status, _, body := create(); status != 201 {
+		t.Errorf("create after the outage = %d %v, want 201", status, body)
+	}
+}
+
+func waitTerminal(t *testing.T, n *node.Node, runID string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		r, err := n.Jobs().Run(t.Context(), "org-1", runID)
+		if err == nil && projections.Terminal(r.Status) {
+			if r.Status != projections.StatusCompleted {
+				t.Errorf("run %s ended %s, want completed", runID, r.Status)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run %s: status %q after %v, want completed", runID, r.Status, within)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
