@@ -106,6 +106,7 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 	v.check(http.MethodGet, "/api/jobs/"+ionRun.JobID+"/artifacts/dose_map.json", admin, nil, 200)
 	v.check(http.MethodGet, "/api/jobs/"+rtpRun.JobID+"/artifacts/temperature_profile.svg", admin, nil, 200)
 	v.check(http.MethodGet, "/api/runs/"+ionRun.RunID+"/events?limit=5", admin, nil, 200)
+	v.check(http.MethodGet, "/api/runs/"+ionRun.RunID+"/r2r", admin, nil, 200)
 	v.check(http.MethodGet, "/api/spc/charts", admin, nil, 200, 404)
 	v.check(http.MethodGet, "/api/r2r/threads", admin, nil, 200)
 	v.check(http.MethodGet, "/api/audit", admin, nil, 200)

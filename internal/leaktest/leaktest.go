@@ -18,12 +18,20 @@ func Options() []goleak.Option {
 		// refreshes the cached Date header every second, for ever.
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
 		// Fiber likewise starts one timestamp updater per process (behind a
-		// sync.Once) that never stops.
+		// sync.Once) that never stops; the second name is the same
+		// function inlined into the limiter middleware (as -race builds it).
 		goleak.IgnoreTopFunction("github.com/gofiber/fiber/v2/utils.StartTimeStampUpdater.func1.1"),
+		goleak.IgnoreTopFunction("github.com/gofiber/fiber/v2/middleware/limiter.FixedWindow.New.StartTimeStampUpdater.func2.1"),
 		// fasthttp's worker pool cleaner sleeps MaxIdleWorkerDuration (10 s)
 		// between looks at its stop channel: it ends, but up to 10 s after
 		// the server has shut down.
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+		// protoactor's dead-letter throttle counts dead letters in a
+		// goroutine that waits out one throttle period (actor.NewThrottle)
+		// and then ends: it outlives an actor system shut down within that
+		// period. The second name is the same function as -race builds it.
+		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewThrottle.func1.1"),
+		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
 		// nats.go's JetStream async publisher starts this goroutine, which
 		// reads the status channel under a lock; when the JetStream context
 		// is cleaned up (connection closed) before it has read it, it reads
