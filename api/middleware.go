@@ -276,6 +276,7 @@ func (s *Server) metadata(c *fiber.Ctx) events.Metadata {
 	if !validRequestID(corr) {
 		corr = rid
 	}
+	traceID, spanID := traceIDs(c)
 	return events.Metadata{
 		OrgID:         p.OrgID,
 		UserID:        p.UserID,
@@ -283,6 +284,8 @@ func (s *Server) metadata(c *fiber.Ctx) events.Metadata {
 		RequestID:     rid,
 		CorrelationID: corr,
 		Node:          s.cfg.Node,
+		TraceID:       traceID,
+		SpanID:        spanID,
 	}
 }
 

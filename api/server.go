@@ -305,7 +305,7 @@ func New(cfg Config, d Deps) *Server {
 		// copy them instead of lending its buffers.
 		Immutable: true,
 	})
-	s.app.Use(s.withRequestID, s.observe, s.securityHeaders)
+	s.app.Use(s.withRequestID, s.observe, s.securityHeaders, s.traced)
 	s.registerOpsRoutes()
 	s.registerIonRoutes()
 	s.registerRTPRoutes()

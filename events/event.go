@@ -20,6 +20,10 @@ type Metadata struct {
 	CorrelationID string `json:"correlation_id,omitempty"`
 	CausationID   string `json:"causation_id,omitempty"`
 	Node          string `json:"node,omitempty"`
+	// TraceID and SpanID are the W3C trace context (hex) of the request
+	// that caused the event, so its events link to that request's trace.
+	TraceID string `json:"trace_id,omitempty"`
+	SpanID  string `json:"span_id,omitempty"`
 	// Prev, Seal and SealSig make a run stream tamper-evident (chain.go):
 	// Prev is the link (hash) of the stream's previous event, Seal the
 	// link of a terminal event over its predecessors, SealSig an Ed25519

@@ -77,6 +77,10 @@ type Config struct {
 	// AccessTokenTTL and RefreshTokenTTL are the lifetimes of the tokens
 	// POST /api/auth/token issues (zero: the API's defaults).
 	AccessTokenTTL, RefreshTokenTTL time.Duration
+	// OTLPEndpoint, when set, sends the API's request spans to an
+	// OTLP/HTTP collector ("collector:4318" or a URL); empty: no exporter
+	// (events still carry the trace ids a caller sends in traceparent).
+	OTLPEndpoint string
 	// SPCBaseline is how many first points of a chart fix its limits (20).
 	SPCBaseline int
 	// ClusterListen, ClusterPeers, ActorListen and Replicas make the node
@@ -245,6 +249,7 @@ func (c *Config) Bind(f *Flags, hostname string) {
 	f.Int(&c.RateLimits.Commands, "rate-limit-command", "SPECTRA_RATE_LIMIT_COMMAND", 100, "other commands per principal per minute")
 	f.Duration(&c.AccessTokenTTL, "access-token-ttl", "SPECTRA_ACCESS_TOKEN_TTL", 0, "lifetime of access tokens from POST /api/auth/token; 0: the default")
 	f.String(&c.SealKeyFile, "seal-key", "SPECTRA_SEAL_KEY", "", "file of the Ed25519 key that signs each run's seal (spectra seal-key makes one); verify checks it")
+	f.String(&c.OTLPEndpoint, "otlp-endpoint", "SPECTRA_OTLP_ENDPOINT", "", "OTLP/HTTP collector for the API's request spans, e.g. collector:4318; empty: no exporter")
 	f.Duration(&c.RefreshTokenTTL, "refresh-token-ttl", "SPECTRA_REFRESH_TOKEN_TTL", 0, "lifetime of refresh tokens; 0: the default")
 	c.bindCluster(f)
 }

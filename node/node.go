@@ -43,6 +43,7 @@ type Node struct {
 	slots     *cluster.Slots   // cluster-wide queue slots; nil on a single node
 	api       *api.Server
 	registry  *prometheus.Registry
+	tracing   func(context.Context) error // flushes and stops the OTLP exporter; nil without one
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -70,6 +71,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 
 func (n *Node) start(ctx context.Context) (err error) {
 	cfg := n.cfg
+	if cfg.OTLPEndpoint != "" {
+		if n.tracing, err = startTracing(ctx, cfg.OTLPEndpoint, cfg.Node); err != nil {
+			return err
+		}
+	}
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	var opts []nats.Option // of the connections to an external NATS
@@ -402,6 +408,11 @@ func (n *Node) Close() {
 		}
 		if n.server != nil {
 			n.server.Shutdown()
+		}
+		if n.tracing != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = n.tracing(ctx)
+			cancel()
 		}
 	})
 }

@@ -92,6 +92,10 @@ type Meta struct {
 	CorrelationId string                 `protobuf:"bytes,5,opt,name=correlation_id,json=correlationId,proto3" json:"correlation_id,omitempty"`
 	CausationId   string                 `protobuf:"bytes,6,opt,name=causation_id,json=causationId,proto3" json:"causation_id,omitempty"`
 	Node          string                 `protobuf:"bytes,7,opt,name=node,proto3" json:"node,omitempty"`
+	// The W3C trace context of the request that caused the message (hex),
+	// so a run's events link to the trace of the API request behind them.
+	TraceId       string `protobuf:"bytes,8,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
+	SpanId        string `protobuf:"bytes,9,opt,name=span_id,json=spanId,proto3" json:"span_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -171,6 +175,20 @@ func (x *Meta) GetCausationId() string {
 func (x *Meta) GetNode() string {
 	if x != nil {
 		return x.Node
+	}
+	return ""
+}
+
+func (x *Meta) GetTraceId() string {
+	if x != nil {
+		return x.TraceId
+	}
+	return ""
+}
+
+func (x *Meta) GetSpanId() string {
+	if x != nil {
+		return x.SpanId
 	}
 	return ""
 }
@@ -359,7 +377,7 @@ var File_actors_proto protoreflect.FileDescriptor
 
 const file_actors_proto_rawDesc = "" +
 	"\n" +
-	"\factors.proto\x12\x11spectra.actors.v1\"\xc7\x01\n" +
+	"\factors.proto\x12\x11spectra.actors.v1\"\xfb\x01\n" +
 	"\x04Meta\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x12\n" +
@@ -368,7 +386,9 @@ const file_actors_proto_rawDesc = "" +
 	"request_id\x18\x04 \x01(\tR\trequestId\x12%\n" +
 	"\x0ecorrelation_id\x18\x05 \x01(\tR\rcorrelationId\x12!\n" +
 	"\fcausation_id\x18\x06 \x01(\tR\vcausationId\x12\x12\n" +
-	"\x04node\x18\a \x01(\tR\x04node\"\xac\x01\n" +
+	"\x04node\x18\a \x01(\tR\x04node\x12\x19\n" +
+	"\btrace_id\x18\b \x01(\tR\atraceId\x12\x17\n" +
+	"\aspan_id\x18\t \x01(\tR\x06spanId\"\xac\x01\n" +
 	"\n" +
 	"RunCommand\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x15\n" +
