@@ -36,6 +36,10 @@ type Options struct {
 	// RetryDelay is the first pause before a dropped subscription
 	// subscribes again; it doubles up to MaxRetryDelay. Defaults 100 ms, 5 s.
 	RetryDelay, MaxRetryDelay time.Duration
+	// CallTimeout bounds every call to the server whose context has no
+	// deadline of its own (default 10 s): a hung server fails the call
+	// with context.DeadlineExceeded instead of hanging its caller.
+	CallTimeout time.Duration
 }
 
 // Store is the events.Store on KurrentDB. It is safe for concurrent use.
@@ -81,6 +85,9 @@ func Open(ctx context.Context, connString string, o Options) (*Store, error) {
 	}
 	if o.RetryDelay <= 0 {
 		o.RetryDelay = 100 * time.Millisecond
+	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = 10 * time.Second
 	}
 	if o.MaxRetryDelay < o.RetryDelay {
 		o.MaxRetryDelay = max(5*time.Second, o.RetryDelay)
@@ -144,6 +151,11 @@ func clientLogger(l *slog.Logger) esdb.LoggingFunc {
 // A client that closed itself for good (its discovery failed) is replaced
 // and fn runs once more on the new one: nothing was sent on the old one.
 func (s *Store) call(ctx context.Context, fn func(*esdb.Client) error) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.opts.CallTimeout)
+		defer cancel()
+	}
 	for attempt := 0; ; attempt++ {
 		cn, err := s.acquire()
 		if err != nil {
@@ -157,6 +169,9 @@ func (s *Store) call(ctx context.Context, fn func(*esdb.Client) error) error {
 		select {
 		case err = <-done:
 		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("kurrentdb: no answer in time: %w", ctx.Err())
+			}
 			return ctx.Err()
 		}
 		if attempt == 0 && hasCode(err, esdb.ErrorCodeConnectionClosed) {
