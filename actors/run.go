@@ -322,43 +322,59 @@ func (a *runActor) stopPacing(ctx actor.Context) {
 }
 
 // maxStepsPerMessage bounds the work of one message so commands (cancel,
-// pause) are handled between steps promptly.
-const maxStepsPerMessage = 50
+// pause) are handled between steps promptly: at a time scale, the steps
+// one tick may catch up; as fast as possible (scale 0), the steps of one
+// append — 20 s of process time, 20 telemetry batches in one message and
+// one fsync instead of twenty.
+const (
+	maxStepsPerMessage = 50
+	maxStepsFast       = 200
+)
 
-// advance steps the engine up to the wall clock (or one batch at scale 0).
+// advance steps the engine up to the wall clock (or a block of steps at
+// scale 0) and appends what the steps caused in one append.
 func (a *runActor) advance(ctx actor.Context) {
 	if a.gone || a.engine == nil || a.run.State() != run.Running || a.run.Done() || !a.holdsSlot {
 		return
 	}
-	n := process.StepsPerBatch
+	n := maxStepsFast
 	if a.svc.cfg.TimeScale > 0 {
 		elapsed := time.Since(a.paceStart).Seconds()
 		target := a.paceSteps + int(math.Floor(elapsed*a.svc.cfg.TimeScale/process.Period))
 		n = min(target-a.run.StepsTaken(), maxStepsPerMessage)
 	}
+	var out []events.Payload
 	for range n {
-		if !a.step(ctx) {
-			return
+		ps := a.run.Advance(a.engine.Step(), a.engine.SafeState())
+		out = append(out, ps...)
+		// Telemetry and alarms accumulate; anything else (a fault's
+		// retry or failure, a time limit) is decided on the applied log,
+		// so it ends the block.
+		if a.run.Done() || !recordsOnly(ps) {
+			break
 		}
+	}
+	if !a.append(ctx, a.run.Creator, out...) || a.run.State() != run.Running {
+		return
+	}
+	if a.run.Done() {
+		a.stopPacing(ctx)
+		a.finish(ctx)
+		return
 	}
 	if a.svc.cfg.TimeScale <= 0 {
 		ctx.Send(ctx.Self(), &stepAgain{})
 	}
 }
 
-// step runs one control period. It returns false when the run stopped
-// stepping (done, failed, retrying, fenced).
-func (a *runActor) step(ctx actor.Context) bool {
-	if !a.append(ctx, a.run.Creator, a.run.Advance(a.engine.Step(), a.engine.SafeState())...) {
-		return false
-	}
-	if a.run.State() != run.Running {
-		return false
-	}
-	if a.run.Done() {
-		a.stopPacing(ctx)
-		a.finish(ctx)
-		return false
+// recordsOnly reports whether ps holds only telemetry and alarms.
+func recordsOnly(ps []events.Payload) bool {
+	for _, p := range ps {
+		switch p.(type) {
+		case *events.TelemetryRecorded, *events.SPCViolation, *events.FDCAlarm:
+		default:
+			return false
+		}
 	}
 	return true
 }
