@@ -24,7 +24,9 @@ import (
 // ClusterPeers the others'), forming a JetStream cluster that replicates
 // the log; and its actor system joins the protoactor cluster of run
 // grains. Other ports follow from ClusterListen's port P unless set:
-// actor remoting on P+1, NATS clients on P+2.
+// actor remoting on P+1, NATS clients on P+2. With --nats the nodes share
+// an external NATS cluster instead (--replicas says how many copies) and
+// P only derives the remoting port.
 
 // bindCluster binds the cluster settings.
 func (c *Config) bindCluster(f *Flags) {
@@ -54,7 +56,7 @@ func (c Config) replicas() int {
 	if c.Replicas > 0 {
 		return c.Replicas
 	}
-	if c.clustered() && len(c.peers())+1 >= 3 {
+	if c.clustered() && c.NATSURL == "" && len(c.peers())+1 >= 3 {
 		return 3
 	}
 	return 1
@@ -79,7 +81,17 @@ func (c Config) withClusterDefaults() (Config, error) {
 		return c, nil
 	}
 	if c.NATSURL != "" {
-		return c, errors.New("--cluster-listen embeds NATS servers that route to each other; with --nats the external NATS cluster replicates, and --cluster-listen is not needed for it")
+		// An external NATS cluster replicates the log (--replicas 3);
+		// the nodes share it for membership and slots, and only their
+		// actor systems listen.
+		if c.ActorListen == "" {
+			host, port, err := c.offset(1)
+			if err != nil {
+				return c, err
+			}
+			c.ActorListen = net.JoinHostPort(host, strconv.Itoa(port))
+		}
+		return c, nil
 	}
 	if c.NATSUser == "" || c.NATSPassword == "" {
 		return c, errors.New("a cluster's NATS servers share one set of credentials for routes and clients: set --nats-user and SPECTRA_NATS_PASSWORD alike on every node")
@@ -104,7 +116,7 @@ func (c Config) withClusterDefaults() (Config, error) {
 // natsCluster is the embedded server's cluster configuration, nil for a
 // single node.
 func (c Config) natsCluster() *sjs.ClusterConfig {
-	if !c.clustered() {
+	if !c.clustered() || c.NATSURL != "" {
 		return nil
 	}
 	return &sjs.ClusterConfig{Name: cluster.Name, ServerName: c.Node, Listen: c.ClusterListen, Peers: c.peers()}
