@@ -151,6 +151,7 @@ func (cn *clusterNode) store(t testing.TB) *jetstream.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = st.Close() })
 	return st
 }
 
