@@ -11,7 +11,7 @@ import (
 	protocluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go"
 
 	"github.com/spectra-fab/spectra/actors"
 	"github.com/spectra-fab/spectra/actors/actorspb"
@@ -28,9 +28,9 @@ type Config struct {
 	// messages here. Port 0 picks a free one.
 	Host string
 	Port int
-	// Members is the membership bucket (MembersBucket), replicated like
-	// the log.
-	Members jetstream.KeyValue
+	// Conn is the node's NATS connection, which carries the membership
+	// heartbeats (MembersSubject).
+	Conn *nats.Conn
 	// Kinds are the grain kinds this member hosts.
 	Kinds []*protocluster.Kind
 	// Beat and TTL tune Membership (zero: its defaults).
@@ -57,13 +57,13 @@ var _ actors.Placement = (*Cluster)(nil)
 // Join starts remoting on system and joins the cluster as a member hosting
 // cfg.Kinds. system must not have started remoting already.
 func Join(system *actor.ActorSystem, cfg Config) (*Cluster, error) {
-	if cfg.Members == nil {
-		return nil, errors.New("join cluster: no membership bucket")
+	if cfg.Conn == nil {
+		return nil, errors.New("join cluster: no NATS connection")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	m := &Membership{KV: cfg.Members, Node: cfg.Node, Beat: cfg.Beat, TTL: cfg.TTL, Log: cfg.Logger, Lost: cfg.Lost}
+	m := &Membership{Conn: cfg.Conn, Node: cfg.Node, Beat: cfg.Beat, TTL: cfg.TTL, Log: cfg.Logger, Lost: cfg.Lost}
 	lookup := disthash.New()
 	rcfg := remote.Configure(cfg.Host, cfg.Port)
 	ccfg := protocluster.Configure(Name, m, lookup, rcfg, protocluster.WithKinds(cfg.Kinds...),

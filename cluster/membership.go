@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,58 +10,67 @@ import (
 	"time"
 
 	protocluster "github.com/asynkron/protoactor-go/cluster"
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go"
 )
 
-// MembersBucket is the NATS KV bucket of cluster members.
-const MembersBucket = "spectra_members"
+// MembersSubject is the NATS subject members announce themselves on.
+const MembersSubject = "spectra.cluster.members"
 
-// Membership is a protoactor ClusterProvider keeping the member list in a
-// NATS KV bucket: each member puts its record (address, kinds) every
-// Beat; a member whose last record is more than TTL older than the newest
-// record of any member has left. Ages are compared between records, all
-// stamped by the NATS server, so a stall of the bucket itself (a leader
-// election) expires nobody, and no two clocks are compared.
+// Membership is a protoactor ClusterProvider on NATS, which every node
+// already shares: each member publishes its record (remoting address,
+// kinds) on MembersSubject every Beat and listens to the others'; a member
+// not heard from for TTL has left, and one that says it leaves has left at
+// once. Core NATS, not a JetStream bucket: a heartbeat must not wait for
+// a replicated stream to elect a new leader after the very node loss it
+// should report.
 //
-// A member that finds itself expired (it was frozen, or cut off, longer
-// than TTL) is out for good: protoactor blocks a member id that left, and
-// its runs live elsewhere by now. Lost is called once; the node stops
-// (fail-stop) and its supervisor restarts it as a new member.
+// A member that finds its own heartbeat interrupted for longer than TTL
+// (frozen by SIGSTOP, a stalled machine) is out for good: the others have
+// dropped it, protoactor blocks a member id that left, and its runs live
+// elsewhere by now. Lost is called once; the node stops (fail-stop) and
+// its supervisor restarts it as a new member.
 type Membership struct {
-	KV   jetstream.KeyValue
+	Conn *nats.Conn
 	Node string
-	// Beat is how often the member puts its record and reads the others'
-	// (500 ms); TTL is how far behind the newest record a member may fall
-	// before it counts as gone (2.5 s).
+	// Beat is how often the member announces itself (500 ms); TTL is how
+	// long a member may stay silent before it counts as gone (2.5 s).
 	Beat, TTL time.Duration
 	Log       *slog.Logger
 	// Lost is called once when this member finds it has been dropped.
 	Lost func(error)
 
 	cluster *protocluster.Cluster
-	id      string
-	record  []byte
+	self    memberRecord
+	sub     *nats.Subscription
 	stop    chan struct{}
-	done    chan struct{}
+	wg      sync.WaitGroup
+	changed chan struct{} // asks the refresher to publish the topology
 	lost    sync.Once
 
 	mu      sync.Mutex
+	seen    map[string]heard
 	members []*protocluster.Member
-	missing time.Time // since when this member's own record is absent
 }
 
 var _ protocluster.ClusterProvider = (*Membership)(nil)
 
-// memberRecord is what a member puts under its id.
+// memberRecord is what a member announces.
 type memberRecord struct {
-	Node  string   `json:"node"`
-	Host  string   `json:"host"`
-	Port  int      `json:"port"`
-	Kinds []string `json:"kinds"`
+	ID      string   `json:"id"`
+	Node    string   `json:"node"`
+	Host    string   `json:"host"`
+	Port    int      `json:"port"`
+	Kinds   []string `json:"kinds"`
+	Leaving bool     `json:"leaving,omitempty"`
 }
 
-// StartMember implements protocluster.ClusterProvider: it registers this
-// member and starts its heartbeat.
+type heard struct {
+	rec memberRecord
+	at  time.Time
+}
+
+// StartMember implements protocluster.ClusterProvider: it starts this
+// member's heartbeat and listens to the others'.
 func (m *Membership) StartMember(c *protocluster.Cluster) error {
 	if m.Beat <= 0 {
 		m.Beat = 500 * time.Millisecond
@@ -77,19 +85,23 @@ func (m *Membership) StartMember(c *protocluster.Cluster) error {
 	if err != nil {
 		return err
 	}
-	m.cluster, m.id = c, c.ActorSystem.ID
-	m.record, err = json.Marshal(memberRecord{Node: m.Node, Host: host, Port: port, Kinds: c.GetClusterKinds()})
+	m.cluster = c
+	m.self = memberRecord{ID: c.ActorSystem.ID, Node: m.Node, Host: host, Port: port, Kinds: c.GetClusterKinds()}
+	m.seen = map[string]heard{}
+	m.changed = make(chan struct{}, 1)
+	m.sub, err = m.Conn.Subscribe(MembersSubject, m.heard)
 	if err != nil {
-		return err
+		return fmt.Errorf("listen to members: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := m.KV.Put(ctx, m.id, m.record); err != nil {
+	if err := m.announce(); err != nil {
+		_ = m.sub.Unsubscribe()
 		return fmt.Errorf("register member %s: %w", m.Node, err)
 	}
-	m.stop, m.done = make(chan struct{}), make(chan struct{})
+	m.stop = make(chan struct{})
 	m.refresh()
-	go m.run()
+	m.wg.Add(2)
+	go m.beat()
+	go m.refresher()
 	return nil
 }
 
@@ -100,8 +112,8 @@ func (m *Membership) StartClient(*protocluster.Cluster) error {
 }
 
 // Shutdown implements protocluster.ClusterProvider: the heartbeat stops
-// and, when graceful, the member's record is deleted so the others see it
-// leave at once.
+// and, when graceful, the member says it leaves, so the others take its
+// grains over at once.
 func (m *Membership) Shutdown(graceful bool) error {
 	if m.stop == nil {
 		return nil
@@ -112,13 +124,18 @@ func (m *Membership) Shutdown(graceful bool) error {
 	default:
 	}
 	close(m.stop)
-	<-m.done
+	m.wg.Wait()
+	_ = m.sub.Unsubscribe()
 	if !graceful {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	return m.KV.Delete(ctx, m.id)
+	rec := m.self
+	rec.Leaving = true
+	data, _ := json.Marshal(rec)
+	if err := m.Conn.Publish(MembersSubject, data); err != nil {
+		return err
+	}
+	return m.Conn.FlushTimeout(time.Second)
 }
 
 // Members is the last member list this member published.
@@ -128,95 +145,99 @@ func (m *Membership) Members() []*protocluster.Member {
 	return m.members
 }
 
-func (m *Membership) run() {
-	defer close(m.done)
-	t := time.NewTicker(m.Beat)
-	defer t.Stop()
+func (m *Membership) announce() error {
+	data, err := json.Marshal(m.self)
+	if err != nil {
+		return err
+	}
+	return m.Conn.Publish(MembersSubject, data)
+}
+
+// heard records another member's announcement.
+func (m *Membership) heard(msg *nats.Msg) {
+	var rec memberRecord
+	if json.Unmarshal(msg.Data, &rec) != nil || rec.ID == "" || rec.ID == m.self.ID {
+		return
+	}
+	m.mu.Lock()
+	_, known := m.seen[rec.ID]
+	if rec.Leaving {
+		delete(m.seen, rec.ID)
+	} else {
+		m.seen[rec.ID] = heard{rec: rec, at: time.Now()}
+	}
+	m.mu.Unlock()
+	if known == rec.Leaving { // joined or left: tell the cluster now
+		m.signal()
+	}
+}
+
+func (m *Membership) signal() {
+	select {
+	case m.changed <- struct{}{}:
+	default:
+	}
+}
+
+// refresher publishes the topology when asked. Apart from the heartbeat:
+// protoactor's topology update can take a while when members leave, and
+// must not delay a heartbeat.
+func (m *Membership) refresher() {
+	defer m.wg.Done()
 	for {
 		select {
 		case <-m.stop:
 			return
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), m.Beat)
-			if _, err := m.KV.Put(ctx, m.id, m.record); err != nil {
-				m.Log.Debug("member heartbeat", "err", err)
-			}
-			cancel()
+		case <-m.changed:
 			m.refresh()
 		}
 	}
 }
 
-// refresh reads every record and publishes the live members.
-func (m *Membership) refresh() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*m.Beat)
-	defer cancel()
-	lister, err := m.KV.ListKeys(ctx)
-	if err != nil {
-		m.Log.Debug("list members", "err", err)
-		return
-	}
-	type seen struct {
-		id      string
-		rec     memberRecord
-		created time.Time
-	}
-	var all []seen
-	var newest time.Time
-	for key := range lister.Keys() {
-		e, err := m.KV.Get(ctx, key)
-		if err != nil {
-			continue // deleted meanwhile
-		}
-		var rec memberRecord
-		if json.Unmarshal(e.Value(), &rec) != nil {
-			continue
-		}
-		all = append(all, seen{key, rec, e.Created()})
-		if e.Created().After(newest) {
-			newest = e.Created()
-		}
-	}
-	if ctx.Err() != nil {
-		return // an incomplete list would drop members that are alive
-	}
-	var live []*protocluster.Member
-	self, stale := false, false
-	for _, s := range all {
-		if newest.Sub(s.created) > m.TTL {
-			stale = stale || s.id == m.id
-			continue
-		}
-		if s.id == m.id {
-			self = true
-		}
-		live = append(live, &protocluster.Member{Id: s.id, Host: s.rec.Host, Port: int32(s.rec.Port), Kinds: s.rec.Kinds})
-	}
-	m.mu.Lock()
-	switch {
-	case self || stale:
-		m.missing = time.Time{}
-	case m.missing.IsZero():
-		m.missing = time.Now()
-	}
-	// A record that is absent (a lagging replica answered) is not yet a
-	// verdict; one that is there and too old is.
-	gone := stale || (!self && time.Since(m.missing) > 2*m.TTL)
-	m.mu.Unlock()
-	if gone {
-		m.lost.Do(func() {
-			m.Log.Error("this node fell out of the cluster (frozen or cut off longer than the membership TTL); stopping", "node", m.Node, "ttl", m.TTL)
-			if m.Lost != nil {
-				m.Lost(fmt.Errorf("node %s: dropped from the cluster", m.Node))
+// beat announces this member every Beat; it does nothing that can block,
+// so a gap between beats means the process itself was frozen or starved.
+func (m *Membership) beat() {
+	defer m.wg.Done()
+	t := time.NewTicker(m.Beat)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case now := <-t.C:
+			// The monotonic clock runs on while the process is frozen.
+			if gap := time.Since(last); gap > m.TTL {
+				m.lost.Do(func() {
+					m.Log.Error("this node was silent longer than the membership TTL (frozen or stalled); the others have dropped it; stopping",
+						"node", m.Node, "silent", gap.Round(time.Millisecond), "ttl", m.TTL)
+					if m.Lost != nil {
+						m.Lost(fmt.Errorf("node %s: dropped from the cluster", m.Node))
+					}
+				})
+				return
 			}
-		})
-		return
+			last = now
+			if err := m.announce(); err != nil {
+				m.Log.Debug("member heartbeat", "err", err)
+			}
+			m.signal()
+		}
 	}
-	if !self {
-		return
+}
+
+// refresh publishes the live members to the cluster.
+func (m *Membership) refresh() {
+	m.mu.Lock()
+	live := []*protocluster.Member{{Id: m.self.ID, Host: m.self.Host, Port: int32(m.self.Port), Kinds: m.self.Kinds}}
+	for id, h := range m.seen {
+		if time.Since(h.at) > m.TTL {
+			delete(m.seen, id)
+			continue
+		}
+		live = append(live, &protocluster.Member{Id: id, Host: h.rec.Host, Port: int32(h.rec.Port), Kinds: h.rec.Kinds})
 	}
 	sort.Slice(live, func(i, j int) bool { return live[i].Id < live[j].Id })
-	m.mu.Lock()
 	m.members = live
 	m.mu.Unlock()
 	m.cluster.MemberList.UpdateClusterTopology(live)

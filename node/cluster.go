@@ -174,17 +174,7 @@ func replicate(ctx context.Context, js jetstream.JetStream, replicas int, stream
 }
 
 // join makes the node's actor system a member of the protoactor cluster.
-func (n *Node) join(ctx context.Context, js jetstream.JetStream) error {
-	var kv jetstream.KeyValue
-	err := n.retry(ctx, "membership bucket", func(ctx context.Context) (err error) {
-		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: cluster.MembersBucket,
-			Description: "cluster members: remoting address and kinds, put every heartbeat",
-			History:     1, TTL: time.Minute, Storage: jetstream.FileStorage, Replicas: n.cfg.replicas()})
-		return err
-	})
-	if err != nil {
-		return err
-	}
+func (n *Node) join() error {
 	host, port, err := net.SplitHostPort(n.cfg.ActorListen)
 	if err != nil {
 		return fmt.Errorf("--actor-listen %q: %w", n.cfg.ActorListen, err)
@@ -193,7 +183,7 @@ func (n *Node) join(ctx context.Context, js jetstream.JetStream) error {
 	if err != nil {
 		return fmt.Errorf("--actor-listen %q: %w", n.cfg.ActorListen, err)
 	}
-	n.cluster, err = cluster.Join(n.actors.System(), cluster.Config{Node: n.cfg.Node, Host: host, Port: p, Members: kv,
+	n.cluster, err = cluster.Join(n.actors.System(), cluster.Config{Node: n.cfg.Node, Host: host, Port: p, Conn: n.nc,
 		Kinds: []*protocluster.Kind{n.actors.RunGrain()}, Logger: n.cfg.Logger.With("component", "cluster"),
 		Lost: n.fail})
 	if err != nil {

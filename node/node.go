@@ -210,7 +210,7 @@ func (n *Node) start(ctx context.Context) (err error) {
 		return err
 	}
 	if cfg.clustered() {
-		if err := n.join(ctx, js); err != nil {
+		if err := n.join(); err != nil {
 			return err
 		}
 	}
