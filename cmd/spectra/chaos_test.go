@@ -453,14 +453,17 @@ func TestChaosIdempotencyKeyUnderConcurrencyOverHTTP(t *testing.T) {
 // which node ran it.)
 func TestChaosPausedRunOnAnotherNodeDoesNotWedgeTheQueue(t *testing.T) {
 	natsAddr := freePort(t)
-	a := startServer(t, t.TempDir(), "--time-scale", "10", "--nats-listen", natsAddr, "--node", "node-a")
+	// The embedded NATS never listens without credentials: both nodes
+	// share them (the second inherits the password from the environment).
+	t.Setenv("SPECTRA_NATS_PASSWORD", "two-node-test-nats-password-0123456789")
+	a := startServer(t, t.TempDir(), "--time-scale", "10", "--nats-listen", natsAddr, "--nats-user", "spectra", "--node", "node-a")
 	eng := token(t, "engineer", "org-1")
 	runID, jobID := a.create(t, "rtp", eng, rtpRecipe(t, nil))
 	a.waitFor(t, "rtp", runID, eng, func(r map[string]any) bool { return r["progress"].(float64) > 22 })
 	if r := a.do(t, "POST", "/api/jobs/"+jobID+"/pause", eng, nil); r.status != 202 {
 		t.Fatalf("pause = %d %s", r.status, r.body)
 	}
-	b := startServer(t, t.TempDir(), "--time-scale", "10", "--nats", "nats://"+natsAddr, "--node", "node-b", "--queue-limit", "1")
+	b := startServer(t, t.TempDir(), "--time-scale", "10", "--nats", "nats://"+natsAddr, "--nats-user", "spectra", "--node", "node-b", "--queue-limit", "1")
 	time.Sleep(300 * time.Millisecond) // node b has woken the paused run
 	if r := a.do(t, "POST", "/api/jobs/"+jobID+"/resume", eng, nil); r.status != 202 {
 		t.Fatalf("resume = %d %s", r.status, r.body)
