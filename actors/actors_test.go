@@ -477,3 +477,22 @@ func firstLen(cols map[string][]float64) int {
 	}
 	return 0
 }
+
+// The trace context of the request that caused a command reaches the
+// events it appends.
+func TestCommandEventsCarryTheRequestsTrace(t *testing.T) {
+	store := memory.New()
+	svc := newTestService(t, store, Config{TimeScale: 20})
+	acc := create(t, svc, `{"steps":400}`)
+	waitStatus(t, store, acc.RunID, string(run.Running))
+	md := testMeta
+	md.TraceID, md.SpanID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	if _, err := svc.PauseRun(t.Context(), RunCommand{RunID: acc.RunID, Meta: md}); err != nil {
+		t.Fatal(err)
+	}
+	recs := readRun(t, store, acc.RunID)
+	last := recs[len(recs)-1]
+	if events.BaseType(last.Type) != events.TypeRunPaused || last.Metadata.TraceID != md.TraceID || last.Metadata.SpanID != md.SpanID {
+		t.Fatalf("last event %s metadata %+v, want RunPaused with the request's trace", last.Type, last.Metadata)
+	}
+}

@@ -66,10 +66,10 @@ func metaFrom(m *actorspb.Meta) events.Metadata {
 		return events.Metadata{}
 	}
 	return events.Metadata{OrgID: m.OrgId, UserID: m.UserId, Role: m.Role, RequestID: m.RequestId,
-		CorrelationID: m.CorrelationId, CausationID: m.CausationId, Node: m.Node}
+		CorrelationID: m.CorrelationId, CausationID: m.CausationId, Node: m.Node, TraceID: m.TraceId, SpanID: m.SpanId}
 }
 
 func metaTo(md events.Metadata) *actorspb.Meta {
 	return &actorspb.Meta{OrgId: md.OrgID, UserId: md.UserID, Role: md.Role, RequestId: md.RequestID,
-		CorrelationId: md.CorrelationID, CausationId: md.CausationID, Node: md.Node}
+		CorrelationId: md.CorrelationID, CausationId: md.CausationID, Node: md.Node, TraceId: md.TraceID, SpanId: md.SpanID}
 }

@@ -15,8 +15,6 @@
 // Commands reach a run through one seam, Service.send, by run id; in
 // cluster mode that seam places run actors as cluster grains without
 // touching the API or the actor's logic. Messages that cross it are
-// protobuf (package actorspb).
-//
-//	svc, err := actors.New(actors.Config{TimeScale: 100}, store, artifacts, actors.Engines())
-//	acc, err := svc.CreateRun(ctx, actors.CreateRun{Kind: process.KindIon, Recipe: raw, Meta: md})
+// protobuf (package actorspb). The decisions themselves are the run
+// aggregate's (package run); Example shows the layer in use.
 package actors
