@@ -225,7 +225,11 @@ func (r *Run) Apply(rec events.Record) {
 		}
 	case *events.RunCancelled:
 		r.CancelRequest = nil
+		r.dropUnrecorded()
+	case *events.RunFailed, *events.RunCompleted:
+		r.dropUnrecorded()
 	case *events.RunRetryScheduled:
+		r.dropUnrecorded()
 		r.RetryDelay = time.Duration(e.DelayS * float64(time.Second))
 		r.RetryAt = rec.Time
 	case *events.RunRetried:
@@ -239,6 +243,13 @@ func (r *Run) Apply(rec events.Record) {
 	case *events.RunTimeLimitWarning:
 		r.SoftWarned = true
 	}
+}
+
+// dropUnrecorded forgets stepped samples and alarms the log will never
+// hold: the attempt has ended.
+func (r *Run) dropUnrecorded() {
+	r.resetBatch(r.stepN)
+	r.pending = nil
 }
 
 func firstLen(cols map[string][]float64) int {
@@ -310,12 +321,6 @@ func (r *Run) Decide(cmd any) ([]events.Payload, error) {
 	}
 	st, job := r.Status.State, r.Status.JobID
 	refuse := func(name, reason string) error { return &StateError{Command: name, State: st, Reason: reason} }
-	switch cmd.(type) {
-	case Pause, Cancel:
-		if r.batchLen > 0 || len(r.pending) > 0 {
-			return nil, fmt.Errorf("decide %T: %w", cmd, ErrUnflushed)
-		}
-	}
 	switch c := cmd.(type) {
 	case Queue:
 		if st != Queued || r.Queued {
@@ -336,6 +341,9 @@ func (r *Run) Decide(cmd any) ([]events.Payload, error) {
 		if st != Running {
 			return nil, refuse("pause", fmt.Sprintf("run %s is %s; only a running run can be paused", r.ID, st))
 		}
+		if err := r.unflushed(cmd); err != nil {
+			return nil, err
+		}
 		return []events.Payload{&events.RunPaused{JobID: job, Step: r.stepN}}, nil
 	case Resume:
 		if st != Paused {
@@ -345,6 +353,9 @@ func (r *Run) Decide(cmd any) ([]events.Payload, error) {
 	case Cancel:
 		if st.Terminal() {
 			return nil, refuse("cancel", fmt.Sprintf("run %s is already %s and cannot be cancelled", r.ID, st))
+		}
+		if err := r.unflushed(cmd); err != nil {
+			return nil, err
 		}
 		reason := c.Reason
 		if reason == "" {
@@ -379,6 +390,15 @@ func (r *Run) Decide(cmd any) ([]events.Payload, error) {
 		return r.complete(c)
 	}
 	return nil, fmt.Errorf("decide: unknown command %T", cmd)
+}
+
+// unflushed refuses a command that stops the run while stepped
+// telemetry is not recorded: the host flushes first.
+func (r *Run) unflushed(cmd any) error {
+	if r.batchLen > 0 || len(r.pending) > 0 {
+		return fmt.Errorf("decide %T: %w", cmd, ErrUnflushed)
+	}
+	return nil
 }
 
 func (r *Run) cancelled(reason, safe string) events.Payload {
@@ -484,6 +504,7 @@ func (r *Run) Advance(res process.StepResult, safe string) []events.Payload {
 	switch {
 	case res.TimeS >= r.Policy.HardLimit.Seconds():
 		r.done = true // nothing more is stepped
+		out = append(out, r.Flush()...)
 		return append(out, &events.RunFailed{JobID: r.Status.JobID, Step: r.stepN, SafeState: safe,
 			Error: fmt.Sprintf("hard time limit of %s process time exceeded", r.Policy.HardLimit)})
 	case res.TimeS >= r.Policy.SoftLimit.Seconds() && !r.SoftWarned:

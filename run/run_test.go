@@ -464,3 +464,26 @@ func telemetryOf(t *testing.T, r *run.Run) []events.Payload {
 	}
 	return out
 }
+
+// A run failed by its hard limit records the telemetry stepped before it;
+// a cancel of the failed run is refused for its state, and appends nothing.
+func TestHardLimitFlushesThenRefusesCommands(t *testing.T) {
+	r := given(t, histories[run.Running]...)
+	eng := stepper(t, r, `{"steps":150}`, nil)
+	var all []events.Payload
+	for !r.Done() {
+		ps := r.Advance(eng.Step(), eng.SafeState())
+		apply(t, r, ps...)
+		all = append(all, ps...)
+	}
+	last := all[len(all)-2].(*events.TelemetryRecorded)
+	if n := last.FirstStep + len(last.Samples["x"]); n != r.StepsTaken() {
+		t.Errorf("telemetry recorded to step %d, the run stepped %d before failing", n, r.StepsTaken())
+	}
+	if ps := r.Flush(); len(ps) != 0 {
+		t.Errorf("Flush after the failure = %v, want nothing", typesOf(ps))
+	}
+	if _, err := r.Decide(run.Cancel{By: "op"}); !errors.Is(err, run.ErrInvalidState) {
+		t.Errorf("cancel of a failed run = %v, want ErrInvalidState", err)
+	}
+}
