@@ -412,11 +412,23 @@ func TestCluster(t *testing.T) {
 				}
 			}
 		}()
+		created := func() int { mu.Lock(); defer mu.Unlock(); return len(ids) }
+		// waitCreated waits for the trickle to reach n runs: runs are
+		// created while a node is down and coming back, however fast its
+		// restart is.
+		waitCreated := func(n int) {
+			for deadline := time.Now().Add(60 * time.Second); created() < n && time.Now().Before(deadline); {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
 		for _, cn := range nodes {
+			before := created()
 			cn.stop()
+			waitCreated(before + 2) // while it is down
 			cn.launch()
 			cn.waitReady(90 * time.Second)
 		}
+		waitCreated(10)
 		close(stop)
 		<-done
 		mu.Lock()
