@@ -323,12 +323,14 @@ func (a *runActor) stopPacing(ctx actor.Context) {
 
 // maxStepsPerMessage bounds the work of one message so commands (cancel,
 // pause) are handled between steps promptly: at a time scale, the steps
-// one tick may catch up; as fast as possible (scale 0), the steps of one
-// append — 20 s of process time, 20 telemetry batches in one message and
-// one fsync instead of twenty.
+// one tick may catch up; as fast as possible (scale 0), one telemetry
+// batch. The steps of a message are appended in one append. Larger blocks
+// at scale 0 (20 batches a message) cut fsyncs 4–5× but measured slower
+// end to end over HTTP on a quiet machine (docs/performance.md), so the
+// block stays one batch until a profile says where that time goes.
 const (
 	maxStepsPerMessage = 50
-	maxStepsFast       = 200
+	maxStepsFast       = process.StepsPerBatch
 )
 
 // advance steps the engine up to the wall clock (or a block of steps at
