@@ -1,6 +1,8 @@
 package api
 
 import (
+	"github.com/spectra-fab/spectra/events/eventstest"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -232,7 +234,7 @@ func completedIonRun(org string) projections.Run {
 		SPCAlertsCount: 2, LogsURI: "/api/jobs/job-0000000abc12/logs",
 		Artifacts: []projections.Artifact{{Name: "telemetry.csv", ContentType: "text/csv", Size: 1024,
 			URI: "/api/jobs/job-0000000abc12/artifacts/telemetry.csv"}},
-		Result: rawJSON(map[string]any{
+		Result: eventstest.JSON(map[string]any{
 			"final_dose_atoms_cm2": 1.02e15,
 			"dose_error_pct":       2.0,
 			"vm_prediction": map[string]any{"sheet_resistance_ohm_sq": 250.0, "junction_depth_um": 0.15,
@@ -246,7 +248,7 @@ func TestRunResultFlattened(t *testing.T) {
 	h := newHarness(t)
 	h.b.addRun(completedIonRun("org-1"))
 	rtp := projections.Run{RunID: "RTP-20260101-A9B8C7D6", OrgID: "org-1", Kind: "rtp", Status: "completed",
-		Result: rawJSON(map[string]any{"final_temp_c": 1000.2, "temp_error_c": 0.2, "max_overshoot_c": 3.5,
+		Result: eventstest.JSON(map[string]any{"final_temp_c": 1000.2, "temp_error_c": 0.2, "max_overshoot_c": 3.5,
 			"avg_ramp_error_c": 1.2, "thermal_budget": 5.2e5,
 			"vm_prediction": map[string]any{"activation_pct": 88.0, "oxide_thickness_nm": 5.0}})}
 	h.b.addRun(rtp)

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"github.com/spectra-fab/spectra/events/eventstest"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -481,7 +483,7 @@ func TestRunStreamAppendStorm(t *testing.T) {
 				}()
 			}
 			<-stormDone
-			st.appendRaw(t, runID, "org-1", &events.RunCompleted{JobID: "job-0000a0a00000", Result: rawJSON(map[string]any{"ok": true})})
+			st.appendRaw(t, runID, "org-1", &events.RunCompleted{JobID: "job-0000a0a00000", Result: eventstest.JSON(map[string]any{"ok": true})})
 			wg.Wait()
 			recs := st.readRun(t, runID)
 			for i := range clients {
@@ -905,7 +907,7 @@ func TestStreamMessageMapping(t *testing.T) {
 			map[string]any{"status": "retrying", "current_step": "Retrying (attempt 2)"}},
 		{"failed", &events.RunFailed{JobID: "j", Error: "boom"}, MessageError,
 			map[string]any{"error_message": "boom", "status": "failed"}},
-		{"completed", &events.RunCompleted{JobID: "j", Result: rawJSON(map[string]any{"final_temp_c": 400.0})}, MessageCompleted,
+		{"completed", &events.RunCompleted{JobID: "j", Result: eventstest.JSON(map[string]any{"final_temp_c": 400.0})}, MessageCompleted,
 			map[string]any{"final_temp_c": 400.0, "progress": 100.0, "status": "completed"}},
 	}
 	for _, tc := range cases {

@@ -46,8 +46,8 @@ func benchRun(i int) ([]events.Event, error) {
 	ps = append(ps,
 		&events.SPCViolation{JobID: jobID, Step: 400, Alarm: process.Alarm{Source: process.SourceSPC, Rule: "WE2", Parameter: "beam_current_ma"}},
 		&events.ArtifactStored{JobID: jobID, Name: "telemetry.json", ContentType: "application/json", Size: 1000},
-		&events.RunCompleted{JobID: jobID, Step: 900, DurationS: 90, Result: rawJSON(map[string]any{"dose_error_pct": -0.2, "final_dose_atoms_cm2": 9.98e14}),
-			R2R: rawJSON(map[string]float64{"dose_error_pct": -0.2 + float64(i%7)*0.01, "mean_beam_current_ma": 5 + float64(i%5)*0.001, "dose_uniformity_pct": 0.5})},
+		&events.RunCompleted{JobID: jobID, Step: 900, DurationS: 90, Result: eventstest.JSON(map[string]any{"dose_error_pct": -0.2, "final_dose_atoms_cm2": 9.98e14}),
+			R2R: eventstest.JSON(map[string]float64{"dose_error_pct": -0.2 + float64(i%7)*0.01, "mean_beam_current_ma": 5 + float64(i%5)*0.001, "dose_uniformity_pct": 0.5})},
 	)
 	out := make([]events.Event, len(ps))
 	for k, p := range ps {

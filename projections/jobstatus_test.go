@@ -1,6 +1,8 @@
 package projections_test
 
 import (
+	"github.com/spectra-fab/spectra/events/eventstest"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -57,7 +59,7 @@ func completedRun(t *testing.T, s events.Store, runID, jobID string, meta events
 		&events.TelemetryRecorded{JobID: jobID, Samples: map[string][]float64{"time_s": {0.1, 0.2}}, Progress: 40, CurrentStep: "Implanting (33% dose)"},
 		&events.SPCViolation{JobID: jobID, Alarm: process.Alarm{Source: process.SourceSPC, Rule: "WE1"}},
 		&events.ArtifactStored{JobID: jobID, Name: "telemetry.json", ContentType: "application/json", Size: 10},
-		&events.RunCompleted{JobID: jobID, DurationS: 0.2, Result: rawJSON(map[string]any{"final_dose_atoms_cm2": 1e15})},
+		&events.RunCompleted{JobID: jobID, DurationS: 0.2, Result: eventstest.JSON(map[string]any{"final_dose_atoms_cm2": 1e15})},
 	)
 }
 

@@ -1,6 +1,8 @@
 package projections_test
 
 import (
+	"github.com/spectra-fab/spectra/events/eventstest"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -31,7 +33,7 @@ func runWithR2R(t *testing.T, s events.Store, r *projections.Runner, st *project
 	pos := appendRun(t, s, runID, md,
 		&events.RunRequested{RunID: runID, JobID: "job-" + runID, Kind: kind, ToolID: tool, Recipe: json.RawMessage(recipe), CreatedAt: time.Unix(1, 0)},
 		&events.RunStarted{JobID: "job-" + runID, R2R: adj, R2RBasis: basis},
-		&events.RunCompleted{JobID: "job-" + runID, R2R: rawJSON(outcome(adj))},
+		&events.RunCompleted{JobID: "job-" + runID, R2R: eventstest.JSON(outcome(adj))},
 	)
 	if err := r.WaitFor(t.Context(), pos); err != nil {
 		t.Fatal(err)
@@ -174,7 +176,7 @@ func TestR2RWaitsForTheLogBeforeAnswering(t *testing.T) {
 	head = appendRun(t, s, "ION-20261128-00000001", md,
 		&events.RunRequested{RunID: "ION-20261128-00000001", JobID: "j1", Kind: process.KindIon, ToolID: "T", Recipe: json.RawMessage(ionRecipe)},
 		&events.RunStarted{JobID: "j1"},
-		&events.RunCompleted{JobID: "j1", R2R: rawJSON(map[string]float64{"dose_error_pct": 1})})
+		&events.RunCompleted{JobID: "j1", R2R: eventstest.JSON(map[string]float64{"dose_error_pct": 1})})
 	// No WaitFor here: Adjustments itself waits for the head.
 	adj, basis, err := st.Adjustments(t.Context(), "org-1", process.KindIon, "T", json.RawMessage(ionRecipe))
 	if err != nil || basis["synced"] != true || adj[projections.R2RDoseScale] >= 1 {

@@ -1,6 +1,8 @@
 package projections_test
 
 import (
+	"github.com/spectra-fab/spectra/events/eventstest"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -45,8 +47,8 @@ func completeIonRun(t *testing.T, s events.Store, i int, tool string, meta event
 		&events.RunRequested{RunID: runID, JobID: jobID, Kind: process.KindIon, ToolID: tool,
 			Recipe: json.RawMessage(`{"species":"P","energy_kev":40}`), CreatedAt: time.Unix(int64(100+i), 0).UTC()},
 		&events.RunStarted{JobID: jobID, Seed: int64(i)},
-		&events.RunCompleted{JobID: jobID, Result: rawJSON(map[string]any{"dose_error_pct": doseErr}),
-			R2R: rawJSON(map[string]float64{"dose_error_pct": doseErr, "mean_beam_current_ma": 5 + doseErr/100, "dose_uniformity_pct": 0.5})},
+		&events.RunCompleted{JobID: jobID, Result: eventstest.JSON(map[string]any{"dose_error_pct": doseErr}),
+			R2R: eventstest.JSON(map[string]float64{"dose_error_pct": doseErr, "mean_beam_current_ma": 5 + doseErr/100, "dose_uniformity_pct": 0.5})},
 	)
 }
 

@@ -1105,3 +1105,14 @@ func testClose(t *testing.T, h Harness) {
 		t.Errorf("second Close = %v, want nil", err)
 	}
 }
+
+// JSON encodes v for an event field that holds a JSON object (a run's
+// result, a recipe), panicking on values that cannot be encoded: test
+// fixtures only.
+func JSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
