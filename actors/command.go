@@ -9,26 +9,28 @@ import (
 	"github.com/spectra-fab/spectra/run"
 )
 
-// Error codes of a CommandReply. replyError and errorOf are the one pair
-// of functions that turn an error into a reply and back.
+// Error codes of a CommandReply. setReplyError and errorOf are the one
+// pair of functions that turn an error into a reply and back.
 const (
 	codeNotFound     = "not_found"
 	codeInvalidState = "invalid_state"
 	codeUnavailable  = "unavailable"
 )
 
-// replyError encodes err for a CommandReply ("" for nil).
-func replyError(err error) (code, msg string) {
+// setReplyError records err in r (nothing for nil). A state refusal keeps
+// its command, state and reason in fields of their own.
+func setReplyError(r *actorspb.CommandReply, err error) {
 	var se *run.StateError
 	switch {
 	case err == nil:
-		return "", ""
+		return
 	case errors.As(err, &se):
-		return codeInvalidState, se.Command + "\x00" + string(se.State) + "\x00" + se.Reason
+		r.ErrorCode, r.ErrorMessage = codeInvalidState, se.Error()
+		r.Refusal = &actorspb.StateRefusal{Command: se.Command, State: string(se.State), Reason: se.Reason}
 	case errors.Is(err, ErrNotFound):
-		return codeNotFound, err.Error()
+		r.ErrorCode, r.ErrorMessage = codeNotFound, err.Error()
 	default:
-		return codeUnavailable, err.Error()
+		r.ErrorCode, r.ErrorMessage = codeUnavailable, err.Error()
 	}
 }
 
@@ -41,24 +43,13 @@ func errorOf(r *actorspb.CommandReply) error {
 	case codeNotFound:
 		return fmt.Errorf("run %s: %w", r.RunId, ErrNotFound)
 	case codeInvalidState:
-		p := splitNul(r.ErrorMessage)
-		return &StateError{Command: p[0], State: run.State(p[1]), Reason: p[2]}
+		if f := r.GetRefusal(); f != nil {
+			return &StateError{Command: f.Command, State: run.State(f.State), Reason: f.Reason}
+		}
+		return &StateError{Reason: r.ErrorMessage} // a node from before the refusal field
 	default:
 		return fmt.Errorf("%w: %s", ErrUnavailable, r.ErrorMessage)
 	}
-}
-
-func splitNul(s string) [3]string {
-	var out [3]string
-	i := 0
-	for j := 0; j < len(s) && i < 2; j++ {
-		if s[j] == 0 {
-			out[i], s, j = s[:j], s[j+1:], -1
-			i++
-		}
-	}
-	out[i] = s
-	return out
 }
 
 func metaFrom(m *actorspb.Meta) events.Metadata {

@@ -431,7 +431,7 @@ func (a *runActor) command(ctx actor.Context, m *actorspb.RunCommand) {
 			r.Position, r.Revision = a.run.Position, a.run.Revision
 			r.CreatedAtUnixNano = a.run.Request.CreatedAt.UnixNano()
 		}
-		r.ErrorCode, r.ErrorMessage = replyError(err)
+		setReplyError(r, err)
 		ctx.Respond(r)
 	}
 	if m.Verb == actorspb.Verb_VERB_WAKE {

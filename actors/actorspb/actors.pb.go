@@ -280,9 +280,12 @@ type CommandReply struct {
 	Revision          uint64                 `protobuf:"varint,5,opt,name=revision,proto3" json:"revision,omitempty"`
 	CreatedAtUnixNano int64                  `protobuf:"varint,6,opt,name=created_at_unix_nano,json=createdAtUnixNano,proto3" json:"created_at_unix_nano,omitempty"`
 	// error_code is empty on success, else "not_found", "invalid_state" or
-	// "unavailable"; error_message explains it.
-	ErrorCode     string `protobuf:"bytes,7,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
-	ErrorMessage  string `protobuf:"bytes,8,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// "unavailable"; error_message explains it to a person.
+	ErrorCode    string `protobuf:"bytes,7,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	ErrorMessage string `protobuf:"bytes,8,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// refusal is set with error_code "invalid_state": the command the run's
+	// state refused, that state and why.
+	Refusal       *StateRefusal `protobuf:"bytes,9,opt,name=refusal,proto3" json:"refusal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -373,6 +376,74 @@ func (x *CommandReply) GetErrorMessage() string {
 	return ""
 }
 
+func (x *CommandReply) GetRefusal() *StateRefusal {
+	if x != nil {
+		return x.Refusal
+	}
+	return nil
+}
+
+// StateRefusal is a command a run's state forbids (run.StateError).
+type StateRefusal struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Command       string                 `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
+	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StateRefusal) Reset() {
+	*x = StateRefusal{}
+	mi := &file_actors_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StateRefusal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StateRefusal) ProtoMessage() {}
+
+func (x *StateRefusal) ProtoReflect() protoreflect.Message {
+	mi := &file_actors_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StateRefusal.ProtoReflect.Descriptor instead.
+func (*StateRefusal) Descriptor() ([]byte, []int) {
+	return file_actors_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *StateRefusal) GetCommand() string {
+	if x != nil {
+		return x.Command
+	}
+	return ""
+}
+
+func (x *StateRefusal) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *StateRefusal) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_actors_proto protoreflect.FileDescriptor
 
 const file_actors_proto_rawDesc = "" +
@@ -395,7 +466,7 @@ const file_actors_proto_rawDesc = "" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12+\n" +
 	"\x04verb\x18\x03 \x01(\x0e2\x17.spectra.actors.v1.VerbR\x04verb\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12+\n" +
-	"\x04meta\x18\x05 \x01(\v2\x17.spectra.actors.v1.MetaR\x04meta\"\x81\x02\n" +
+	"\x04meta\x18\x05 \x01(\v2\x17.spectra.actors.v1.MetaR\x04meta\"\xbc\x02\n" +
 	"\fCommandReply\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x16\n" +
@@ -405,7 +476,12 @@ const file_actors_proto_rawDesc = "" +
 	"\x14created_at_unix_nano\x18\x06 \x01(\x03R\x11createdAtUnixNano\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\a \x01(\tR\terrorCode\x12#\n" +
-	"\rerror_message\x18\b \x01(\tR\ferrorMessage*m\n" +
+	"\rerror_message\x18\b \x01(\tR\ferrorMessage\x129\n" +
+	"\arefusal\x18\t \x01(\v2\x1f.spectra.actors.v1.StateRefusalR\arefusal\"V\n" +
+	"\fStateRefusal\x12\x18\n" +
+	"\acommand\x18\x01 \x01(\tR\acommand\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason*m\n" +
 	"\x04Verb\x12\x14\n" +
 	"\x10VERB_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tVERB_WAKE\x10\x01\x12\x0f\n" +
@@ -429,21 +505,23 @@ func file_actors_proto_rawDescGZIP() []byte {
 }
 
 var file_actors_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_actors_proto_goTypes = []any{
 	(Verb)(0),            // 0: spectra.actors.v1.Verb
 	(*Meta)(nil),         // 1: spectra.actors.v1.Meta
 	(*RunCommand)(nil),   // 2: spectra.actors.v1.RunCommand
 	(*CommandReply)(nil), // 3: spectra.actors.v1.CommandReply
+	(*StateRefusal)(nil), // 4: spectra.actors.v1.StateRefusal
 }
 var file_actors_proto_depIdxs = []int32{
 	0, // 0: spectra.actors.v1.RunCommand.verb:type_name -> spectra.actors.v1.Verb
 	1, // 1: spectra.actors.v1.RunCommand.meta:type_name -> spectra.actors.v1.Meta
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	4, // 2: spectra.actors.v1.CommandReply.refusal:type_name -> spectra.actors.v1.StateRefusal
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_actors_proto_init() }
@@ -457,7 +535,7 @@ func file_actors_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_proto_rawDesc), len(file_actors_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

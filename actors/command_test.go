@@ -1,0 +1,74 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/spectra-fab/spectra/actors/actorspb"
+	"github.com/spectra-fab/spectra/run"
+)
+
+// A command reply crosses nodes as protobuf: its error comes back as the
+// error the actor had, whatever characters the reason holds.
+func TestCommandReplyErrorRoundTrip(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want func(error) error // nil: the decoded error is as good as err
+	}{
+		{name: "no_error"},
+		{name: "state_refusal", err: &run.StateError{Command: "resume", State: run.Running, Reason: "the run is not paused"}},
+		{name: "reason_with_nul_and_newline",
+			err: &run.StateError{Command: "cancel", State: run.Paused, Reason: "a\x00b\nc"}},
+		{name: "not_found", err: fmt.Errorf("run r-1: %w", ErrNotFound), want: func(err error) error {
+			if !errors.Is(err, ErrNotFound) {
+				return fmt.Errorf("errors.Is(%v, ErrNotFound) = false", err)
+			}
+			return nil
+		}},
+		{name: "unavailable", err: errors.New("store down"), want: func(err error) error {
+			if !errors.Is(err, ErrUnavailable) {
+				return fmt.Errorf("errors.Is(%v, ErrUnavailable) = false", err)
+			}
+			return nil
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &actorspb.CommandReply{RunId: "r-1"}
+			setReplyError(r, tc.err)
+			wire, err := proto.Marshal(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back actorspb.CommandReply
+			if err := proto.Unmarshal(wire, &back); err != nil {
+				t.Fatal(err)
+			}
+			got := errorOf(&back)
+			if tc.want != nil {
+				if err := tc.want(got); err != nil {
+					t.Error(err)
+				}
+				return
+			}
+			var want *run.StateError
+			if !errors.As(tc.err, &want) {
+				if got != nil {
+					t.Errorf("errorOf(setReplyError(nil)) = %v, want nil", got)
+				}
+				return
+			}
+			var se *StateError
+			if !errors.As(got, &se) || *se != *want {
+				t.Errorf("errorOf(setReplyError(%#v)) = %#v, want the same refusal", want, got)
+			}
+			if back.ErrorMessage != want.Error() {
+				t.Errorf("ErrorMessage = %q, want %q (for people)", back.ErrorMessage, want.Error())
+			}
+		})
+	}
+}
