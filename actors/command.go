@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -50,6 +51,17 @@ func errorOf(r *actorspb.CommandReply) error {
 	default:
 		return fmt.Errorf("%w: %s", ErrUnavailable, r.ErrorMessage)
 	}
+}
+
+// noReply is the error of a command that got no reply. Past its deadline
+// it wraps context.DeadlineExceeded: the actor may still carry the command
+// out, so the caller reads the run before repeating it. Otherwise the
+// actor system could not take it (ErrUnavailable).
+func noReply(runID string, err error, timedOut bool) error {
+	if timedOut {
+		return fmt.Errorf("run %s: no reply in time, the command may still take effect: %w", runID, context.DeadlineExceeded)
+	}
+	return fmt.Errorf("%w: %v", ErrUnavailable, err)
 }
 
 func metaFrom(m *actorspb.Meta) events.Metadata {

@@ -1,13 +1,16 @@
 package actors
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/spectra-fab/spectra/actors/actorspb"
+	"github.com/spectra-fab/spectra/events/memory"
 	"github.com/spectra-fab/spectra/run"
 )
 
@@ -70,5 +73,31 @@ func TestCommandReplyErrorRoundTrip(t *testing.T) {
 				t.Errorf("ErrorMessage = %q, want %q (for people)", back.ErrorMessage, want.Error())
 			}
 		})
+	}
+}
+
+// A command whose deadline has passed (a request that waited too long
+// before reaching the actor layer) fails at once with
+// context.DeadlineExceeded: not a wait for ever (a future with no positive
+// timeout has none), not ErrUnavailable ("try later" would be wrong: the
+// API answers 504 naming the run to check).
+func TestCommandPastItsDeadline(t *testing.T) {
+	store := memory.New()
+	svc := newTestService(t, store, Config{TimeScale: 1})
+	acc := create(t, svc, `{"steps":35}`)
+	ctx, cancel := context.WithDeadline(t.Context(), time.Now().Add(-time.Millisecond))
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := svc.CancelRun(ctx, RunCommand{RunID: acc.RunID, Meta: testMeta})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrUnavailable) {
+			t.Errorf("CancelRun past its deadline = %v, want context.DeadlineExceeded", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("CancelRun past its deadline did not return")
 	}
 }

@@ -58,7 +58,7 @@ func (s *Service) sendPlaced(ctx context.Context, p *placed, cmd *actorspb.RunCo
 	for attempt := 0; ; attempt++ {
 		reply, err := p.Request(cmd, time.Until(deadline))
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+			return nil, noReply(cmd.RunId, err, !time.Now().Before(deadline))
 		}
 		if reply.ErrorCode == codeRetiring && attempt < placedRetries && time.Until(deadline) > 100*time.Millisecond {
 			select {

@@ -116,12 +116,15 @@ func (s *Service) send(ctx context.Context, cmd *actorspb.RunCommand) (*actorspb
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))
 	}
+	if timeout <= 0 { // a future without a positive timeout waits for ever
+		return nil, noReply(cmd.RunId, ctx.Err(), true)
+	}
 	if p := s.placement.Load(); p != nil {
 		return s.sendPlaced(ctx, p, cmd, timeout)
 	}
 	res, err := s.system.Root.RequestFuture(s.supervisor, cmd, timeout).Result()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, noReply(cmd.RunId, err, errors.Is(err, actor.ErrTimeout))
 	}
 	reply, ok := res.(*actorspb.CommandReply)
 	if !ok {

@@ -83,6 +83,10 @@ type ErrorDetail struct {
 	// IdempotencyKey, on a create that failed with 5xx, is the key a
 	// retry (Idempotency-Key header) finds the run by, if it was recorded.
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	// Check, on a command that failed with 5xx (a timeout above all), is
+	// the resource to read before repeating it: the command may still
+	// take effect.
+	Check string `json:"check,omitempty"`
 }
 
 // classify turns any error into what the client sees. It is the one place
@@ -133,6 +137,11 @@ func classify(err error) (status int, d ErrorDetail) {
 	status, ok := codeStatus[d.Code]
 	if !ok {
 		status = http.StatusInternalServerError
+	}
+	var cmdErr *commandError
+	if status >= 500 && errors.As(err, &cmdErr) {
+		d.Check = cmdErr.check
+		d.Message += "; the command may still take effect: read " + cmdErr.check + " before repeating it"
 	}
 	var ce *createError
 	if status >= 500 && errors.As(err, &ce) {
@@ -193,6 +202,17 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	}
 	return c.Status(status).JSON(ErrorBody{Error: d})
 }
+
+// commandError is a command that failed after it was sent: past its
+// deadline it may still take effect, so the answer names the resource
+// whose state tells.
+type commandError struct {
+	check string // the path of the run, job, lot, … the command acts on
+	err   error
+}
+
+func (e *commandError) Error() string { return "command on " + e.check + ": " + e.err.Error() }
+func (e *commandError) Unwrap() error { return e.err }
 
 // Helpers that build the API's own errors.
 

@@ -156,8 +156,15 @@ func (s *Server) handleRecipeSave(c *fiber.Ctx) error {
 	if err := ve.Err(); err != nil {
 		return err
 	}
-	r, pos, err := s.fab.SaveRecipe(c.UserContext(), fab.SaveRecipe{Name: name, Kind: process.Kind(kind),
-		Recipe: bytes.Clone(fields["recipe"]), Comment: comment, Meta: s.metadata(c)})
+	var (
+		r   fab.Recipe
+		pos uint64
+	)
+	err = s.command(c, "/api/recipes/"+name, func(ctx context.Context) (err error) {
+		r, pos, err = s.fab.SaveRecipe(ctx, fab.SaveRecipe{Name: name, Kind: process.Kind(kind),
+			Recipe: bytes.Clone(fields["recipe"]), Comment: comment, Meta: s.metadata(c)})
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -229,8 +236,15 @@ func (s *Server) handleRecipeApprove(c *fiber.Ctx) error {
 	if err := ve.Err(); err != nil {
 		return err
 	}
-	r, pos, err := s.fab.ApproveRecipe(c.UserContext(), fab.ApproveRecipe{Name: c.Params("recipe"), Version: n,
-		Comment: comment, Meta: s.metadata(c)})
+	var (
+		r   fab.Recipe
+		pos uint64
+	)
+	err = s.command(c, "/api/recipes/"+c.Params("recipe"), func(ctx context.Context) (err error) {
+		r, pos, err = s.fab.ApproveRecipe(ctx, fab.ApproveRecipe{Name: c.Params("recipe"), Version: n,
+			Comment: comment, Meta: s.metadata(c)})
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -463,7 +477,15 @@ func (s *Server) handleLotCreate(c *fiber.Ctx) error {
 		return err
 	}
 	cmd.Production = !eng && len(cmd.Faults) == 0
-	start, err := s.fab.CreateLot(c.UserContext(), cmd)
+	check := "/api/lots" // the lot id is the server's to choose
+	if cmd.LotID != "" {
+		check += "/" + cmd.LotID
+	}
+	var start fab.LotStart
+	err = s.command(c, check, func(ctx context.Context) (err error) {
+		start, err = s.fab.CreateLot(ctx, cmd)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -631,8 +653,12 @@ func (s *Server) handleLotCommand(verb string) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		out, err := s.fab.CommandLot(c.UserContext(), fab.LotCommand{LotID: c.Params("lot_id"), Verb: verb, Reason: reason,
-			Meta: s.metadata(c)})
+		var out fab.LotOutcome
+		err = s.command(c, "/api/lots/"+c.Params("lot_id"), func(ctx context.Context) (err error) {
+			out, err = s.fab.CommandLot(ctx, fab.LotCommand{LotID: c.Params("lot_id"), Verb: verb, Reason: reason,
+				Meta: s.metadata(c)})
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -696,7 +722,14 @@ func (s *Server) handleScheduleCreate(c *fiber.Ctx) error {
 	if err := ve.Err(); err != nil {
 		return err
 	}
-	sc, pos, err := s.fab.CreateSchedule(c.UserContext(), cmd)
+	var (
+		sc  fab.Schedule
+		pos uint64
+	)
+	err = s.command(c, "/api/schedules", func(ctx context.Context) (err error) {
+		sc, pos, err = s.fab.CreateSchedule(ctx, cmd)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -764,8 +797,15 @@ func (s *Server) handleScheduleCommand(verb string) fiber.Handler {
 		if _, err := strictObject(c.Body(), true); err != nil {
 			return err
 		}
-		sc, pos, err := s.fab.CommandSchedule(c.UserContext(), fab.ScheduleCommand{ScheduleID: c.Params("schedule_id"),
-			Verb: verb, Meta: s.metadata(c)})
+		var (
+			sc  fab.Schedule
+			pos uint64
+		)
+		err := s.command(c, "/api/schedules/"+c.Params("schedule_id"), func(ctx context.Context) (err error) {
+			sc, pos, err = s.fab.CommandSchedule(ctx, fab.ScheduleCommand{ScheduleID: c.Params("schedule_id"),
+				Verb: verb, Meta: s.metadata(c)})
+			return err
+		})
 		if err != nil {
 			return err
 		}

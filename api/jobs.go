@@ -126,8 +126,10 @@ func (s *Server) handleJobCommand(cmd runCommand, message func(jobID string, acc
 		if err != nil {
 			return err
 		}
-		acc, err := cmd(s.cmd, c.UserContext(), actors.RunCommand{
-			RunID: job.RunID, JobID: job.ID, Reason: reason, Meta: s.metadata(c),
+		var acc actors.Accepted
+		err = s.command(c, "/api/jobs/"+job.ID, func(ctx context.Context) (err error) {
+			acc, err = cmd(s.cmd, ctx, actors.RunCommand{RunID: job.RunID, JobID: job.ID, Reason: reason, Meta: s.metadata(c)})
+			return err
 		})
 		if err != nil {
 			return err

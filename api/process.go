@@ -59,7 +59,9 @@ func (s *Server) handleTune(c *fiber.Ctx) error {
 		return c.Type("json").Send(out)
 	}
 	recipe, _ := json.Marshal(req.Recipe)
-	id, pos, err := s.tunings.RecordTuning(c.UserContext(), events.ControllerTuned{
+	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.CommandTimeout)
+	defer cancel()
+	id, pos, err := s.tunings.RecordTuning(ctx, events.ControllerTuned{
 		ControllerType: res.ControllerType, OptimizationTarget: req.OptimizationTarget,
 		Recipe: recipe, Response: out,
 	}, s.metadata(c))

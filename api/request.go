@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"math"
@@ -123,6 +124,19 @@ func parseRunOptions(fields map[string]json.RawMessage) (runOptions, error) {
 		}
 	}
 	return o, ve.Err()
+}
+
+// command runs fn, a command of this request, with the request's context
+// bounded by the server's command timeout. A failure names check, the
+// resource the command acts on (commandError): after a 504 the client
+// reads it to learn whether the command took effect.
+func (s *Server) command(c *fiber.Ctx, check string, fn func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.CommandTimeout)
+	defer cancel()
+	if err := fn(ctx); err != nil {
+		return &commandError{check: check, err: err}
+	}
+	return nil
 }
 
 // optionalReason reads an optional {"reason": "..."} body, or the reason

@@ -340,7 +340,11 @@ func (s *Server) handleRunCancel(k runKind) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		acc, err := s.cmd.CancelRun(c.UserContext(), actors.RunCommand{RunID: run.RunID, Reason: reason, Meta: s.metadata(c)})
+		var acc actors.Accepted
+		err = s.command(c, k.prefix+"/runs/"+run.RunID, func(ctx context.Context) (err error) {
+			acc, err = s.cmd.CancelRun(ctx, actors.RunCommand{RunID: run.RunID, Reason: reason, Meta: s.metadata(c)})
+			return err
+		})
 		if err != nil {
 			return err
 		}

@@ -94,8 +94,9 @@ type Config struct {
 	AccessTokenTTL, RefreshTokenTTL time.Duration
 	// RateLimits caps requests per principal (defaults: the specification's).
 	RateLimits RateLimits
-	// CommandTimeout bounds a create (default 10 s): past it the client
-	// gets 504 with the idempotency key to retry with.
+	// CommandTimeout bounds every command (default 10 s): past it the
+	// client gets 504 naming what to check (a create's idempotency key to
+	// retry with, or the run, job, lot, … to read before repeating it).
 	CommandTimeout time.Duration
 	// DeniedWindow is the window over which denied attempts of one
 	// principal from one address make one AccessDenied event with a count
