@@ -85,15 +85,14 @@ func rolesWith(p Permission) []string {
 
 func ref(name string) map[string]any { return map[string]any{"$ref": "#/components/schemas/" + name} }
 
-// responsesFor documents what a route answers: its success (see
+// responsesFor documents what a route answers: its successes (see
 // successes) and the errors, all with the Error schema, that the error
 // handler can give it.
 func responsesFor(r Route, g *schemaGen) map[string]any {
 	errResp := func(desc string) map[string]any {
 		return map[string]any{"description": desc, "content": map[string]any{"application/json": map[string]any{"schema": ref("Error")}}}
 	}
-	status, ok := g.successResponse(r)
-	out := map[string]any{status: ok}
+	out := g.successResponses(r)
 	out["500"] = errResp("internal error (logged on the server with the request id)")
 	switch {
 	case r.Permission != "":

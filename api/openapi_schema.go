@@ -23,7 +23,15 @@ type success struct {
 	body   any    // a value of the encoded type; nil: see media
 	media  string // the media types, comma-separated, when the body is not JSON
 	name   string // the schema's component name
+	// also are the route's other success statuses, with the same body,
+	// each with what it means.
+	also map[int]string
 }
+
+// createdOrExisting is a create's other success: an Idempotency-Key that
+// names an existing run (or lot) answers it as it is now.
+var createdOrExisting = map[int]string{
+	http.StatusOK: "the Idempotency-Key names a run this principal created before: that run, as it is now"}
 
 var successes = map[string]success{
 	"GET /":                                 {status: 200, media: "text/html"},
@@ -38,8 +46,8 @@ var successes = map[string]success{
 	"GET /api/auth/api-keys":                {status: 200, body: apiKeyList{}, name: "APIKeyList"},
 	"DELETE /api/auth/api-keys/:key_id":     {status: 200, body: apiKeyView{}, name: "APIKey"},
 	"GET /api/audit":                        {status: 200, body: auditPage{}, name: "AuditPage"},
-	"POST /api/ion/runs":                    {status: 201, body: createResponse{}, name: "RunCreated"},
-	"POST /api/rtp/runs":                    {status: 201, body: createResponse{}, name: "RunCreated"},
+	"POST /api/ion/runs":                    {status: 201, body: createResponse{}, name: "RunCreated", also: createdOrExisting},
+	"POST /api/rtp/runs":                    {status: 201, body: createResponse{}, name: "RunCreated", also: createdOrExisting},
 	"GET /api/ion/runs":                     {status: 200, body: runList{}, name: "RunList"},
 	"GET /api/rtp/runs":                     {status: 200, body: runList{}, name: "RunList"},
 	"GET /api/ion/runs/:run_id":             {status: 200, body: runView{}, name: "Run"},
@@ -196,23 +204,31 @@ func (g *schemaGen) fields(t reflect.Type, props map[string]any, required *[]str
 	}
 }
 
-// successResponse documents a route's success.
-func (g *schemaGen) successResponse(r Route) (string, map[string]any) {
+// successResponses documents a route's successes by status.
+func (g *schemaGen) successResponses(r Route) map[string]any {
 	s, ok := successes[r.Method+" "+r.Path]
 	if !ok {
-		return "200", map[string]any{"description": "OK (not documented further)"}
+		return map[string]any{"200": map[string]any{"description": "OK (not documented further)"}}
 	}
-	desc := http.StatusText(s.status)
+	out := map[string]any{strconv.Itoa(s.status): g.successResponse(s, http.StatusText(s.status))}
+	for status, desc := range s.also {
+		out[strconv.Itoa(status)] = g.successResponse(s, desc)
+	}
+	return out
+}
+
+// successResponse is the response object of a success s.
+func (g *schemaGen) successResponse(s success, desc string) map[string]any {
 	switch {
 	case s.status == http.StatusSwitchingProtocols:
-		return "101", map[string]any{"description": "WebSocket upgrade; messages as the API's stream documentation describes"}
+		return map[string]any{"description": "WebSocket upgrade; messages as the API's stream documentation describes"}
 	case s.body == nil:
 		content := map[string]any{}
 		for _, m := range strings.Split(s.media, ",") {
 			content[m] = map[string]any{}
 		}
-		return strconv.Itoa(s.status), map[string]any{"description": desc, "content": content}
+		return map[string]any{"description": desc, "content": content}
 	}
-	return strconv.Itoa(s.status), map[string]any{"description": desc,
+	return map[string]any{"description": desc,
 		"content": map[string]any{"application/json": map[string]any{"schema": g.component(s.name, reflect.TypeOf(s.body))}}}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -91,8 +92,11 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		RunID string `json:"run_id"`
 		JobID string `json:"job_id"`
 	}
-	v.decode(v.check(http.MethodPost, "/api/ion/runs", admin, ion, 201), &ionRun)
-	v.decode(v.check(http.MethodPost, "/api/rtp/runs", admin, rtp, 201), &rtpRun)
+	v.decode(v.check(http.MethodPost, "/api/ion/runs", admin, ion, 201, "Idempotency-Key", "openapi-ion-1"), &ionRun)
+	v.decode(v.check(http.MethodPost, "/api/rtp/runs", admin, rtp, 201, "Idempotency-Key", "openapi-rtp-1"), &rtpRun)
+	// A repeated key answers the run it names: 200, documented too.
+	v.check(http.MethodPost, "/api/ion/runs", admin, ion, 200, "Idempotency-Key", "openapi-ion-1")
+	v.check(http.MethodPost, "/api/rtp/runs", admin, rtp, 200, "Idempotency-Key", "openapi-rtp-1")
 	waitStatus(t, v, "/api/ion/runs/"+ionRun.RunID, admin, "completed")
 	waitStatus(t, v, "/api/rtp/runs/"+rtpRun.RunID, admin, "completed")
 	v.check(http.MethodGet, "/api/ion/runs", admin, nil, 200)
@@ -124,6 +128,24 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 	v.decode(v.check(http.MethodPost, "/api/ion/runs", admin, failing, 201), &failed)
 	waitStatus(t, v, "/api/ion/runs/"+failed.RunID, admin, "failed")
 	v.check(http.MethodPost, "/api/jobs/"+failed.JobID+"/retry", admin, nil, 202)
+	// Commands a run's state allows (202): long runs paused, resumed and
+	// cancelled while they run.
+	long := []byte(`{"species":"P","energy_kev":40,"dose_atoms_cm2":1e16,"beam_current_ma":0.1,"wafer_diameter_mm":300}`)
+	longRTP := []byte(`{"segments":[` + strings.Repeat(`{"target_temp_c":900,"duration_s":300},`, 9) +
+		`{"target_temp_c":400,"duration_s":300}]}`)
+	var a, b, c struct {
+		RunID string `json:"run_id"`
+		JobID string `json:"job_id"`
+	}
+	v.decode(v.check(http.MethodPost, "/api/ion/runs", admin, long, 201), &a)
+	v.decode(v.check(http.MethodPost, "/api/ion/runs", admin, long, 201), &b)
+	v.decode(v.check(http.MethodPost, "/api/rtp/runs", admin, longRTP, 201), &c)
+	v.check(http.MethodPost, "/api/jobs/"+b.JobID+"/cancel", admin, []byte(`{"reason":"not needed"}`), 202)
+	v.check(http.MethodDelete, "/api/rtp/runs/"+c.RunID, admin, nil, 202)
+	waitStatus(t, v, "/api/ion/runs/"+a.RunID, admin, "running")
+	v.check(http.MethodPost, "/api/jobs/"+a.JobID+"/pause", admin, nil, 202)
+	v.check(http.MethodPost, "/api/jobs/"+a.JobID+"/resume", admin, nil, 202)
+	v.check(http.MethodDelete, "/api/ion/runs/"+a.RunID, admin, nil, 202)
 	v.check(http.MethodPost, "/api/jobs/"+ionRun.JobID+"/pause", admin, nil, 409)
 	v.check(http.MethodPost, "/api/jobs/"+ionRun.JobID+"/resume", admin, nil, 409)
 	v.check(http.MethodPost, "/api/jobs/"+ionRun.JobID+"/cancel", admin, []byte(`{"reason":"late"}`), 409)
@@ -198,11 +220,24 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 	v.upgrade("/api/rtp/stream/"+rtpRun.RunID, admin)
 	v.upgrade("/api/stream", admin)
 
-	// Every route of the table was asked.
+	// Every route of the table was asked, and every success the document
+	// lists for it was seen: the document lists what routes answer, no
+	// more and no less.
 	for _, r := range n.API().Routes() {
 		key := r.Method + " " + r.Path
 		if _, ok := v.seen[key]; !ok {
 			t.Errorf("%s: no request in this test; add one", key)
+		}
+	}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			key := method + " " + strings.NewReplacer("{", ":", "}", "").Replace(path)
+			for code := range op.Responses.Map() {
+				status, err := strconv.Atoi(code)
+				if err == nil && status < 300 && !slices.Contains(v.seen[key], status) {
+					t.Errorf("%s: the document lists success %d, never answered here (seen %v)", key, status, v.seen[key])
+				}
+			}
 		}
 	}
 }
