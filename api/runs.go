@@ -121,9 +121,13 @@ func (s *Server) handleRunCreate(k runKind) fiber.Handler {
 		recipe := json.RawMessage(bytes.TrimSpace(body))
 		p := principal(c)
 		scoped := scopedKey(p, key)
-		replay, err := s.claimedBefore(c.UserContext(), p.OrgID, scoped, events.RequestFingerprint(string(k.kind), recipe))
-		if err != nil {
-			return err
+		// A key the server just chose names no run yet: no read (under
+		// load it waits behind the event stream's queued fsyncs).
+		replay := false
+		if !chosen {
+			if replay, err = s.claimedBefore(c.UserContext(), p.OrgID, scoped, events.RequestFingerprint(string(k.kind), recipe)); err != nil {
+				return err
+			}
 		}
 		ctx, cancel := context.WithTimeout(c.UserContext(), s.cfg.CommandTimeout)
 		defer cancel()

@@ -7,16 +7,25 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime"
+	"strconv"
 	"time"
 )
 
 // servePprof serves Go's profiles (/debug/pprof/) on SPECTRA_PPROF_ADDR,
 // e.g. 127.0.0.1:6060, when it is set; never on the API's address. It
-// returns the function that stops it.
+// returns the function that stops it. SPECTRA_PPROF_BLOCK, a duration in
+// nanoseconds, turns on the block profile (one sample per that much time
+// blocked) and the mutex profile (one contention in 100): what goroutines
+// wait on, which a CPU profile does not show.
 func servePprof(logger *slog.Logger) func() {
 	addr := os.Getenv("SPECTRA_PPROF_ADDR")
 	if addr == "" {
 		return func() {}
+	}
+	if ns, err := strconv.Atoi(os.Getenv("SPECTRA_PPROF_BLOCK")); err == nil && ns > 0 {
+		runtime.SetBlockProfileRate(ns)
+		runtime.SetMutexProfileFraction(100)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)

@@ -87,6 +87,7 @@ func (s *Store) append(ctx context.Context, stream string, expected events.Expec
 		res, err := s.publish(ctx, stream, at, evs)
 		if err == nil {
 			s.stats.events.Add(uint64(len(evs)))
+			s.stats.ack(res.Position)
 			s.tails.put(stream, tail{rev: int64(res.Revision), seq: messageOf(res.Position)})
 			return res, nil
 		}

@@ -12,7 +12,26 @@ import (
 type storeStats struct {
 	messages atomic.Uint64
 	events   atomic.Uint64
+	acked    atomic.Uint64 // highest position an append through this Store was acknowledged at
 }
+
+// ack raises the acknowledged watermark to pos.
+func (st *storeStats) ack(pos uint64) {
+	for {
+		cur := st.acked.Load()
+		if pos <= cur || st.acked.CompareAndSwap(cur, pos) {
+			return
+		}
+	}
+}
+
+// Acknowledged is the highest log position an append through this Store
+// has been acknowledged at (0: none yet): a lower bound of the log's head
+// that costs no request. When this Store is the log's only writer it is
+// the head as far as anything acknowledged goes; Head asks the server
+// (its stream lock and its message loop, which are busy with the appends'
+// fsyncs under load).
+func (s *Store) Acknowledged() uint64 { return s.stats.acked.Load() }
 
 // Collectors are the store's metrics: events appended and the messages
 // that carried them. With srv (the embedded server, when sync is on) also
