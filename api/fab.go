@@ -73,6 +73,8 @@ type (
 	scheduleView struct {
 		Schedule fab.Schedule `json:"schedule"`
 		Firings  []firing     `json:"firings"`
+		// Skips are the slots that started nothing, with the reason.
+		Skips []skip `json:"skips"`
 	}
 )
 
@@ -566,6 +568,9 @@ func (s *Server) handleLotGet(c *fiber.Ctx) error {
 	values := map[string][]float64{}
 	for i, w := range lot.Wafers {
 		lw := lotWafer{WaferID: w, Slot: i + 1, Status: "not_started"}
+		if reason, ok := lot.Rejected[w]; ok {
+			lw.Status, lw.ErrorMessage = projections.StatusFailed, "not started: "+reason
+		}
 		if m, ok := members[w]; ok {
 			lw.RunID, lw.JobID, lw.Status = m.RunID, m.JobID, projections.StatusQueued
 			if run, err := s.q.Run(c.UserContext(), org, m.RunID); err == nil && run.OrgID == org {
@@ -756,6 +761,17 @@ type firing struct {
 	Position uint64    `json:"position"`
 }
 
+// skip is one ScheduleFiringSkipped of a schedule's log.
+type skip struct {
+	Slot     time.Time `json:"slot"`
+	Reason   string    `json:"reason"`
+	Skipped  int       `json:"skipped,omitempty"`
+	Time     time.Time `json:"recorded_at"`
+	Node     string    `json:"node,omitempty"`
+	Revision uint64    `json:"revision"`
+	Position uint64    `json:"position"`
+}
+
 func (s *Server) handleScheduleGet(c *fiber.Ctx) error {
 	if s.fab == nil {
 		return errNoFab
@@ -764,27 +780,33 @@ func (s *Server) handleScheduleGet(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	out := scheduleView{Schedule: sc, Firings: []firing{}}
+	out := scheduleView{Schedule: sc, Firings: []firing{}, Skips: []skip{}}
 	if s.store != nil {
 		recs, err := s.store.ReadStream(c.UserContext(), events.ScheduleStream(sc.ScheduleID), events.Forwards, 0, 0)
 		if err != nil {
 			return err
 		}
-		fs := []firing{}
 		for _, r := range recs {
-			if events.BaseType(r.Type) != events.TypeScheduleFired {
+			switch events.BaseType(r.Type) {
+			case events.TypeScheduleFired, events.TypeScheduleFiringSkipped:
+			default:
 				continue
 			}
 			p, err := events.Decode(r)
 			if err != nil {
 				return err
 			}
-			e := p.(*events.ScheduleFired)
-			fs = append(fs, firing{Slot: e.Slot, LotID: e.LotID, Skipped: e.Skipped, Time: r.Time, Node: r.Metadata.Node,
-				Revision: r.Revision, Position: r.Position})
+			switch e := p.(type) {
+			case *events.ScheduleFired:
+				out.Firings = append(out.Firings, firing{Slot: e.Slot, LotID: e.LotID, Skipped: e.Skipped, Time: r.Time,
+					Node: r.Metadata.Node, Revision: r.Revision, Position: r.Position})
+			case *events.ScheduleFiringSkipped:
+				out.Skips = append(out.Skips, skip{Slot: e.Slot, Reason: e.Reason, Skipped: e.Skipped, Time: r.Time,
+					Node: r.Metadata.Node, Revision: r.Revision, Position: r.Position})
+			}
 		}
-		sort.Slice(fs, func(i, j int) bool { return fs[i].Position < fs[j].Position })
-		out.Firings = fs
+		sort.Slice(out.Firings, func(i, j int) bool { return out.Firings[i].Position < out.Firings[j].Position })
+		sort.Slice(out.Skips, func(i, j int) bool { return out.Skips[i].Position < out.Skips[j].Position })
 	}
 	return c.JSON(out)
 }

@@ -1,11 +1,13 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spectra-fab/spectra/actors"
 	"github.com/spectra-fab/spectra/events"
@@ -198,5 +200,178 @@ func TestFabRouteWalk(t *testing.T) {
 		if len(entries) == 0 || entries[0].UserID == "" {
 			t.Errorf("audit of %s = %+v, want an entry naming who", a, entries)
 		}
+	}
+}
+
+// A lot whose creation is cut short after a wafer's run was created but
+// before the lot recorded it (here the request's context ends there, as a
+// crash would end it) is completed by CompleteLot: every wafer gets its
+// run, the one created before the cut is found rather than made again, and
+// the lot records each wafer once.
+func TestLotCreationCutShortIsCompleted(t *testing.T) {
+	st := newSecStack(t)
+	cut, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var hooked []string
+	svc := fab.NewService(st.store, st.svc, map[process.Kind]fab.Validator{process.KindIon: processtest.Factory{Kind: process.KindIon}},
+		fab.Options{TimeScale: 1, Node: "node-test", OnWaferRun: func(lotID, waferID string) {
+			if hooked = append(hooked, waferID); len(hooked) == 3 {
+				cancel() // the third wafer's run exists; the lot will not record it
+			}
+		}})
+	md := func(user string) events.Metadata {
+		return events.Metadata{OrgID: "org-1", UserID: user, Role: "admin", RequestID: "req-" + user}
+	}
+	if _, _, err := svc.SaveRecipe(t.Context(), fab.SaveRecipe{Name: "cut", Kind: process.KindIon,
+		Recipe: json.RawMessage(`{"steps":3}`), Meta: md("u-eng")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.ApproveRecipe(t.Context(), fab.ApproveRecipe{Name: "cut", Version: 1, Meta: md("u-admin")}); err != nil {
+		t.Fatal(err)
+	}
+	wafers := []string{"W1", "W2", "W3", "W4", "W5", "W6"}
+	start, err := svc.CreateLot(cut, fab.CreateLot{LotID: "LOT-CUT", Recipe: events.RecipeRef{Name: "cut"}, Wafers: wafers,
+		Production: true, Meta: md("u-op")})
+	if err != nil {
+		t.Fatalf("CreateLot: %v", err)
+	}
+	short, _ := svc.Lot(t.Context(), "org-1", "LOT-CUT")
+	if got := short.Missing(); len(got) != 4 || got[0] != "W3" {
+		t.Fatalf("cut short: missing %v (start %+v), want W3–W6", got, start.Wafers)
+	}
+	if err := st.runner.WaitFor(t.Context(), mustPos(t, st.head(t))); err != nil {
+		t.Fatal(err)
+	}
+	if refs := st.fab.ShortLots(time.Now()); len(refs) != 1 || refs[0].LotID != "LOT-CUT" {
+		t.Fatalf("ShortLots = %v, want LOT-CUT", refs)
+	}
+
+	done, err := svc.CompleteLot(t.Context(), "org-1", "LOT-CUT")
+	if err != nil {
+		t.Fatalf("CompleteLot: %v", err)
+	}
+	if len(done.Lot.Missing()) != 0 || len(done.Lot.Members) != len(wafers) {
+		t.Fatalf("completed lot: missing %v, %d members", done.Lot.Missing(), len(done.Lot.Members))
+	}
+	runs := map[string]bool{}
+	for _, m := range done.Lot.Members {
+		if runs[m.RunID] {
+			t.Errorf("run %s belongs to two wafers", m.RunID)
+		}
+		runs[m.RunID] = true
+		// The wafer's key names this run and no other: W3's run is the
+		// one created before the cut.
+		recs, err := st.store.ReadStream(t.Context(), events.IdempotencyStream("org-1", fab.WaferKey("LOT-CUT", m.WaferID)), events.Forwards, 0, 0)
+		if err != nil || len(recs) != 1 {
+			t.Fatalf("wafer %s key: %d claims, %v", m.WaferID, len(recs), err)
+		}
+		p, _ := events.Decode(recs[0])
+		if c := p.(*events.IdempotencyKeyClaimed); c.RunID != m.RunID {
+			t.Errorf("wafer %s: the lot has run %s, its key names %s", m.WaferID, m.RunID, c.RunID)
+		}
+		r := st.waitRun(t, "org-1", m.RunID)
+		if r.OrgID != "org-1" {
+			t.Errorf("wafer %s run org %s", m.WaferID, r.OrgID)
+		}
+	}
+	// Each wafer is recorded once in the lot's log, and the runs created
+	// by the completion are caused by the lot's request, as its creator.
+	recs, err := st.store.ReadStream(t.Context(), events.LotStream("LOT-CUT"), events.Forwards, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := 0
+	for _, r := range recs {
+		if events.BaseType(r.Type) == events.TypeLotWaferStarted {
+			started++
+			if r.Metadata.UserID != "u-op" {
+				t.Errorf("wafer recorded as %s, want the lot's creator u-op", r.Metadata.UserID)
+			}
+		}
+	}
+	if started != len(wafers) {
+		t.Errorf("%d LotWaferStarted, want %d", started, len(wafers))
+	}
+	again, err := svc.CompleteLot(t.Context(), "org-1", "LOT-CUT")
+	if err != nil || again.Lot.Revision != done.Lot.Revision {
+		t.Errorf("CompleteLot of a complete lot: revision %d → %d, %v", done.Lot.Revision, again.Lot.Revision, err)
+	}
+	if err := st.runner.WaitFor(t.Context(), mustPos(t, st.head(t))); err != nil {
+		t.Fatal(err)
+	}
+	if refs := st.fab.ShortLots(time.Now()); len(refs) != 0 {
+		t.Errorf("ShortLots after completion = %v", refs)
+	}
+}
+
+func mustPos(t *testing.T, s string) uint64 {
+	t.Helper()
+	p, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// A slot whose recipe has no approved version starts nothing and is
+// recorded as skipped, with the reason, on the schedule's stream: audited,
+// in the schedule's view. Once a version is approved the next slot fires.
+func TestScheduleFiringSkippedWithoutApprovedVersion(t *testing.T) {
+	st := newSecStack(t)
+	epoch := time.Date(2026, 12, 3, 8, 0, 30, 0, time.UTC)
+	svc := fab.NewService(st.store, st.svc, map[process.Kind]fab.Validator{process.KindIon: processtest.Factory{Kind: process.KindIon}},
+		fab.Options{TimeScale: 60, Node: "node-test", Now: func() time.Time { return epoch }})
+	md := func(user string) events.Metadata { return events.Metadata{OrgID: "org-1", UserID: user, Role: "admin"} }
+	ctx := t.Context()
+	if _, _, err := svc.SaveRecipe(ctx, fab.SaveRecipe{Name: "draft", Kind: process.KindIon, Recipe: json.RawMessage(`{"steps":3}`),
+		Meta: md("u-eng")}); err != nil {
+		t.Fatal(err)
+	}
+	created, _, err := svc.CreateSchedule(ctx, fab.CreateSchedule{Cron: "* * * * *", Target: events.ScheduleTarget{Kind: process.KindIon,
+		Recipe: events.RecipeRef{Name: "draft"}}, Meta: md("u-eng")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := &fab.Schedule{ScheduleID: created.ScheduleID}
+	wall := func(d time.Duration) time.Time { return epoch.Add(d) } // process time runs 60× faster
+	slot, err := svc.FireDue(ctx, sc, wall(time.Second))            // process 08:01:30: the 08:01 slot
+	if err != nil || slot == nil {
+		t.Fatalf("FireDue = %v, %v; want the 08:01 slot skipped", slot, err)
+	}
+	if sc.Skips != 1 || sc.Firings != 0 || sc.LastSkip == nil || !strings.Contains(sc.LastSkip.Reason, "no approved version") {
+		t.Fatalf("schedule after the slot: %d skips, %d firings, last %+v", sc.Skips, sc.Firings, sc.LastSkip)
+	}
+	if slot, _ := svc.FireDue(ctx, sc, wall(time.Second)); slot != nil {
+		t.Fatalf("the skipped slot came again: %v", slot)
+	}
+	if _, _, err := svc.ApproveRecipe(ctx, fab.ApproveRecipe{Name: "draft", Version: 1, Meta: md("u-admin")}); err != nil {
+		t.Fatal(err)
+	}
+	if slot, err := svc.FireDue(ctx, sc, wall(2*time.Second)); err != nil || slot == nil || sc.Firings != 1 {
+		t.Fatalf("FireDue after approval = %v, %v (%d firings), want the 08:02 slot fired", slot, err, sc.Firings)
+	}
+
+	head := st.head(t)
+	res := st.do(t, http.MethodGet, "/api/schedules/"+sc.ScheduleID, "", append(as(t, RoleOperator, "org-1"), HeaderMinPosition, head)...)
+	var view struct {
+		Schedule fab.Schedule `json:"schedule"`
+		Firings  []firing     `json:"firings"`
+		Skips    []skip       `json:"skips"`
+	}
+	if err := json.Unmarshal(res.Body, &view); err != nil || res.Status != http.StatusOK {
+		t.Fatalf("GET schedule = %d %s", res.Status, res.Body)
+	}
+	if len(view.Skips) != 1 || len(view.Firings) != 1 || view.Schedule.Skips != 1 ||
+		!view.Skips[0].Slot.Equal(time.Date(2026, 12, 3, 8, 1, 0, 0, time.UTC)) || !strings.Contains(view.Skips[0].Reason, "not approved") &&
+		!strings.Contains(view.Skips[0].Reason, "no approved version") {
+		t.Errorf("schedule view: skips %+v, firings %+v", view.Skips, view.Firings)
+	}
+	entries := st.auditEntries(t, "org-1", "type=schedule_firing_skipped", head)
+	if len(entries) != 1 || entries[0].UserID != "u-eng" {
+		t.Errorf("audit of skipped firings = %+v, want one, as the schedule's creator", entries)
+	}
+	list := st.do(t, http.MethodGet, "/api/schedules", "", append(as(t, RoleOperator, "org-1"), HeaderMinPosition, head)...)
+	if !strings.Contains(string(list.Body), `"skips":1`) {
+		t.Errorf("schedule list = %s, want skips 1", list.Body)
 	}
 }

@@ -11,8 +11,8 @@ import (
 // own stream, written by whoever holds its expected revision:
 //
 //	recipe-<org>-<name>   RecipeVersionSaved, RecipeVersionApproved
-//	lot-<lot id>          LotRequested, LotWaferStarted, LotCancelRequested, LotPaused, LotResumed
-//	schedule-<id>         ScheduleCreated, SchedulePaused, ScheduleResumed, ScheduleFired
+//	lot-<lot id>          LotRequested, LotWaferStarted, LotWaferRejected, LotCancelRequested, LotPaused, LotResumed
+//	schedule-<id>         ScheduleCreated, SchedulePaused, ScheduleResumed, ScheduleFired, ScheduleFiringSkipped
 const (
 	CategoryRecipe   = "recipe"
 	CategoryLot      = "lot"
@@ -29,6 +29,8 @@ const (
 	TypeSchedulePaused        = "SchedulePaused"
 	TypeScheduleResumed       = "ScheduleResumed"
 	TypeScheduleFired         = "ScheduleFired"
+	TypeLotWaferRejected      = "LotWaferRejected"
+	TypeScheduleFiringSkipped = "ScheduleFiringSkipped"
 )
 
 // RecipeStream is the stream of an organisation's named recipe. Recipe
@@ -82,9 +84,11 @@ type RecipeVersionApproved struct {
 }
 
 // LotRequested: somebody started a lot, one run per wafer, from a recipe
-// version. First event of stream lot-<lot id>. Each wafer's run is
-// recorded by a LotWaferStarted, and carries the lot in its RunRequested
-// (RunOrigin.LotID).
+// version. First event of stream lot-<lot id>, appended before any run is
+// created: it is the lot's whole intent, so whoever finds a lot short of
+// runs (the node's lot reconciler after a crash) can create the rest.
+// Each wafer's run is recorded by a LotWaferStarted, and carries the lot
+// in its RunRequested (RunOrigin.LotID).
 type LotRequested struct {
 	LotID      string       `json:"lot_id"`
 	OrgID      string       `json:"org_id"`
@@ -96,6 +100,8 @@ type LotRequested struct {
 	Production bool         `json:"production"`
 	ScheduleID string       `json:"schedule_id,omitempty"`
 	FiredSlot  *time.Time   `json:"fired_slot,omitempty"`
+	// Faults: faults injected into some wafers' runs (HIL testing).
+	Faults map[string]*process.Fault `json:"faults,omitempty"`
 }
 
 // LotWaferStarted: the run of one wafer of the lot was created.
@@ -105,6 +111,17 @@ type LotWaferStarted struct {
 	Slot    int    `json:"slot"`
 	RunID   string `json:"run_id"`
 	JobID   string `json:"job_id"`
+}
+
+// LotWaferRejected: one wafer's run cannot be created, and trying again
+// will not change that (the server no longer allows the fault the lot
+// injects, the recipe no longer validates). The wafer counts as finished,
+// failed, so the lot can finish.
+type LotWaferRejected struct {
+	LotID   string `json:"lot_id"`
+	WaferID string `json:"wafer_id"`
+	Slot    int    `json:"slot"`
+	Reason  string `json:"reason"`
 }
 
 // LotCancelRequested: somebody asked to stop every unfinished wafer.
@@ -173,6 +190,19 @@ type ScheduleFired struct {
 	Skipped int `json:"skipped,omitempty"`
 }
 
+// ScheduleFiringSkipped: the schedule's slot came but started nothing,
+// for Reason (no approved version of the recipe, a recipe of another
+// kind). Appended instead of ScheduleFired, with the same expected
+// revision: each slot is fired or skipped, once.
+type ScheduleFiringSkipped struct {
+	ScheduleID string    `json:"schedule_id"`
+	Slot       time.Time `json:"slot"`
+	Reason     string    `json:"reason"`
+	// Skipped counts slots that passed unfired before this one, as in
+	// ScheduleFired.
+	Skipped int `json:"skipped,omitempty"`
+}
+
 func (RecipeVersionSaved) EventType() string    { return TypeRecipeVersionSaved }
 func (RecipeVersionApproved) EventType() string { return TypeRecipeVersionApproved }
 func (LotRequested) EventType() string          { return TypeLotRequested }
@@ -184,6 +214,8 @@ func (ScheduleCreated) EventType() string       { return TypeScheduleCreated }
 func (SchedulePaused) EventType() string        { return TypeSchedulePaused }
 func (ScheduleResumed) EventType() string       { return TypeScheduleResumed }
 func (ScheduleFired) EventType() string         { return TypeScheduleFired }
+func (LotWaferRejected) EventType() string      { return TypeLotWaferRejected }
+func (ScheduleFiringSkipped) EventType() string { return TypeScheduleFiringSkipped }
 
 func init() {
 	register[RecipeVersionSaved](1)
@@ -197,4 +229,6 @@ func init() {
 	register[SchedulePaused](1)
 	register[ScheduleResumed](1)
 	register[ScheduleFired](1)
+	register[LotWaferRejected](1)
+	register[ScheduleFiringSkipped](1)
 }

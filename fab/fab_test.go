@@ -164,6 +164,10 @@ func TestScheduleDue(t *testing.T) {
 		{"catch_up_oldest_first", []events.Payload{created, fired(1)}, wall(5 * time.Second), slot(2), 0, true},
 		{"catch_up_window", []events.Payload{created, fired(1)}, wall(20 * time.Second), slot(11), 9, true}, // 2..20 due: the last 10 fire
 		{"paused", []events.Payload{created, &events.SchedulePaused{ScheduleID: "sch_1"}}, wall(5 * time.Second), time.Time{}, 0, false},
+		{"skipped_slot_not_again", []events.Payload{created, &events.ScheduleFiringSkipped{ScheduleID: "sch_1", Slot: slot(1), Reason: "x"}},
+			wall(1400 * time.Millisecond), time.Time{}, 0, false},
+		{"next_after_skipped", []events.Payload{created, &events.ScheduleFiringSkipped{ScheduleID: "sch_1", Slot: slot(1), Reason: "x"}},
+			wall(1600 * time.Millisecond), slot(2), 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -189,5 +193,38 @@ func TestScheduleDue(t *testing.T) {
 	// Fire refuses a slot that is not the one due.
 	if _, err := s.Fire(wall(7*time.Second), slot(5), ""); err == nil {
 		t.Errorf("Fire of a passed slot succeeded")
+	}
+}
+
+func TestOneShotScheduleSkippedIsDone(t *testing.T) {
+	epoch := time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)
+	at := epoch.Add(time.Minute)
+	var s Schedule
+	given(t, s.Apply, epoch, "u-eng",
+		&events.ScheduleCreated{ScheduleID: "sch_1", OrgID: "org-1", At: &at, Epoch: epoch, TimeScale: 1},
+		&events.ScheduleFiringSkipped{ScheduleID: "sch_1", Slot: at, Reason: "recipe b5 has no approved version"})
+	if !s.Done() || s.Skips != 1 || s.LastSkip.Reason == "" {
+		t.Errorf("one-shot after its skipped slot: done %v, skips %d, last %+v", s.Done(), s.Skips, s.LastSkip)
+	}
+	if _, _, ok := s.Due(at.Add(time.Hour)); ok {
+		t.Errorf("a skipped one-shot is due again")
+	}
+	if _, err := s.Skip(at.Add(time.Hour), at, "again"); err == nil {
+		t.Errorf("Skip of a done slot succeeded")
+	}
+}
+
+func TestLotMissing(t *testing.T) {
+	var l Lot
+	given(t, l.Apply, time.Now(), "u-op",
+		&events.LotRequested{LotID: "L1", OrgID: "org-1", Wafers: []string{"A", "B", "C", "D"}},
+		&events.LotWaferStarted{LotID: "L1", WaferID: "A", Slot: 1, RunID: "r1"},
+		&events.LotWaferStarted{LotID: "L1", WaferID: "A", Slot: 1, RunID: "r1"}, // a second record changes nothing
+		&events.LotWaferRejected{LotID: "L1", WaferID: "C", Slot: 3, Reason: "fault injection is disabled"})
+	if diff := cmp.Diff([]string{"B", "D"}, l.Missing()); diff != "" {
+		t.Errorf("Missing (-want +got):\n%s", diff)
+	}
+	if len(l.Members) != 1 || l.Rejected["C"] == "" {
+		t.Errorf("members %+v, rejected %v", l.Members, l.Rejected)
 	}
 }

@@ -34,11 +34,30 @@ type Lot struct {
 	CreatedBy  string           `json:"created_by"`
 	CreatedAt  time.Time        `json:"created_at"`
 	Members    []Member         `json:"members"`
-	Cancelled  bool             `json:"cancelled"`
-	Paused     bool             `json:"paused"`
-	Revision   uint64           `json:"revision"`
-	exists     bool
-	pausedBy   events.Metadata // who paused the lot: wafers that start while it is paused are paused as them
+	// Rejected: wafers whose run could not be created, for good (wafer id
+	// → why). They count as failed.
+	Rejected  map[string]string `json:"rejected,omitempty"`
+	Cancelled bool              `json:"cancelled"`
+	Paused    bool              `json:"paused"`
+	Revision  uint64            `json:"revision"`
+	exists    bool
+	pausedBy  events.Metadata // who paused the lot: wafers that start while it is paused are paused as them
+	firedSlot *time.Time
+	faults    map[string]*process.Fault
+	creator   events.Metadata // who asked for the lot: its wafers' runs are created as them
+	requestID string          // the LotRequested event's id: what its runs are caused by
+}
+
+// Missing lists the wafers that have neither a run nor a rejection: what
+// a lot whose creation was cut short (a crash) still has to create.
+func (l *Lot) Missing() []string {
+	var out []string
+	for _, w := range l.Wafers {
+		if _, rejected := l.Rejected[w]; l.member(w) == nil && !rejected {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // Apply folds one event of the lot's stream.
@@ -51,10 +70,18 @@ func (l *Lot) Apply(rec events.Record) error {
 	case *events.LotRequested:
 		*l = Lot{LotID: e.LotID, OrgID: e.OrgID, Kind: e.Kind, Recipe: e.Recipe, Wafers: e.Wafers, ToolID: e.ToolID,
 			Priority: e.Priority, Production: e.Production, ScheduleID: e.ScheduleID,
-			CreatedBy: rec.Metadata.UserID, CreatedAt: rec.Time, exists: true}
+			CreatedBy: rec.Metadata.UserID, CreatedAt: rec.Time, exists: true,
+			firedSlot: e.FiredSlot, faults: e.Faults, creator: rec.Metadata, requestID: rec.ID}
 	case *events.LotWaferStarted:
 		if l.member(e.WaferID) == nil {
 			l.Members = append(l.Members, Member{WaferID: e.WaferID, Slot: e.Slot, RunID: e.RunID, JobID: e.JobID})
+		}
+	case *events.LotWaferRejected:
+		if l.member(e.WaferID) == nil {
+			if l.Rejected == nil {
+				l.Rejected = map[string]string{}
+			}
+			l.Rejected[e.WaferID] = e.Reason
 		}
 	case *events.LotCancelRequested:
 		l.Cancelled = true

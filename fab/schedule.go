@@ -37,13 +37,23 @@ type Schedule struct {
 	LastFired *time.Time `json:"last_fired,omitempty"`
 	LastLotID string     `json:"last_lot_id,omitempty"`
 	Firings   int        `json:"firings"`
-	CreatedBy string     `json:"created_by"`
-	Revision  uint64     `json:"revision"`
+	// Skips counts the slots that came but started nothing (no approved
+	// version of the recipe); LastSkip is the latest, with its reason.
+	Skips     int    `json:"skips"`
+	LastSkip  *Skip  `json:"last_skip,omitempty"`
+	CreatedBy string `json:"created_by"`
+	Revision  uint64 `json:"revision"`
 
 	creator events.Metadata
 	lastID  string // event id of the last firing: causation of what it started
 	spec    cron.Schedule
 	exists  bool
+}
+
+// Skip is a slot that started nothing, and why.
+type Skip struct {
+	Slot   time.Time `json:"slot"`
+	Reason string    `json:"reason"`
 }
 
 // ProcessTime is the schedule's process time at a wall time.
@@ -83,13 +93,18 @@ func (s *Schedule) Apply(rec events.Record) error {
 		slot := e.Slot.UTC()
 		s.LastFired, s.After, s.LastLotID, s.lastID = &slot, slot, e.LotID, rec.ID
 		s.Firings++
+	case *events.ScheduleFiringSkipped:
+		slot := e.Slot.UTC()
+		s.After, s.LastSkip = slot, &Skip{Slot: slot, Reason: e.Reason}
+		s.Skips++
 	}
 	s.Revision = rec.Revision
 	return nil
 }
 
-// Done reports whether a one-shot schedule has fired.
-func (s *Schedule) Done() bool { return s.At != nil && s.LastFired != nil }
+// Done reports whether a one-shot schedule's time has come (it fired, or
+// was skipped).
+func (s *Schedule) Done() bool { return s.At != nil && (s.LastFired != nil || s.LastSkip != nil) }
 
 // Due returns the next slot to fire at wall time now, and how many
 // missed slots before it are skipped (more than MaxCatchUp were missed).
@@ -123,6 +138,16 @@ func (s *Schedule) Fire(now, slot time.Time, lotID string) (*events.ScheduleFire
 		return nil, refuse(fmt.Sprintf("slot %s of schedule %s is not due", slot.Format(time.RFC3339), s.ScheduleID))
 	}
 	return &events.ScheduleFired{ScheduleID: s.ScheduleID, Slot: slot, LotID: lotID, Skipped: skipped}, nil
+}
+
+// Skip decides that slot starts nothing, for reason: refused unless it is
+// the slot due. Like a firing, it is done with the slot.
+func (s *Schedule) Skip(now, slot time.Time, reason string) (*events.ScheduleFiringSkipped, error) {
+	due, skipped, ok := s.Due(now)
+	if !ok || !due.Equal(slot) {
+		return nil, refuse(fmt.Sprintf("slot %s of schedule %s is not due", slot.Format(time.RFC3339), s.ScheduleID))
+	}
+	return &events.ScheduleFiringSkipped{ScheduleID: s.ScheduleID, Slot: slot, Reason: reason, Skipped: skipped}, nil
 }
 
 // Command decides pause and resume.

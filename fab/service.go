@@ -47,6 +47,10 @@ type Options struct {
 	Logger    *slog.Logger
 	// Now is the wall clock (time.Now).
 	Now func() time.Time
+	// OnWaferRun, when set, is called after a lot wafer's run is created
+	// and before the lot records it: a test hook (the crash-safety test
+	// kills the server there).
+	OnWaferRun func(lotID, waferID string)
 }
 
 // Service carries out fab commands: load a stream, decide, append with
@@ -323,8 +327,12 @@ func (s *Service) Lot(ctx context.Context, orgID, lotID string) (Lot, error) {
 	return l, nil
 }
 
-// CreateLot records the lot and creates its wafers' runs. A wafer whose
-// run cannot be created is reported and the others go on. Returns a
+// CreateLot records the lot, then creates its wafers' runs. The lot's
+// intent is recorded first, whole (LotRequested with its wafers), and each
+// wafer's run is created under a key derived from the lot and the wafer,
+// so a crash part way leaves a lot that CompleteLot (the node's lot
+// reconciler) finishes, without a wafer twice. A wafer whose run cannot be
+// created is reported and the others go on. Returns a
 // *process.ValidationError, ErrNotFound (recipe), or a *RuleError
 // (unapproved version for production, an existing lot id).
 func (s *Service) CreateLot(ctx context.Context, c CreateLot) (LotStart, error) {
@@ -345,7 +353,8 @@ func (s *Service) CreateLot(ctx context.Context, c CreateLot) (LotStart, error) 
 	}
 	ref := events.RecipeRef{Name: c.Recipe.Name, Version: v.Version}
 	req := &events.LotRequested{LotID: c.LotID, OrgID: c.Meta.OrgID, Kind: r.Kind, Recipe: ref, Wafers: c.Wafers,
-		ToolID: c.ToolID, Priority: c.Priority, Production: c.Production, ScheduleID: c.ScheduleID, FiredSlot: c.FiredSlot}
+		ToolID: c.ToolID, Priority: c.Priority, Production: c.Production, ScheduleID: c.ScheduleID, FiredSlot: c.FiredSlot,
+		Faults: c.Faults}
 	id := ""
 	if c.ScheduleID != "" {
 		id = events.DeriveID(c.LotID, "LotRequested")
@@ -357,38 +366,117 @@ func (s *Service) CreateLot(ctx context.Context, c CreateLot) (LotStart, error) 
 	case err != nil && !errors.Is(err, events.ErrConflict):
 		return LotStart{}, fmt.Errorf("create lot: %w", err)
 	}
-	start := LotStart{Position: res.Position}
 	lot, err := s.Lot(ctx, c.Meta.OrgID, c.LotID)
 	if err != nil {
 		return LotStart{}, err
 	}
+	start, err := s.complete(ctx, &lot, c.Meta)
+	start.Position = max(start.Position, res.Position)
+	return start, err
+}
+
+// CompleteLot creates the runs a lot still lacks: its creation was cut
+// short (the server crashed, the store was away). The runs are created as
+// the person who asked for the lot, from the version the lot recorded,
+// under the same per-wafer keys, so a run created before the crash is
+// found, not made again. A lot that lacks nothing, or is cancelled, is
+// left as it is.
+func (s *Service) CompleteLot(ctx context.Context, orgID, lotID string) (LotStart, error) {
+	lot, err := s.Lot(ctx, orgID, lotID)
+	if err != nil {
+		return LotStart{}, err
+	}
+	if len(lot.Missing()) == 0 || lot.Cancelled {
+		return LotStart{Lot: lot}, nil
+	}
+	md := lot.creator
+	md.CausationID = lot.requestID
+	if md.CorrelationID == "" {
+		md.CorrelationID = lot.requestID
+	}
+	return s.complete(ctx, &lot, md)
+}
+
+// complete creates the run of every wafer of lot that has none, as md.
+func (s *Service) complete(ctx context.Context, lot *Lot, md events.Metadata) (LotStart, error) {
+	var start LotStart
+	var v Version
+	if len(lot.Missing()) > 0 && !lot.Cancelled {
+		r, err := s.Recipe(ctx, lot.OrgID, lot.Recipe.Name)
+		if err != nil {
+			return LotStart{}, err
+		}
+		if lot.Recipe.Version < 1 || lot.Recipe.Version > len(r.Versions) {
+			return LotStart{}, fmt.Errorf("lot %s: recipe %s has no version %d", lot.LotID, r.Name, lot.Recipe.Version)
+		}
+		v = r.Versions[lot.Recipe.Version-1]
+	}
 	for i, w := range lot.Wafers {
 		ws := WaferStart{WaferID: w, Slot: i + 1}
-		if m := lot.member(w); m != nil {
+		switch m := lot.member(w); {
+		case m != nil:
 			ws.RunID, ws.JobID = m.RunID, m.JobID
-			start.Wafers = append(start.Wafers, ws)
-			continue
-		}
-		if lot.Cancelled {
+		case lot.Rejected[w] != "":
+			ws.Error = lot.Rejected[w]
+		case lot.Cancelled:
 			ws.Error = "lot cancelled"
-			start.Wafers = append(start.Wafers, ws)
-			continue
+		default:
+			pos, err := s.startWafer(ctx, lot, v, md, &ws)
+			if err != nil {
+				ws.Error = err.Error()
+				s.opt.Logger.Warn("lot wafer not started", "lot_id", lot.LotID, "wafer_id", w, "err", err)
+				if permanent(err) {
+					pos = max(pos, s.reject(ctx, lot, ws, md))
+				}
+			}
+			start.Position = max(start.Position, pos)
 		}
-		pos, err := s.startWafer(ctx, &lot, v, c, &ws)
-		if err != nil {
-			ws.Error = err.Error()
-			s.opt.Logger.Warn("lot wafer not started", "lot_id", lot.LotID, "wafer_id", w, "err", err)
-		}
-		start.Position = max(start.Position, pos)
 		start.Wafers = append(start.Wafers, ws)
 	}
-	start.Lot = lot
+	start.Lot = *lot
 	return start, nil
 }
 
-// startWafer creates one wafer's run (idempotently: a re-drive after a
-// crash finds the run created before) and records it in the lot.
-func (s *Service) startWafer(ctx context.Context, lot *Lot, v Version, c CreateLot, ws *WaferStart) (uint64, error) {
+// permanent reports whether a run's creation failed for a reason trying
+// again does not change.
+func permanent(err error) bool {
+	var ve *process.ValidationError
+	return errors.As(err, &ve) || errors.Is(err, actors.ErrFaultInjectionDisabled)
+}
+
+// reject records that a wafer's run cannot be created, so the lot can
+// finish without it.
+func (s *Service) reject(ctx context.Context, lot *Lot, ws WaferStart, md events.Metadata) uint64 {
+	ev := &events.LotWaferRejected{LotID: lot.LotID, WaferID: ws.WaferID, Slot: ws.Slot, Reason: ws.Error}
+	for range conflictRetries {
+		res, err := s.append(ctx, events.LotStream(lot.LotID), true, lot.Revision, "", ev, md)
+		if err == nil {
+			if lot.Rejected == nil {
+				lot.Rejected = map[string]string{}
+			}
+			lot.Rejected[ws.WaferID], lot.Revision = ws.Error, res.Revision
+			return res.Position
+		}
+		if !errors.Is(err, events.ErrConflict) {
+			break
+		}
+		fresh, err := s.Lot(ctx, lot.OrgID, lot.LotID)
+		if err != nil {
+			break
+		}
+		if *lot = fresh; lot.member(ws.WaferID) != nil || lot.Rejected[ws.WaferID] != "" {
+			return 0
+		}
+	}
+	return 0
+}
+
+// startWafer creates one wafer's run (idempotently: the key derives from
+// the lot and the wafer, so a re-drive after a crash finds the run created
+// before) and records it in the lot, once: the record is appended with the
+// lot's expected revision, and a writer that loses finds the wafer
+// recorded by the other.
+func (s *Service) startWafer(ctx context.Context, lot *Lot, v Version, md events.Metadata, ws *WaferStart) (uint64, error) {
 	wafer, _ := json.Marshal(ws.WaferID)
 	lotID, _ := json.Marshal(lot.LotID)
 	body, err := Merge(v.Recipe, map[string]json.RawMessage{"wafer_id": wafer, "lot_id": lotID})
@@ -397,18 +485,21 @@ func (s *Service) startWafer(ctx context.Context, lot *Lot, v Version, c CreateL
 	}
 	ref := events.RecipeRef{Name: lot.Recipe.Name, Version: v.Version}
 	acc, err := s.runs.CreateRun(ctx, actors.CreateRun{Kind: lot.Kind, Recipe: body, ToolID: lot.ToolID, Priority: lot.Priority,
-		IdempotencyKey: "lot/" + lot.LotID + "/" + ws.WaferID, Fault: c.Faults[ws.WaferID],
+		IdempotencyKey: WaferKey(lot.LotID, ws.WaferID), Fault: lot.faults[ws.WaferID],
 		Origin: &events.RunOrigin{Recipe: &ref, Production: lot.Production, LotID: lot.LotID, WaferID: ws.WaferID,
-			Slot: ws.Slot, ScheduleID: c.ScheduleID, FiredSlot: c.FiredSlot},
-		Meta: c.Meta})
+			Slot: ws.Slot, ScheduleID: lot.ScheduleID, FiredSlot: lot.firedSlot},
+		Meta: md})
 	if err != nil {
 		return 0, err
 	}
 	ws.RunID, ws.JobID = acc.RunID, acc.JobID
 	pos := acc.Position
+	if s.opt.OnWaferRun != nil {
+		s.opt.OnWaferRun(lot.LotID, ws.WaferID)
+	}
 	ev := &events.LotWaferStarted{LotID: lot.LotID, WaferID: ws.WaferID, Slot: ws.Slot, RunID: acc.RunID, JobID: acc.JobID}
 	for range conflictRetries {
-		res, err := s.append(ctx, events.LotStream(lot.LotID), true, lot.Revision, "", ev, c.Meta)
+		res, err := s.append(ctx, events.LotStream(lot.LotID), true, lot.Revision, "", ev, md)
 		if err == nil {
 			lot.Members = append(lot.Members, Member{WaferID: ws.WaferID, Slot: ws.Slot, RunID: acc.RunID, JobID: acc.JobID})
 			lot.Revision = res.Revision
@@ -417,19 +508,27 @@ func (s *Service) startWafer(ctx context.Context, lot *Lot, v Version, c CreateL
 		if !errors.Is(err, events.ErrConflict) {
 			return pos, fmt.Errorf("record wafer %s: %w", ws.WaferID, err)
 		}
-		// A lot command came in between: reload. A cancel stops the
-		// run just created too.
+		// Another writer came in between: a lot command, or another
+		// drive of this lot (the reconciler) that recorded this wafer.
+		// A cancel stops the run just created too.
 		fresh, err := s.Lot(ctx, lot.OrgID, lot.LotID)
 		if err != nil {
 			return pos, err
 		}
 		*lot = fresh
+		if lot.member(ws.WaferID) != nil {
+			return pos, nil
+		}
 		if lot.Cancelled {
-			_, _ = s.runs.CancelRun(ctx, actors.RunCommand{RunID: acc.RunID, Reason: "lot cancelled", Meta: c.Meta})
+			_, _ = s.runs.CancelRun(ctx, actors.RunCommand{RunID: acc.RunID, Reason: "lot cancelled", Meta: md})
 		}
 	}
 	return pos, fmt.Errorf("record wafer %s: the lot keeps changing", ws.WaferID)
 }
+
+// WaferKey is the idempotency key of a lot wafer's run: whoever creates
+// it, and however often, it names one run.
+func WaferKey(lotID, waferID string) string { return "lot/" + lotID + "/" + waferID }
 
 // LotCommand is a lot-level cancel, pause or resume.
 type LotCommand struct {
@@ -670,8 +769,10 @@ func (s *Service) Refresh(ctx context.Context, sc *Schedule) error {
 // FireDue fires the slot of schedule sc (kept by the caller, refreshed
 // here) due at wall time now, if any, claiming it with an expected-revision
 // append: of two nodes (or a node and its restarted self) only one records
-// a slot, and only the one that recorded it starts the runs. Returns the
-// slot fired (nil: none due, or another writer won).
+// a slot, and only the one that recorded it starts the runs. A slot whose
+// target cannot start (no approved version of the recipe) is recorded as
+// skipped, with the reason, instead. Returns the slot fired or skipped
+// (nil: none due, or another writer won).
 func (s *Service) FireDue(ctx context.Context, sc *Schedule, now time.Time) (*time.Time, error) {
 	if err := s.Refresh(ctx, sc); err != nil {
 		return nil, err
@@ -680,8 +781,22 @@ func (s *Service) FireDue(ctx context.Context, sc *Schedule, now time.Time) (*ti
 	if !ok {
 		return nil, nil
 	}
+	md := sc.creator
+	md.RequestID, md.CausationID = "", ""
+	t := sc.Target
+	if _, err := s.Resolve(ctx, sc.OrgID, t.Kind, t.Recipe, true); err != nil {
+		var re *RuleError
+		switch {
+		case errors.As(err, &re):
+		case errors.Is(err, ErrNotFound):
+			err = refuse(fmt.Sprintf("recipe %s is not in the library", t.Recipe.Name))
+		default:
+			return nil, err // the store: try again at the next look
+		}
+		return s.skip(ctx, sc, now, slot, err.Error(), md)
+	}
 	lotID := ""
-	if len(sc.Target.Wafers) > 0 {
+	if len(t.Wafers) > 0 {
 		lotID = "LOT-" + strings.TrimPrefix(sc.ScheduleID, "sch_") + "-" + slot.UTC().Format("20060102T150405")
 	}
 	ev, err := sc.Fire(now, slot, lotID)
@@ -689,8 +804,6 @@ func (s *Service) FireDue(ctx context.Context, sc *Schedule, now time.Time) (*ti
 		return nil, nil
 	}
 	evID := events.DeriveID(sc.ScheduleID, slot.UTC().Format(time.RFC3339Nano), "ScheduleFired")
-	md := sc.creator
-	md.RequestID, md.CausationID = "", ""
 	res, err := s.append(ctx, events.ScheduleStream(sc.ScheduleID), true, sc.Revision, evID, ev, md)
 	if errors.Is(err, events.ErrConflict) {
 		return nil, nil // another node fired it, or somebody paused the schedule: the next refresh shows which
@@ -707,6 +820,26 @@ func (s *Service) FireDue(ctx context.Context, sc *Schedule, now time.Time) (*ti
 		return &slot, fmt.Errorf("start schedule %s slot %s: %w", sc.ScheduleID, slot.Format(time.RFC3339), err)
 	}
 	return &slot, nil
+}
+
+// skip records that slot starts nothing, for reason, claiming the slot as
+// a firing would.
+func (s *Service) skip(ctx context.Context, sc *Schedule, now, slot time.Time, reason string, md events.Metadata) (*time.Time, error) {
+	ev, err := sc.Skip(now, slot, reason)
+	if err != nil {
+		return nil, nil
+	}
+	evID := events.DeriveID(sc.ScheduleID, slot.UTC().Format(time.RFC3339Nano), "ScheduleFiringSkipped")
+	res, err := s.append(ctx, events.ScheduleStream(sc.ScheduleID), true, sc.Revision, evID, ev, md)
+	if errors.Is(err, events.ErrConflict) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("skip schedule %s slot: %w", sc.ScheduleID, err)
+	}
+	s.opt.Logger.Warn("schedule firing skipped", "schedule_id", sc.ScheduleID, "slot", slot, "reason", reason,
+		"position", res.Position)
+	return &slot, s.Refresh(ctx, sc)
 }
 
 // Redrive starts what the schedule's last firing should have started,

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/spectra-fab/spectra/actors"
@@ -62,12 +64,20 @@ type scheduleWorker struct {
 	running func(orgID, runID string) bool
 }
 
-// holdEvery is how many ticks pass between looks at paused lots.
-const holdEvery = 3
+// holdEvery is how many ticks pass between looks at paused lots;
+// completeEvery between looks for lots short of runs, and completeGrace is
+// how old such a lot must be (its creation may still be under way).
+const (
+	holdEvery     = 3
+	completeEvery = 20
+	completeGrace = 5 * time.Second
+)
 
 // Run fires slots until ctx ends. First, for every schedule, it starts
 // again what the last firing should have started (idempotently), in case
-// a crash came between the claim and the runs.
+// a crash came between the claim and the runs. It also completes lots
+// whose creation a crash cut short: at start every such lot, then every
+// two seconds those older than completeGrace.
 func (w *scheduleWorker) Run(ctx context.Context) {
 	cache := map[string]*fab.Schedule{}
 	t := time.NewTicker(scheduleTick)
@@ -76,8 +86,15 @@ func (w *scheduleWorker) Run(ctx context.Context) {
 		if w.running != nil && tick%holdEvery == 0 {
 			w.holdPausedLots(ctx)
 		}
+		if tick%completeEvery == 0 {
+			before := w.now()
+			if tick > 0 {
+				before = before.Add(-completeGrace)
+			}
+			w.completeLots(ctx, before)
+		}
 		for _, s := range w.model.Schedules("") {
-			if s.Paused || (s.At != nil && s.LastFired != nil) {
+			if s.Paused || (s.At != nil && s.Firings+s.Skips > 0) {
 				continue
 			}
 			sc, seen := cache[s.ScheduleID]
@@ -106,6 +123,52 @@ func (w *scheduleWorker) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// completeLots creates the missing runs of lots created at or before
+// before that lack some (another node may be at it too: the runs' keys and
+// the lot's expected revision make that harmless).
+func (w *scheduleWorker) completeLots(ctx context.Context, before time.Time) {
+	for _, l := range w.model.ShortLots(before) {
+		start, err := w.fab.CompleteLot(ctx, l.OrgID, l.LotID)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("complete lot", "lot_id", l.LotID, "err", err)
+			}
+			continue
+		}
+		var started []string
+		for _, ws := range start.Wafers {
+			if ws.Error == "" {
+				started = append(started, ws.WaferID)
+			}
+		}
+		w.log.Info("lot completed after its creation was cut short", "lot_id", l.LotID, "wafers_with_runs", len(started),
+			"wafers", len(start.Lot.Wafers))
+	}
+}
+
+// killAfterLotRuns is a test hook: with SPECTRA_TEST_KILL_AFTER_LOT_RUNS=N
+// in its environment, the process kills itself (SIGKILL: no shutdown of
+// any kind) once it has created N lot wafer runs, after the N-th run is
+// recorded in the store and before its lot records it. The crash-safety
+// test of lot creation uses it. Without it (or with N < 1), nil.
+func killAfterLotRuns(log *slog.Logger) func(lotID, waferID string) {
+	n, err := strconv.Atoi(os.Getenv("SPECTRA_TEST_KILL_AFTER_LOT_RUNS"))
+	if err != nil || n < 1 {
+		return nil
+	}
+	var created atomic.Int64
+	return func(lotID, waferID string) {
+		if created.Add(1) != int64(n) {
+			return
+		}
+		log.Warn("test hook: killing the process", "lot_id", lotID, "wafer_id", waferID, "runs", n)
+		if p, err := os.FindProcess(os.Getpid()); err == nil {
+			_ = p.Kill()
+		}
+		select {} // until the signal lands
 	}
 }
 

@@ -245,7 +245,7 @@ func (n *Node) start(ctx context.Context) (err error) {
 	go n.reconcile(runCtx)
 	runs := ownedRuns{n.actors}
 	fabSvc := fab.NewService(n.store, runs, validators(cfg.Engines), fab.Options{TimeScale: cfg.TimeScale, Node: cfg.Node,
-		Logger: cfg.Logger.With("component", "fab")})
+		Logger: cfg.Logger.With("component", "fab"), OnWaferRun: killAfterLotRuns(cfg.Logger)})
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()

@@ -28,6 +28,7 @@ type LotSummary struct {
 	Recipe     events.RecipeRef `json:"recipe"`
 	Wafers     int              `json:"wafers"`
 	Started    int              `json:"started"`
+	Rejected   int              `json:"rejected,omitempty"` // wafers whose run could not be created
 	Cancelled  bool             `json:"cancelled"`
 	Paused     bool             `json:"paused"`
 	ScheduleID string           `json:"schedule_id,omitempty"`
@@ -46,7 +47,11 @@ type ScheduleSummary struct {
 	Paused     bool                  `json:"paused"`
 	Firings    int                   `json:"firings"`
 	LastFired  *time.Time            `json:"last_fired,omitempty"`
-	Revision   uint64                `json:"revision"`
+	// Skips counts slots that started nothing; LastSkipReason says why
+	// the latest did not.
+	Skips          int    `json:"skips"`
+	LastSkipReason string `json:"last_skip_reason,omitempty"`
+	Revision       uint64 `json:"revision"`
 }
 
 // Fab is the read model of fab operations: each organisation's recipe
@@ -144,6 +149,10 @@ func (f *Fab) Apply(rec events.Record) error {
 		if l := f.lot(rec.Metadata.OrgID, e.LotID); l != nil {
 			l.Started++
 		}
+	case *events.LotWaferRejected:
+		if l := f.lot(rec.Metadata.OrgID, e.LotID); l != nil {
+			l.Rejected++
+		}
 	case *events.LotCancelRequested:
 		if l := f.lot(rec.Metadata.OrgID, e.LotID); l != nil {
 			l.Cancelled = true
@@ -171,6 +180,10 @@ func (f *Fab) Apply(rec events.Record) error {
 		if s := f.schedules[e.ScheduleID]; s != nil {
 			slot := e.Slot
 			s.Firings, s.LastFired, s.Revision = s.Firings+1, &slot, rec.Revision
+		}
+	case *events.ScheduleFiringSkipped:
+		if s := f.schedules[e.ScheduleID]; s != nil {
+			s.Skips, s.LastSkipReason, s.Revision = s.Skips+1, e.Reason, rec.Revision
 		}
 	}
 	return nil
@@ -241,6 +254,24 @@ func (f *Fab) PausedLots() []LotRef {
 	return out
 }
 
+// ShortLots lists the lots that lack runs for some wafers (neither started
+// nor rejected) and are not cancelled, created at or before before: lots
+// whose creation was cut short, for the lot reconciler.
+func (f *Fab) ShortLots(before time.Time) []LotRef {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out []LotRef
+	for org, lots := range f.lots {
+		for id, l := range lots {
+			if !l.Cancelled && l.Started+l.Rejected < l.Wafers && !l.CreatedAt.After(before) {
+				out = append(out, LotRef{OrgID: org, LotID: id})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].LotID < out[j].LotID })
+	return out
+}
+
 // Schedules lists the schedules of an organisation ("": of all, for the
 // schedule worker), by id.
 func (f *Fab) Schedules(orgID string) []ScheduleSummary {
@@ -271,6 +302,8 @@ func init() {
 		events.TypeSchedulePaused:        "schedule_paused",
 		events.TypeScheduleResumed:       "schedule_resumed",
 		events.TypeScheduleFired:         "schedule_fired",
+		events.TypeScheduleFiringSkipped: "schedule_firing_skipped",
+		events.TypeLotWaferRejected:      "lot_wafer_rejected",
 	} {
 		auditActions[typ] = action
 	}

@@ -512,6 +512,7 @@ func runSchedules(ctx context.Context, args []string) error {
 		At         *time.Time `json:"at"`
 		Paused     bool       `json:"paused"`
 		Firings    int        `json:"firings"`
+		Skips      int        `json:"skips"`
 		LastFired  *time.Time `json:"last_fired"`
 		Target     struct {
 			Kind   string `json:"kind"`
@@ -542,9 +543,10 @@ func runSchedules(ctx context.Context, args []string) error {
 		if n := len(s.Target.Wafers); n > 0 {
 			target += fmt.Sprintf(" ×%d wafers", n)
 		}
-		return []string{s.ScheduleID, s.Name, spec, s.Target.Kind + " " + target, state, strconv.Itoa(s.Firings), last}
+		return []string{s.ScheduleID, s.Name, spec, s.Target.Kind + " " + target, state, strconv.Itoa(s.Firings),
+			strconv.Itoa(s.Skips), last}
 	}
-	const header = "ID\tNAME\tWHEN\tSTARTS\tSTATE\tFIRINGS\tLAST SLOT"
+	const header = "ID\tNAME\tWHEN\tSTARTS\tSTATE\tFIRINGS\tSKIPPED\tLAST SLOT"
 	switch sub {
 	case "list":
 		if _, err := fc.parse(args, 0, schedulesUsage); err != nil {
@@ -604,6 +606,12 @@ func runSchedules(ctx context.Context, args []string) error {
 				Time    time.Time `json:"recorded_at"`
 				Node    string    `json:"node"`
 			} `json:"firings"`
+			Skips []struct {
+				Slot   time.Time `json:"slot"`
+				Reason string    `json:"reason"`
+				Time   time.Time `json:"recorded_at"`
+				Node   string    `json:"node"`
+			} `json:"skips"`
 		}
 		if printed, err := fc.call(ctx, http.MethodGet, "/api/schedules/"+url.PathEscape(pos[0]), nil, &out); err != nil || printed {
 			return err
@@ -616,7 +624,15 @@ func runSchedules(ctx context.Context, args []string) error {
 		for _, f := range out.Firings {
 			rows = append(rows, []string{f.Slot.UTC().Format(time.RFC3339), when(f.Time), f.Node, f.LotID, strconv.Itoa(f.Skipped)})
 		}
-		return table("SLOT\tFIRED\tNODE\tLOT\tSKIPPED BEFORE", rows)
+		if err := table("SLOT\tFIRED\tNODE\tLOT\tSKIPPED BEFORE", rows); err != nil || len(out.Skips) == 0 {
+			return err
+		}
+		fmt.Println()
+		rows = nil
+		for _, sk := range out.Skips {
+			rows = append(rows, []string{sk.Slot.UTC().Format(time.RFC3339), when(sk.Time), sk.Node, sk.Reason})
+		}
+		return table("SLOT\tSKIPPED\tNODE\tREASON (nothing started)", rows)
 	case "pause", "resume":
 		pos, err := fc.parse(args, 1, schedulesUsage)
 		if err != nil {

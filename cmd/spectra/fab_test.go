@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -313,12 +316,17 @@ func TestLotCancelStopsRemainingWafers(t *testing.T) {
 
 // A schedule firing every minute at time scale 60 (every second of wall
 // time) fires each slot once across a kill -9 and a restart; the slots the
-// server missed while down are caught up, once.
-func TestScheduleFiresOncePerSlotAcrossKill9(t *testing.T) {
+// server missed while down are caught up, once. The kill -9 comes in the
+// middle of a lot's creation (a test hook makes the server SIGKILL itself
+// right after creating the lot's fourth run, before the lot records it):
+// after the restart the lot has every wafer's run, each exactly once.
+func TestScheduleAndLotCreationSurviveKill9(t *testing.T) {
 	dir := t.TempDir()
 	args := []string{"--time-scale", "60", "--queue-limit", "8"}
+	t.Setenv("SPECTRA_TEST_KILL_AFTER_LOT_RUNS", "4")
 	s := startServer(t, dir, args...)
-	eng, admin := token(t, "engineer", "org-1"), token(t, "admin", "org-1")
+	os.Setenv("SPECTRA_TEST_KILL_AFTER_LOT_RUNS", "") // the restarted server runs without the hook (t.Setenv restores it)
+	eng, admin, op := token(t, "engineer", "org-1"), token(t, "admin", "org-1"), token(t, "operator", "org-1")
 	v := s.saveRecipe(t, eng, "nightly", smallIon())
 	s.approve(t, admin, "nightly", v)
 	r := s.do(t, "POST", "/api/schedules", eng, map[string]any{"name": "every minute", "cron": "* * * * *",
@@ -340,65 +348,124 @@ func TestScheduleFiresOncePerSlotAcrossKill9(t *testing.T) {
 		}
 	}
 	waitFirings(3)
-	s.kill9()
+
+	// The lot's creation kills the server part way.
+	const lotID, wafers = "LOT-KILL9", 10
+	body, _ := json.Marshal(map[string]any{"recipe": map[string]any{"name": "nightly"}, "wafer_count": wafers, "lot_id": lotID})
+	req, _ := http.NewRequest("POST", "http://"+s.addr+"/api/lots", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+op)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("POST /api/lots = %d: the server should have killed itself creating the lot", resp.StatusCode)
+	}
+	select {
+	case <-s.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server did not die creating the lot")
+	}
+	if !strings.Contains(s.logs.String(), "test hook: killing the process") {
+		t.Fatalf("the server died, but not by the test hook:\n%s", tail(s.logs.String(), 20))
+	}
 	time.Sleep(2500 * time.Millisecond) // slots pass while the server is down
 	s.args = args
 	s.start()
-	before := len(firings())
-	waitFirings(before + 4)
 
-	fs := firings()
-	var slots []time.Time
-	seen := map[string]bool{}
-	for _, f := range fs {
-		slot := f.(map[string]any)["slot"].(string)
-		if seen[slot] {
-			t.Fatalf("slot %s fired twice: %v", slot, fs)
-		}
-		seen[slot] = true
-		ts, _ := time.Parse(time.RFC3339Nano, slot)
-		slots = append(slots, ts)
-		if f.(map[string]any)["skipped"] != nil {
-			t.Errorf("firing %v skipped slots (the catch-up window is 10)", f)
-		}
-	}
-	for i := 1; i < len(slots); i++ {
-		if d := slots[i].Sub(slots[i-1]); d != time.Minute {
-			t.Errorf("slots %s and %s are %s apart, want one minute (no gap, no duplicate)", slots[i-1], slots[i], d)
-		}
-	}
-	// One run per slot, each recording its slot.
-	deadline := time.Now().Add(30 * time.Second)
-	perSlot := map[string]int{}
-	for time.Now().Before(deadline) {
-		clear(perSlot)
-		list := s.do(t, "GET", "/api/ion/runs?limit=100", eng, nil).json(t)["runs"].([]any)
-		for _, run := range list {
-			o := s.runOrigin(t, eng, run.(map[string]any)["job_id"].(string))
-			if o["schedule_id"] == id {
-				ts, _ := time.Parse(time.RFC3339Nano, o["fired_slot"].(string))
-				perSlot[ts.UTC().Format(time.RFC3339)]++
+	t.Run("schedule_fires_once_per_slot", func(t *testing.T) {
+		before := len(firings())
+		waitFirings(before + 4)
+		fs := firings()
+		var slots []time.Time
+		seen := map[string]bool{}
+		for _, f := range fs {
+			slot := f.(map[string]any)["slot"].(string)
+			if seen[slot] {
+				t.Fatalf("slot %s fired twice: %v", slot, fs)
+			}
+			seen[slot] = true
+			ts, _ := time.Parse(time.RFC3339Nano, slot)
+			slots = append(slots, ts)
+			if f.(map[string]any)["skipped"] != nil {
+				t.Errorf("firing %v skipped slots (the catch-up window is 10)", f)
 			}
 		}
-		if len(perSlot) >= len(slots) {
-			break
+		for i := 1; i < len(slots); i++ {
+			if d := slots[i].Sub(slots[i-1]); d != time.Minute {
+				t.Errorf("slots %s and %s are %s apart, want one minute (no gap, no duplicate)", slots[i-1], slots[i], d)
+			}
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	for _, sl := range slots {
-		if n := perSlot[sl.UTC().Format(time.RFC3339)]; n != 1 {
-			t.Errorf("slot %s started %d runs, want 1", sl, n)
+		// One run per slot, each recording its slot.
+		deadline := time.Now().Add(30 * time.Second)
+		perSlot := map[string]int{}
+		for time.Now().Before(deadline) {
+			clear(perSlot)
+			list := s.do(t, "GET", "/api/ion/runs?limit=100", eng, nil).json(t)["runs"].([]any)
+			for _, run := range list {
+				o := s.runOrigin(t, eng, run.(map[string]any)["job_id"].(string))
+				if o["schedule_id"] == id {
+					ts, _ := time.Parse(time.RFC3339Nano, o["fired_slot"].(string))
+					perSlot[ts.UTC().Format(time.RFC3339)]++
+				}
+			}
+			if len(perSlot) >= len(slots) {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
-	}
-	// Pause: no slot fires while paused.
-	if r := s.do(t, "POST", "/api/schedules/"+id+"/pause", eng, nil); r.status != 202 {
-		t.Fatalf("pause = %d %s", r.status, r.body)
-	}
-	n := len(firings())
-	time.Sleep(2 * time.Second)
-	if m := len(firings()); m != n {
-		t.Errorf("paused schedule fired %d times", m-n)
-	}
+		for _, sl := range slots {
+			if n := perSlot[sl.UTC().Format(time.RFC3339)]; n != 1 {
+				t.Errorf("slot %s started %d runs, want 1", sl, n)
+			}
+		}
+		// Pause: no slot fires while paused.
+		if r := s.do(t, "POST", "/api/schedules/"+id+"/pause", eng, nil); r.status != 202 {
+			t.Fatalf("pause = %d %s", r.status, r.body)
+		}
+		n := len(firings())
+		time.Sleep(2 * time.Second)
+		if m := len(firings()); m != n {
+			t.Errorf("paused schedule fired %d times", m-n)
+		}
+	})
+
+	t.Run("lot_has_every_wafer_once", func(t *testing.T) {
+		// The lot reconciler completes it at start; its wafers run.
+		lot := s.waitLot(t, op, lotID, 60*time.Second)
+		runIDs := map[string]string{}
+		for _, w := range lot["wafer_runs"].([]any) {
+			w := w.(map[string]any)
+			if w["status"] != "completed" {
+				t.Errorf("wafer %v = %v %v, want completed", w["wafer_id"], w["status"], w["error_message"])
+			}
+			run, _ := w["run_id"].(string)
+			if prev, dup := runIDs[run]; dup || run == "" {
+				t.Errorf("wafer %v has run %q (wafer %s has it too)", w["wafer_id"], run, prev)
+			}
+			runIDs[run] = w["wafer_id"].(string)
+		}
+		if len(runIDs) != wafers || len(lot["members"].([]any)) != wafers {
+			t.Errorf("lot has %d runs and %d members, want %d", len(runIDs), len(lot["members"].([]any)), wafers)
+		}
+		// No wafer got a second run: the runs recording the lot are the
+		// lot's, one per wafer.
+		perWafer := map[string]int{}
+		for _, run := range s.do(t, "GET", "/api/ion/runs?limit=100", op, nil).json(t)["runs"].([]any) {
+			run := run.(map[string]any)
+			if o := s.runOrigin(t, eng, run["job_id"].(string)); o["lot_id"] == lotID {
+				perWafer[o["wafer_id"].(string)]++
+				if runIDs[run["run_id"].(string)] != o["wafer_id"] {
+					t.Errorf("run %s of wafer %v is not the lot's run of that wafer", run["run_id"], o["wafer_id"])
+				}
+			}
+		}
+		for i := 1; i <= wafers; i++ {
+			if w := fmt.Sprintf("W%02d", i); perWafer[w] != 1 {
+				t.Errorf("wafer %s has %d runs, want 1", w, perWafer[w])
+			}
+		}
+		if !strings.Contains(s.logs.String(), "lot completed after its creation was cut short") {
+			t.Errorf("the restarted server did not log completing the lot")
+		}
+	})
 }
 
 // Two organisations on one queue of limit 2: the first submits 200 runs,
