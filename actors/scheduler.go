@@ -124,7 +124,7 @@ type scheduler struct {
 	// owners: organisations of runs not enqueued yet; weights: fair-share
 	// weights per organisation (default 1).
 	owners  map[string]string
-	weights map[string]float64
+	weights Weights
 
 	expecting map[string]time.Time // woken runs not settled yet → when we stop waiting
 	due       *time.Timer
@@ -132,7 +132,7 @@ type scheduler struct {
 
 func newScheduler(cfg Config) *scheduler {
 	return &scheduler{cfg: cfg, queues: map[string]*queue{}, expecting: map[string]time.Time{},
-		owners: map[string]string{}, weights: map[string]float64{}}
+		owners: map[string]string{}, weights: Weights{}}
 }
 
 // wakeGrace bounds how long admission waits for woken runs that never
@@ -179,7 +179,7 @@ func (s *scheduler) Receive(ctx actor.Context) {
 		if sh.wait.Len() == 0 && sh.running == 0 {
 			// An organisation that was idle starts at the current virtual
 			// time: idling earns no credit to flood with later.
-			sh.vtime = max(sh.vtime, q.minVtime(org))
+			sh.vtime = q.startVtime(org)
 		}
 		heap.Push(&sh.wait, &waiting{runID: m.runID, priority: m.priority, arrival: m.arrival, pid: m.pid})
 		s.admit(ctx, q)
@@ -262,55 +262,36 @@ func (s *scheduler) admit(ctx actor.Context, q *queue) {
 		q.running[w.runID] = w.pid
 		q.runOrg[w.runID] = org
 		sh.running++
-		sh.vtime += 1 / s.weight(org)
+		sh.vtime = s.weights.Charge(org, sh.vtime)
 		ctx.Send(w.pid, &admit{})
 	}
 }
 
-// next picks the organisation whose run is admitted next: of those with
-// waiting runs, the one holding the fewest slots for its weight, then the
-// least virtual time, then the first by name.
-func (s *scheduler) next(q *queue) (string, *share) {
-	var (
-		best    string
-		bestSh  *share
-		bestUse float64
-	)
+// loads is q's organisations as the fair-share policy sees them
+// (fairshare.go), by name.
+func (q *queue) loads() []OrgLoad {
+	out := make([]OrgLoad, 0, len(q.orgs))
 	for org, sh := range q.orgs {
-		if sh.wait.Len() == 0 {
-			continue
-		}
-		use := float64(sh.running) / s.weight(org)
-		switch {
-		case bestSh == nil, use < bestUse,
-			use == bestUse && sh.vtime < bestSh.vtime,
-			use == bestUse && sh.vtime == bestSh.vtime && org < best:
-			best, bestSh, bestUse = org, sh, use
-		}
+		out = append(out, OrgLoad{Org: org, Waiting: sh.wait.Len(), Running: sh.running, VTime: sh.vtime})
 	}
-	return best, bestSh
+	sort.Slice(out, func(i, j int) bool { return out[i].Org < out[j].Org })
+	return out
 }
 
-// minVtime is the least virtual time of the organisations other than org
-// that are active in q (waiting or running); 0 when none is.
-func (q *queue) minVtime(org string) float64 {
-	v, found := 0.0, false
-	for o, sh := range q.orgs {
-		if o == org || (sh.wait.Len() == 0 && sh.running == 0) {
-			continue
-		}
-		if !found || sh.vtime < v {
-			v, found = sh.vtime, true
-		}
+// next picks the organisation whose run is admitted next (NextOrg).
+func (s *scheduler) next(q *queue) (string, *share) {
+	loads := q.loads()
+	i := NextOrg(loads, s.weights)
+	if i < 0 {
+		return "", nil
 	}
-	return v
+	return loads[i].Org, q.orgs[loads[i].Org]
 }
 
-func (s *scheduler) weight(org string) float64 {
-	if w, ok := s.weights[org]; ok && w > 0 {
-		return w
-	}
-	return 1
+// startVtime is the virtual time org starts at when it becomes active
+// (StartVTime).
+func (q *queue) startVtime(org string) float64 {
+	return StartVTime(org, q.share(org).vtime, q.loads())
 }
 
 // maxOwners bounds the organisations remembered for runs that never
@@ -339,7 +320,7 @@ func (s *scheduler) own(runID, org string) {
 					heap.Remove(&sh.wait, i)
 					to := q.share(org)
 					if to.wait.Len() == 0 && to.running == 0 {
-						to.vtime = max(to.vtime, q.minVtime(org))
+						to.vtime = q.startVtime(org)
 					}
 					heap.Push(&to.wait, w)
 					return
