@@ -40,6 +40,7 @@ func (s *Server) registerDashboardRoutes() {
 	// The basis is R2R controller state, as /api/r2r/threads is.
 	s.handle(fiber.MethodGet, "/api/runs/:run_id/r2r", PermSPCView,
 		"The R2R adjustments a run's latest attempt started with, and their basis", s.handleRunR2R)
+	s.registerRunListRoutes()
 }
 
 func (s *Server) handleDashboardFile(name string) fiber.Handler {

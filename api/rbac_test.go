@@ -77,6 +77,7 @@ func TestRoutePermissions(t *testing.T) {
 		"GET /api/auth/me":                      PermJobViewStatus,
 		"GET /api/ion/runs/:run_id/profile":     PermIonViewRun,
 		"GET /api/runs/:run_id/r2r":             PermSPCView,
+		"GET /api/runs":                         PermJobViewStatus,
 		"GET /api/runs/:run_id/events":          PermJobViewLogs,
 		"GET /api/jobs/:job_id/artifacts/:name": PermJobViewStatus,
 		"GET /healthz":                          "",

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -289,26 +290,49 @@ func (j *JobStatus) Run(_ context.Context, orgID, runID string) (Run, error) {
 }
 
 // Runs lists the organisation's runs, newest first, and the total that
-// matched before paging.
+// matched before paging (the cursor, f.Before, included).
 func (j *JobStatus) Runs(_ context.Context, f RunFilter) ([]Run, int, error) {
 	j.mu.RLock()
 	defer j.mu.RUnlock()
 	var out []Run
 	total := 0
+	skipped := 0 // of the offset, among the runs before the cursor
 	for i := len(j.runOrder) - 1; i >= 0; i-- {
 		r := j.runs[j.runOrder[i]]
-		if r.OrgID != f.OrgID || (f.Kind != "" && r.Kind != f.Kind) || (f.Status != "" && r.Status != f.Status) {
+		if r.OrgID != f.OrgID || (f.Kind != "" && r.Kind != f.Kind) || (f.Status != "" && r.Status != f.Status) ||
+			(f.ToolID != "" && r.ToolID != f.ToolID) || (f.LotID != "" && !inLot(r.Recipe, f.LotID)) {
 			continue
 		}
-		if total >= f.Offset && (f.Limit <= 0 || len(out) < f.Limit) {
-			out = append(out, copyRun(r))
-		}
 		total++
+		if f.Before > 0 && i+1 >= f.Before {
+			continue
+		}
+		if skipped < f.Offset {
+			skipped++
+			continue
+		}
+		if f.Limit <= 0 || len(out) < f.Limit {
+			c := copyRun(r)
+			c.Seq = i + 1
+			out = append(out, c)
+		}
 	}
 	if out == nil {
 		out = []Run{}
 	}
 	return out, total, nil
+}
+
+// inLot reports whether a run's recipe names lot (its lot_id). Most runs
+// do not even contain the name: only those are decoded.
+func inLot(recipe json.RawMessage, lot string) bool {
+	if !bytes.Contains(recipe, []byte(lot)) {
+		return false
+	}
+	var r struct {
+		LotID string `json:"lot_id"`
+	}
+	return json.Unmarshal(recipe, &r) == nil && r.LotID == lot
 }
 
 // Job returns a job of the organisation; ErrNotFound when there is none.

@@ -101,6 +101,9 @@ type Run struct {
 	Artifacts      []Artifact      `json:"artifacts"`
 	Revision       uint64          `json:"revision"` // last applied revision of the run stream
 	Position       uint64          `json:"position"` // global position of that event
+	// Seq is the run's place in the organisation-wide creation order
+	// (1 the first), set by Runs: a cursor that new runs never move.
+	Seq int `json:"-"`
 }
 
 // RunFilter selects runs of one organisation.
@@ -108,6 +111,12 @@ type RunFilter struct {
 	OrgID  string
 	Kind   string // "ion", "rtp" or "" for both
 	Status string
+	ToolID string // "" for every tool
+	LotID  string // the recipe's lot_id; "" for every lot
+	// Before keeps only runs created before the run whose Seq it is (0:
+	// from the newest): paging by it never repeats or skips a run however
+	// many are created meanwhile.
+	Before int
 	Limit  int
 	Offset int
 }
