@@ -42,9 +42,11 @@ fmt:
 clean:
 	rm -rf bin
 
-# Headless Chromium for the dashboard's browser test (Debian's package).
+# Headless Chromium and Firefox for the dashboard's browser test (Debian's
+# packages; Firefox is driven over WebDriver BiDi, no geckodriver needed).
 browser:
-	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	command -v chromium >/dev/null && command -v firefox-esr >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium firefox-esr)
 
 # The dashboard's bundle: api/dashboard/src (vanilla JS + uPlot) built by
 # esbuild into api/dashboard/app.js and app.css, which are committed and
@@ -55,4 +57,4 @@ dashboard:
 
 # Refresh the screenshots in docs/dashboard/ from the browser test.
 dashboard-shots:
-	SPECTRA_SCREENSHOTS=$(CURDIR)/docs/dashboard $(GO) test -count=1 -run TestDashboardInHeadlessChromium ./cmd/spectra/
+	SPECTRA_SCREENSHOTS=$(CURDIR)/docs/dashboard $(GO) test -count=1 -run TestDashboardInBrowsers ./cmd/spectra/

@@ -41,6 +41,7 @@ func (s *Server) registerDashboardRoutes() {
 	s.handle(fiber.MethodGet, "/api/runs/:run_id/r2r", PermSPCView,
 		"The R2R adjustments a run's latest attempt started with, and their basis", s.handleRunR2R)
 	s.registerRunListRoutes()
+	s.registerSessionCookieRoutes()
 }
 
 func (s *Server) handleDashboardFile(name string) fiber.Handler {

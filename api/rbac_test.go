@@ -93,6 +93,7 @@ func TestRoutePermissions(t *testing.T) {
 		"DELETE /api/auth/api-keys/:key_id":     PermAPIKeyManage,
 		"POST /api/auth/token":                  "", // authenticated by X-API-Key
 		"POST /api/auth/refresh":                "", // authenticated by the refresh token
+		"DELETE /api/auth/refresh":              "", // authenticated by the refresh cookie
 		"GET /api/audit":                        PermAuditView,
 		"GET /api/runs/:run_id/verify":          PermAuditView,
 		"GET /api/runs/:run_id/records":         PermAuditView,

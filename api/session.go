@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -87,12 +88,20 @@ func (s *Server) handleTokenExchange(c *fiber.Ctx) error {
 	if err := s.credentialsOn(); err != nil {
 		return err
 	}
-	fields, err := strictObject(c.Body(), true, "api_key")
+	fields, err := strictObject(c.Body(), true, "api_key", "refresh_cookie")
 	if err != nil {
 		return err
 	}
 	var ve process.ValidationError
 	key := stringField(fields, &ve, "api_key", 256, false)
+	if raw, ok := fields["refresh_cookie"]; ok {
+		var on bool
+		if json.Unmarshal(raw, &on) != nil {
+			ve.Add("refresh_cookie", rawValue(raw), "true or false", "refresh_cookie must be a boolean")
+		} else if on {
+			useRefreshCookie(c) // a browser's: the refresh token in an HttpOnly cookie (session_cookie.go)
+		}
+	}
 	if err := ve.Err(); err != nil {
 		return err
 	}
@@ -133,9 +142,11 @@ func (s *Server) answerTokens(c *fiber.Ctx, sub, org string, role Role, family, 
 		return err
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.JSON(tokenResponse{AccessToken: access, TokenType: "Bearer",
+	tr := tokenResponse{AccessToken: access, TokenType: "Bearer",
 		ExpiresIn: int(s.cfg.AccessTokenTTL / time.Second), RefreshToken: refresh,
-		RefreshExpiresIn: int(s.cfg.RefreshTokenTTL / time.Second), SessionID: family})
+		RefreshExpiresIn: int(s.cfg.RefreshTokenTTL / time.Second), SessionID: family}
+	s.deliverRefresh(c, &tr)
+	return c.JSON(tr)
 }
 
 // errRefreshRefused is the one answer to every bad refresh token, so that
@@ -151,12 +162,18 @@ func (s *Server) handleTokenRefresh(c *fiber.Ctx) error {
 	if err := s.credentialsOn(); err != nil {
 		return err
 	}
-	fields, err := strictObject(c.Body(), false, "refresh_token")
+	fields, err := strictObject(c.Body(), true, "refresh_token")
 	if err != nil {
 		return err
 	}
 	var ve process.ValidationError
-	tok := stringField(fields, &ve, "refresh_token", 256, true)
+	var tok string
+	if _, inBody := fields["refresh_token"]; !inBody {
+		tok = refreshFromCookie(c) // a browser's (session_cookie.go)
+	}
+	if tok == "" {
+		tok = stringField(fields, &ve, "refresh_token", 256, true)
+	}
 	if err := ve.Err(); err != nil {
 		return err
 	}

@@ -1,9 +1,11 @@
-// The session (token, refresh token, who the caller is) and the calls to
-// the API. The token lives in sessionStorage, never in the page's URL: a
-// #token=… link is read once at load and wiped from the address bar.
+// The session (access token, who the caller is) and the calls to the API.
+// The access token lives in sessionStorage, never in the page's URL: a
+// #token=… link is read once at load and wiped from the address bar. An
+// API key's refresh token never reaches this page at all: the server keeps
+// it in an HttpOnly cookie sent only to /api/auth/refresh.
 import { h } from "./util.js";
 
-export const session = { token: "", refresh: "", exp: 0, me: null, timer: 0 };
+export const session = { token: "", cookie: false, exp: 0, me: null, timer: 0 };
 const listeners = new Set();
 export function onSession(f) { listeners.add(f); }
 function changed() { for (const f of listeners) f(session); }
@@ -19,7 +21,7 @@ export class ApiError extends Error {
 
 export async function api(path, opts = {}) {
   const headers = { ...(opts.headers || {}) };
-  if (session.token) headers.Authorization = "Bearer " + session.token;
+  if (session.token && !opts.anonymous) headers.Authorization = "Bearer " + session.token;
   let body = opts.body;
   if (body !== undefined && typeof body !== "string") {
     body = JSON.stringify(body);
@@ -65,12 +67,13 @@ function claims(token) {
 }
 
 function save() {
-  sessionStorage.setItem("spectra.session", JSON.stringify({ token: session.token, refresh: session.refresh }));
+  sessionStorage.setItem("spectra.session", JSON.stringify({ token: session.token, cookie: session.cookie }));
 }
 
-async function adopt(token, refresh) {
+// adopt takes an access token; cookie: a refresh cookie backs it.
+async function adopt(token, cookie) {
   session.token = token;
-  session.refresh = refresh || "";
+  session.cookie = !!cookie;
   session.exp = (claims(token).exp || 0) * 1000;
   save();
   session.me = (await api("/api/auth/me")).body;
@@ -79,10 +82,10 @@ async function adopt(token, refresh) {
 }
 
 // schedule refreshes the access token a minute before it expires (or at
-// 80 % of its life when that is shorter) while a refresh token is held.
+// 80 % of its life when that is shorter) while a refresh cookie backs it.
 function schedule() {
   clearTimeout(session.timer);
-  if (!session.refresh || !session.exp) return;
+  if (!session.cookie || !session.exp) return;
   const left = session.exp - Date.now();
   const at = Math.max(1000, Math.min(left - 60000, left * 0.8));
   session.timer = setTimeout(refresh, at);
@@ -90,8 +93,8 @@ function schedule() {
 
 export async function refresh() {
   try {
-    const { body } = await api("/api/auth/refresh", { method: "POST", body: { refresh_token: session.refresh } });
-    await adopt(body.access_token, body.refresh_token);
+    const { body } = await api("/api/auth/refresh", { method: "POST", anonymous: true }); // the cookie is the credential
+    await adopt(body.access_token, true);
   } catch (e) {
     signOut("Your session ended (" + e.message + "): sign in again.");
   }
@@ -106,14 +109,16 @@ export async function signIn(secret) {
     return;
   }
   session.token = "";
-  const { body } = await api("/api/auth/token", { method: "POST", body: { api_key: secret } });
-  await adopt(body.access_token, body.refresh_token);
+  const { body } = await api("/api/auth/token", { method: "POST", body: { api_key: secret, refresh_cookie: true } });
+  await adopt(body.access_token, true);
 }
 
 export let signOutReason = "";
 export function signOut(reason) {
   clearTimeout(session.timer);
-  Object.assign(session, { token: "", refresh: "", exp: 0, me: null });
+  // Revoke the session server-side and clear its cookie.
+  if (session.cookie) fetch("/api/auth/refresh", { method: "DELETE", keepalive: true }).catch(() => {});
+  Object.assign(session, { token: "", cookie: false, exp: 0, me: null });
   sessionStorage.removeItem("spectra.session");
   signOutReason = reason || "";
   changed();
@@ -123,7 +128,7 @@ export function signOut(reason) {
 // from this tab's stored session.
 export async function restore() {
   const hp = new URLSearchParams(location.hash.replace(/^#\/?/, "").includes("token=") ? location.hash.slice(1) : "");
-  let token = hp.get("token"), refreshTok = "";
+  let token = hp.get("token"), cookie = false;
   if (token) {
     const run = hp.get("run");
     const view = hp.get("view");
@@ -132,12 +137,17 @@ export async function restore() {
     try {
       const s = JSON.parse(sessionStorage.getItem("spectra.session") || "{}");
       token = s.token;
-      refreshTok = s.refresh;
+      cookie = !!s.cookie;
     } catch { /* nothing stored */ }
   }
   if (!token) return false;
   try {
-    await adopt(token, refreshTok);
+    // A reloaded tab whose access token has (nearly) expired refreshes first.
+    if (cookie && ((claims(token).exp || 0) * 1000) - Date.now() < 5000) {
+      const { body } = await api("/api/auth/refresh", { method: "POST", anonymous: true });
+      token = body.access_token;
+    }
+    await adopt(token, cookie);
     return true;
   } catch (e) {
     signOut("Stored credentials were refused (" + e.message + ").");

@@ -7,6 +7,7 @@ import { session, restore, signIn, signOut, signOutReason, onSession, can } from
 import * as store from "./store.js";
 import * as runsView from "./runs.js";
 import * as runView from "./run.js";
+import * as lotView from "./lot.js";
 import { mountSPC, mountR2R } from "./spc.js";
 import { mountAudit } from "./audit.js";
 import { mountCreate } from "./create.js";
@@ -33,6 +34,7 @@ function route() {
   const [, name, arg] = (location.hash.match(/^#\/([^/]*)\/?(.*)$/) || [null, "runs", ""]);
   for (const a of nav.querySelectorAll("a")) a.classList.toggle("active", a.dataset.view === name);
   if (name === "run" && arg) { unmount = runView.mount(main, decodeURIComponent(arg)); return; }
+  if (name === "lot" && arg && can("lot:view")) { unmount = lotView.mount(main, decodeURIComponent(arg)); return; }
   const r = routes.find((x) => x.path === name && (!x.when || x.when()));
   if (!r) { location.hash = "#/runs"; return; }
   unmount = r.mount(main) || (() => {});

@@ -1,16 +1,17 @@
-// The runs list: every run of the organisation, filtered and paged in the
-// browser (thousands of rows cost one page of DOM), live from the store.
+// The runs list: one page of the organisation's runs, filtered and paged
+// by the server (GET /api/runs), live from the store.
 import { h, ago, statusPill, progressBar } from "./util.js";
-import { runs, conn, subscribe } from "./store.js";
-
-const PAGE = 50;
-const filters = { status: "", kind: "", tool: "", lot: "", page: 0 };
+import { list, conn, subscribe, filter, older, newer, page, read, PAGE } from "./store.js";
 
 export function mount(root) {
-  const sel = (name, options) => h("select", { name, onchange: (e) => { filters[name] = e.target.value; filters.page = 0; draw(); } },
-    options.map(([v, label]) => h("option", { value: v, selected: filters[name] === v }, label)));
-  const toolSel = sel("tool", [["", "all tools"]]);
-  const lotIn = h("input", { name: "lot", placeholder: "lot", value: filters.lot, oninput: (e) => { filters.lot = e.target.value.trim(); filters.page = 0; draw(); } });
+  const f = list.filters;
+  const sel = (name, options) => h("select", { name, onchange: (e) => filter({ [name]: e.target.value }) },
+    options.map(([v, label]) => h("option", { value: v, selected: f[name] === v }, label)));
+  // Tool and lot are exact ids: the filter applies when the field is left
+  // or Enter is pressed, not on every key.
+  const idIn = (name, placeholder, extra = {}) => h("input", { name, placeholder, value: f[name], autocomplete: "off", ...extra,
+    onchange: (e) => filter({ [name]: e.target.value.trim() }) });
+  const tools = h("datalist", { id: "tools-seen" });
   const count = h("span", { class: "muted", id: "runs-count" });
   const tbody = h("tbody");
   const pager = h("div", { class: "pager" });
@@ -20,40 +21,36 @@ export function mount(root) {
         h("h2", {}, "Runs"),
         sel("status", [["", "all states"], ...["queued", "running", "paused", "retrying", "completed", "failed", "cancelled"].map((s) => [s, s])]),
         sel("kind", [["", "ion and RTP"], ["ion", "ion"], ["rtp", "RTP"]]),
-        toolSel, lotIn, count),
+        idIn("tool", "tool", { list: "tools-seen" }), tools, idIn("lot", "lot"), count),
       h("table", { id: "runs", class: "grid" },
         h("thead", {}, h("tr", {}, ["Run", "Kind", "Tool", "Lot", "User", "State", "E40", "Progress", "Step", "Alerts", "Age"].map((c) => h("th", {}, c)))),
         tbody),
       pager));
 
-  let tools = "";
+  let toolNames = "";
   function draw() {
-    const all = [...runs.values()];
-    const names = [...new Set(all.map((r) => r.tool).filter(Boolean))].sort();
-    if (names.join() !== tools) {
-      tools = names.join();
-      toolSel.replaceChildren(h("option", { value: "" }, "all tools"), ...names.map((t) => h("option", { value: t, selected: filters.tool === t }, t)));
+    const names = [...list.tools].sort();
+    if (names.join() !== toolNames) {
+      toolNames = names.join();
+      tools.replaceChildren(...names.map((t) => h("option", { value: t })));
     }
-    const lot = filters.lot.toLowerCase();
-    const rows = all.filter((r) => (!filters.status || r.status === filters.status) && (!filters.kind || r.kind === filters.kind) &&
-      (!filters.tool || r.tool === filters.tool) && (!lot || (r.lot || "").toLowerCase().includes(lot)));
-    rows.sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0));
-    const pages = Math.max(1, Math.ceil(rows.length / PAGE));
-    filters.page = Math.min(filters.page, pages - 1);
-    const shown = rows.slice(filters.page * PAGE, (filters.page + 1) * PAGE);
+    const shown = list.rows;
     // Rows are kept and only their changed cells rewritten: a busy stream
     // then costs a few text updates, not a new table.
     const trs = shown.map(rowFor);
     const order = shown.map((r) => r.run_id).join();
     if (order !== drawnOrder) { tbody.replaceChildren(...trs); drawnOrder = order; }
-    for (const id of rowEls.keys()) if (!runs.has(id)) rowEls.delete(id);
-    count.textContent = `${rows.length} of ${all.length} runs` + (conn.loaded ? "" : " (loading…)");
-    count.dataset.total = String(all.length);
+    const ids = new Set(shown.map((r) => r.run_id));
+    for (const id of rowEls.keys()) if (!ids.has(id)) rowEls.delete(id);
+    const first = page() * PAGE;
+    count.textContent = (shown.length ? `${first + 1}–${first + shown.length} of ${list.total} runs` : `${list.total} runs`) +
+      (conn.error ? " (" + conn.error + ")" : conn.loaded ? "" : " (loading…)");
+    count.dataset.total = String(list.total);
     pager.replaceChildren(
-      h("button", { disabled: filters.page === 0, onclick: () => { filters.page--; draw(); } }, "‹ newer"),
-      h("span", {}, ` page ${filters.page + 1} of ${pages} `),
-      h("button", { disabled: filters.page >= pages - 1, onclick: () => { filters.page++; draw(); } }, "older ›"));
-    if (!all.length) { tbody.replaceChildren(h("tr", {}, h("td", { colSpan: 11, class: "muted" }, conn.loaded ? "No runs yet." : "Loading runs…"))); drawnOrder = ""; }
+      h("button", { id: "page-newer", disabled: page() === 0, onclick: newer }, "‹ newer"),
+      h("span", {}, ` page ${page() + 1} of ${Math.max(1, Math.ceil(list.total / PAGE))} `),
+      h("button", { id: "page-older", disabled: !list.next, onclick: older }, "older ›"));
+    if (!shown.length) { tbody.replaceChildren(h("tr", {}, h("td", { colSpan: 11, class: "muted" }, conn.loaded ? "No runs." : "Loading runs…"))); drawnOrder = ""; }
   }
 
   const rowEls = new Map();
@@ -68,12 +65,13 @@ export function mount(root) {
       row = { tr: h("tr", { dataset: { run: r.run_id }, onclick: () => { location.hash = "#/run/" + r.run_id; } }, cells), cells, last: [] };
       rowEls.set(r.run_id, row);
     }
-    const v = [null, r.kind, r.tool || "—", r.lot || "—", r.user || "—", r.status, r.e40 || "", Math.round(r.progress || 0), r.step || "", String(r.alerts || 0), ago(r.created)];
+    const v = [null, r.kind, r.tool || "—", r.lot || "", r.user || "—", r.status, r.e40 || "", Math.round(r.progress || 0), r.step || "", String(r.alerts || 0), ago(r.created)];
     for (let i = 1; i < v.length; i++) {
       if (row.last[i] === v[i]) continue;
       row.last[i] = v[i];
       const td = row.cells[i];
-      if (i === 5) td.replaceChildren(statusPill(v[i]));
+      if (i === 3) td.replaceChildren(v[i] ? h("a", { href: "#/lot/" + encodeURIComponent(v[i]), class: "lot-link", onclick: (e) => e.stopPropagation() }, v[i]) : "—");
+      else if (i === 5) td.replaceChildren(statusPill(v[i]));
       else if (i === 7) td.replaceChildren(progressBar(r.progress));
       else td.textContent = v[i];
     }
@@ -86,6 +84,7 @@ export function mount(root) {
   let timer = 0;
   const soon = () => { if (!timer) timer = setTimeout(() => { timer = 0; draw(); }, 250); };
   draw();
+  if (conn.loaded) read().catch(() => {}); // back on the list: what changed while away
   const unsub = subscribe(soon);
   const tick = setInterval(draw, 30000); // ages
   return () => { unsub(); clearInterval(tick); clearTimeout(timer); };

@@ -1,20 +1,37 @@
-// The organisation's runs, held in memory: loaded page by page from
-// GET /api/jobs, then kept current by WS /api/stream from the position the
-// first page reflects. Views subscribe and redraw at most once a frame.
+// The runs list's current page, read from the server one page at a time
+// (GET /api/runs with the filters and a cursor: signing in costs one read
+// however many runs the organisation has), and kept current by one
+// WS /api/stream opened at sign-in. Messages for the rows shown update
+// them; a run created, or one changing state under a state filter, has
+// the first page read again, at most every two seconds. Views subscribe
+// and redraw at most once a frame.
 import { api, wsURL, session } from "./api.js";
 import { perFrame } from "./util.js";
 
-export const runs = new Map(); // run_id → row
+export const PAGE = 50;
+export const list = {
+  filters: { status: "", kind: "", tool: "", lot: "" },
+  cursors: [""], // the cursor of each page read so far: [0] is the newest
+  rows: [], // the page shown, newest first
+  total: 0, // runs matching the filters
+  next: "", // the next (older) page's cursor; "" on the last
+  tools: new Set(), // tools seen, for the filter's suggestions
+};
 export const conn = { live: false, position: 0, loaded: false, error: "" };
+const byId = new Map(); // run_id → row of the page shown
 const subs = new Set();
 const notify = perFrame(() => { for (const f of subs) f(); });
 export function subscribe(f) { subs.add(f); return () => subs.delete(f); }
+// onMessage hands every message of the organisation's stream to f (the lot
+// view follows its wafers' runs by it).
+const msgSubs = new Set();
+export function onMessage(f) { msgSubs.add(f); return () => msgSubs.delete(f); }
 
-let ws = null, retry = 0, refetch = 0;
+let ws = null, retry = 0, refetch = 0, reads = 0;
 
 // e40 maps a status onto the SEMI E40 process-job state, as
-// docs/lifecycle.md does (the list's rows carry the server's own e40_state;
-// stream updates move it on the same way).
+// docs/lifecycle.md does (rows carry the server's own e40_state; stream
+// updates move it on the same way).
 function e40(status, processing, wasQueued) {
   switch (status) {
     case "queued": case "retrying": return "QUEUED";
@@ -27,70 +44,92 @@ function e40(status, processing, wasQueued) {
   return "";
 }
 
-function fromJob(j) {
-  const r = j.recipe_data || {};
-  const md = j.metadata || {};
+function fromRow(r) {
+  if (r.tool_id) list.tools.add(r.tool_id);
   return {
-    run_id: j.run_id, job_id: j.id, kind: j.job_type === "rtp" ? "rtp" : "ion", status: j.status, e40: j.e40_state,
-    processing: j.e40_state === "PROCESSING", progress: j.progress, step: j.current_step, user: j.user_id,
-    tool: md.tool_id || r.tool_id || "", lot: r.lot_id || "", wafer: r.wafer_id || "", created: j.created_at,
-    alerts: md.spc_alerts_count || 0, known: true,
+    run_id: r.run_id, job_id: r.job_id, kind: r.kind, status: r.status, e40: r.e40_state,
+    processing: r.e40_state === "PROCESSING", progress: r.progress, step: r.current_step, user: r.user_id,
+    tool: r.tool_id || "", lot: r.lot_id || "", wafer: r.wafer_id || "", created: r.created_at,
+    alerts: r.spc_alerts_count || 0, revision: r.revision || 0,
   };
 }
 
-export async function load() {
-  runs.clear();
-  conn.loaded = false;
-  let page = 1, first = 0;
-  for (;;) {
-    const { body, position } = await api(`/api/jobs?page_size=100&page=${page}`);
-    if (page === 1) first = position;
-    for (const j of body.jobs) if (!runs.has(j.run_id)) runs.set(j.run_id, fromJob(j));
-    if (!body.has_more) break;
-    page++;
-    if (page % 5 === 0) notify();
+// read fetches the page the filters and cursor name. A newer read
+// overtakes an older one still in flight.
+export async function read() {
+  const mine = ++reads;
+  const f = list.filters;
+  const q = new URLSearchParams({ limit: String(PAGE) });
+  if (f.status) q.set("status", f.status);
+  if (f.kind) q.set("kind", f.kind);
+  if (f.tool) q.set("tool_id", f.tool);
+  if (f.lot) q.set("lot_id", f.lot);
+  const cur = list.cursors[list.cursors.length - 1];
+  if (cur) q.set("cursor", cur);
+  const { body, position } = await api("/api/runs?" + q);
+  if (mine !== reads) return;
+  list.rows = body.runs.map(fromRow);
+  byId.clear();
+  for (const r of list.rows) byId.set(r.run_id, r);
+  list.total = body.total;
+  list.next = body.next_cursor || "";
+  conn.error = "";
+  if (!conn.loaded) {
+    conn.loaded = true;
+    conn.position = position; // the stream resumes right after what this page reflects
+    connect();
   }
-  conn.position = first; // the stream resumes right after what the first page reflects
-  conn.loaded = true;
   notify();
-  connect();
 }
 
-// refreshNewest re-reads the newest page when the stream named runs the
-// list has not seen (it tells their kind and tool, not their user or lot);
-// at most every two seconds, so a burst of creations costs one read.
-function refreshNewest() {
-  if (refetch) return;
-  refetch = setTimeout(async () => {
-    refetch = 0;
-    try {
-      const { body } = await api("/api/jobs?page_size=100&page=1");
-      for (const j of body.jobs) {
-        const cur = runs.get(j.run_id);
-        if (!cur || !cur.known) runs.set(j.run_id, { ...fromJob(j), ...(cur ? pick(cur) : {}), known: true });
-      }
-      notify();
-    } catch { /* the next unknown run asks again */ }
-  }, 2000);
+// filter sets the filters and goes back to the newest page.
+export function filter(f) {
+  Object.assign(list.filters, f);
+  list.cursors = [""];
+  return reread();
 }
 
-function pick(cur) {
-  const out = {};
-  for (const k of ["status", "progress", "step", "e40", "processing", "alerts"]) if (cur[k] !== undefined) out[k] = cur[k];
-  return out;
+export function older() {
+  if (!list.next) return Promise.resolve();
+  list.cursors.push(list.next);
+  return reread();
+}
+
+export function newer() {
+  if (list.cursors.length > 1) list.cursors.pop();
+  return reread();
+}
+
+export const page = () => list.cursors.length - 1;
+
+function reread() {
+  return read().catch((e) => { conn.error = e.message; notify(); });
+}
+
+export function load() {
+  stop();
+  return read();
+}
+
+// soon re-reads the page shown (the newest only: an older page keeps its
+// runs until the user moves), at most every two seconds, so a burst of
+// creations costs one read.
+function soon() {
+  if (refetch || page() !== 0) return;
+  refetch = setTimeout(() => { refetch = 0; reread(); }, 2000);
 }
 
 export function apply(msg) {
   if (msg.position) conn.position = Math.max(conn.position, msg.position);
   if (!msg.run_id) return;
   const d = msg.data || {};
-  let cur = runs.get(msg.run_id);
+  const cur = byId.get(msg.run_id);
   if (!cur) {
-    cur = { run_id: msg.run_id, kind: msg.run_id.startsWith("RTP-") ? "rtp" : "ion", status: "queued", progress: 0,
-      step: "", alerts: 0, created: msg.timestamp, tool: d.tool_id || "", lot: "", user: "", known: false };
-    runs.set(msg.run_id, cur);
-    refreshNewest();
+    if (msg.event === "RunRequested" || (list.filters.status && d.status)) soon();
+    return;
   }
+  if (msg.revision !== undefined && msg.revision <= cur.revision) return; // the page read already holds it
+  if (msg.revision !== undefined) cur.revision = msg.revision;
   const prev = cur.status;
   if (d.status) cur.status = d.status;
   if (d.progress !== undefined) cur.progress = d.progress;
@@ -100,6 +139,7 @@ export function apply(msg) {
   if (msg.event === "RunStarted") cur.processing = false;
   if (msg.type === "telemetry") cur.processing = true;
   cur.e40 = e40(cur.status, cur.processing, prev === "queued");
+  if (list.filters.status && cur.status !== prev) soon();
   notify();
 }
 
@@ -113,6 +153,7 @@ function connect() {
     const msg = JSON.parse(ev.data);
     if (msg.type === "connected" || msg.type === "caught_up") { notify(); return; }
     apply(msg);
+    for (const f of msgSubs) f(msg);
   };
   sock.onclose = () => {
     conn.live = false;
@@ -123,7 +164,14 @@ function connect() {
 
 export function stop() {
   if (ws) { const old = ws; ws = null; closeSocket(old); }
-  runs.clear();
+  clearTimeout(refetch);
+  refetch = 0;
+  reads++;
+  list.rows = [];
+  byId.clear();
+  list.cursors = [""];
+  list.total = 0;
+  list.next = "";
   conn.loaded = false;
 }
 
