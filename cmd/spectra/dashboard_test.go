@@ -560,6 +560,9 @@ func TestDashboardInBrowsers(t *testing.T) {
 			b.waitJS(`document.querySelector("[data-lot-action=cancel]")?.disabled === false`, 15*time.Second)
 			b.run(chromedp.Click(chromedp.CSS(`[data-lot-action=cancel]`)))
 			b.waitJS(`document.querySelector("#lot-head [data-status]")?.dataset.status === "cancelled"`, 20*time.Second)
+			// A lot id that only labels runs lists them.
+			b.goTo("#/lot/LOT-A")
+			b.waitJS(`document.getElementById("lot-adhoc") && document.querySelectorAll("#lot-runs tbody tr[data-run='`+ionDone+`']").length === 1`, 15*time.Second)
 			b.noErrors()
 
 			v := d.open(t, token(t, "viewer", "org-1"), "runs")

@@ -70,13 +70,20 @@ function save() {
   sessionStorage.setItem("spectra.session", JSON.stringify({ token: session.token, cookie: session.cookie }));
 }
 
-// adopt takes an access token; cookie: a refresh cookie backs it.
-async function adopt(token, cookie) {
+// generation counts sign-outs: a refresh or sign-in still in flight when
+// the user signs out must not sign the tab back in.
+let generation = 0;
+
+// adopt takes an access token once the server has said whose it is;
+// cookie: a refresh cookie backs it.
+async function adopt(token, cookie, gen = generation) {
+  const me = (await api("/api/auth/me", { anonymous: true, headers: { Authorization: "Bearer " + token } })).body;
+  if (gen !== generation) return;
   session.token = token;
   session.cookie = !!cookie;
   session.exp = (claims(token).exp || 0) * 1000;
+  session.me = me;
   save();
-  session.me = (await api("/api/auth/me")).body;
   schedule();
   changed();
 }
@@ -92,11 +99,12 @@ function schedule() {
 }
 
 export async function refresh() {
+  const gen = generation;
   try {
     const { body } = await api("/api/auth/refresh", { method: "POST", anonymous: true }); // the cookie is the credential
-    await adopt(body.access_token, true);
+    await adopt(body.access_token, true, gen);
   } catch (e) {
-    signOut("Your session ended (" + e.message + "): sign in again.");
+    if (gen === generation) signOut("Your session ended (" + e.message + "): sign in again.");
   }
 }
 
@@ -115,6 +123,7 @@ export async function signIn(secret) {
 
 export let signOutReason = "";
 export function signOut(reason) {
+  generation++;
   clearTimeout(session.timer);
   // Revoke the session server-side and clear its cookie.
   if (session.cookie) fetch("/api/auth/refresh", { method: "DELETE", keepalive: true }).catch(() => {});

@@ -20,9 +20,13 @@ export function mount(root, lotID) {
   root.append(head, wafers, results);
   let lot = null, runIDs = new Set(), timer = 0, gone = false, reads = 0;
 
+  let fab = null; // is lotID a fab lot? Asked once, from the list, so that a label is no 404
   async function read() {
     const mine = ++reads;
     try {
+      if (fab === null) fab = (await api("/api/lots")).body.lots.some((l) => l.lot_id === lotID);
+      if (gone || mine !== reads) return;
+      if (!fab) return adHoc();
       const { body } = await api("/api/lots/" + encodeURIComponent(lotID));
       if (gone || mine !== reads) return;
       lot = body;
