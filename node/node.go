@@ -342,17 +342,18 @@ func (n *Node) ready(ctx context.Context) error {
 	if fs := n.runner.Failures(); len(fs) > 0 {
 		return &projections.StoppedError{Failures: fs}
 	}
-	if n.nc != nil && !n.nc.IsConnected() {
-		return errors.New("nats disconnected")
-	}
-	return nil
+	return n.storeDown()
 }
 
 // storeDown reports a NATS connection that is down (the log, or with
-// KurrentDB the artifacts and checkpoints, cannot be written).
+// KurrentDB the artifacts and checkpoints, cannot be written), or a log
+// store that cannot reach its server (KurrentDB).
 func (n *Node) storeDown() error {
 	if n.nc != nil && !n.nc.IsConnected() {
 		return errors.New("nats disconnected")
+	}
+	if d, ok := n.store.(interface{ Down() error }); ok {
+		return d.Down()
 	}
 	return nil
 }

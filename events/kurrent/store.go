@@ -40,6 +40,9 @@ type Options struct {
 	// deadline of its own (default 10 s): a hung server fails the call
 	// with context.DeadlineExceeded instead of hanging its caller.
 	CallTimeout time.Duration
+	// ProbeInterval is how often the store asks an unreachable server
+	// whether it is back (default 500 ms); see Down.
+	ProbeInterval time.Duration
 }
 
 // Store is the events.Store on KurrentDB. It is safe for concurrent use.
@@ -52,7 +55,9 @@ type Store struct {
 	cur    *conn // the client calls go to
 	closed bool
 	subs   map[*subscription]struct{}
-	wg     sync.WaitGroup // subscription goroutines
+	wg     sync.WaitGroup // subscription goroutines and the prober
+	down   error          // why the server is taken to be unreachable (Down)
+	stop   chan struct{}  // closed by Close: ends the prober
 }
 
 // conn is one client with the number of calls inside it. A client is
@@ -89,6 +94,9 @@ func Open(ctx context.Context, connString string, o Options) (*Store, error) {
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = 10 * time.Second
 	}
+	if o.ProbeInterval <= 0 {
+		o.ProbeInterval = 500 * time.Millisecond
+	}
 	if o.MaxRetryDelay < o.RetryDelay {
 		o.MaxRetryDelay = max(5*time.Second, o.RetryDelay)
 	}
@@ -100,7 +108,8 @@ func Open(ctx context.Context, connString string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open kurrentdb: %w", err)
 	}
-	s := &Store{config: cfg, opts: o, log: o.Logger, cur: &conn{client: client}, subs: map[*subscription]struct{}{}}
+	s := &Store{config: cfg, opts: o, log: o.Logger, cur: &conn{client: client}, subs: map[*subscription]struct{}{},
+		stop: make(chan struct{})}
 	if err := s.ping(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open kurrentdb: %w", err)
@@ -150,7 +159,23 @@ func clientLogger(l *slog.Logger) esdb.LoggingFunc {
 // waiting when ctx ends (the client ignores ctx while it discovers a node).
 // A client that closed itself for good (its discovery failed) is replaced
 // and fn runs once more on the new one: nothing was sent on the old one.
+// What the call learns of the server's health goes to Down.
+//
+// While the server is down, calls fail at once with Down's reason and
+// only the prober talks to the client: a client whose discovery fails
+// stops reading its request channel, and every call queued on it then
+// waits for ever (a leaked goroutine per call), so one call at a time
+// goes in until the server answers.
 func (s *Store) call(ctx context.Context, fn func(*esdb.Client) error) error {
+	if err := s.Down(); err != nil {
+		return err
+	}
+	err := s.callOnce(ctx, fn)
+	s.observe(err)
+	return err
+}
+
+func (s *Store) callOnce(ctx context.Context, fn func(*esdb.Client) error) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.opts.CallTimeout)
@@ -224,6 +249,90 @@ func (s *Store) retire(cn *conn) {
 	}
 }
 
+// Down reports why the server is unreachable: a call found no server, or
+// none that answered in time, and no call has been answered since. While
+// it is down the store asks the server every ProbeInterval whether it is
+// back, so Down clears without waiting for traffic. nil means the last
+// call was answered (whatever the answer). Callers use it to refuse
+// commands at once (503) rather than after a timeout.
+func (s *Store) Down() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.down
+}
+
+// observe records what a call's outcome says of the server: an answer,
+// even a refusal, means it is up; no answer means it is down, and starts
+// the prober.
+func (s *Store) observe(err error) {
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, events.ErrClosed):
+		return // says nothing of the server
+	case err == nil || answered(err):
+		s.mu.Lock()
+		was := s.down
+		s.down = nil
+		s.mu.Unlock()
+		if was != nil {
+			s.log.Info("kurrentdb: reachable again")
+		}
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down != nil || s.closed {
+		return
+	}
+	s.down = fmt.Errorf("kurrentdb unreachable: %w", err)
+	s.log.Warn("kurrentdb: unreachable; probing until it answers", "err", err)
+	s.wg.Add(1)
+	go s.probe()
+}
+
+// probe pings the server every ProbeInterval until it answers or the
+// store closes. One runs at a time: observe starts it on the first
+// failure after an answer.
+func (s *Store) probe() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.opts.ProbeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		busy := s.cur.calls > 0 // the last probe's call, still discovering
+		s.mu.Unlock()
+		if busy {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.CallTimeout)
+		s.observe(s.callOnce(ctx, s.pingCall(ctx))) // an answer clears down
+		cancel()
+		if s.Down() == nil {
+			return
+		}
+	}
+}
+
+// answered reports whether err is the server's answer (a refusal, a
+// conflict, a missing stream) rather than the absence of one.
+func answered(err error) bool {
+	var e *esdb.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Code() {
+	case esdb.ErrorCodeWrongExpectedVersion, esdb.ErrorCodeResourceNotFound, esdb.ErrorCodeStreamDeleted,
+		esdb.ErrorCodeAccessDenied, esdb.ErrorCodeUnauthenticated, esdb.ErrorCodeResourceAlreadyExists,
+		esdb.ErrorCodeNotLeader, esdb.ErrorCodeUnsupportedFeature, esdb.ErrorCodeParsing:
+		return true
+	}
+	return false
+}
+
 // Close ends the subscriptions (they return events.ErrClosed) and closes
 // the client once the calls inside it return.
 func (s *Store) Close() error {
@@ -233,6 +342,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	close(s.stop)
 	subs := make([]*subscription, 0, len(s.subs))
 	for sub := range s.subs {
 		subs = append(subs, sub)
@@ -441,7 +551,11 @@ func (s *Store) ReadAll(ctx context.Context, after uint64, f events.Filter, limi
 
 // ping reads the last event of $all.
 func (s *Store) ping(ctx context.Context) error {
-	return s.call(ctx, func(c *esdb.Client) error {
+	return s.call(ctx, s.pingCall(ctx))
+}
+
+func (s *Store) pingCall(ctx context.Context) func(c *esdb.Client) error {
+	return func(c *esdb.Client) error {
 		rs, err := c.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Backwards, From: esdb.End{}}, 1)
 		if err != nil {
 			return err
@@ -451,7 +565,7 @@ func (s *Store) ping(ctx context.Context) error {
 			return err
 		}
 		return nil
-	})
+	}
 }
 
 // wireMetadata is the custom metadata stored with an event: ours, plus the

@@ -41,6 +41,23 @@ func Options() []goleak.Option {
 	}
 }
 
+// KurrentClient are what the KurrentDB client (EventStore-Client-Go v4)
+// leaves behind after its server went away: on each reconnection it dials
+// a new gRPC connection without closing the old one (whose callback
+// serializers and reconnection loop then live on), and when it closes
+// itself after a failed discovery, calls already inside it stay blocked
+// sending to its stopped connection loop. The store replaces such a
+// client and returns to its callers when their contexts end; it cannot
+// end the client's own goroutines. Packages whose tests stop a KurrentDB
+// server under a live store add these.
+func KurrentClient() []goleak.Option {
+	return []goleak.Option{
+		goleak.IgnoreTopFunction("github.com/EventStore/EventStore-Client-Go/v4/esdb.(*grpcClient).getConnectionHandle"),
+		goleak.IgnoreTopFunction("google.golang.org/grpc/internal/grpcsync.(*CallbackSerializer).run"),
+		goleak.IgnoreTopFunction("google.golang.org/grpc.(*addrConn).resetTransportAndUnlock"),
+	}
+}
+
 // Main runs a package's tests, then fails them if goroutines are left
 // behind; extra options add a package's own known cases.
 func Main(m *testing.M, extra ...goleak.Option) {
