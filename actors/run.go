@@ -10,6 +10,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 
 	"github.com/spectra-fab/spectra/actors/actorspb"
 	"github.com/spectra-fab/spectra/events"
@@ -423,7 +425,13 @@ func (a *runActor) finish(ctx actor.Context) {
 
 // command handles a command addressed to this run and replies to its sender.
 func (a *runActor) command(ctx actor.Context, m *actorspb.RunCommand) {
+	_, md, span := startSpan(context.Background(), metaFrom(m.Meta), "run."+verbName(m.Verb),
+		attribute.String("spectra.run_id", a.runID)) // tracing.go
+	defer span.End()
 	reply := func(err error) {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
 		if ctx.Sender() == nil {
 			return
 		}
@@ -448,7 +456,6 @@ func (a *runActor) command(ctx actor.Context, m *actorspb.RunCommand) {
 		reply(fmt.Errorf("run %s: %w", a.runID, ErrNotFound))
 		return
 	}
-	md := metaFrom(m.Meta)
 	if m.JobId != "" && m.JobId != a.run.JobID() && m.Verb != actorspb.Verb_VERB_WAKE {
 		reply(&StateError{Command: verbName(m.Verb), State: a.run.State(),
 			Reason: fmt.Sprintf("job %s is not the current job of run %s (now %s)", m.JobId, a.runID, a.run.JobID())})
@@ -503,6 +510,8 @@ func (a *runActor) command(ctx actor.Context, m *actorspb.RunCommand) {
 // returns false when the actor can no longer write (fenced, crashed) or
 // the aggregate refused.
 func (a *runActor) decide(ctx actor.Context, md events.Metadata, cmd any) bool {
+	_, md, span := startSpan(context.Background(), md, fmt.Sprintf("%T", cmd), attribute.String("spectra.run_id", a.runID))
+	defer span.End()
 	evs, err := a.run.Decide(cmd)
 	if err != nil {
 		a.svc.log.Warn("run decision refused", "run_id", a.runID, "command", fmt.Sprintf("%T", cmd), "err", err)
@@ -542,6 +551,9 @@ func (a *runActor) append(ctx actor.Context, md events.Metadata, ps ...events.Pa
 	events.Chain(a.run.Head, evs, a.svc.cfg.SealKey)
 	stream := events.RunStream(a.runID)
 	sctx, cancel := a.storeCtx()
+	if !recordsOnly(ps) { // telemetry steps make no spans (tracing.go)
+		sctx = withTrace(sctx, md)
+	}
 	res, err := a.svc.store.Append(sctx, stream, events.ExpectRevision(a.run.Revision), evs...)
 	cancel()
 	if errors.Is(err, events.ErrConflict) && a.grain {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/spectra-fab/spectra/actors/actorspb"
 	"github.com/spectra-fab/spectra/events"
@@ -62,7 +64,7 @@ func New(cfg Config, store Store, artifacts Artifacts, engines map[process.Kind]
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(minLevel{Handler: logger.Handler(), min: slog.LevelWarn}).With("component", "protoactor")
 	}))
-	s := &Service{cfg: cfg, log: logger, store: store, artifacts: artifacts, engines: engines, r2r: r2r, system: system}
+	s := &Service{cfg: cfg, log: logger, store: tracedStore{store}, artifacts: artifacts, engines: engines, r2r: r2r, system: system}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
 	if cfg.Slots != nil {
@@ -166,10 +168,13 @@ func (s *Service) wake(runIDs ...string) {
 // actor, which queues it. Returns a *process.ValidationError for an invalid
 // recipe and ErrFaultInjectionDisabled for an injected fault the server
 // does not allow.
-func (s *Service) CreateRun(ctx context.Context, c CreateRun) (Accepted, error) {
+func (s *Service) CreateRun(ctx context.Context, c CreateRun) (acc Accepted, err error) {
 	if s.closed.Load() {
 		return Accepted{}, ErrUnavailable
 	}
+	var span trace.Span
+	ctx, c.Meta, span = startSpan(ctx, c.Meta, "actors.CreateRun", attribute.String("spectra.kind", string(c.Kind)))
+	defer func() { endSpan(span, err) }()
 	f, ok := s.engines[c.Kind]
 	if !ok {
 		ve := &process.ValidationError{}
@@ -300,7 +305,10 @@ func (s *Service) existing(ctx context.Context, c CreateRun, runID string) (Acce
 		Position: last.Position, Revision: last.Revision}, nil
 }
 
-func (s *Service) do(ctx context.Context, verb actorspb.Verb, c RunCommand) (Accepted, error) {
+func (s *Service) do(ctx context.Context, verb actorspb.Verb, c RunCommand) (acc Accepted, err error) {
+	var span trace.Span
+	ctx, c.Meta, span = startSpan(ctx, c.Meta, "actors."+verbName(verb), attribute.String("spectra.run_id", c.RunID))
+	defer func() { endSpan(span, err) }()
 	reply, err := s.send(ctx, &actorspb.RunCommand{RunId: c.RunID, JobId: c.JobID, Verb: verb, Reason: c.Reason, Meta: metaTo(c.Meta)})
 	if err != nil {
 		return Accepted{}, err

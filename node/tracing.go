@@ -13,8 +13,9 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
-// startTracing sends the node's spans (the API's, one per request, whose
-// ids the events of each command carry) to the OTLP/HTTP collector at
+// startTracing sends the node's spans (the API's, one per request; the
+// actor layer's, one per command, run decision and append, whose ids the
+// events carry) to the OTLP/HTTP collector at
 // endpoint ("collector:4318", or a URL), batched. It sets the process's
 // global tracer provider and returns what flushes and stops it.
 func startTracing(ctx context.Context, endpoint, nodeName string) (func(context.Context) error, error) {

@@ -161,15 +161,11 @@ func clientLogger(l *slog.Logger) esdb.LoggingFunc {
 // and fn runs once more on the new one: nothing was sent on the old one.
 // What the call learns of the server's health goes to Down.
 //
-// While the server is down, calls fail at once with Down's reason and
-// only the prober talks to the client: a client whose discovery fails
-// stops reading its request channel, and every call queued on it then
-// waits for ever (a leaked goroutine per call), so one call at a time
-// goes in until the server answers.
+// While the server is down, one call at a time goes into the client (a
+// probe's or a caller's) and the others fail at once with Down's reason:
+// a client whose discovery fails stops reading its request channel, and
+// every call queued on it then waits for ever (a leaked goroutine each).
 func (s *Store) call(ctx context.Context, fn func(*esdb.Client) error) error {
-	if err := s.Down(); err != nil {
-		return err
-	}
 	err := s.callOnce(ctx, fn)
 	s.observe(err)
 	return err
@@ -212,6 +208,9 @@ func (s *Store) acquire() (*conn, error) {
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, events.ErrClosed
+	}
+	if s.down != nil && s.cur.calls > 0 {
+		return nil, s.down // one call at a time while the server is down (call)
 	}
 	s.cur.calls++
 	return s.cur, nil
