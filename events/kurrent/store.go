@@ -41,8 +41,10 @@ type Options struct {
 	// with context.DeadlineExceeded instead of hanging its caller.
 	CallTimeout time.Duration
 	// ProbeInterval is how often the store asks an unreachable server
-	// whether it is back (default 500 ms); see Down.
-	ProbeInterval time.Duration
+	// whether it is back (default 500 ms); DownAfter is how long a call
+	// may go unanswered before the server is taken for down (default
+	// 3 s). See Down.
+	ProbeInterval, DownAfter time.Duration
 }
 
 // Store is the events.Store on KurrentDB. It is safe for concurrent use.
@@ -96,6 +98,9 @@ func Open(ctx context.Context, connString string, o Options) (*Store, error) {
 	}
 	if o.ProbeInterval <= 0 {
 		o.ProbeInterval = 500 * time.Millisecond
+	}
+	if o.DownAfter <= 0 {
+		o.DownAfter = 3 * time.Second
 	}
 	if o.MaxRetryDelay < o.RetryDelay {
 		o.MaxRetryDelay = max(5*time.Second, o.RetryDelay)
@@ -187,14 +192,26 @@ func (s *Store) callOnce(ctx context.Context, fn func(*esdb.Client) error) error
 			defer s.release(cn)
 			done <- fn(cn.client)
 		}()
-		select {
-		case err = <-done:
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("kurrentdb: no answer in time: %w", ctx.Err())
+		// A call without an answer for DownAfter takes the server for
+		// down (until an answer): commands are refused at once meanwhile
+		// instead of each waiting out its own deadline.
+		slow := time.NewTimer(s.opts.DownAfter)
+	wait:
+		for {
+			select {
+			case err = <-done:
+				break wait
+			case <-slow.C:
+				s.observe(fmt.Errorf("no answer in %v", s.opts.DownAfter))
+			case <-ctx.Done():
+				slow.Stop()
+				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					return fmt.Errorf("kurrentdb: no answer in time: %w", ctx.Err())
+				}
+				return ctx.Err()
 			}
-			return ctx.Err()
 		}
+		slow.Stop()
 		if attempt == 0 && hasCode(err, esdb.ErrorCodeConnectionClosed) {
 			s.retire(cn)
 			continue
@@ -249,7 +266,8 @@ func (s *Store) retire(cn *conn) {
 }
 
 // Down reports why the server is unreachable: a call found no server, or
-// none that answered in time, and no call has been answered since. While
+// none that answered within DownAfter, and no call has been answered
+// since. While
 // it is down the store asks the server every ProbeInterval whether it is
 // back, so Down clears without waiting for traffic. nil means the last
 // call was answered (whatever the answer). Callers use it to refuse
