@@ -222,6 +222,8 @@ func (g *schemaGen) successResponse(s success, desc string) map[string]any {
 	switch {
 	case s.status == http.StatusSwitchingProtocols:
 		return map[string]any{"description": "WebSocket upgrade; messages as the API's stream documentation describes"}
+	case s.body == nil && s.media == "": // no content (204)
+		return map[string]any{"description": desc}
 	case s.body == nil:
 		content := map[string]any{}
 		for _, m := range strings.Split(s.media, ",") {

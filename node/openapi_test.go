@@ -104,6 +104,7 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 	v.check(http.MethodGet, "/api/ion/runs/"+ionRun.RunID, admin, nil, 200)
 	v.check(http.MethodGet, "/api/rtp/runs/"+rtpRun.RunID, admin, nil, 200)
 	v.check(http.MethodGet, "/api/jobs", admin, nil, 200)
+	v.check(http.MethodGet, "/api/runs?kind=ion&limit=5", admin, nil, 200)
 	v.check(http.MethodGet, "/api/jobs/"+ionRun.JobID, admin, nil, 200)
 	v.check(http.MethodGet, "/api/jobs/"+ionRun.JobID+"/logs", admin, nil, 200)
 	v.check(http.MethodGet, "/api/jobs/"+ionRun.JobID+"/logs", admin, nil, 200, "Accept", "application/x-ndjson")
@@ -170,6 +171,7 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 	}
 	v.decode(v.check(http.MethodPost, "/api/auth/token", "", []byte(`{"api_key":"`+key.Key+`"}`), 200), &tok)
 	v.check(http.MethodPost, "/api/auth/refresh", "", []byte(`{"refresh_token":"`+tok.RefreshToken+`"}`), 200)
+	v.check(http.MethodDelete, "/api/auth/refresh", "", nil, 204) // a browser's sign-out (here without its cookie)
 	v.check(http.MethodDelete, "/api/auth/api-keys/"+key.ID, admin, nil, 200)
 	v.check(http.MethodPost, "/api/auth/token", "", []byte(`{"api_key":"`+key.Key+`"}`), 401)
 
