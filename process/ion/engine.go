@@ -75,7 +75,8 @@ type Engine struct {
 	cosT  float64
 	scale float64 // R2R dose set-point scale
 
-	i0A      float64 // recipe beam current, A (the Faraday reading it is tuned to)
+	i0A      float64 // beam current the source is tuned to, A (the recipe's, or lowered: see maxBeamA)
+	lowered  string  // why the beam current was lowered, or ""
 	iSrcA    float64 // true particle current that reads as i0A at base pressure
 	geo      *scanGeom
 	dc       *doseController
@@ -161,12 +162,17 @@ func NewEngine(r Recipe, opts process.Options) (*Engine, error) {
 	e.kappaEst = neutralPerTorr * (1 + tool.NormFloat64()*kappaErrPct/100)
 	e.pBase = basePressureTorr * (1 + 0.05*tool.NormFloat64())
 	e.pressure = e.pBase
+	setpoint := r.DoseAtomsCm2 * e.scale / e.cosT // fluence normal to the beam
 	e.i0A = r.BeamCurrentMA * 1e-3
+	if capA := maxBeamA(e.geo, setpoint); e.i0A > capA {
+		e.lowered = fmt.Sprintf("beam current lowered from %.3g mA to %.3g mA: one pass at %.3g mA delivers %.3g atoms/cm² even at the %.0f mm/s maximum scan speed, more than the %.3g asked, and a dose integrator that gates the beam off mid-pass leaves part of the wafer unimplanted",
+			r.BeamCurrentMA, capA*1e3, r.BeamCurrentMA, r.BeamCurrentMA*1e-3/(chargeState*elementaryCharge*e.geo.width/10*maxScanMMS/10), maxScanMMS, setpoint)
+		e.i0A = capA
+	}
 	// The source is tuned until the compensated Faraday reads the recipe
 	// current at base pressure.
 	e.iSrcA = e.i0A / ((1 + e.gCal) * math.Exp(-neutralPerTorr*e.pBase) * math.Exp(e.kappaEst*e.pBase))
 
-	setpoint := r.DoseAtomsCm2 * e.scale / e.cosT // fluence normal to the beam
 	e.dc = newDoseController(e.geo, setpoint, e.i0A, r.ScanSpeedMMS, chargeState)
 	e.plannedS = setpoint * chargeState * elementaryCharge * e.geo.scannedAreaCm2() / e.i0A
 	e.maxS = 3*e.plannedS + 60
@@ -462,8 +468,11 @@ func (e *Engine) Finish() process.Outcome {
 		SPCAlertsCount:          e.mon.count[process.SourceSPC],
 		FDCAlarmsCount:          e.mon.count[process.SourceFDC],
 	}
+	if e.lowered != "" {
+		result.Warnings = append(result.Warnings, e.lowered)
+	}
 	if e.dc.underdose {
-		result.Warnings = []string{fmt.Sprintf("dose ended at a pass boundary %.3g %% short of the set-point (less than a trim pass is worth)", 100*(1-e.dc.q/e.dc.setpoint))}
+		result.Warnings = append(result.Warnings, fmt.Sprintf("dose ended at a pass boundary %.3g %% short of the set-point (less than a trim pass is worth)", 100*(1-e.dc.q/e.dc.setpoint)))
 	}
 	if e.ended != nil {
 		result.Fault = e.ended.Message

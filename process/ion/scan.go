@@ -367,6 +367,24 @@ func newDoseController(g *scanGeom, setpoint, nominalA, recipeMMS, charge float6
 	return c
 }
 
+// minPassSpeedFrac is the fraction of the maximum scan speed the one
+// pass of the lowest dose a beam current can paint may need: the margin
+// keeps the servo, which speeds the wafer up when the beam wanders up,
+// below the stage's limit.
+const minPassSpeedFrac = 0.8
+
+// maxBeamA returns the highest beam current (A, charge state 1) that can
+// paint fluence setpoint in whole passes: one pass at I delivers
+// I/(q·W·v), so below I/(q·W·v_max) the wafer cannot move fast enough,
+// and an integrator that gates the beam at the dose would stop part-way
+// across the wafer (5e13 at 5 mA: one pass at 100 mm/s is 7.8e13, and
+// the wafer came out ≈ 45–70 % uniform). A real implanter's set-up lowers
+// the beam current (or refuses the recipe); the engine lowers it, with a
+// warning.
+func maxBeamA(g *scanGeom, setpoint float64) float64 {
+	return setpoint * chargeState * elementaryCharge * (g.width / 10) * (minPassSpeedFrac * maxScanMMS / 10)
+}
+
 // speed returns the servo's wafer speed (mm/s) for measured current iA.
 func (c *doseController) speed(iA float64) float64 {
 	if iA < c.holdBelow {
