@@ -11,12 +11,14 @@ import (
 
 // The tuner's prediction holds for real runs: the seed RTP recipe, a spike
 // anneal and an oxidation are tuned over HTTP for each target, then run as
-// jobs with the tuned gains, and
-// the runs' results agree with predicted_performance — overshoot and ramp
-// error within 10 % of the prediction or 3 of its noise spreads, settling
-// within 10 %, 3 spreads or one 100 ms control period (three runs: the mean, and the
-// median for settling, which is heavy-tailed). Each target's metric also
-// beats or equals the recipe's own gains' prediction.
+// jobs with the tuned gains (each job draws its own noise seed), and the
+// runs' results agree with predicted_performance (docs/tuning.md,
+// "Prediction and confirmation"): the mean of three runs (settling: the
+// median) within 10 % of the prediction, or within an absolute floor where
+// 10 % is below what a run resolves — overshoot 0.3 °C (one pyrometer σ),
+// settling 0.2 s (two control periods), a hold that never settled counting
+// as settling at its end. Each target's metric also beats or equals the
+// recipe's own gains' prediction.
 func TestTunedGainsConfirmedByRealRuns(t *testing.T) {
 	s := startServer(t, t.TempDir(), "--time-scale", "0")
 	eng := token(t, "engineer", "org-1")
@@ -42,19 +44,12 @@ func TestTunedGainsConfirmedByRealRuns(t *testing.T) {
 }
 
 // tuneAndRun tunes recipe seed for each target and checks three real runs
-// against the prediction. holdS is the first peak hold's length: settling
-// within two periods of its end and "never settled" (−1) are the same
-// outcome seen either side of the last sample.
+// against the prediction. holdS is the first peak hold's length.
 func tuneAndRun(t *testing.T, s *server, eng, name string, seed map[string]any, holdS float64) {
 	type perf struct {
 		Over   float64 `json:"max_overshoot_c"`
 		Ramp   float64 `json:"avg_ramp_error_c"`
 		Settle float64 `json:"settling_time_s"`
-		Spread struct {
-			Over   float64 `json:"max_overshoot_c"`
-			Ramp   float64 `json:"avg_ramp_error_c"`
-			Settle float64 `json:"settling_time_s"`
-		} `json:"spread"`
 	}
 	for _, target := range []string{"minimize_overshoot", "minimize_ramp_error", "minimize_settling_time"} {
 		r := s.do(t, "POST", "/api/rtp/tune/controller", eng, map[string]any{"controller_type": "pid", "recipe": seed, "optimization_target": target})
@@ -102,12 +97,16 @@ func tuneAndRun(t *testing.T, s *server, eng, name string, seed map[string]any, 
 		p := res.Predicted
 		t.Logf("%s %s: gains (%g, %g, %g); predicted overshoot %.3f °C, ramp error %.3f °C, settling %.2f s; real runs %.3f, %.3f, %.2f",
 			name, target, res.Parameters.Kp, res.Parameters.Ki, res.Parameters.Kd, p.Over, p.Ramp, p.Settle, mean(over), mean(ramp), settle[1])
-		within := func(got, want, spread, floor float64) bool {
-			return math.Abs(got-want) <= max(0.1*math.Abs(want), 3*spread, floor)
+		within := func(got, want, floor float64) bool {
+			return math.Abs(got-want) <= max(0.1*math.Abs(want), floor)+1e-9
 		}
-		late := func(v float64) bool { return v < 0 || v >= holdS-0.2-1e-9 }
-		settleOK := within(settle[1], p.Settle, p.Spread.Settle, 0.1+1e-9) || late(settle[1]) && late(p.Settle)
-		if !within(mean(over), p.Over, p.Spread.Over, 0) || !within(mean(ramp), p.Ramp, p.Spread.Ramp, 0) || !settleOK {
+		at := func(v float64) float64 { // never settled: at the hold's end
+			if v < 0 {
+				return holdS
+			}
+			return v
+		}
+		if !within(mean(over), p.Over, 0.3) || !within(mean(ramp), p.Ramp, 0) || !within(at(settle[1]), at(p.Settle), 0.2) {
 			t.Errorf("%s %s: real runs (%.3f, %.3f, %.2f) do not confirm the prediction %+v", name, target, mean(over), mean(ramp), settle[1], p)
 		}
 	}

@@ -15,15 +15,20 @@ import (
 const (
 	chargeState = 1.0 // singly charged ions: the analyser is set for n = 1
 
-	beamWhitePct     = 0.4   // beam-current fluctuation, 1σ per 100 ms sample
-	beamWanderPct    = 0.05  // slow source wander (Ornstein–Uhlenbeck), 1σ
-	beamWanderTauS   = 30.0  // its correlation time
-	beamAgingPctMin  = -0.05 // source ageing, %/min
-	glitchesPerMin   = 0.5   // arc-down glitches (beam lost for 0.1–0.3 s)
-	faradayNoisePct  = 0.05  // Faraday read noise, 1σ per sample
-	faradayCalPct    = 0.15  // Faraday calibration error of a tool (seeded), 1σ
-	neutralPerTorr   = 2000  // charge exchange: neutral fraction 1 − exp(−κP) (§1.6)
-	kappaErrPct      = 5.0   // error of the tool's pressure-compensation κ, 1σ
+	beamWhitePct    = 0.4   // beam-current fluctuation, 1σ per 100 ms sample
+	beamWanderPct   = 0.05  // slow source wander (Ornstein–Uhlenbeck), 1σ
+	beamWanderTauS  = 30.0  // its correlation time
+	beamAgingPctMin = -0.05 // source ageing, %/min
+	glitchesPerMin  = 0.5   // arc-down glitches (beam lost for 0.1–0.3 s)
+	faradayNoisePct = 0.05  // Faraday read noise, 1σ per sample
+	faradayCalPct   = 0.15  // Faraday calibration error of a tool (seeded), 1σ
+	neutralPerTorr  = 2000  // charge exchange: neutral fraction 1 − exp(−κP) (§1.6)
+	kappaErrPct     = 5.0   // error of the tool's pressure-compensation κ, 1σ
+	// sourceTunePct is how closely the source is tuned to the recipe's
+	// beam current before a run, 1σ: set-up stops within a few % of the
+	// request, and the dose servo makes up the difference with the scan
+	// speed (so across runs the mean scan speed follows the mean beam).
+	sourceTunePct    = 1.0
 	basePressureTorr = 2.0e-6
 	outgasTorrPerW   = 5e-9 // resist outgassing per watt on the wafer
 	outgasTauS       = 3.0
@@ -75,13 +80,14 @@ type Engine struct {
 	cosT  float64
 	scale float64 // R2R dose set-point scale
 
-	i0A      float64 // beam current the source is tuned to, A (the recipe's, or lowered: see maxBeamA)
-	lowered  string  // why the beam current was lowered, or ""
-	iSrcA    float64 // true particle current that reads as i0A at base pressure
-	geo      *scanGeom
-	dc       *doseController
-	plannedS float64
-	maxS     float64
+	i0A        float64 // beam current the source is tuned to, A (the recipe's, or lowered: see maxBeamA)
+	lowered    string  // why the beam current was lowered, or ""
+	iSrcA      float64 // true particle current that reads as i0A at base pressure
+	geo        *scanGeom
+	dc         *doseController
+	plannedS   float64
+	plannedMMS float64 // the servo's speed for the tuned-for current and the first pass plan
+	maxS       float64
 
 	beam, press, glitch, meas *rand.Rand
 
@@ -170,10 +176,12 @@ func NewEngine(r Recipe, opts process.Options) (*Engine, error) {
 		e.i0A = capA
 	}
 	// The source is tuned until the compensated Faraday reads the recipe
-	// current at base pressure.
+	// current at base pressure, within sourceTunePct.
 	e.iSrcA = e.i0A / ((1 + e.gCal) * math.Exp(-neutralPerTorr*e.pBase) * math.Exp(e.kappaEst*e.pBase))
+	e.iSrcA *= 1 + tool.NormFloat64()*sourceTunePct/100
 
 	e.dc = newDoseController(e.geo, setpoint, e.i0A, r.ScanSpeedMMS, chargeState)
+	e.plannedMMS = e.dc.speed(e.i0A)
 	e.plannedS = setpoint * chargeState * elementaryCharge * e.geo.scannedAreaCm2() / e.i0A
 	e.maxS = 3*e.plannedS + 60
 
@@ -453,6 +461,7 @@ func (e *Engine) Finish() process.Outcome {
 		VMAssumptions: VMAssumptions{AnnealTempC: vmAnnealC, AnnealTimeS: vmAnnealS,
 			BackgroundCm3: vmBackgroundCm3, BackgroundType: backgroundType(e.r.Species)},
 		MeanBeamCurrentMA:       meanI,
+		MeanScanSpeedMMS:        e.dc.meanSpeed(),
 		MeanChamberPressureTorr: meanP,
 		MaxWaferTempC:           e.maxTemp,
 		AnalyzerFieldT:          fieldT,

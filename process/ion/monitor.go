@@ -154,20 +154,21 @@ func dir(s int) string {
 }
 
 // SummaryFields names the components of Engine.Summary.
-var SummaryFields = []string{"mean_beam_current_dev_pct", "pass_dose_dev_pct"}
+var SummaryFields = []string{"mean_beam_current_dev_pct", "mean_scan_speed_dev_pct"}
 
 // Summary returns the run's summary vector for the multivariate check
 // (spc.T2Library against good runs of the same tool and recipe class):
-// the mean beam current against the recipe's, the mean pass dose against
-// the servo's plans, both in %. Call it after the run.
+// the mean measured beam current against the current the source was
+// tuned for, and the stage's mean speed against the speed the servo
+// planned for that current, both in %. Across good runs the two move
+// together — the source is tuned within about 1 %, and the dose servo
+// scales the speed with the beam — so a beam a little low with a stage a
+// little fast leaves each within its own spread but breaks the pair's
+// correlation. Call it after the run.
 func (e *Engine) Summary() []float64 {
-	var pass float64
-	for _, d := range e.mon.passDev {
-		pass += d / float64(len(e.mon.passDev))
-	}
 	meanI := 0.0
 	if e.nI > 0 {
 		meanI = e.sumI / float64(e.nI)
 	}
-	return []float64{100 * (meanI/e.r.BeamCurrentMA - 1), pass}
+	return []float64{100 * (meanI/(e.i0A*1e3) - 1), 100 * (e.dc.meanSpeed()/e.plannedMMS - 1)}
 }

@@ -15,13 +15,16 @@ type Result struct {
 	DoseUniformityPct float64 `json:"dose_uniformity_pct"`
 	// DoseNonUniformityPct is the 1σ non-uniformity of the dose map in
 	// percent of its mean (lower is better).
-	DoseNonUniformityPct    float64       `json:"dose_nonuniformity_1sigma_pct"`
-	VMPrediction            VMResult      `json:"vm_prediction"`
-	VMAssumptions           VMAssumptions `json:"vm_assumptions"`
-	MeanBeamCurrentMA       float64       `json:"mean_beam_current_ma"`
-	MeanChamberPressureTorr float64       `json:"mean_chamber_pressure_torr"`
-	MaxWaferTempC           float64       `json:"max_wafer_temp_c"`
-	AnalyzerFieldT          float64       `json:"analyzer_field_t"`
+	DoseNonUniformityPct float64       `json:"dose_nonuniformity_1sigma_pct"`
+	VMPrediction         VMResult      `json:"vm_prediction"`
+	VMAssumptions        VMAssumptions `json:"vm_assumptions"`
+	MeanBeamCurrentMA    float64       `json:"mean_beam_current_ma"`
+	// MeanScanSpeedMMS is the dose servo's mean slow-scan speed command
+	// while the wafer moved: in proportion to the beam current.
+	MeanScanSpeedMMS        float64 `json:"mean_scan_speed_mm_s"`
+	MeanChamberPressureTorr float64 `json:"mean_chamber_pressure_torr"`
+	MaxWaferTempC           float64 `json:"max_wafer_temp_c"`
+	AnalyzerFieldT          float64 `json:"analyzer_field_t"`
 	// R2RRecommendation is the dose trim this run recommends for the next
 	// one on its own; R2RApplied the trim it ran with.
 	R2RRecommendation DoseTrim `json:"r2r_recommendation"`
@@ -83,6 +86,7 @@ func (r *Result) Figures() map[string]float64 {
 		Add("dose_uniformity_pct", r.DoseUniformityPct).
 		Add("dose_nonuniformity_1sigma_pct", r.DoseNonUniformityPct).
 		Add("mean_beam_current_ma", r.MeanBeamCurrentMA).
+		Add("mean_scan_speed_mm_s", r.MeanScanSpeedMMS).
 		Add("mean_chamber_pressure_torr", r.MeanChamberPressureTorr).
 		Add("max_wafer_temp_c", r.MaxWaferTempC).
 		Add("analyzer_field_t", r.AnalyzerFieldT).

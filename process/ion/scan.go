@@ -357,6 +357,21 @@ type doseController struct {
 	// until the engine takes it.
 	passStartQ float64
 	completed  [][2]float64
+	// commanded and movingS are the servo's speed commands integrated over
+	// the time the stage moved (mm) and that time (s), for its mean
+	// command.
+	commanded, movingS float64
+}
+
+// meanSpeed returns the servo's mean speed command while the stage
+// moved, mm/s. It follows the beam current; a stage that runs fast
+// shortens each pass's dose, and the servo's re-planning of the next
+// passes then commands it slower.
+func (c *doseController) meanSpeed() float64 {
+	if c.movingS == 0 {
+		return 0
+	}
+	return c.commanded / c.movingS
 }
 
 func newDoseController(g *scanGeom, setpoint, nominalA, recipeMMS, charge float64) *doseController {
@@ -419,6 +434,8 @@ func (c *doseController) step(trueA, measA, dt float64) (vMMS, on float64) {
 			c.done = true
 		}
 		turned := c.sc.move(trueA/c.charge, va, va*seg)
+		c.commanded += v * seg
+		c.movingS += seg
 		c.q += dq
 		left -= seg
 		on += seg / dt

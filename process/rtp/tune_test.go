@@ -78,7 +78,12 @@ func TestIdentifyFOPDT(t *testing.T) {
 	}
 }
 
-var tuneRecipes = []struct{ name, body string }{{"seed", seedJSON}, {"spike", spikeJSON}, {"oxidation", oxidationJSON}}
+// tuneRecipes are the tuner's test recipes with the length of their
+// first peak hold.
+var tuneRecipes = []struct {
+	name, body string
+	holdS      float64
+}{{"seed", seedJSON, 10}, {"spike", spikeJSON, 1}, {"oxidation", oxidationJSON, 10}}
 
 var tuneTargets = []string{MinimizeOvershoot, MinimizeRampError, MinimizeSettlingTime}
 
@@ -104,15 +109,29 @@ func tuneRecipe(tb testing.TB, name, body, controller, target string) TuneResult
 	return res
 }
 
-// confirms reports whether a fresh run's metric v agrees with the
-// prediction p: within 10 %, or 3 spreads of the prediction's noise
-// seeds, or (settling, which is counted in 100 ms periods) one period.
-func confirms(v, p, spread float64, settling bool) bool {
-	tol := max(0.1*math.Abs(p), 3*spread)
-	if settling {
-		tol = max(tol, process.Period+1e-9)
+// Confirmation tolerances (docs/tuning.md, "Prediction and confirmation"):
+// a metric agrees with the prediction within 10 %, or within an absolute
+// floor where 10 % of the value is below what a run can resolve —
+// overshoot 0.3 °C (one pyrometer σ: the noise-driven wander of the
+// wafer alone moves a hold's maximum by 0.1–0.2 °C from run to run),
+// settling 0.2 s (two control periods: a first passage at the band's edge
+// moves by a sample either way). A hold that never settled counts as
+// settling at the hold's end.
+const (
+	overshootFloorC = 0.3
+	settleFloorS    = 0.2
+)
+
+func confirms(v, p, floor float64) bool {
+	return math.Abs(v-p) <= max(0.1*math.Abs(p), floor)
+}
+
+// settleAt maps "never settled" (−1) to the hold's length.
+func settleAt(v, holdS float64) float64 {
+	if v < 0 {
+		return holdS
 	}
-	return math.Abs(v-p) <= tol
+	return v
 }
 
 // For the seed recipe, a spike anneal and an oxidation, the gains tuned
@@ -139,9 +158,10 @@ func TestTunedGainsBeatRecipeGains(t *testing.T) {
 				ms = append(ms, m)
 			}
 			got := summarise(ms) // settling: the median of the three
-			if !confirms(got.MaxOvershootC, pred.MaxOvershootC, pred.Spread.MaxOvershootC, false) ||
-				!confirms(got.AvgRampErrorC, pred.AvgRampErrorC, pred.Spread.AvgRampErrorC, false) ||
-				!confirms(got.SettlingTimeS, pred.SettlingTimeS, pred.Spread.SettlingTimeS, true) {
+			hold := rc.holdS
+			if !confirms(got.MaxOvershootC, pred.MaxOvershootC, overshootFloorC) ||
+				!confirms(got.AvgRampErrorC, pred.AvgRampErrorC, 0) ||
+				!confirms(settleAt(got.SettlingTimeS, hold), settleAt(pred.SettlingTimeS, hold), settleFloorS) {
 				t.Errorf("%s %s: fresh runs %+v do not confirm the prediction %+v (spread %+v)", rc.name, target, got, pred, *pred.Spread)
 			}
 		}
