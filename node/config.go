@@ -83,6 +83,9 @@ type Config struct {
 	OTLPEndpoint string
 	// SPCBaseline is how many first points of a chart fix its limits (20).
 	SPCBaseline int
+	// T2Library is how many good runs of a tool and recipe class make the
+	// multivariate check's library (50).
+	T2Library int
 	// ClusterListen, ClusterPeers, ActorListen and Replicas make the node
 	// one of a cluster: see cluster.go.
 	ClusterListen, ClusterPeers, ActorListen string
@@ -233,6 +236,7 @@ func (c *Config) Bind(f *Flags, hostname string) {
 	f.String(&c.NATSTLSKey, "nats-tls-key", "SPECTRA_NATS_TLS_KEY", "", "PEM key of --nats-tls-cert")
 	f.String(&c.NATSCAFile, "nats-ca", "SPECTRA_NATS_CA", "", "PEM CA the node trusts for a TLS --nats server")
 	f.Int(&c.SPCBaseline, "spc-baseline", "SPECTRA_SPC_BASELINE", 20, "first runs of an SPC chart that fix its limits")
+	f.Int(&c.T2Library, "t2-library", "SPECTRA_T2_LIBRARY", 50, "good runs of a tool and recipe class that make the multivariate (T²) check's library")
 	f.Int(&c.QueueLimit, "queue-limit", "SPECTRA_QUEUE_LIMIT", 4, "runs admitted at once per queue")
 	f.Text(&c.OrgWeights, "org-weights", "SPECTRA_ORG_WEIGHTS", Weights(nil), "fair-share weights per organisation in each queue, e.g. org-1=2,org-2=1 (default 1 each)")
 	f.Duration(&c.SoftLimit, "soft-time-limit", "SPECTRA_SOFT_TIME_LIMIT", 2*time.Hour, "process time after which a run is warned")
@@ -265,6 +269,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SPCBaseline < 0 {
 		errs = append(errs, errors.New("--spc-baseline must be ≥ 0"))
+	}
+	if c.T2Library != 0 && c.T2Library < 4 {
+		errs = append(errs, errors.New("--t2-library must be ≥ 4 (more runs than the summary's variables + 1)"))
 	}
 	if c.JWKSFile != "" && c.JWTAudience == "" {
 		errs = append(errs, errors.New("--jwt-audience is required with --jwks-file (tokens meant for another service must not pass)"))

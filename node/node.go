@@ -33,6 +33,7 @@ type Node struct {
 	artifacts *artifacts
 	jobs      *projections.JobStatus
 	spc       *projections.SPCCharts
+	mv        *projections.Multivariate
 	r2r       *projections.R2RState
 	security  *projections.Security // API keys and token families
 	audit     *projections.Audit
@@ -139,8 +140,9 @@ func (n *Node) start(ctx context.Context) (err error) {
 	n.jobs = projections.NewJobStatus()
 	n.spc, n.r2r = projections.NewSPCCharts(projections.SPCConfig{Baseline: cfg.SPCBaseline}), projections.NewR2RState()
 	n.security, n.audit, n.fab = projections.NewSecurity(), projections.NewAudit(), projections.NewFab()
+	n.mv = projections.NewMultivariate(projections.MultivariateConfig{Library: cfg.T2Library})
 	n.runner = projections.NewRunner(n.store, cps, cfg.Logger.With("component", "projections"), n.jobs, n.spc, n.r2r,
-		n.security, n.audit, n.fab)
+		n.security, n.audit, n.fab, n.mv)
 	if head := n.head(); head != nil {
 		// A run starting right after another completed learns from it.
 		synced := n.syncHead(head)
@@ -270,7 +272,7 @@ func (n *Node) start(ctx context.Context) (err error) {
 		Node: cfg.Node, AllowFaultInjection: cfg.AllowFaultInjection, ReadYourWritesTimeout: cfg.ReadYourWritesTimeout,
 		JWKS: jwks, JWTIssuer: cfg.JWTIssuer, JWTAudience: cfg.JWTAudience, MaxTokenLifetime: cfg.MaxTokenLifetime, RateLimits: cfg.RateLimits, AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL},
 		api.Deps{Commands: runs, Queries: projections.JobQueries{Model: n.jobs, Runner: n.runner}, Store: n.store,
-			Ready: n.ready, StoreDown: n.storeDown, Registerer: n.registry, Gatherer: n.registry, Artifacts: n.artifacts, Views: views{spc: n.spc, r2r: n.r2r}, Tunings: n.actors,
+			Ready: n.ready, StoreDown: n.storeDown, Registerer: n.registry, Gatherer: n.registry, Artifacts: n.artifacts, Views: views{spc: n.spc, r2r: n.r2r, mv: n.mv}, Tunings: n.actors,
 			Events: n.store, Credentials: n.security, Audit: n.audit,
 			Streams: n.store, Fab: fabSvc, FabLists: n.fab,
 			Verifier: &projections.Verifier{Store: n.store, Engines: actors.EngineFunc(cfg.Engines), Policy: actors.Config{
@@ -449,14 +451,26 @@ func (n *Node) syncHead(head func(ctx context.Context) (uint64, error)) func(ctx
 	}
 }
 
-// views adapts the SPC and R2R read models to the API's Views.
+// views adapts the SPC, multivariate and R2R read models to the API's
+// Views: the multivariate (T²) charts follow the univariate ones.
 type views struct {
 	spc *projections.SPCCharts
 	r2r *projections.R2RState
+	mv  *projections.Multivariate
 }
 
 func (v views) Charts(ctx context.Context, f projections.ChartFilter) ([]projections.Chart, error) {
-	return v.spc.Charts(ctx, f)
+	cs, err := v.spc.Charts(ctx, f)
+	if err != nil && !errors.Is(err, projections.ErrNotFound) {
+		return nil, err
+	}
+	if v.mv != nil {
+		cs = append(cs, v.mv.Charts(ctx, f)...)
+	}
+	if len(cs) == 0 {
+		return nil, projections.ErrNotFound
+	}
+	return cs, nil
 }
 func (v views) Threads(ctx context.Context, f projections.R2RFilter) []projections.R2RThread {
 	return v.r2r.Threads(ctx, f)

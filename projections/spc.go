@@ -86,6 +86,8 @@ type ChartPoint struct {
 	Baseline bool      `json:"baseline"`
 	// Rules are the rules this point broke, as recorded.
 	Rules []string `json:"rules"`
+	// Values is the run's summary vector on a multivariate chart.
+	Values []float64 `json:"values,omitempty"`
 }
 
 // ChartViolation is a recorded rule violation of a chart.
@@ -129,6 +131,10 @@ type Chart struct {
 	TotalPts   int              `json:"total_points"`
 	Violations []ChartViolation `json:"violations"`
 	Position   uint64           `json:"position"` // last log position that changed the chart
+	// RecipeClass and Variables describe a multivariate chart
+	// (projections.Multivariate): its recipe class and summary vector.
+	RecipeClass string   `json:"recipe_class,omitempty"`
+	Variables   []string `json:"variables,omitempty"`
 }
 
 // ChartFilter selects an organisation's charts. Empty fields match all.

@@ -216,3 +216,78 @@ func TestTunedMPCConfirmedByRealRuns(t *testing.T) {
 		t.Errorf("mpc: real ramp error %.3f, predicted %.3f", ramp, res.Predicted.Ramp)
 	}
 }
+
+// The multivariate check through the API: with a library of 12 good runs
+// (--t2-library 12), a seed-recipe run whose beam is 0.5 % low and whose
+// stage is 0.5 % fast raises no within-run alarm, yet its tool's
+// hotelling_t2 chart (served with the SPC charts) flags it with rule T2.
+func TestMultivariateAlertThroughTheAPI(t *testing.T) {
+	s := startServer(t, t.TempDir(), "--time-scale", "0", "--allow-fault-injection", "--t2-library", "12")
+	eng := token(t, "engineer", "org-1")
+	seed := map[string]any{}
+	if err := json.Unmarshal(readExample(t, "ion-seed.json"), &seed); err != nil {
+		t.Fatal(err)
+	}
+	seed["tool_id"] = "IMP-T2"
+	var runs []string
+	for range 12 {
+		id, _ := s.create(t, "ion", eng, seed)
+		runs = append(runs, id)
+	}
+	for _, id := range runs {
+		if run := s.waitRun(t, "ion", id, eng, 120*time.Second); run["status"] != "completed" {
+			t.Fatalf("library run %s: %v", id, run["status"])
+		}
+	}
+	bad := map[string]any{}
+	for k, v := range seed {
+		bad[k] = v
+	}
+	bad["simulate_disturbance"] = map[string]any{"kind": "scan_speed_error", "magnitude": 0.5, "offset_pct": -0.5, "start_s": 0}
+	runID, jobID := s.create(t, "ion", eng, bad)
+	if run := s.waitRun(t, "ion", runID, eng, 120*time.Second); run["status"] != "completed" {
+		t.Fatalf("disturbed run: %v", run["status"])
+	}
+	for _, l := range s.events(t, jobID, eng) {
+		if l.Type == "FDCAlarm" || l.Type == "SPCViolation" {
+			t.Errorf("disturbed run raised a within-run alarm: %s %s", l.Type, l.Data)
+		}
+	}
+	var charts struct {
+		Charts []struct {
+			Parameter   string   `json:"parameter"`
+			RecipeClass string   `json:"recipe_class"`
+			Variables   []string `json:"variables"`
+			TotalPoints int      `json:"total_points"`
+			Limits      *struct {
+				UCL float64 `json:"ucl"`
+			} `json:"limits"`
+			Violations []struct {
+				JobID   string  `json:"job_id"`
+				Rule    string  `json:"rule"`
+				Value   float64 `json:"value"`
+				Message string  `json:"message"`
+			} `json:"violations"`
+		} `json:"charts"`
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r := s.do(t, "GET", "/api/spc/charts?kind=ion&tool_id=IMP-T2&parameter=hotelling_t2", eng, nil)
+		if r.status != 200 {
+			t.Fatalf("charts = %d %s", r.status, r.body)
+		}
+		_ = json.Unmarshal(r.body, &charts)
+		if len(charts.Charts) == 1 && charts.Charts[0].TotalPoints == 13 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(charts.Charts) != 1 || charts.Charts[0].Limits == nil {
+		t.Fatalf("hotelling_t2 charts = %+v, want one with limits", charts.Charts)
+	}
+	c := charts.Charts[0]
+	t.Logf("T² chart of %s %v: UCL %.1f, violations %+v", c.RecipeClass, c.Variables, c.Limits.UCL, c.Violations)
+	if len(c.Violations) != 1 || c.Violations[0].JobID != jobID || c.Violations[0].Rule != "T2" {
+		t.Errorf("T² violations %+v, want one (rule T2) for the disturbed job %s", c.Violations, jobID)
+	}
+}

@@ -37,11 +37,13 @@ func runProjections(ctx context.Context, args []string) error {
 	sf.BindStore(f)
 	spcBaseline := new(int)
 	f.Int(spcBaseline, "spc-baseline", "SPECTRA_SPC_BASELINE", 20, "as serve's --spc-baseline (recorded limits stand either way)")
+	t2Library := new(int)
+	f.Int(t2Library, "t2-library", "SPECTRA_T2_LIBRARY", 50, "as serve's --t2-library")
 	if err := parseFlags(f, args); err != nil {
 		return commandError("projections rebuild", err)
 	}
 	all := []projections.Projection{projections.NewJobStatus(), projections.NewSPCCharts(projections.SPCConfig{Baseline: *spcBaseline}),
-		projections.NewR2RState(), projections.NewSecurity(), projections.NewAudit()}
+		projections.NewR2RState(), projections.NewSecurity(), projections.NewAudit(), projections.NewMultivariate(projections.MultivariateConfig{Library: *t2Library})}
 	var chosen []projections.Projection
 	for _, p := range all {
 		if name == "" || p.Name() == name {

@@ -102,6 +102,13 @@
 // percentage, clamped to the implant's 20–80 %; transient ones only on
 // attempt 0.
 //
+// A dose below what one pass paints at 80 % of the 100 mm/s maximum scan
+// speed at the recipe's current (5e13 at 5 mA: one pass at 100 mm/s is
+// 7.8e13) cannot be painted in whole passes; the engine lowers the beam
+// current to what one pass allows and says so in the warnings (before,
+// the integrator gated the beam off part-way across the wafer: 43–70 %
+// uniform, +10–13 % dose on the wafer).
+//
 // # Results and virtual metrology
 //
 // Finish reports, among others, final_dose_atoms_cm2 (the mean dose the
@@ -109,7 +116,9 @@
 // dose_error_pct against the recipe dose, integrated_dose_atoms_cm2 (the
 // Faraday's), vm_prediction, dose_uniformity_pct, mean_beam_current_ma,
 // r2r_recommendation {dose_setpoint_scale} (one EWMA step, λ = 0.3, §5.5),
-// projected_range_nm, straggle_nm and implant_time_s; R2R observations
+// projected_range_nm, straggle_nm and implant_time_s, mean_scan_speed_mm_s
+// and the multivariate check's summary (mean_beam_current_dev_pct,
+// mean_scan_speed_dev_pct; Engine.Summary); R2R observations
 // dose_error_pct, mean_beam_current_ma and dose_uniformity_pct; and the
 // artifacts telemetry.json, dose_map.json and beam_dose_chart.svg.
 //

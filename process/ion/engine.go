@@ -446,6 +446,7 @@ func (e *Engine) Finish() process.Outcome {
 	massKg := info.massU * 1.66053906660e-27
 	fieldT := math.Sqrt(2*massKg*e.r.EnergyKeV*1e3*elementaryCharge) / (chargeState * elementaryCharge * analyzerRadiusM)
 
+	summary := e.Summary()
 	result := &Result{
 		FinalDoseAtomsCm2:      finalDose,
 		DoseErrorPct:           doseErr,
@@ -462,6 +463,8 @@ func (e *Engine) Finish() process.Outcome {
 			BackgroundCm3: vmBackgroundCm3, BackgroundType: backgroundType(e.r.Species)},
 		MeanBeamCurrentMA:       meanI,
 		MeanScanSpeedMMS:        e.dc.meanSpeed(),
+		MeanBeamCurrentDevPct:   summary[0],
+		MeanScanSpeedDevPct:     summary[1],
 		MeanChamberPressureTorr: meanP,
 		MaxWaferTempC:           e.maxTemp,
 		AnalyzerFieldT:          fieldT,

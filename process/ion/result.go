@@ -21,7 +21,13 @@ type Result struct {
 	MeanBeamCurrentMA    float64       `json:"mean_beam_current_ma"`
 	// MeanScanSpeedMMS is the dose servo's mean slow-scan speed command
 	// while the wafer moved: in proportion to the beam current.
-	MeanScanSpeedMMS        float64 `json:"mean_scan_speed_mm_s"`
+	MeanScanSpeedMMS float64 `json:"mean_scan_speed_mm_s"`
+	// MeanBeamCurrentDevPct and MeanScanSpeedDevPct are the run's summary
+	// vector for the multivariate check (Engine.Summary): the mean beam
+	// current against the current the source was tuned for, and the mean
+	// speed command against the servo's plan, in %.
+	MeanBeamCurrentDevPct   float64 `json:"mean_beam_current_dev_pct"`
+	MeanScanSpeedDevPct     float64 `json:"mean_scan_speed_dev_pct"`
 	MeanChamberPressureTorr float64 `json:"mean_chamber_pressure_torr"`
 	MaxWaferTempC           float64 `json:"max_wafer_temp_c"`
 	AnalyzerFieldT          float64 `json:"analyzer_field_t"`
@@ -87,6 +93,8 @@ func (r *Result) Figures() map[string]float64 {
 		Add("dose_nonuniformity_1sigma_pct", r.DoseNonUniformityPct).
 		Add("mean_beam_current_ma", r.MeanBeamCurrentMA).
 		Add("mean_scan_speed_mm_s", r.MeanScanSpeedMMS).
+		Add("mean_beam_current_dev_pct", r.MeanBeamCurrentDevPct).
+		Add("mean_scan_speed_dev_pct", r.MeanScanSpeedDevPct).
 		Add("mean_chamber_pressure_torr", r.MeanChamberPressureTorr).
 		Add("max_wafer_temp_c", r.MaxWaferTempC).
 		Add("analyzer_field_t", r.AnalyzerFieldT).

@@ -221,8 +221,10 @@ func (req TuneRequest) validate() error {
 //     settling_time_s) while the other two stay within Limits of the
 //     recipe's own gains.
 //  4. Predict: the chosen and the recipe's own gains run the recipe with
-//     four pyrometer-noise seeds; if the recipe's own do better on the
-//     target, they are kept (a tuner never returns worse than it got).
+//     eight pyrometer-noise seeds (the mean; settling: the median), what a
+//     run, which draws its own seed, will show; if the recipe's own do
+//     better on the target, they are kept (a tuner never returns worse
+//     than it got).
 //
 // For controller_type mpc the same is done over the MPC's horizon and
 // move weight (mpc_parameters). The step-test performance of the chosen
