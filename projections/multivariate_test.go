@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/events/eventstest"
 	"github.com/spectra-fab/spectra/events/memory"
 	"github.com/spectra-fab/spectra/process"
 	"github.com/spectra-fab/spectra/process/ion"
@@ -40,7 +41,7 @@ func simulateIonRun(t *testing.T, s events.Store, i int, seed int64, d *process.
 		&events.RunRequested{RunID: runID, JobID: jobID, Kind: process.KindIon, ToolID: "IMP-MV",
 			Recipe: json.RawMessage(ionSeedRecipe), Seed: seed, Disturbance: d, CreatedAt: time.Unix(int64(1000+i), 0).UTC()},
 		&events.RunStarted{JobID: jobID, Seed: seed},
-		&events.RunCompleted{JobID: jobID, Result: rawJSON(out.Result), R2R: rawJSON(out.R2R)})
+		&events.RunCompleted{JobID: jobID, Result: eventstest.JSON(out.Result), R2R: eventstest.JSON(out.R2R)})
 	return jobID, out.Result.(*ion.Result)
 }
 
