@@ -35,7 +35,7 @@ func appendRun(t *testing.T, s events.Store, runID string, meta events.Metadata,
 	return last.Position
 }
 
-func startRunner(t *testing.T, s events.Store, cps projections.Checkpoints, p projections.Projection) *projections.Runner {
+func startRunner(t testing.TB, s events.Store, cps projections.Checkpoints, p projections.Projection) *projections.Runner {
 	t.Helper()
 	r := projections.NewRunner(s, cps, nil, p)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -77,3 +77,45 @@ func ids(rs []projections.Run) []string {
 	}
 	return out
 }
+
+// BenchmarkRunsPage reads one page of 50 of 10,000 runs: the newest, one
+// deep behind a cursor, and a lot filter (which decodes only the recipes
+// that name the lot).
+func BenchmarkRunsPage(b *testing.B) {
+	s := memory.New()
+	jobs := projections.NewJobStatus()
+	r := startRunner(b, s, nil, jobs)
+	var pos uint64
+	for i := range 10000 {
+		id := fmt.Sprintf("ION-20261203-%08d", i)
+		ev, err := events.New(&events.RunRequested{RunID: id, JobID: fmt.Sprint("job-", i), Kind: process.KindIon, ToolID: fmt.Sprint("IMP-", i%7),
+			Recipe: json.RawMessage(fmt.Sprintf(`{"species":"P","energy_kev":40,"dose_atoms_cm2":1e15,"lot_id":"LOT-%d","wafer_id":"W%02d"}`, i/25, i%25)),
+			CreatedAt: time.Unix(int64(i), 0).UTC()}, md)
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := s.Append(b.Context(), events.RunStream(id), events.ExpectAny, ev)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pos = res.Position
+	}
+	_ = r.WaitFor(b.Context(), pos)
+	for _, c := range []struct {
+		name string
+		f    projections.RunFilter
+	}{
+		{"newest", projections.RunFilter{OrgID: "org-1", Limit: 50}},
+		{"cursor_at_half", projections.RunFilter{OrgID: "org-1", Limit: 50, Before: 5000}},
+		{"tool", projections.RunFilter{OrgID: "org-1", Limit: 50, ToolID: "IMP-3"}},
+		{"lot", projections.RunFilter{OrgID: "org-1", Limit: 50, LotID: "LOT-200"}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				if rs, _, _ := jobs.Runs(b.Context(), c.f); len(rs) == 0 {
+					b.Fatal("no runs")
+				}
+			}
+		})
+	}
+}
