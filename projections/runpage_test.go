@@ -89,7 +89,7 @@ func BenchmarkRunsPage(b *testing.B) {
 	for i := range 10000 {
 		id := fmt.Sprintf("ION-20261203-%08d", i)
 		ev, err := events.New(&events.RunRequested{RunID: id, JobID: fmt.Sprint("job-", i), Kind: process.KindIon, ToolID: fmt.Sprint("IMP-", i%7),
-			Recipe: json.RawMessage(fmt.Sprintf(`{"species":"P","energy_kev":40,"dose_atoms_cm2":1e15,"lot_id":"LOT-%d","wafer_id":"W%02d"}`, i/25, i%25)),
+			Recipe:    json.RawMessage(fmt.Sprintf(`{"species":"P","energy_kev":40,"dose_atoms_cm2":1e15,"lot_id":"LOT-%d","wafer_id":"W%02d"}`, i/25, i%25)),
 			CreatedAt: time.Unix(int64(i), 0).UTC()}, md)
 		if err != nil {
 			b.Fatal(err)
