@@ -152,18 +152,29 @@ func TestTunedGainsBeatRecipeGains(t *testing.T) {
 			}
 			r := mustParse(t, rc.body)
 			r.Kp, r.Ki, r.Kd = res.Parameters.Kp, res.Parameters.Ki, res.Parameters.Kd
-			var ms []Metrics
-			for seed := range int64(3) {
-				m, _ := runRecipe(r, 7000+seed, false)
-				ms = append(ms, m)
-			}
-			got := summarise(ms) // settling: the median of the three
 			hold := rc.holdS
-			if !confirms(got.MaxOvershootC, pred.MaxOvershootC, overshootFloorC) ||
-				!confirms(got.AvgRampErrorC, pred.AvgRampErrorC, 0) ||
-				!confirms(settleAt(got.SettlingTimeS, hold), settleAt(pred.SettlingTimeS, hold), settleFloorS) {
-				t.Errorf("%s %s: fresh runs %+v do not confirm the prediction %+v (spread %+v)", rc.name, target, got, pred, *pred.Spread)
+			ok := func(got RecipePerformance) bool {
+				return confirms(got.MaxOvershootC, pred.MaxOvershootC, overshootFloorC) &&
+					confirms(got.AvgRampErrorC, pred.AvgRampErrorC, 0) &&
+					confirms(settleAt(got.SettlingTimeS, hold), settleAt(pred.SettlingTimeS, hold), settleFloorS)
 			}
+			// Five groups of three fresh-seed runs, as the API test runs
+			// them: every group confirms (single runs are counted).
+			singleMiss := 0
+			for g := range int64(5) {
+				var ms []Metrics
+				for seed := range int64(3) {
+					m, _ := runRecipe(r, 7000+3*g+seed, false)
+					ms = append(ms, m)
+					if !ok(summarise([]Metrics{m})) {
+						singleMiss++
+					}
+				}
+				if got := summarise(ms); !ok(got) { // settling: the median of the three
+					t.Errorf("%s %s: fresh runs %+v do not confirm the prediction %+v (spread %+v)", rc.name, target, got, pred, *pred.Spread)
+				}
+			}
+			t.Logf("%-9s %-22s single fresh runs outside the tolerances: %d of 15", rc.name, target, singleMiss)
 		}
 	}
 }
