@@ -81,30 +81,27 @@ type subscriber struct {
 }
 
 // liveItem is one record on its way to every subscriber. Its message is
-// built and encoded once, by the first session that needs it, and shared.
+// built and encoded once, by the first session that needs it, into a
+// WebSocket frame that every session writes as it is.
 type liveItem struct {
-	rec  events.Record
-	once sync.Once
-	msg  StreamMessage
-	pm   *websocket.PreparedMessage
-	err  error
+	rec   events.Record
+	once  sync.Once
+	msg   StreamMessage
+	frame []byte
+	err   error
 }
 
-// prepared returns the item's message and its encoding.
-func (it *liveItem) prepared() (StreamMessage, *websocket.PreparedMessage, error) {
+// prepared returns the item's message and its frame (nil for completed,
+// which carries the session's artifacts and is encoded per session).
+func (it *liveItem) prepared() (StreamMessage, []byte, error) {
 	it.once.Do(func() {
 		it.msg = newStreamMessage(it.rec)
 		if it.msg.Type == MessageCompleted {
-			return // completed carries the session's artifacts: encoded per session
-		}
-		data, err := encodeMessage(it.msg)
-		if err != nil {
-			it.err = err
 			return
 		}
-		it.pm, it.err = websocket.NewPreparedMessage(websocket.TextMessage, data)
+		it.frame, it.err = encodeFrame(it.msg)
 	})
-	return it.msg, it.pm, it.err
+	return it.msg, it.frame, it.err
 }
 
 // subscribe registers a subscriber for run stream (or, when stream is "",

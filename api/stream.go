@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -363,7 +364,22 @@ type session struct {
 
 	paceStart time.Time // when the replay began, for ReplayRate
 	paced     int       // events the replay read since
+
+	// out is the socket beneath the WebSocket connection, which frames
+	// are written to; pending holds the frames not written yet and
+	// pendingBytes their size. Frames are written together, in one
+	// system call, at the end of a replay page or a burst of live events.
+	out          net.Conn
+	pending      net.Buffers
+	pendingBytes int
 }
+
+// flushBytes is how many pending bytes a session writes at once, at most.
+const flushBytes = 64 << 10
+
+// maxBurst is how many queued live events a session takes before it
+// writes them.
+const maxBurst = 64
 
 // pace waits, after a replay read n more events, until the replay is no
 // faster than ReplayRate.
@@ -394,7 +410,10 @@ func (st *streams) serve(c *fws.Conn) {
 	req, _ := c.Locals(localStream).(*streamRequest)
 	conn := c.Conn
 	ss := &session{st: st, h: st.hub, conn: conn, req: req, next: req.from, gone: make(chan struct{}),
-		artifacts: map[string][]streamArtifact{}}
+		artifacts: map[string][]streamArtifact{}, out: conn.NetConn()}
+	if u, ok := ss.out.(interface{ UnsafeConn() net.Conn }); ok {
+		ss.out = u.UnsafeConn() // a *net.TCPConn: several frames go in one writev
+	}
 	if !st.hub.track(conn) {
 		_ = conn.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
@@ -419,6 +438,11 @@ func (st *streams) serve(c *fws.Conn) {
 		err = ss.streamRun()
 	} else {
 		err = ss.streamOrg()
+	}
+	if !errors.Is(err, errClientGone) {
+		if ferr := ss.flush(); ferr != nil {
+			err = ferr
+		}
 	}
 	code, reason := ss.closeFor(err)
 	st.metrics.closes.WithLabelValues(strconv.Itoa(code)).Inc()
@@ -522,11 +546,11 @@ func (ss *session) streamRun() error {
 				return err
 			}
 		}
-		msg, pm, err := it.prepared()
+		msg, frame, err := it.prepared()
 		if err != nil {
 			return err
 		}
-		return ss.sendEvent(msg, pm)
+		return ss.sendEvent(msg, frame)
 	})
 }
 
@@ -563,11 +587,11 @@ func (ss *session) streamOrg() error {
 		if it.rec.Position < ss.next || !ss.wants(it.rec) {
 			return nil
 		}
-		msg, pm, err := it.prepared()
+		msg, frame, err := it.prepared()
 		if err != nil {
 			return err
 		}
-		return ss.sendEvent(msg, pm)
+		return ss.sendEvent(msg, frame)
 	})
 }
 
@@ -648,6 +672,9 @@ func (ss *session) replayRun(stream string) error {
 				return err
 			}
 		}
+		if err := ss.flush(); err != nil {
+			return err
+		}
 		if len(recs) < page {
 			return nil
 		}
@@ -680,6 +707,9 @@ func (ss *session) replayOrg(string) error {
 			if err := ss.sendEvent(newStreamMessage(rec), nil); err != nil {
 				return err
 			}
+		}
+		if err := ss.flush(); err != nil {
+			return err
 		}
 		if len(recs) < page {
 			return nil
@@ -756,7 +786,7 @@ func (ss *session) follow(sub *subscriber, handle func(*liveItem) error) error {
 	for {
 		select {
 		case it := <-sub.ch:
-			if err := handle(it); err != nil {
+			if err := ss.burst(sub, it, handle); err != nil {
 				return err
 			}
 		case <-sub.ended:
@@ -782,10 +812,31 @@ func (ss *session) follow(sub *subscriber, handle func(*liveItem) error) error {
 	}
 }
 
-// sendEvent sends an event's message (pm, when set, is its shared
+// burst handles it and up to maxBurst-1 more items already queued, then
+// writes their frames at once: a socket that fell behind catches up in
+// few system calls.
+func (ss *session) burst(sub *subscriber, it *liveItem, handle func(*liveItem) error) error {
+	for range maxBurst - 1 {
+		if err := handle(it); err != nil {
+			return err
+		}
+		select {
+		case it = <-sub.ch:
+			continue
+		default:
+		}
+		return ss.flush()
+	}
+	if err := handle(it); err != nil {
+		return err
+	}
+	return ss.flush()
+}
+
+// sendEvent queues an event's message (frame, when set, is its shared
 // encoding) and moves the session past it. On a live run stream a
-// terminal message ends the session (errRunEnded).
-func (ss *session) sendEvent(msg StreamMessage, pm *websocket.PreparedMessage) error {
+// terminal message is written at once and ends the session (errRunEnded).
+func (ss *session) sendEvent(msg StreamMessage, frame []byte) error {
 	d, _ := msg.Data.(map[string]any)
 	jobID, _ := d["job_id"].(string)
 	if a, ok := d["artifact"].(streamArtifact); ok {
@@ -794,14 +845,16 @@ func (ss *session) sendEvent(msg StreamMessage, pm *websocket.PreparedMessage) e
 		}
 	}
 	var err error
-	if msg.Type == MessageCompleted {
-		err = ss.sendJSON(withArtifacts(msg, ss.artifacts[jobID]))
-	} else if pm != nil {
-		err = ss.write(func() error { return ss.conn.WritePreparedMessage(pm) })
-	} else {
-		err = ss.sendJSON(msg)
+	switch {
+	case msg.Type == MessageCompleted:
+		frame, err = encodeFrame(withArtifacts(msg, ss.artifacts[jobID]))
+	case frame == nil:
+		frame, err = encodeFrame(msg)
 	}
 	if err != nil {
+		return err
+	}
+	if err := ss.queue(frame); err != nil {
 		return err
 	}
 	ss.sent++
@@ -812,26 +865,54 @@ func (ss *session) sendEvent(msg StreamMessage, pm *websocket.PreparedMessage) e
 		ss.next = *msg.Position + 1
 	}
 	if ss.live && ss.req.run != nil && msg.Terminal() {
+		if err := ss.flush(); err != nil {
+			return err
+		}
 		return errRunEnded
 	}
 	return nil
 }
 
+// sendJSON writes m after what is pending.
 func (ss *session) sendJSON(m StreamMessage) error {
-	data, err := encodeMessage(m)
+	frame, err := encodeFrame(m)
 	if err != nil {
 		return err
 	}
-	return ss.write(func() error { return ss.conn.WriteMessage(websocket.TextMessage, data) })
+	if err := ss.queue(frame); err != nil {
+		return err
+	}
+	return ss.flush()
 }
 
-// write runs one write under the write timeout; a failed write means the
-// client is gone.
-func (ss *session) write(w func() error) error {
-	if err := ss.conn.SetWriteDeadline(time.Now().Add(ss.st.cfg.WriteTimeout)); err != nil {
+// queue adds a frame to the pending ones, writing them when they grew
+// past flushBytes.
+func (ss *session) queue(frame []byte) error {
+	ss.pending = append(ss.pending, frame)
+	ss.pendingBytes += len(frame)
+	if ss.pendingBytes >= flushBytes {
+		return ss.flush()
+	}
+	return nil
+}
+
+// flush writes the pending frames, in one system call, under the write
+// timeout; a failed write means the client is gone. The socket's own
+// lock keeps the frames whole beside the control frames (pongs, pings,
+// close) the connection writes.
+func (ss *session) flush() error {
+	if len(ss.pending) == 0 {
+		return nil
+	}
+	bufs := ss.pending // WriteTo consumes its receiver
+	defer func() {
+		clear(ss.pending)
+		ss.pending, ss.pendingBytes = ss.pending[:0], 0
+	}()
+	if err := ss.out.SetWriteDeadline(time.Now().Add(ss.st.cfg.WriteTimeout)); err != nil {
 		return fmt.Errorf("%w: %w", errClientGone, err)
 	}
-	if err := w(); err != nil {
+	if _, err := bufs.WriteTo(ss.out); err != nil {
 		return fmt.Errorf("%w: %w", errClientGone, err)
 	}
 	return nil

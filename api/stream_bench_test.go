@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,6 +36,10 @@ import (
 // here and 10,000 sockets need 20,000 ends. BenchmarkStreamReplay reports
 // the time to replay a 3,000-event run to one socket, up to caught_up.
 
+// fanoutPerUser is how many of the benchmark's sockets one viewer holds:
+// the default cap of StreamConfig.MaxSocketsPerPrincipal.
+const fanoutPerUser = 20
+
 // fanoutScenario is one fan-out measurement.
 type fanoutScenario struct {
 	subscribers int
@@ -61,17 +66,30 @@ func BenchmarkStreamFanout(b *testing.B) {
 }
 
 func runFanout(b *testing.B, sc fanoutScenario) (p50, p99, worst time.Duration, n int) {
-	// One viewer holds every socket: lift the per-user caps.
-	st := newStreamStack(b, streamStackOptions{jetstream: true, stream: StreamConfig{MaxSocketsPerPrincipal: 2 * sc.subscribers,
-		MaxReplaysPerPrincipal: 64, MaxReplays: 64}})
+	// The tenant caps stay as configured by default: the sockets belong
+	// to subscribers/perUser viewers of one organisation.
+	st := newStreamStack(b, streamStackOptions{jetstream: true})
 	runID := "ION-20260101-0000BE0C"
 	st.fabricate(b, runID, "org-1")
-	url := "ws://" + st.addr + "/api/ion/stream/" + runID + "?token=" + tokenOf(b, RoleViewer, "org-1")
+	users := (sc.subscribers + fanoutPerUser - 1) / fanoutPerUser
+	urls := make([]string, users)
+	for u := range urls {
+		tok, err := IssueToken(testSecret, fmt.Sprintf("u-bench-%d", u), "", "org-1", string(RoleViewer), time.Hour)
+		if err != nil {
+			b.Fatal(err)
+		}
+		urls[u] = "ws://" + st.addr + "/api/stream?token=" + tok
+	}
+	urlFile := filepath.Join(b.TempDir(), "urls")
+	if err := os.WriteFile(urlFile, []byte(strings.Join(urls, "\n")), 0o600); err != nil {
+		b.Fatal(err)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestStreamBenchClients$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "SPECTRA_BENCH_URL="+url, "SPECTRA_BENCH_CLIENTS="+strconv.Itoa(sc.subscribers))
+	cmd.Env = append(os.Environ(), "SPECTRA_BENCH_URLS="+urlFile, "SPECTRA_BENCH_PER_URL="+strconv.Itoa(fanoutPerUser),
+		"SPECTRA_BENCH_CLIENTS="+strconv.Itoa(sc.subscribers))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -123,11 +141,17 @@ func runFanout(b *testing.B, sc fanoutScenario) (p50, p99, worst time.Duration, 
 // every socket was closed at the run's end, prints the latencies' p50, p99
 // and maximum (ns) and their count.
 func TestStreamBenchClients(t *testing.T) {
-	url, n := os.Getenv("SPECTRA_BENCH_URL"), os.Getenv("SPECTRA_BENCH_CLIENTS")
-	if url == "" {
+	urlFile, n := os.Getenv("SPECTRA_BENCH_URLS"), os.Getenv("SPECTRA_BENCH_CLIENTS")
+	if urlFile == "" {
 		t.Skip("the client side of BenchmarkStreamFanout")
 	}
 	clients, _ := strconv.Atoi(n)
+	perURL, _ := strconv.Atoi(os.Getenv("SPECTRA_BENCH_PER_URL"))
+	raw, err := os.ReadFile(urlFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	urls := strings.Split(string(raw), "\n")
 	raiseFileLimit(t, clients+1000)
 	start := time.Now()
 	conns := make([]*websocket.Conn, clients)
@@ -141,7 +165,7 @@ func TestStreamBenchClients(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := int(next.Add(1) - 1); i < clients; i = int(next.Add(1) - 1) {
-				c, _, err := dial.Dial(url, http.Header{})
+				c, _, err := dial.Dial(urls[i/perURL], http.Header{})
 				if err != nil {
 					t.Errorf("dial %d: %v", i, err)
 					return
@@ -161,6 +185,7 @@ func TestStreamBenchClients(t *testing.T) {
 		lat      []int64
 		marker   = []byte(`"current_step":"t=`)
 		caught   = []byte(`"type":"caught_up"`)
+		done     = []byte(`"type":"completed"`)
 	)
 	caughtUp.Add(clients)
 	for _, c := range conns {
@@ -183,6 +208,9 @@ func TestStreamBenchClients(t *testing.T) {
 					up = true
 					caughtUp.Done()
 					continue
+				}
+				if bytes.Contains(data, done) {
+					break // the run ended: the organisation stream goes on, the measurement not
 				}
 				if i := bytes.Index(data, marker); i >= 0 {
 					rest := data[i+len(marker):]

@@ -1,9 +1,12 @@
 package api
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/fasthttp/websocket"
 
 	"github.com/spectra-fab/spectra/events"
 	"github.com/spectra-fab/spectra/projections"
@@ -83,6 +86,40 @@ func encodeMessage(m StreamMessage) ([]byte, error) {
 		return nil, fmt.Errorf("encode %s message: %w", m.Type, err)
 	}
 	return data, nil
+}
+
+// encodeFrame encodes m as one unfragmented, uncompressed WebSocket text
+// frame from the server (RFC 6455 §5.2: no mask), ready to be written to
+// any socket as it is: a live message is encoded once, not per socket.
+// The streams' upgrader negotiates no compression, so every frame is
+// plain.
+func encodeFrame(m StreamMessage) ([]byte, error) {
+	data, err := encodeMessage(m)
+	if err != nil {
+		return nil, err
+	}
+	return textFrame(data), nil
+}
+
+// textFrame frames payload as a final text frame.
+func textFrame(payload []byte) []byte {
+	n := len(payload)
+	var f []byte
+	switch {
+	case n < 126:
+		f = make([]byte, 2, 2+n)
+		f[1] = byte(n)
+	case n <= 0xFFFF:
+		f = make([]byte, 4, 4+n)
+		f[1] = 126
+		binary.BigEndian.PutUint16(f[2:], uint16(n))
+	default:
+		f = make([]byte, 10, 10+n)
+		f[1] = 127
+		binary.BigEndian.PutUint64(f[2:], uint64(n))
+	}
+	f[0] = 0x80 | websocket.TextMessage // FIN, text
+	return append(f, payload...)
 }
 
 // streamArtifact is an artifact as completed lists it (as GET runs/{id}
