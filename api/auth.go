@@ -117,6 +117,8 @@ type verifier struct {
 	issuer, audience string
 	// maxLifetime caps exp − iat (exp − now without iat).
 	maxLifetime time.Duration
+	// cache, when set, remembers verified tokens (see tokenCache).
+	cache *tokenCache
 }
 
 // defaultMaxTokenLifetime is the longest access token accepted: a day,
@@ -153,8 +155,23 @@ func (v verifier) verify(raw string) (Principal, error) {
 	if len(raw) > maxTokenLen {
 		return Principal{}, errUnauthorized("invalid token", errors.New("token too long"))
 	}
-	var claims Claims
-	_, err := jwt.ParseWithClaims(raw, &claims, v.key,
+	if v.cache != nil {
+		if p, ok := v.cache.get(v, raw); ok {
+			return p, nil
+		}
+	}
+	var (
+		claims Claims
+		used   cachedToken // what verified it: the cache's entry
+	)
+	_, err := jwt.ParseWithClaims(raw, &claims, func(t *jwt.Token) (any, error) {
+		k, err := v.key(t)
+		if alg := t.Method.Alg(); err == nil && alg != jwt.SigningMethodHS256.Alg() {
+			used.kid, _ = t.Header["kid"].(string)
+			used.alg, used.key = alg, k
+		}
+		return k, err
+	},
 		jwt.WithValidMethods(v.methods()),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
@@ -193,6 +210,10 @@ func (v verifier) verify(raw string) (Principal, error) {
 	}
 	if err := v.checkClaims(raw, claims); err != nil {
 		return Principal{}, err
+	}
+	if v.cache != nil {
+		used.p, used.until = p, claims.ExpiresAt.Add(tokenLeeway) // exp is required
+		v.cache.put(raw, used)
 	}
 	return p, nil
 }

@@ -267,7 +267,7 @@ func New(cfg Config, d Deps) *Server {
 		storeDown: d.StoreDown,
 		log:       cfg.Logger,
 		verifier: verifier{secret: cfg.JWTSecret, jwks: cfg.JWKS, issuer: cfg.JWTIssuer, audience: cfg.JWTAudience,
-			maxLifetime: cfg.MaxTokenLifetime},
+			maxLifetime: cfg.MaxTokenLifetime, cache: newTokenCache(tokenCacheSize)},
 		events:   d.Events,
 		creds:    d.Credentials,
 		audit:    d.Audit,
