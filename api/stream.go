@@ -368,9 +368,9 @@ type session struct {
 	// out is the socket beneath the WebSocket connection, which frames
 	// are written to; pending holds the frames not written yet and
 	// pendingBytes their size. Frames are written together, in one
-	// system call, at the end of a replay page or a burst of live events.
+	// write, at the end of a replay page or a burst of live events.
 	out          net.Conn
-	pending      net.Buffers
+	pending      [][]byte
 	pendingBytes int
 }
 
@@ -411,9 +411,6 @@ func (st *streams) serve(c *fws.Conn) {
 	conn := c.Conn
 	ss := &session{st: st, h: st.hub, conn: conn, req: req, next: req.from, gone: make(chan struct{}),
 		artifacts: map[string][]streamArtifact{}, out: conn.NetConn()}
-	if u, ok := ss.out.(interface{ UnsafeConn() net.Conn }); ok {
-		ss.out = u.UnsafeConn() // a *net.TCPConn: several frames go in one writev
-	}
 	if !st.hub.track(conn) {
 		_ = conn.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
@@ -896,7 +893,7 @@ func (ss *session) queue(frame []byte) error {
 	return nil
 }
 
-// flush writes the pending frames, in one system call, under the write
+// flush writes the pending frames, in one write, under the write
 // timeout; a failed write means the client is gone. The socket's own
 // lock keeps the frames whole beside the control frames (pongs, pings,
 // close) the connection writes.
@@ -904,7 +901,6 @@ func (ss *session) flush() error {
 	if len(ss.pending) == 0 {
 		return nil
 	}
-	bufs := ss.pending // WriteTo consumes its receiver
 	defer func() {
 		clear(ss.pending)
 		ss.pending, ss.pendingBytes = ss.pending[:0], 0
@@ -912,7 +908,17 @@ func (ss *session) flush() error {
 	if err := ss.out.SetWriteDeadline(time.Now().Add(ss.st.cfg.WriteTimeout)); err != nil {
 		return fmt.Errorf("%w: %w", errClientGone, err)
 	}
-	if _, err := bufs.WriteTo(ss.out); err != nil {
+	data := ss.pending[0]
+	if len(ss.pending) > 1 {
+		// One buffer, not a writev of the frames: writev through a
+		// narrow socket buffer let a reading client fall behind
+		// (TestRunStreamSlowClient).
+		data = make([]byte, 0, ss.pendingBytes)
+		for _, f := range ss.pending {
+			data = append(data, f...)
+		}
+	}
+	if _, err := ss.out.Write(data); err != nil {
 		return fmt.Errorf("%w: %w", errClientGone, err)
 	}
 	return nil
