@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -209,6 +210,7 @@ func BenchmarkReadStream3000(b *testing.B) {
 	fill(b, s, []string{"run-read3000", "run-other"}, 3000, 1) // one message per event, as raw reads them
 	ctx := context.Background()
 	b.Run("store_forwards", func(b *testing.B) {
+		cpu := cpuNow()
 		for range b.N {
 			recs, err := s.ReadStream(ctx, "run-read3000", events.Forwards, 0, 0)
 			if err != nil || len(recs) != 3000 {
@@ -216,8 +218,10 @@ func BenchmarkReadStream3000(b *testing.B) {
 			}
 		}
 		b.ReportMetric(3000*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		reportCPU(b, cpu, 3000*b.N)
 	})
 	b.Run("store_backwards", func(b *testing.B) {
+		cpu := cpuNow()
 		for range b.N {
 			recs, err := s.ReadStream(ctx, "run-read3000", events.Backwards, math.MaxUint64, 0)
 			if err != nil || len(recs) != 3000 {
@@ -225,22 +229,28 @@ func BenchmarkReadStream3000(b *testing.B) {
 			}
 		}
 		b.ReportMetric(3000*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		reportCPU(b, cpu, 3000*b.N)
 	})
 	b.Run("store_tail100_from_2900", func(b *testing.B) {
+		cpu := cpuNow()
 		for range b.N {
 			recs, err := s.ReadStream(ctx, "run-read3000", events.Forwards, 2900, 0)
 			if err != nil || len(recs) != 100 {
 				b.Fatalf("ReadStream = %d, %v", len(recs), err)
 			}
 		}
+		reportCPU(b, cpu, 100*b.N)
 	})
 	b.Run("raw_ordered_consumer", func(b *testing.B) {
+		cpu := cpuNow()
 		for range b.N {
 			rawRead(b, s.JetStream(), "ev.run.read3000.>", 3000)
 		}
 		b.ReportMetric(3000*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		reportCPU(b, cpu, 3000*b.N)
 	})
 	b.Run("raw_batch_get", func(b *testing.B) {
+		cpu := cpuNow()
 		for range b.N {
 			n := 0
 			for from := uint64(1); n < 3000; {
@@ -259,6 +269,7 @@ func BenchmarkReadStream3000(b *testing.B) {
 			}
 		}
 		b.ReportMetric(3000*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		reportCPU(b, cpu, 3000*b.N)
 	})
 }
 
@@ -272,6 +283,7 @@ func BenchmarkReplay100k(b *testing.B) {
 	fill(b, s, streams, total/len(streams), 1) // one message per event, as raw reads them
 	ctx := context.Background()
 	b.Run("store_ReadAll", func(b *testing.B) {
+		cpu := cpuNow()
 		for range b.N {
 			recs, err := s.ReadAll(ctx, 0, events.Filter{}, 0)
 			if err != nil || len(recs) != total {
@@ -279,8 +291,10 @@ func BenchmarkReplay100k(b *testing.B) {
 			}
 		}
 		b.ReportMetric(total*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		reportCPU(b, cpu, total*b.N)
 	})
 	b.Run("store_Subscribe", func(b *testing.B) {
+		cpu := cpuNow()
 		for range b.N {
 			sub, err := s.Subscribe(ctx, 0, events.Filter{Categories: []string{"run"}})
 			if err != nil {
@@ -296,11 +310,28 @@ func BenchmarkReplay100k(b *testing.B) {
 			}
 		}
 		b.ReportMetric(total*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		reportCPU(b, cpu, total*b.N)
 	})
 	b.Run("raw_ordered_consumer", func(b *testing.B) {
+		cpu := cpuNow()
 		for range b.N {
 			rawRead(b, s.JetStream(), "ev.>", total)
 		}
 		b.ReportMetric(total*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		reportCPU(b, cpu, total*b.N)
 	})
+}
+
+// cpuNow is the CPU time (user and system) the process has used: the
+// store, the embedded server and the reader alike.
+func cpuNow() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the CPU time per event since start: on a machine
+// shared with other work it moves less than events/s does.
+func reportCPU(b *testing.B, start time.Duration, events int) {
+	b.ReportMetric(float64((cpuNow()-start).Nanoseconds())/1000/float64(events), "cpu-µs/event")
 }

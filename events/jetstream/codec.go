@@ -165,8 +165,13 @@ func decode(out []events.Record, subj string, seq uint64, t time.Time, h nats.He
 	}
 	var md events.Metadata
 	if raw := h.Get(hdrMetadata); raw != "" {
-		if err := json.Unmarshal([]byte(raw), &md); err != nil {
+		if err := decodeMetadata([]byte(raw), &md); err != nil {
 			return out, fmt.Errorf("decode %d: metadata: %w", seq, err)
+		}
+	}
+	if ts := h.Get(hdrTime); ts != "" { // a migrated message: its original time
+		if t, err = time.Parse(time.RFC3339Nano, ts); err != nil {
+			return out, fmt.Errorf("decode %d: time: %w", seq, err)
 		}
 	}
 	t = t.UTC()
@@ -194,7 +199,7 @@ func decode(out []events.Record, subj string, seq uint64, t time.Time, h nats.He
 			Type: string(fs[1]), Time: t, Data: fs[3], Metadata: md}
 		if len(fs[2]) > 0 {
 			rec.Metadata = events.Metadata{}
-			if err := json.Unmarshal(fs[2], &rec.Metadata); err != nil {
+			if err := decodeMetadata(fs[2], &rec.Metadata); err != nil {
 				return out, fmt.Errorf("decode %d: event %d: metadata: %w", seq, i, err)
 			}
 		}

@@ -72,10 +72,15 @@ func (s *Store) page(ctx context.Context, from uint64, filter string, max int) (
 // known to remain, an ordered consumer streams them: it costs a consumer
 // but delivers about twice as fast (the server rewrites every message's
 // headers for a direct get).
-func (s *Store) scan(ctx context.Context, from uint64, filter string, known, batch int, fn func(events.Record) bool) error {
+// expect, when set, hears how many more messages the scan will read
+// once it knows (a caller collecting records grows its slice once).
+func (s *Store) scan(ctx context.Context, from uint64, filter string, known, batch int, fn func(events.Record) bool, expect func(int)) error {
 	left := known
 	for {
 		if left > consumeOver {
+			if expect != nil {
+				expect(left)
+			}
 			return s.consume(ctx, from, filter, left, fn)
 		}
 		recs, next, l, err := s.page(ctx, from, filter, batch)
@@ -187,7 +192,7 @@ func (s *Store) readRange(ctx context.Context, subj string, from uint64, n int, 
 			out = append(out, r)
 		}
 		return len(out) < n
-	})
+	}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -282,6 +287,11 @@ func (s *Store) ReadAll(ctx context.Context, after uint64, f events.Filter, limi
 			out = append(out, r)
 		}
 		return limit <= 0 || len(out) < limit
+	}, func(n int) {
+		if limit > 0 {
+			n = min(n, limit-len(out))
+		}
+		out = slices.Grow(out, n)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read all: %w", s.translate(err))
