@@ -85,7 +85,7 @@ func New(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open event store: %w", err)
 	}
-	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	cfg := jetstream.StreamConfig{
 		Name:        o.Stream,
 		Description: "Spectra event log: subjects ev.<category>.<stream id>.<organisation>; one message per append; position = sequence×1000 + index",
 		Subjects:    []string{subjectPrefix + ">"},
@@ -101,7 +101,11 @@ func New(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 		AllowDirect: true,
 		// Appends that need several messages are atomic batches.
 		AllowAtomicPublish: true,
-	})
+	}
+	if _, err := migrateLayout(ctx, js, cfg, o.Logger); err != nil {
+		return nil, fmt.Errorf("open event store: stream %s: %w", o.Stream, err)
+	}
+	st, err := js.CreateOrUpdateStream(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open event store: stream %s: %w", o.Stream, err)
 	}
