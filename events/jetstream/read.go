@@ -2,13 +2,15 @@ package jetstream
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/spectra-fab/spectra/events"
 )
@@ -40,29 +42,84 @@ func (s *Store) tail(ctx context.Context, subj string) (tail, error) {
 // the sequence after the last message read (from when none was), left how
 // many matching messages followed when the server answered.
 func (s *Store) page(ctx context.Context, from uint64, filter string, max int) (recs []events.Record, next uint64, left int, err error) {
-	it, err := jetstreamext.GetBatch(ctx, s.rjs, s.name, max,
-		jetstreamext.GetBatchSeq(from), jetstreamext.GetBatchSubject(filter))
+	next = from
+	err = s.batchGet(ctx, from, filter, max, func(m *nats.Msg) error {
+		h := m.Header
+		seq, err := strconv.ParseUint(h.Get(jetstream.SequenceHeader), 10, 64)
+		if err != nil {
+			return fmt.Errorf("sequence: %w", err)
+		}
+		t, err := time.Parse(time.RFC3339Nano, h.Get(jetstream.TimeStampHeaer))
+		if err != nil {
+			return fmt.Errorf("message %d: time: %w", seq, err)
+		}
+		if recs, err = decode(recs, h.Get(jetstream.SubjectHeader), seq, t, h, m.Data); err != nil {
+			return err
+		}
+		next = seq + 1
+		if left, err = strconv.Atoi(h.Get("Nats-Num-Pending")); err != nil {
+			return fmt.Errorf("message %d: pending: %w", seq, err)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, from, 0, fmt.Errorf("read from %d: %w", from, err)
 	}
-	next = from
-	for m, err := range it {
-		if errors.Is(err, jetstreamext.ErrNoMessages) {
-			return recs, next, 0, nil
-		}
-		if err != nil {
-			return nil, from, 0, fmt.Errorf("read from %d: %w", from, err)
-		}
-		if recs, err = decode(recs, m.Subject, m.Sequence, m.Time, m.Header, m.Data); err != nil {
-			return nil, from, 0, err
-		}
-		next = m.Sequence + 1
-		left, err = strconv.Atoi(m.Header.Get("Nats-Num-Pending"))
-		if err != nil {
-			return nil, from, 0, fmt.Errorf("read from %d: pending: %w", from, err)
+	return recs, next, left, nil
+}
+
+// batchGet sends one batch direct get (up to max messages from sequence
+// from on whose subject matches filter) and hands fn the replies, in
+// order. Its inbox holds exactly what the server may send (max messages
+// and the end of the batch), where a general request-many subscription
+// would allocate room for 65,536 on every read.
+func (s *Store) batchGet(ctx context.Context, from uint64, filter string, max int, fn func(*nats.Msg) error) error {
+	nc := s.rjs.Conn()
+	inbox := nc.NewRespInbox()
+	replies := make(chan *nats.Msg, max+1)
+	sub, err := nc.ChanSubscribe(inbox, replies)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	req, err := json.Marshal(batchRequest{Seq: from, NextBySubject: filter, Batch: max})
+	if err != nil {
+		return err
+	}
+	if err := nc.PublishRequest("$JS.API.DIRECT.GET."+s.name, inbox, req); err != nil {
+		return err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, nc.Opts.Timeout)
+		defer cancel()
+	}
+	for {
+		select {
+		case m := <-replies:
+			switch status := m.Header.Get("Status"); status {
+			case "":
+				if err := fn(m); err != nil {
+					return err
+				}
+			case "204": // end of the batch
+				return nil
+			case "404": // nothing matches
+				return nil
+			default:
+				return fmt.Errorf("batch get: status %s %s", status, m.Header.Get("Description"))
+			}
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
-	return recs, next, left, nil
+}
+
+// batchRequest is a batch direct get (nats-server's JSApiMsgGetRequest).
+type batchRequest struct {
+	Seq           uint64 `json:"seq"`
+	NextBySubject string `json:"next_by_subj,omitempty"`
+	Batch         int    `json:"batch"`
 }
 
 // scan hands fn, in order, the events of the messages from sequence from
