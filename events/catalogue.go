@@ -84,6 +84,9 @@ type RunStarted struct {
 	// fingerprint of its parameters and code, then the code version), so
 	// verification can tell when its engine differs. Empty in older logs.
 	Model string `json:"model,omitempty"`
+	// Policy is the retry and time-limit policy the run runs under; nil
+	// in older logs (docs/provenance.md: the documented defaults).
+	Policy *RunPolicy `json:"policy,omitempty"`
 }
 
 // RunPhaseChanged: the run reached a named step.

@@ -275,8 +275,7 @@ func (n *Node) start(ctx context.Context) (err error) {
 			Ready: n.ready, StoreDown: n.storeDown, Registerer: n.registry, Gatherer: n.registry, Artifacts: n.artifacts, Views: views{spc: n.spc, r2r: n.r2r, mv: n.mv}, Tunings: n.actors,
 			Events: n.store, Credentials: n.security, Audit: n.audit,
 			Streams: n.store, Fab: fabSvc, FabLists: n.fab,
-			Verifier: &projections.Verifier{Store: n.store, Engines: actors.EngineFunc(cfg.Engines), Policy: actors.Config{
-				SoftLimit: cfg.SoftLimit, HardLimit: cfg.HardLimit, RetryBase: cfg.RetryBase, RetryCap: cfg.RetryCap}.Policy(),
+			Verifier: &projections.Verifier{Store: n.store, Engines: actors.EngineFunc(cfg.Engines), // runs record their policy
 				PublicKey: sealPublicKey(sealKey)},
 			WhatIf: &projections.WhatIfs{Store: n.store}, Tools: &projections.Tools{Store: n.store}})
 	if cfg.HTTPAddr != "" {

@@ -19,11 +19,13 @@ type StreamReader interface {
 
 // Verifier answers golden-run verification (run.Verify) from the event
 // log: it reads a run's stream and re-simulates it with this node's
-// engines and run policy. It writes nothing.
+// engines under the policy the run recorded. It writes nothing.
 type Verifier struct {
 	Store   StreamReader
 	Engines run.NewEngine
-	Policy  run.Policy
+	// Policy is assumed for runs whose log records none (older logs);
+	// zero: run.DefaultPolicy, the documented one.
+	Policy run.Policy
 	// PublicKey, when set, verifies the seals' signatures.
 	PublicKey ed25519.PublicKey
 
@@ -47,7 +49,11 @@ func (v *Verifier) Verify(ctx context.Context, orgID, runID string) (run.Report,
 	if err != nil || !ok {
 		return run.Report{}, fmt.Errorf("verify %s: %w", runID, errors.Join(events.ErrNotFound, err))
 	}
-	return run.Verify(runID, recs, v.Engines, v.Policy, v.model(req.Kind), v.PublicKey), nil
+	assumed := v.Policy
+	if assumed == (run.Policy{}) {
+		assumed = run.DefaultPolicy
+	}
+	return run.Verify(runID, recs, v.Engines, assumed, v.model(req.Kind), v.PublicKey), nil
 }
 
 // model is the model version of this node's engine of kind, computed once.

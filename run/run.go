@@ -208,6 +208,9 @@ func (r *Run) Apply(rec events.Record) {
 	case *events.RunStarted:
 		r.Seed = e.Seed
 		r.R2R = e.R2R
+		if e.Policy != nil { // the run's policy governs it, whatever the host's
+			r.Policy = PolicyOf(*e.Policy)
+		}
 		r.resetAttempt()
 	case *events.RunPhaseChanged:
 		r.Marks[e.Name] = true
@@ -332,7 +335,7 @@ func (r *Run) Decide(cmd any) ([]events.Payload, error) {
 			return nil, refuse("start", fmt.Sprintf("run %s is %s; only a queued or retrying job starts", r.ID, st))
 		}
 		out := []events.Payload{&events.RunStarted{JobID: job, Attempt: r.NextAttempt(), Seed: r.Seed,
-			R2R: c.R2R, R2RBasis: c.R2RBasis, Node: c.Node, Model: c.Model}}
+			R2R: c.R2R, R2RBasis: c.R2RBasis, Node: c.Node, Model: c.Model, Policy: r.Policy.Record()}}
 		for _, m := range c.Setup {
 			out = append(out, &events.RunPhaseChanged{JobID: job, Name: m.Name, Progress: m.Progress, Step: 0})
 		}

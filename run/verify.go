@@ -39,6 +39,16 @@ type Report struct {
 	Model ModelCheck `json:"model"`
 	// Chain is the stream's hash chain check (events.CheckChain).
 	Chain events.ChainReport `json:"chain"`
+	// Policy is the retry and time-limit policy the replay ran the run
+	// under: the one its RunStarted recorded, or for an older log the
+	// assumed one (run.DefaultPolicy).
+	Policy PolicyUsed `json:"policy"`
+}
+
+// PolicyUsed is a run policy and whether the run's log recorded it.
+type PolicyUsed struct {
+	events.RunPolicy
+	Recorded bool `json:"recorded"`
 }
 
 // ModelCheck compares the model versions of a run's attempts with the
@@ -87,8 +97,9 @@ type EventView struct {
 // stored artifacts, and errors the host met (a RunFailed outside a step).
 // Everything else (telemetry, alarms, faults, retries, time limits, marks,
 // results, observations, safe states) must come out identical, byte for
-// byte. The policy p is the retry and time-limit policy the run ran
-// under; model is the model version of newEngine's engines (ModelVersion
+// byte. The retry and time-limit policy is the one the run's RunStarted
+// records; p is assumed for a log that records none (run.DefaultPolicy
+// for runs of Spectra's defaults); model is the model version of newEngine's engines (ModelVersion
 // for the real ones).
 func Verify(runID string, recs []events.Record, newEngine NewEngine, p Policy, model string, pub ed25519.PublicKey) Report {
 	rep := Replay(runID, recs, newEngine, p)
@@ -325,6 +336,13 @@ func (rp *replayer) start(rec events.Record) {
 		return
 	}
 	rp.rep.Model.Recorded = append(rp.rep.Model.Recorded, e.Model)
+	// The policy the run recorded governs the replay (an input: the host
+	// chose it); a log that predates recorded policies ran under the
+	// assumed one.
+	if e.Policy != nil {
+		rp.r.Policy = PolicyOf(*e.Policy)
+	}
+	rp.rep.Policy = PolicyUsed{RunPolicy: *rp.r.Policy.Record(), Recorded: e.Policy != nil}
 	opts := rp.r.Options()
 	opts.Attempt, opts.R2R = rp.r.NextAttempt(), e.R2R
 	eng, err := rp.newEngine(rp.r.Request.Kind, rp.r.Request.Recipe, opts)
@@ -332,7 +350,13 @@ func (rp *replayer) start(rec events.Record) {
 		rp.diverge(fmt.Sprintf("the replay cannot build the engine: %v", err), nil)
 		return
 	}
-	rp.expect(rp.r.Decide(Start{R2R: e.R2R, R2RBasis: basis.R2RBasis, Node: e.Node, Model: e.Model, Setup: eng.SetupMarks()}))
+	ps, err := rp.r.Decide(Start{R2R: e.R2R, R2RBasis: basis.R2RBasis, Node: e.Node, Model: e.Model, Setup: eng.SetupMarks()})
+	if len(ps) > 0 && e.Policy == nil {
+		if st, ok := ps[0].(*events.RunStarted); ok {
+			st.Policy = nil // as an older host recorded it
+		}
+	}
+	rp.expect(ps, err)
 	if !rp.stopped() {
 		rp.eng = eng
 	}

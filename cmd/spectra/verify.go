@@ -12,7 +12,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/spectra-fab/spectra/actors"
 	"github.com/spectra-fab/spectra/events"
 	"github.com/spectra-fab/spectra/node"
 	runagg "github.com/spectra-fab/spectra/run"
@@ -24,7 +23,7 @@ const verifyUsage = `usage: spectra verify RUN_ID [--json] [--export FILE] [--se
 Re-simulates a finished run from its recorded inputs and compares it with
 its log event by event, and checks its hash chain. --export saves the
 run's stored records (GET /api/runs/{id}/records); --offline verifies such
-a file with this binary's engines and the default run policy, without a
+a file with this binary's engines under the run's recorded policy, without a
 server, and with --pubkey (hex or base64 Ed25519 public key, or a file
 holding one) checks the seals' signatures. Exit status 1 when the run
 diverges or its chain is broken.`
@@ -90,7 +89,8 @@ func runVerify(ctx context.Context, args []string) error {
 }
 
 // verifyFile verifies a file of a run's records with this binary's
-// engines and the default policy.
+// engines, under the policy the run recorded (the documented defaults for
+// an older log).
 func verifyFile(path string, pub ed25519.PublicKey) (runagg.Report, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -108,7 +108,7 @@ func verifyFile(path string, pub ed25519.PublicKey) (runagg.Report, error) {
 		return runagg.Report{}, fmt.Errorf("%s: the first record is not a RunRequested: %w", path, err)
 	}
 	model, _ := runagg.Fingerprint(runagg.Engine, req.Kind)
-	return runagg.Verify(req.RunID, recs, runagg.Engine, actors.Config{}.Policy(), model, pub), nil
+	return runagg.Verify(req.RunID, recs, runagg.Engine, runagg.DefaultPolicy, model, pub), nil
 }
 
 // parsePublicKey reads an Ed25519 public key: hex, base64, or a file
