@@ -59,6 +59,7 @@ type secStack struct {
 	sec    *projections.Security
 	audit  *projections.Audit
 	fab    *projections.Fab
+	tools  *projections.Tools
 	logs   *bytes.Buffer
 }
 
@@ -66,9 +67,9 @@ type secStack struct {
 func newSecStack(t *testing.T, mod ...func(*Config)) *secStack {
 	t.Helper()
 	st := &secStack{store: memory.New(), jobs: projections.NewJobStatus(), sec: projections.NewSecurity(),
-		audit: projections.NewAudit(), fab: projections.NewFab(), logs: &bytes.Buffer{}}
+		audit: projections.NewAudit(), fab: projections.NewFab(), tools: projections.NewTools(), logs: &bytes.Buffer{}}
 	logger := slog.New(slog.NewJSONHandler(&syncWriter{w: st.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	st.runner = projections.NewRunner(st.store, nil, nil, st.jobs, st.sec, st.audit, st.fab)
+	st.runner = projections.NewRunner(st.store, nil, nil, st.jobs, st.sec, st.audit, st.fab, st.tools)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- st.runner.Run(ctx) }()
@@ -101,7 +102,7 @@ func newSecStack(t *testing.T, mod ...func(*Config)) *secStack {
 		Artifacts: arts, Tunings: svc, Events: st.store, Credentials: st.sec, Audit: st.audit,
 		Fab: newFabService(st.store, svc), FabLists: st.fab,
 		Verifier: &projections.Verifier{Store: st.store, Engines: actors.EngineFunc(engines), Policy: actors.Config{}.Policy()},
-		WhatIf:   &projections.WhatIfs{Store: st.store}, Tools: &projections.Tools{Store: st.store}})
+		WhatIf:   &projections.WhatIfs{Store: st.store}, Tools: st.tools})
 	return st
 }
 

@@ -126,8 +126,11 @@ func responsesFor(r Route, g *schemaGen) map[string]any {
 	return out
 }
 
+// requestBodies are request schemas other files register, by route.
+var requestBodies = map[string]map[string]any{}
+
 func requestBody(r Route) map[string]any {
-	schema := map[string]any(nil)
+	schema := requestBodies[r.Method+" "+r.Path]
 	switch {
 	case r.Method == fiber.MethodPost && r.Path == "/api/ion/runs":
 		schema = ref("IonRecipe")

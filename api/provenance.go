@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/process"
 	"github.com/spectra-fab/spectra/projections"
 	"github.com/spectra-fab/spectra/run"
 )
@@ -27,6 +29,20 @@ func init() {
 	successes["GET /api/runs/:run_id/records"] = success{status: 200, body: []events.Record{}, name: "RecordList"}
 	successes["GET /api/tools/:tool_id/timeline"] = success{status: 200, body: projections.E10Timeline{}, name: "ToolTimeline"}
 	successes["POST /api/r2r/what-if"] = success{status: 200, body: run.WhatIfReport{}, name: "WhatIfReport"}
+	successes["POST /api/tools/:tool_id/maintenance"] = success{status: 201, body: maintenanceView{}, name: "ToolMaintenance"}
+	requestBodies["POST /api/r2r/what-if"] = map[string]any{"type": "object", "properties": map[string]any{
+		"setting": map[string]any{"type": "object", "properties": map[string]any{
+			"off":     map[string]any{"type": "boolean"},
+			"lambda":  map[string]any{"type": "number", "minimum": 0, "maximum": 1},
+			"targets": map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "number"}}}},
+		"run_ids":  map[string]any{"type": "array", "items": map[string]any{"type": "string"}},
+		"tool_id":  map[string]any{"type": "string"},
+		"baseline": map[string]any{"type": "integer", "minimum": 0}}}
+	requestBodies["POST /api/tools/:tool_id/maintenance"] = map[string]any{"type": "object", "required": []string{"from", "until", "reason"},
+		"properties": map[string]any{
+			"from":   map[string]any{"type": "string", "format": "date-time"},
+			"until":  map[string]any{"type": "string", "format": "date-time", "description": "after from, at most 366 days later"},
+			"reason": map[string]any{"type": "string", "maxLength": maxMaintenanceReason}}}
 }
 
 // registerProvenanceRoutes adds golden-run verification and the export of
@@ -101,10 +117,23 @@ func (s *Server) handleWhatIf(c *fiber.Ctx) error {
 	if l := q.Setting.Lambda; l < 0 || l > 1 {
 		return invalid("setting.lambda", l, "0 < λ ≤ 1 (0: the default)", "out of range")
 	}
+	if s.events == nil {
+		// Every what-if is audited; a node that cannot record it answers none.
+		return &Error{Code: CodeUnavailable, Message: "what-if is not available on this node: its audit cannot be recorded"}
+	}
 	rep, err := s.whatIf.WhatIf(c.UserContext(), principal(c).OrgID, q)
 	if err != nil {
 		return err
 	}
+	// Who asked which setting over which runs: in the organisation's audit
+	// stream, never in a run's log.
+	res, err := s.appendEvent(c, events.AuditStream(principal(c).OrgID), events.ExpectAny, &events.WhatIfRequested{
+		Off: q.Setting.Off, Lambda: q.Setting.Lambda, Targets: q.Setting.Targets,
+		RunIDs: q.RunIDs, ToolID: q.ToolID, Baseline: q.Baseline, Runs: len(rep.Runs), Changed: rep.Changed})
+	if err != nil {
+		return err
+	}
+	s.accepted(c, res.Position)
 	return c.JSON(rep)
 }
 
@@ -119,8 +148,71 @@ const maxTimelinePeriod = 366 * 24 * time.Hour
 // registerToolRoutes adds the E10 equipment-state timeline.
 func (s *Server) registerToolRoutes() {
 	s.handle(fiber.MethodGet, "/api/tools/:tool_id/timeline", PermSPCView,
-		"A tool's SEMI E10 states over a period (since, until: RFC 3339; default the last 24 h), with availability and utilisation",
+		"A tool's SEMI E10 states over a period (since, until: RFC 3339; default the last 24 h), with availability, uptime and utilisation",
 		s.handleToolTimeline)
+	s.handle(fiber.MethodPost, "/api/tools/:tool_id/maintenance", PermToolMaintain,
+		"Schedule maintenance of a tool over [from, until): E10 scheduled downtime in its timeline; audited",
+		s.handleToolMaintenance)
+}
+
+// maxMaintenanceReason bounds a maintenance window's reason.
+const maxMaintenanceReason = 1000
+
+// maintenanceView is a scheduled maintenance window as the API answers it.
+type maintenanceView struct {
+	MaintenanceID string    `json:"maintenance_id"`
+	ToolID        string    `json:"tool_id"`
+	From          time.Time `json:"from"`
+	Until         time.Time `json:"until"`
+	Reason        string    `json:"reason"`
+	ScheduledBy   string    `json:"scheduled_by"`
+	Position      uint64    `json:"position"`
+}
+
+// handleToolMaintenance records a maintenance window as a
+// ToolMaintenanceScheduled on the tool's stream (tool-<org>-<tool>), with
+// who asked in its metadata: the audit trail shows it.
+func (s *Server) handleToolMaintenance(c *fiber.Ctx) error {
+	if s.events == nil {
+		return &Error{Code: CodeUnavailable, Message: "maintenance cannot be recorded on this node"}
+	}
+	toolID := c.Params("tool_id")
+	if strings.TrimSpace(toolID) == "" || len(toolID) > maxToolIDLen {
+		return invalid("tool_id", toolID, "a tool id of at most 128 characters", "bad tool id")
+	}
+	fields, err := strictObject(c.Body(), false, "from", "until", "reason")
+	if err != nil {
+		return err
+	}
+	var ve process.ValidationError
+	at := func(name string) time.Time {
+		v := stringField(fields, &ve, name, 64, true)
+		if v == "" {
+			return time.Time{}
+		}
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			ve.Add(name, v, "an RFC 3339 time", name+" is not a time")
+		}
+		return t.UTC()
+	}
+	from, until := at("from"), at("until")
+	reason := stringField(fields, &ve, "reason", maxMaintenanceReason, true)
+	if err := ve.Err(); err != nil {
+		return err
+	}
+	if !until.After(from) || until.Sub(from) > maxTimelinePeriod {
+		return invalid("until", until, "after from, at most 366 days later", "bad maintenance window")
+	}
+	e := &events.ToolMaintenanceScheduled{MaintenanceID: events.NewID(), OrgID: principal(c).OrgID, ToolID: toolID,
+		From: from, Until: until, Reason: reason}
+	res, err := s.appendEvent(c, events.ToolStream(e.OrgID, toolID), events.ExpectAny, e)
+	if err != nil {
+		return err
+	}
+	s.accepted(c, res.Position)
+	return c.Status(fiber.StatusCreated).JSON(maintenanceView{MaintenanceID: e.MaintenanceID, ToolID: toolID, From: from,
+		Until: until, Reason: reason, ScheduledBy: principal(c).UserID, Position: res.Position})
 }
 
 func (s *Server) handleToolTimeline(c *fiber.Ctx) error {

@@ -64,6 +64,9 @@ const (
 	PermLotControl     Permission = "lot:control" // cancel, pause, resume
 	PermScheduleView   Permission = "schedule:view"
 	PermScheduleManage Permission = "schedule:manage"
+
+	// Provenance (docs/provenance.md): engineers schedule tool maintenance.
+	PermToolMaintain Permission = "tool:maintain"
 )
 
 // allPermissions is every permission, in the order above.
@@ -75,6 +78,7 @@ var allPermissions = []Permission{
 	PermRunPause, PermAPIKeyManage,
 	PermRecipeView, PermRecipeWrite, PermRecipeApprove, PermLotView, PermLotCreate, PermLotControl,
 	PermScheduleView, PermScheduleManage,
+	PermToolMaintain,
 }
 
 // rolePermissions is the one permission table. Every route names the
@@ -99,6 +103,8 @@ var allPermissions = []Permission{
 //     admins approve a version for production; operators start, cancel,
 //     pause and resume lots (production runs of approved recipes); every
 //     role sees the library, lots and schedules.
+//   - provenance: engineers schedule tool maintenance (E10 scheduled
+//     downtime); what-if replays need spc:manage.
 var rolePermissions = map[Role][]Permission{
 	RoleAdmin: allPermissions,
 	RoleEngineer: {
@@ -108,6 +114,7 @@ var rolePermissions = map[Role][]Permission{
 		PermSPCView, PermSPCManage, PermAuditView,
 		PermRunPause,
 		PermRecipeView, PermRecipeWrite, PermLotView, PermLotCreate, PermLotControl, PermScheduleView, PermScheduleManage,
+		PermToolMaintain,
 	},
 	RoleOperator: {
 		PermIonCreateRun, PermIonViewRun, PermIonCancelRun, PermIonViewTelemetry,

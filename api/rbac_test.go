@@ -99,6 +99,7 @@ func TestRoutePermissions(t *testing.T) {
 		"GET /api/runs/:run_id/records":         PermAuditView,
 		"POST /api/r2r/what-if":                 PermSPCManage,
 		"GET /api/tools/:tool_id/timeline":      PermSPCView,
+		"POST /api/tools/:tool_id/maintenance":  PermToolMaintain,
 		"GET /api/ion/stream/:run_id":           PermIonViewTelemetry,
 		"GET /api/rtp/stream/:run_id":           PermRTPViewTelemetry,
 		"GET /api/stream":                       PermJobViewStatus,

@@ -50,6 +50,8 @@ type WhatIfRequested struct {
 	ToolID   string   `json:"tool_id,omitempty"`
 	Baseline int      `json:"baseline,omitempty"`
 	Runs     int      `json:"runs"`
+	// Changed counts the decisions the setting would have changed.
+	Changed int `json:"changed"`
 }
 
 // ToolMaintenanceScheduled: an engineer or admin planned maintenance of a

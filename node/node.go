@@ -140,9 +140,10 @@ func (n *Node) start(ctx context.Context) (err error) {
 	n.jobs = projections.NewJobStatus()
 	n.spc, n.r2r = projections.NewSPCCharts(projections.SPCConfig{Baseline: cfg.SPCBaseline}), projections.NewR2RState()
 	n.security, n.audit, n.fab = projections.NewSecurity(), projections.NewAudit(), projections.NewFab()
+	tools := projections.NewTools() // E10 timelines (docs/provenance.md)
 	n.mv = projections.NewMultivariate(projections.MultivariateConfig{Library: cfg.T2Library})
 	n.runner = projections.NewRunner(n.store, cps, cfg.Logger.With("component", "projections"), n.jobs, n.spc, n.r2r,
-		n.security, n.audit, n.fab, n.mv)
+		n.security, n.audit, n.fab, n.mv, tools)
 	if head := n.head(); head != nil {
 		// A run starting right after another completed learns from it.
 		synced := n.syncHead(head)
@@ -277,7 +278,7 @@ func (n *Node) start(ctx context.Context) (err error) {
 			Streams: n.store, Fab: fabSvc, FabLists: n.fab,
 			Verifier: &projections.Verifier{Store: n.store, Engines: actors.EngineFunc(cfg.Engines), // runs record their policy
 				PublicKey: sealPublicKey(sealKey)},
-			WhatIf: &projections.WhatIfs{Store: n.store}, Tools: &projections.Tools{Store: n.store}})
+			WhatIf: &projections.WhatIfs{Store: n.store}, Tools: tools})
 	if cfg.HTTPAddr != "" {
 		n.wg.Add(1)
 		go func() {

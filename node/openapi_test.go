@@ -119,6 +119,9 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 	v.check(http.MethodGet, "/api/runs/"+rtpRun.RunID+"/records", admin, nil, 200)
 	v.check(http.MethodGet, "/api/tools/ion/timeline", admin, nil, 200)
 	v.check(http.MethodPost, "/api/r2r/what-if", admin, []byte(`{"setting":{"off":true}}`), 200)
+	v.check(http.MethodPost, "/api/tools/ion/maintenance", admin,
+		[]byte(`{"from":"2026-12-03T08:00:00Z","until":"2026-12-03T09:00:00Z","reason":"PM"}`), 201)
+	v.check(http.MethodPost, "/api/tools/ion/maintenance", admin, []byte(`{"from":"2026-12-03T08:00:00Z","reason":"PM"}`), 422)
 
 	// Commands: a failed run retried (202); commands the state refuses (409).
 	failing := bytes.Replace(ion, []byte(`{`), []byte(`{"simulate_fault": {"kind": "permanent", "at_progress_pct": 30},`), 1)

@@ -27,6 +27,8 @@ const (
 	ActionTokenRefreshed     = "token_refreshed"
 	ActionTokenFamilyRevoked = "token_family_revoked"
 	ActionAccessDenied       = "access_denied"
+	ActionWhatIf             = "what_if"
+	ActionMaintenance        = "maintenance_scheduled"
 )
 
 // auditActions maps the audited event types to their action. Other events
@@ -45,6 +47,9 @@ var auditActions = map[string]string{
 	events.TypeRefreshTokenRotated: ActionTokenRefreshed,
 	events.TypeTokenFamilyRevoked:  ActionTokenFamilyRevoked,
 	events.TypeAccessDenied:        ActionAccessDenied,
+	// Provenance (docs/provenance.md).
+	events.TypeWhatIfRequested:          ActionWhatIf,
+	events.TypeToolMaintenanceScheduled: ActionMaintenance,
 }
 
 // AuditEntry is one audited event: who did what, when.
@@ -193,6 +198,12 @@ func (a *Audit) Apply(rec events.Record) error {
 		e.Details = map[string]any{"family_id": ev.FamilyID}
 	case *events.TokenFamilyRevoked:
 		e.Details = map[string]any{"family_id": ev.FamilyID, "reason": ev.Reason}
+	case *events.WhatIfRequested:
+		e.Details = map[string]any{"setting": map[string]any{"off": ev.Off, "lambda": ev.Lambda, "targets": ev.Targets},
+			"run_ids": ev.RunIDs, "tool_id": ev.ToolID, "baseline": ev.Baseline, "runs": ev.Runs, "changed": ev.Changed}
+	case *events.ToolMaintenanceScheduled:
+		e.Details = map[string]any{"maintenance_id": ev.MaintenanceID, "tool_id": ev.ToolID, "from": ev.From,
+			"until": ev.Until, "reason": ev.Reason}
 	case *events.AccessDenied:
 		e.Details = map[string]any{"status": ev.Status, "method": ev.Method, "path": ev.Path, "reason": ev.Reason,
 			"count": max(ev.Count, 1)}

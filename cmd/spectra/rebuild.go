@@ -43,7 +43,8 @@ func runProjections(ctx context.Context, args []string) error {
 		return commandError("projections rebuild", err)
 	}
 	all := []projections.Projection{projections.NewJobStatus(), projections.NewSPCCharts(projections.SPCConfig{Baseline: *spcBaseline}),
-		projections.NewR2RState(), projections.NewSecurity(), projections.NewAudit(), projections.NewMultivariate(projections.MultivariateConfig{Library: *t2Library})}
+		projections.NewR2RState(), projections.NewSecurity(), projections.NewAudit(), projections.NewMultivariate(projections.MultivariateConfig{Library: *t2Library}),
+		projections.NewTools()}
 	var chosen []projections.Projection
 	for _, p := range all {
 		if name == "" || p.Name() == name {
