@@ -105,6 +105,16 @@ func TestVerifyAfterKill9(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "IDENTICAL") {
 		t.Fatalf("spectra verify --offline = %v\n%s", err, out)
 	}
+	// A retried run verifies offline too: its log records the policy it
+	// ran under (--retry-base 2s), not the default this binary assumes.
+	retried := filepath.Join(t.TempDir(), "retried.json")
+	if out, err := exec.Command(binPath, "verify", runs[4].id, "--server", "http://"+s.addr, "--token", eng, "--export", retried).CombinedOutput(); err != nil {
+		t.Fatalf("spectra verify --export = %v\n%s", err, out)
+	}
+	out, err = exec.Command(binPath, "verify", "--offline", "--json", retried).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"retry_base_s": 2`) || !strings.Contains(string(out), `"recorded": true`) {
+		t.Errorf("spectra verify --offline of a run retried under --retry-base 2s = %v\n%s", err, out)
+	}
 	// Another organisation's engineer sees no such run.
 	if v := s.do(t, "GET", "/api/runs/"+runs[0].id+"/verify", token(t, "engineer", "org-2"), nil); v.status != 404 {
 		t.Errorf("verify of another organisation's run = %d, want 404", v.status)
