@@ -1,7 +1,9 @@
 package projections_test
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -74,29 +76,53 @@ func TestVerifierNamesEditsMadeInJetStream(t *testing.T) {
 			msgs = append(msgs, m)
 		}
 	}
-	// Two messages of the run holding one telemetry event each, a few
-	// revisions apart.
-	rewrite, del := -1, -1
+	// The run's events, message by message (a message holds one event,
+	// or several framed in its body: events/jetstream/codec.go).
+	frames := make([][]frame, len(msgs))
+	type at struct{ msg, frame int }
+	var evs []at
 	for i, m := range msgs {
-		single := strings.HasPrefix(m.Subject, "ev.run."+acc.RunID+".") && m.Header.Get("Spectra-Count") == "" &&
-			strings.HasPrefix(m.Header.Get("Spectra-Type"), events.TypeTelemetryRecorded)
+		if !strings.HasPrefix(m.Subject, "ev.run."+acc.RunID+".") {
+			continue
+		}
+		frames[i] = framesOf(t, m)
+		for k := range frames[i] {
+			evs = append(evs, at{i, k})
+		}
+	}
+	// Rewrite a telemetry event from revision 3 on; delete an event a few
+	// revisions later that ends its message (so no later event of that
+	// message is renumbered) and is not the stream's last.
+	rewrite, del := -1, -1
+	for j, e := range evs {
+		f := frames[e.msg][e.frame]
 		switch {
-		case !single:
-		case rewrite < 0 && revision(t, m) >= 3:
-			rewrite = i
-		case rewrite >= 0 && del < 0 && revision(t, m) >= revision(t, msgs[rewrite])+3:
-			del = i
+		case rewrite < 0 && j >= 3 && strings.HasPrefix(string(f.typ), events.TypeTelemetryRecorded):
+			rewrite = j
+		case rewrite >= 0 && del < 0 && j >= rewrite+3 && j < len(evs)-1 && e.frame == len(frames[e.msg])-1 &&
+			(len(frames[e.msg]) > 2 || len(frames[e.msg]) == 1):
+			del = j
 		}
 	}
 	if rewrite < 0 || del < 0 {
-		t.Fatalf("no single-event telemetry messages to edit among %d", len(msgs))
+		t.Fatalf("no events to edit among %d in %d messages", len(evs), len(msgs))
 	}
-	r1, r2 := revision(t, msgs[rewrite]), revision(t, msgs[del])
+	r1, r2 := uint64(rewrite), uint64(del) // the run's events are revisions 0, 1, …
+	t.Logf("%d events in %d messages: rewriting revision %d (message %d), deleting revision %d (message %d)",
+		len(evs), len(msgs), r1, msgs[evs[rewrite].msg].Sequence, r2, msgs[evs[del].msg].Sequence)
+	f := &frames[evs[rewrite].msg][evs[rewrite].frame]
+	edited := strings.Replace(string(f.data), `"progress":`, `"progress":1,"x":`, 1)
+	if edited == string(f.data) {
+		t.Fatalf("revision %d holds no progress to rewrite: %s", r1, f.data)
+	}
+	f.data = []byte(edited)
+	d := evs[del]
+	frames[d.msg] = frames[d.msg][:d.frame]
 
 	// The stream denies deleting and purging messages, and that cannot be
 	// switched off; but someone who holds the NATS account can delete the
 	// whole stream and create it again with the same configuration, then
-	// publish its messages back in order: one rewritten, one left out.
+	// publish its messages back in order: one event rewritten, one left out.
 	if err := js.DeleteStream(ctx, jetstream.DefaultStream); err != nil {
 		t.Fatal(err)
 	}
@@ -104,9 +130,6 @@ func TestVerifierNamesEditsMadeInJetStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, m := range msgs {
-		if i == del {
-			continue
-		}
 		out := nats.NewMsg(m.Subject)
 		for k, vs := range m.Header {
 			if !strings.HasPrefix(k, "Nats-") || k == nats.MsgIdHdr {
@@ -114,10 +137,20 @@ func TestVerifierNamesEditsMadeInJetStream(t *testing.T) {
 			}
 		}
 		out.Data = m.Data
-		if i == rewrite {
-			out.Data = []byte(strings.Replace(string(m.Data), `"progress":`, `"progress":1,"x":`, 1))
-			if string(out.Data) == string(m.Data) {
-				t.Fatalf("revision %d holds no progress to rewrite: %s", r1, m.Data)
+		switch {
+		case frames[i] == nil: // not the run's
+		case len(frames[i]) == 0:
+			continue // its one event deleted
+		case m.Header.Get("Spectra-Count") == "":
+			out.Data = frames[i][0].data
+		default:
+			out.Header.Set("Spectra-Count", strconv.Itoa(len(frames[i])))
+			out.Data = nil
+			for _, f := range frames[i] {
+				for _, b := range [][]byte{f.id, f.typ, f.md, f.data} {
+					out.Data = binary.AppendUvarint(out.Data, uint64(len(b)))
+					out.Data = append(out.Data, b...)
+				}
 			}
 		}
 		if _, err := js.PublishMsg(ctx, out); err != nil {
@@ -144,11 +177,30 @@ func TestVerifierNamesEditsMadeInJetStream(t *testing.T) {
 	}
 }
 
-func revision(t *testing.T, m *njs.RawStreamMsg) uint64 {
+// frame is one event of a stored message: id, type, metadata (empty: the
+// message's) and payload.
+type frame struct{ id, typ, md, data []byte }
+
+// framesOf splits a message into its events, as events/jetstream frames
+// them.
+func framesOf(t *testing.T, m *njs.RawStreamMsg) []frame {
 	t.Helper()
-	var r uint64
-	if err := json.Unmarshal([]byte(m.Header.Get("Spectra-Revision")), &r); err != nil {
-		t.Fatalf("message %d: revision %q", m.Sequence, m.Header.Get("Spectra-Revision"))
+	if m.Header.Get("Spectra-Count") == "" {
+		return []frame{{id: []byte(m.Header.Get(nats.MsgIdHdr)), typ: []byte(m.Header.Get("Spectra-Type")), data: m.Data}}
 	}
-	return r
+	var out []frame
+	body := m.Data
+	field := func() []byte {
+		n, k := binary.Uvarint(body)
+		if k <= 0 || uint64(len(body)-k) < n {
+			t.Fatalf("message %d: bad framing", m.Sequence)
+		}
+		f := body[k : k+int(n)]
+		body = body[k+int(n):]
+		return f
+	}
+	for len(body) > 0 {
+		out = append(out, frame{id: field(), typ: field(), md: field(), data: field()})
+	}
+	return out
 }
