@@ -32,6 +32,7 @@ type Fab interface {
 	CreateLot(ctx context.Context, c fab.CreateLot) (fab.LotStart, error)
 	Lot(ctx context.Context, orgID, lotID string) (fab.Lot, error)
 	CommandLot(ctx context.Context, c fab.LotCommand) (fab.LotOutcome, error)
+	RetryLot(ctx context.Context, c fab.LotRetry) (fab.LotOutcome, error)
 	CreateSchedule(ctx context.Context, c fab.CreateSchedule) (fab.Schedule, uint64, error)
 	Schedule(ctx context.Context, orgID, id string) (fab.Schedule, error)
 	CommandSchedule(ctx context.Context, c fab.ScheduleCommand) (fab.Schedule, uint64, error)
@@ -93,6 +94,7 @@ func init() {
 		"POST /api/lots/:lot_id/cancel":                       {status: 202, body: fab.LotOutcome{}, name: "LotCommandAccepted"},
 		"POST /api/lots/:lot_id/pause":                        {status: 202, body: fab.LotOutcome{}, name: "LotCommandAccepted"},
 		"POST /api/lots/:lot_id/resume":                       {status: 202, body: fab.LotOutcome{}, name: "LotCommandAccepted"},
+		"POST /api/lots/:lot_id/retry":                        {status: 202, body: fab.LotOutcome{}, name: "LotCommandAccepted"},
 		"POST /api/schedules":                                 {status: 201, body: fab.Schedule{}, name: "Schedule"},
 		"GET /api/schedules":                                  {status: 200, body: scheduleList{}, name: "ScheduleList"},
 		"GET /api/schedules/:schedule_id":                     {status: 200, body: scheduleView{}, name: "ScheduleWithFirings"},
@@ -124,6 +126,8 @@ func (s *Server) registerFabRoutes() {
 		s.handle(fiber.MethodPost, "/api/lots/:lot_id/"+verb, PermLotControl, verbTitle(verb)+" every unfinished wafer of a lot",
 			s.handleLotCommand(verb))
 	}
+	s.handle(fiber.MethodPost, "/api/lots/:lot_id/retry", PermLotControl,
+		"Run a lot's failed wafers again (or the wafers named), each as a new job of its run", s.handleLotRetry)
 
 	s.handle(fiber.MethodPost, "/api/schedules", PermScheduleManage,
 		"Schedule a recipe or lot at a time or on a cron expression", s.handleScheduleCreate)
@@ -512,16 +516,18 @@ func (s *Server) handleLotList(c *fiber.Ctx) error {
 
 // lotWafer is one wafer of a lot view.
 type lotWafer struct {
-	WaferID        string         `json:"wafer_id"`
-	Slot           int            `json:"slot"`
-	RunID          string         `json:"run_id,omitempty"`
-	JobID          string         `json:"job_id,omitempty"`
-	Status         string         `json:"status"`
-	Progress       float64        `json:"progress"`
-	CurrentStep    string         `json:"current_step,omitempty"`
-	ErrorMessage   string         `json:"error_message,omitempty"`
-	SPCAlertsCount int            `json:"spc_alerts_count"`
-	Result         map[string]any `json:"result,omitempty"`
+	WaferID        string  `json:"wafer_id"`
+	Slot           int     `json:"slot"`
+	RunID          string  `json:"run_id,omitempty"`
+	JobID          string  `json:"job_id,omitempty"`
+	Status         string  `json:"status"`
+	Progress       float64 `json:"progress"`
+	CurrentStep    string  `json:"current_step,omitempty"`
+	ErrorMessage   string  `json:"error_message,omitempty"`
+	SPCAlertsCount int     `json:"spc_alerts_count"`
+	// Retries counts the lot-level retries of the wafer.
+	Retries int            `json:"retries"`
+	Result  map[string]any `json:"result,omitempty"`
 }
 
 // Stat summarises one numeric result over a lot's completed wafers.
@@ -560,14 +566,17 @@ func (s *Server) handleLotGet(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	v := lotView{Lot: lot, Counts: map[string]int{}, Results: map[string]Stat{}, SPC: map[string][]spcPoint{}}
+	if lot.Members == nil {
+		lot.Members = []fab.Member{} // a list, even before the first wafer's run (clients index it)
+	}
+	v := lotView{Lot: lot, Counts: map[string]int{}, WaferList: []lotWafer{}, Results: map[string]Stat{}, SPC: map[string][]spcPoint{}}
 	members := map[string]fab.Member{}
 	for _, m := range lot.Members {
 		members[m.WaferID] = m
 	}
 	values := map[string][]float64{}
 	for i, w := range lot.Wafers {
-		lw := lotWafer{WaferID: w, Slot: i + 1, Status: "not_started"}
+		lw := lotWafer{WaferID: w, Slot: i + 1, Status: "not_started", Retries: lot.WaferRetries(w)}
 		if reason, ok := lot.Rejected[w]; ok {
 			lw.Status, lw.ErrorMessage = projections.StatusFailed, "not started: "+reason
 		}
@@ -670,6 +679,38 @@ func (s *Server) handleLotCommand(verb string) fiber.Handler {
 		s.accepted(c, out.Position)
 		return c.Status(fiber.StatusAccepted).JSON(out)
 	}
+}
+
+func (s *Server) handleLotRetry(c *fiber.Ctx) error {
+	if s.fab == nil {
+		return errNoFab
+	}
+	fields, err := strictObject(c.Body(), true, "wafers", "reason")
+	if err != nil {
+		return err
+	}
+	var ve process.ValidationError
+	reason := stringField(fields, &ve, "reason", 1000, false)
+	var wafers []string
+	if raw := fields["wafers"]; !isNull(raw) {
+		if err := json.Unmarshal(raw, &wafers); err != nil || len(wafers) == 0 || len(wafers) > fab.MaxWafers {
+			ve.Add("wafers", rawValue(raw), "a list of 1–25 wafer ids of the lot, or absent for every failed wafer", "invalid wafers")
+		}
+	}
+	if err := ve.Err(); err != nil {
+		return err
+	}
+	org := principal(c).OrgID
+	out, err := s.fab.RetryLot(c.UserContext(), fab.LotRetry{LotID: c.Params("lot_id"), Wafers: wafers, Reason: reason,
+		Failed: func(runID string) bool {
+			run, err := s.q.Run(c.UserContext(), org, runID)
+			return err == nil && run.OrgID == org && run.Status == projections.StatusFailed
+		}, Meta: s.metadata(c)})
+	if err != nil {
+		return err
+	}
+	s.accepted(c, out.Position)
+	return c.Status(fiber.StatusAccepted).JSON(out)
 }
 
 // --- schedules ---

@@ -36,6 +36,8 @@ var fabWalkBodies = map[string]string{
 	"POST /api/recipes":   `{"name":"walked","kind":"ion","recipe":{"steps":10}}`,
 	"POST /api/lots":      `{"recipe":{"name":"released"},"wafer_count":2}`,
 	"POST /api/schedules": `{"recipe":{"name":"released"},"kind":"ion","cron":"@hourly"}`,
+	// A running wafer does not take the retry: reported in the 202.
+	"POST /api/lots/:lot_id/retry": `{"wafers":["A"]}`,
 }
 
 func fabSuccess(r Route) int {
@@ -179,8 +181,8 @@ func TestFabRouteWalk(t *testing.T) {
 			}
 		}
 	}
-	if walked != 17 {
-		t.Errorf("walked %d fab routes, want 17", walked)
+	if walked != 18 {
+		t.Errorf("walked %d fab routes, want 18", walked)
 	}
 	// A recipe only org-2 has is not found for org-1.
 	if _, _, err := svc.SaveRecipe(ctx, fab.SaveRecipe{Name: "theirs", Kind: process.KindIon,
@@ -373,5 +375,89 @@ func TestScheduleFiringSkippedWithoutApprovedVersion(t *testing.T) {
 	list := st.do(t, http.MethodGet, "/api/schedules", "", append(as(t, RoleOperator, "org-1"), HeaderMinPosition, head)...)
 	if !strings.Contains(string(list.Body), `"skips":1`) {
 		t.Errorf("schedule list = %s, want skips 1", list.Body)
+	}
+}
+
+// The lot view's JSON is a contract (the dashboard's lot view reads it):
+// these fields keep their names and kinds; new ones may be added. Lists
+// are lists and maps are maps even when empty.
+func TestLotViewShape(t *testing.T) {
+	st := newSecStack(t)
+	svc := newFabService(st.store, st.svc)
+	admin := events.Metadata{OrgID: "org-1", UserID: "u-setup", Role: "admin"}
+	if _, _, err := svc.SaveRecipe(t.Context(), fab.SaveRecipe{Name: "shape", Kind: process.KindIon,
+		Recipe: json.RawMessage(`{"steps":2}`), Meta: admin}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.ApproveRecipe(t.Context(), fab.ApproveRecipe{Name: "shape", Version: 1,
+		Meta: events.Metadata{OrgID: "org-1", UserID: "u-approver", Role: "admin"}}); err != nil {
+		t.Fatal(err)
+	}
+	// A lot recorded with no wafer run yet (its creation under way, or
+	// cut short) and a lot whose wafers ran.
+	ev, _ := events.New(&events.LotRequested{LotID: "LOT-EMPTY", OrgID: "org-1", Kind: process.KindIon,
+		Recipe: events.RecipeRef{Name: "shape", Version: 1}, Wafers: []string{"W01"}, Production: true}, admin)
+	if _, err := st.store.Append(t.Context(), events.LotStream("LOT-EMPTY"), events.ExpectNoStream, ev); err != nil {
+		t.Fatal(err)
+	}
+	res := st.do(t, http.MethodPost, "/api/lots", `{"recipe":{"name":"shape"},"wafer_count":2,"lot_id":"LOT-SHAPE"}`, as(t, RoleOperator, "org-1")...)
+	if res.Status != http.StatusCreated {
+		t.Fatalf("POST /api/lots = %d %s", res.Status, res.Body)
+	}
+	var started fab.LotStart
+	_ = json.Unmarshal(res.Body, &started)
+	for _, w := range started.Wafers {
+		st.waitRun(t, "org-1", w.RunID, "completed")
+	}
+	kinds := map[string]string{
+		"lot_id": "string", "org_id": "string", "kind": "string", "recipe": "object", "wafers": "array",
+		"priority": "number", "production": "bool", "created_by": "string", "created_at": "string", "members": "array",
+		"cancelled": "bool", "paused": "bool", "revision": "number", "retries": "number",
+		"status": "string", "progress": "number", "counts": "object", "wafer_runs": "array", "results": "object", "spc_points": "object",
+	}
+	waferKinds := map[string]string{"wafer_id": "string", "slot": "number", "status": "string", "progress": "number",
+		"spc_alerts_count": "number", "retries": "number"}
+	kindOf := func(v any) string {
+		switch v.(type) {
+		case string:
+			return "string"
+		case float64:
+			return "number"
+		case bool:
+			return "bool"
+		case []any:
+			return "array"
+		case map[string]any:
+			return "object"
+		}
+		return "null"
+	}
+	for _, id := range []string{"LOT-EMPTY", "LOT-SHAPE"} {
+		res := st.do(t, http.MethodGet, "/api/lots/"+id, "", append(as(t, RoleViewer, "org-1"), HeaderMinPosition, st.head(t))...)
+		var v map[string]any
+		if err := json.Unmarshal(res.Body, &v); err != nil || res.Status != http.StatusOK {
+			t.Fatalf("GET /api/lots/%s = %d %s", id, res.Status, res.Body)
+		}
+		for k, want := range kinds {
+			if got := kindOf(v[k]); got != want {
+				t.Errorf("%s: %s is %s (%v), want %s", id, k, got, v[k], want)
+			}
+		}
+		for _, w := range v["wafer_runs"].([]any) {
+			for k, want := range waferKinds {
+				if got := kindOf(w.(map[string]any)[k]); got != want {
+					t.Errorf("%s: wafer_runs[].%s is %s, want %s", id, k, got, want)
+				}
+			}
+		}
+		if id == "LOT-SHAPE" {
+			if v["status"] != "completed" || len(v["members"].([]any)) != 2 || len(v["results"].(map[string]any)) == 0 {
+				t.Errorf("LOT-SHAPE view: status %v, members %v, results %v", v["status"], v["members"], v["results"])
+			}
+			w := v["wafer_runs"].([]any)[0].(map[string]any)
+			if kindOf(w["run_id"]) != "string" || kindOf(w["job_id"]) != "string" || kindOf(w["result"]) != "object" {
+				t.Errorf("a completed wafer: %v, want run_id, job_id and result", w)
+			}
+		}
 	}
 }

@@ -116,6 +116,7 @@ func TestRoutePermissions(t *testing.T) {
 		"POST /api/lots/:lot_id/cancel":                       PermLotControl,
 		"POST /api/lots/:lot_id/pause":                        PermLotControl,
 		"POST /api/lots/:lot_id/resume":                       PermLotControl,
+		"POST /api/lots/:lot_id/retry":                        PermLotControl,
 		"POST /api/schedules":                                 PermScheduleManage,
 		"GET /api/schedules":                                  PermScheduleView,
 		"GET /api/schedules/:schedule_id":                     PermScheduleView,

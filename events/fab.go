@@ -11,7 +11,8 @@ import (
 // own stream, written by whoever holds its expected revision:
 //
 //	recipe-<org>-<name>   RecipeVersionSaved, RecipeVersionApproved
-//	lot-<lot id>          LotRequested, LotWaferStarted, LotWaferRejected, LotCancelRequested, LotPaused, LotResumed
+//	lot-<lot id>          LotRequested, LotWaferStarted, LotWaferRejected, LotCancelRequested, LotPaused, LotResumed,
+//	                      LotRetryRequested
 //	schedule-<id>         ScheduleCreated, SchedulePaused, ScheduleResumed, ScheduleFired, ScheduleFiringSkipped
 const (
 	CategoryRecipe   = "recipe"
@@ -31,6 +32,7 @@ const (
 	TypeScheduleFired         = "ScheduleFired"
 	TypeLotWaferRejected      = "LotWaferRejected"
 	TypeScheduleFiringSkipped = "ScheduleFiringSkipped"
+	TypeLotRetryRequested     = "LotRetryRequested"
 )
 
 // RecipeStream is the stream of an organisation's named recipe. Recipe
@@ -203,6 +205,14 @@ type ScheduleFiringSkipped struct {
 	Skipped int `json:"skipped,omitempty"`
 }
 
+// LotRetryRequested: somebody asked to run some wafers of the lot again
+// (their failed or cancelled runs, each as a new job of the same run).
+type LotRetryRequested struct {
+	LotID  string   `json:"lot_id"`
+	Wafers []string `json:"wafers"`
+	Reason string   `json:"reason,omitempty"`
+}
+
 func (RecipeVersionSaved) EventType() string    { return TypeRecipeVersionSaved }
 func (RecipeVersionApproved) EventType() string { return TypeRecipeVersionApproved }
 func (LotRequested) EventType() string          { return TypeLotRequested }
@@ -216,6 +226,7 @@ func (ScheduleResumed) EventType() string       { return TypeScheduleResumed }
 func (ScheduleFired) EventType() string         { return TypeScheduleFired }
 func (LotWaferRejected) EventType() string      { return TypeLotWaferRejected }
 func (ScheduleFiringSkipped) EventType() string { return TypeScheduleFiringSkipped }
+func (LotRetryRequested) EventType() string     { return TypeLotRetryRequested }
 
 func init() {
 	register[RecipeVersionSaved](1)
@@ -231,4 +242,5 @@ func init() {
 	register[ScheduleFired](1)
 	register[LotWaferRejected](1)
 	register[ScheduleFiringSkipped](1)
+	register[LotRetryRequested](1)
 }

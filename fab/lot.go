@@ -39,11 +39,14 @@ type Lot struct {
 	Rejected  map[string]string `json:"rejected,omitempty"`
 	Cancelled bool              `json:"cancelled"`
 	Paused    bool              `json:"paused"`
-	Revision  uint64            `json:"revision"`
+	// Retries counts the lot-level retries (LotRetryRequested).
+	Retries   int    `json:"retries"`
+	Revision  uint64 `json:"revision"`
 	exists    bool
 	pausedBy  events.Metadata // who paused the lot: wafers that start while it is paused are paused as them
 	firedSlot *time.Time
 	faults    map[string]*process.Fault
+	retried   map[string]int  // wafer → lot-level retries of it
 	creator   events.Metadata // who asked for the lot: its wafers' runs are created as them
 	requestID string          // the LotRequested event's id: what its runs are caused by
 }
@@ -83,6 +86,14 @@ func (l *Lot) Apply(rec events.Record) error {
 			}
 			l.Rejected[e.WaferID] = e.Reason
 		}
+	case *events.LotRetryRequested:
+		l.Retries++
+		if l.retried == nil {
+			l.retried = map[string]int{}
+		}
+		for _, w := range e.Wafers {
+			l.retried[w]++
+		}
 	case *events.LotCancelRequested:
 		l.Cancelled = true
 	case *events.LotPaused:
@@ -109,6 +120,32 @@ const (
 	LotPause  = "pause"
 	LotResume = "resume"
 )
+
+// WaferRetries is how often the lot retried a wafer.
+func (l *Lot) WaferRetries(wafer string) int { return l.retried[wafer] }
+
+// Retry decides a lot-level retry of wafers (each must have a run).
+func (l *Lot) Retry(wafers []string, reason string) (*events.LotRetryRequested, error) {
+	if !l.exists {
+		return nil, ErrNotFound
+	}
+	if l.Cancelled {
+		return nil, refuse(fmt.Sprintf("lot %s is cancelled", l.LotID))
+	}
+	if len(wafers) == 0 {
+		return nil, refuse(fmt.Sprintf("lot %s has no failed wafer to retry", l.LotID))
+	}
+	var ve process.ValidationError
+	for i, w := range wafers {
+		if l.member(w) == nil {
+			ve.Add(fmt.Sprintf("wafers[%d]", i), w, "a wafer of the lot with a run", "no run of that wafer in the lot")
+		}
+	}
+	if err := ve.Err(); err != nil {
+		return nil, err
+	}
+	return &events.LotRetryRequested{LotID: l.LotID, Wafers: wafers, Reason: reason}, nil
+}
 
 // Command decides a lot-level command.
 func (l *Lot) Command(verb, reason string) (events.Payload, error) {

@@ -2,6 +2,7 @@ package fab
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -31,6 +32,7 @@ type Runs interface {
 	CancelRun(ctx context.Context, c actors.RunCommand) (actors.Accepted, error)
 	PauseRun(ctx context.Context, c actors.RunCommand) (actors.Accepted, error)
 	ResumeRun(ctx context.Context, c actors.RunCommand) (actors.Accepted, error)
+	RetryJob(ctx context.Context, c actors.RunCommand) (actors.Accepted, error)
 }
 
 // Validator validates a process kind's recipes (actors.EngineFactory is
@@ -576,6 +578,69 @@ func (s *Service) CommandLot(ctx context.Context, c LotCommand) (LotOutcome, err
 			if err != nil {
 				ws.Error = err.Error()
 			}
+			out.Position = max(out.Position, acc.Position)
+			out.Wafers = append(out.Wafers, ws)
+		}
+		if err := lot.Apply(events.Record{Type: events.VersionedType(ev.EventType()), Data: mustJSON(ev), Revision: res.Revision}); err != nil {
+			return LotOutcome{}, err
+		}
+		out.Lot = lot
+		return out, nil
+	}
+	return LotOutcome{}, refuse("the lot is being changed by others; try again")
+}
+
+// LotRetry runs some wafers of a lot again.
+type LotRetry struct {
+	LotID string
+	// Wafers to retry; none: every wafer whose run failed (failed says
+	// which runs did).
+	Wafers []string
+	Failed func(runID string) bool
+	Reason string
+	Meta   events.Metadata
+}
+
+// RetryLot records a lot-level retry and retries each wafer's run (a new
+// job of the same run, without the fault the first job injected). A run
+// that does not take it (it did not fail or was not cancelled) is
+// reported, not an error. Returns a *RuleError when no wafer failed (or
+// the lot is cancelled) and a *process.ValidationError for a wafer that
+// is not the lot's.
+func (s *Service) RetryLot(ctx context.Context, c LotRetry) (LotOutcome, error) {
+	for range conflictRetries {
+		lot, err := s.Lot(ctx, c.Meta.OrgID, c.LotID)
+		if err != nil {
+			return LotOutcome{}, err
+		}
+		wafers := c.Wafers
+		if len(wafers) == 0 && c.Failed != nil {
+			for _, m := range lot.Members {
+				if c.Failed(m.RunID) {
+					wafers = append(wafers, m.WaferID)
+				}
+			}
+		}
+		ev, err := lot.Retry(wafers, c.Reason)
+		if err != nil {
+			return LotOutcome{}, err
+		}
+		res, err := s.append(ctx, events.LotStream(lot.LotID), true, lot.Revision, "", ev, c.Meta)
+		if errors.Is(err, events.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return LotOutcome{}, fmt.Errorf("retry lot: %w", err)
+		}
+		out := LotOutcome{Position: res.Position}
+		for _, w := range wafers {
+			m := lot.member(w)
+			ws := WaferStart{WaferID: m.WaferID, Slot: m.Slot, RunID: m.RunID}
+			acc, err := s.runs.RetryJob(ctx, actors.RunCommand{RunID: m.RunID, Reason: c.Reason, Meta: c.Meta})
+			if err != nil {
+				ws.Error = err.Error()
+			}
+			ws.JobID = cmp.Or(acc.JobID, m.JobID)
 			out.Position = max(out.Position, acc.Position)
 			out.Wafers = append(out.Wafers, ws)
 		}

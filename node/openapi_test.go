@@ -199,6 +199,7 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 	v.decode(v.check(http.MethodPost, "/api/lots", admin, []byte(`{"recipe":{"name":"p_40kev"},"wafer_count":2}`), 201), &lot)
 	v.check(http.MethodGet, "/api/lots", admin, nil, 200)
 	v.check(http.MethodGet, "/api/lots/"+lot.Lot.LotID, admin, nil, 200)
+	v.check(http.MethodPost, "/api/lots/"+lot.Lot.LotID+"/retry", admin, []byte(`{"wafers":["W01"]}`), 202)
 	for _, verb := range []string{"pause", "resume", "cancel"} {
 		v.check(http.MethodPost, "/api/lots/"+lot.Lot.LotID+"/"+verb, admin, nil, 202, 409)
 	}

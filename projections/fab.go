@@ -304,6 +304,7 @@ func init() {
 		events.TypeScheduleFired:         "schedule_fired",
 		events.TypeScheduleFiringSkipped: "schedule_firing_skipped",
 		events.TypeLotWaferRejected:      "lot_wafer_rejected",
+		events.TypeLotRetryRequested:     "lot_retry_requested",
 	} {
 		auditActions[typ] = action
 	}

@@ -33,7 +33,9 @@ const (
   start RECIPE[@VERSION] (--wafers N | --wafer-ids W01,W02) [--lot-id ID] [--tool T] [--priority P] [--engineering]
                                          start one run per wafer
   show LOT_ID                            each wafer's progress, aggregate results
-  cancel|pause|resume LOT_ID [--reason R]`
+  cancel|pause|resume LOT_ID [--reason R]
+  retry LOT_ID [--wafer-ids W07,W12] [--reason R]
+                                         run the failed wafers (or those named) again`
 	schedulesUsage = `usage: spectra schedules <command> [flags]
   list                                   the organisation's schedules
   create RECIPE[@VERSION] --kind ion|rtp (--cron EXPR | --at TIME) [--wafers N] [--name N] [--tool T]
@@ -450,15 +452,25 @@ func runLots(ctx context.Context, args []string) error {
 			return table("RESULT\tN\tMEAN\tSTD\tMIN\tMAX", rows)
 		}
 		return nil
-	case "cancel", "pause", "resume":
+	case "cancel", "pause", "resume", "retry":
 		reason := fc.fs.String("reason", "", "why, for the audit trail")
+		var ids *string
+		if sub == "retry" {
+			ids = fc.fs.String("wafer-ids", "", "comma-separated wafers to retry (default: every failed wafer)")
+		}
 		pos, err := fc.parse(args, 1, lotsUsage)
 		if err != nil {
 			return err
 		}
 		var body any
-		if *reason != "" {
-			body = map[string]string{"reason": *reason}
+		if b := map[string]any{}; *reason != "" || ids != nil && *ids != "" {
+			if *reason != "" {
+				b["reason"] = *reason
+			}
+			if ids != nil && *ids != "" {
+				b["wafers"] = strings.Split(*ids, ",")
+			}
+			body = b
 		}
 		var out struct {
 			Wafers []struct {

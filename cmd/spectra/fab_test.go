@@ -267,6 +267,41 @@ func TestLotOf25WithOneFaultyWafer(t *testing.T) {
 	if o["lot_id"] != lotID || o["wafer_id"] != "W01" || o["recipe"].(map[string]any)["version"] != float64(v) {
 		t.Errorf("wafer run origin = %v", o)
 	}
+
+	// A lot-level retry runs the failed wafer again (a new job of its run,
+	// without the fault: "after the tool was repaired"); the others are
+	// left alone, and the lot completes.
+	var failedJob string
+	for _, w := range lot["wafer_runs"].([]any) {
+		if w := w.(map[string]any); w["wafer_id"] == "W07" {
+			failedJob = w["job_id"].(string)
+		}
+	}
+	r = s.do(t, "POST", "/api/lots/"+lotID+"/retry", op, map[string]any{"reason": "beam line repaired"})
+	if r.status != 202 {
+		t.Fatalf("lot retry = %d %s", r.status, r.body)
+	}
+	retried := r.json(t)["wafers"].([]any)
+	if len(retried) != 1 || retried[0].(map[string]any)["wafer_id"] != "W07" || retried[0].(map[string]any)["error"] != nil ||
+		retried[0].(map[string]any)["job_id"] == failedJob {
+		t.Fatalf("lot retry wafers = %v, want W07 on a new job", retried)
+	}
+	lot = s.waitLot(t, op, lotID, 60*time.Second)
+	if lot["status"] != "completed" || lot["retries"] != 1.0 {
+		t.Errorf("lot after retry: status %v, retries %v; want completed, 1", lot["status"], lot["retries"])
+	}
+	for _, w := range lot["wafer_runs"].([]any) {
+		w := w.(map[string]any)
+		if want := map[bool]float64{true: 1, false: 0}[w["wafer_id"] == "W07"]; w["retries"] != want {
+			t.Errorf("wafer %v retries %v, want %v", w["wafer_id"], w["retries"], want)
+		}
+	}
+	if r := s.do(t, "POST", "/api/lots/"+lotID+"/retry", op, nil); r.status != 409 || !strings.Contains(string(r.body), "no failed wafer") {
+		t.Errorf("retry of a lot with no failed wafer = %d %s, want 409", r.status, r.body)
+	}
+	if a := s.do(t, "GET", "/api/audit?type=lot_retry_requested", admin, nil); !strings.Contains(string(a.body), "operator-user") {
+		t.Errorf("audit of lot retries = %s", a.body)
+	}
 }
 
 func TestLotCancelStopsRemainingWafers(t *testing.T) {
@@ -595,6 +630,12 @@ func TestFabCLI(t *testing.T) {
 	}
 	if out := run(op, "lots", "list"); !strings.Contains(out, "LOT-CLI-1") || !strings.Contains(out, "3/3") {
 		t.Errorf("lots list: %q", out)
+	}
+	if _, errOut, code := s.cli(t, op, "lots", "retry", "LOT-CLI-1"); code == 0 || !strings.Contains(errOut, "no failed wafer") {
+		t.Errorf("lots retry of a lot without failed wafers: exit %d %s", code, errOut)
+	}
+	if out := run(op, "lots", "retry", "LOT-CLI-1", "--wafer-ids", "W01"); !strings.Contains(out, "retry sent to 0 of 1") {
+		t.Errorf("lots retry of a completed wafer: %q", out)
 	}
 	if _, errOut, code := s.cli(t, op, "lots", "cancel", "LOT-CLI-1"); code != 0 {
 		t.Errorf("lots cancel of a finished lot: exit %d %s", code, errOut)
