@@ -424,3 +424,76 @@ func oldEqualIDs(a, b []string) bool {
 	}
 	return true
 }
+
+// TestE10ProjectionCheckpointsAndRebuilds: the tools model runs in the
+// projection runner on JetStream with its checkpoint; a node restarted
+// from the checkpoint, and one rebuilt from the log, answer what the
+// per-request fold of the log answers.
+func TestE10ProjectionCheckpointsAndRebuilds(t *testing.T) {
+	s, cps := startJetStream(t)
+	md2 := events.Metadata{OrgID: "org-1", UserID: "u-1", Role: "engineer"}
+	run := func(i int, tool string, fail bool) {
+		id := fmt.Sprintf("ION-E10-%02d", i)
+		end := events.Payload(&events.RunCompleted{JobID: "j", Step: 9, Result: json.RawMessage(`{}`)})
+		if fail {
+			end = &events.RunFailed{JobID: "j", Step: 5, Error: "interlock"}
+		}
+		appendRun(t, s, id, md2, &events.RunRequested{RunID: id, JobID: "j", Kind: process.KindIon, Recipe: json.RawMessage(`{}`), ToolID: tool},
+			&events.RunStarted{JobID: "j"}, end)
+	}
+	start := time.Now().UTC().Add(-time.Minute)
+	for i := range 4 {
+		run(i, "IMP-01", i == 2)
+	}
+	live := projections.NewTools()
+	runOnce(t, s, cps, live) // saves its checkpoint when it stops
+	if pos, _, err := cps.Load(t.Context(), "tools"); err != nil || pos == 0 {
+		t.Fatalf("tools checkpoint = position %d, %v; want one", pos, err)
+	}
+	for i := 4; i < 7; i++ {
+		run(i, "IMP-01", false)
+	}
+	ev, err := events.New(&events.ToolMaintenanceScheduled{MaintenanceID: "m1", OrgID: "org-1", ToolID: "IMP-01",
+		From: time.Now().UTC().Add(time.Minute), Until: time.Now().UTC().Add(time.Hour), Reason: "PM"}, md2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(t.Context(), events.ToolStream("org-1", "IMP-01"), events.ExpectAny, ev); err != nil {
+		t.Fatal(err)
+	}
+	restarted := projections.NewTools()
+	runOnce(t, s, cps, restarted) // from the checkpoint, then the rest
+	if err := projections.Rebuild(t.Context(), cps, "tools"); err != nil {
+		t.Fatal(err)
+	}
+	rebuilt := projections.NewTools()
+	runOnce(t, s, cps, rebuilt)
+
+	recs, err := s.ReadAll(t.Context(), 0, events.Filter{OrgID: "org-1"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	until := time.Now().UTC().Add(2 * time.Hour)
+	want := timeline(t, toolsOf(t, recs), "org-1", "IMP-01", start, until)
+	if n := len(want.Segments); n < 5 || want.Seconds[projections.E10ScheduledDown] == 0 || want.Seconds[projections.E10UnscheduledDown] == 0 {
+		t.Fatalf("the log's timeline = %+v; want runs, a fault and a maintenance window", want)
+	}
+	for name, m := range map[string]*projections.Tools{"restarted from its checkpoint": restarted, "rebuilt": rebuilt} {
+		if diff := cmp.Diff(want, timeline(t, m, "org-1", "IMP-01", start, until)); diff != "" {
+			t.Errorf("%s (-log +projection):\n%s", name, diff)
+		}
+	}
+	// Before the window, the per-request fold of the run events agrees.
+	var runsOnly []events.Record
+	for _, rec := range recs {
+		if events.Category(rec.Stream) == events.CategoryRun {
+			runsOnly = append(runsOnly, rec)
+		}
+	}
+	now := time.Now().UTC()
+	got := timeline(t, rebuilt, "org-1", "IMP-01", start, now)
+	got.Uptime = 0
+	if diff := cmp.Diff(perRequestE10(runsOnly, "IMP-01", start, now), got); diff != "" {
+		t.Errorf("rebuilt vs the per-request fold (-per request +projection):\n%s", diff)
+	}
+}
