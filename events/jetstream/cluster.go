@@ -24,6 +24,9 @@ type ClusterConfig struct {
 	// Peers are the route addresses of the other servers. Listing this
 	// server's own address as well is harmless.
 	Peers []string
+	// Raft is the timing of the cluster's Raft groups (zero: NATSRaft,
+	// the server's own); it is process-wide (raft.go).
+	Raft RaftTiming
 }
 
 // apply sets the cluster options. Routes authenticate with the same
@@ -40,6 +43,13 @@ func (c *ClusterConfig) apply(opts *server.Options, creds Credentials) error {
 	opts.ServerName = c.ServerName
 	if len(c.peerRoutes()) == 0 {
 		return nil // a cluster of one: JetStream clusters need routes
+	}
+	raft := c.Raft
+	if raft == (RaftTiming{}) {
+		raft = NATSRaft
+	}
+	if err := setRaft(raft); err != nil {
+		return fmt.Errorf("cluster %s: %w", c.Name, err)
 	}
 	opts.Cluster = server.ClusterOpts{Name: c.Name, Host: host, Port: port,
 		Username: creds.User, Password: creds.Password}
