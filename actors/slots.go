@@ -24,15 +24,24 @@ type Slots interface {
 }
 
 // SlotTable is one queue's slots: the runs holding one, and the runs
-// waiting in admission order (priority, then arrival).
+// waiting in admission order (priority, then arrival). Organisations share
+// the slots by weight as on a single node (scheduler.go): Holders and
+// VTime keep what that needs, cluster-wide.
 type SlotTable struct {
 	Running []string   `json:"running"`
 	Waiting []SlotWait `json:"waiting"`
+	// Holders names the organisation of each running run (absent: "").
+	Holders map[string]string `json:"holders,omitempty"`
+	// VTime is each organisation's virtual time in the queue: 1/weight
+	// per admission; it breaks ties between organisations equally far
+	// below their share.
+	VTime map[string]float64 `json:"vtime,omitempty"`
 }
 
 // SlotWait is a run waiting for a slot.
 type SlotWait struct {
 	RunID    string    `json:"run_id"`
+	Org      string    `json:"org,omitempty"`
 	Priority int       `json:"priority"`
 	Arrival  time.Time `json:"arrival"`
 }
@@ -43,20 +52,43 @@ func (t *SlotTable) waiting(id string) int {
 	return slices.IndexFunc(t.Waiting, func(w SlotWait) bool { return w.RunID == id })
 }
 
-// hold records that id holds a slot.
-func (t *SlotTable) hold(id string) bool {
+// hold records that id, of organisation org, holds a slot.
+func (t *SlotTable) hold(id, org string) bool {
 	changed := t.drop(id, false)
 	if t.running(id) {
+		if t.Holders[id] != org {
+			t.setHolder(id, org)
+			changed = true
+		}
 		return changed
 	}
 	t.Running = append(t.Running, id)
+	t.setHolder(id, org)
 	return true
+}
+
+func (t *SlotTable) setHolder(id, org string) {
+	if org == "" {
+		delete(t.Holders, id)
+		return
+	}
+	if t.Holders == nil {
+		t.Holders = map[string]string{}
+	}
+	t.Holders[id] = org
 }
 
 // wait records that id waits, unless it holds a slot already.
 func (t *SlotTable) wait(w SlotWait) bool {
 	if t.running(w.RunID) || t.waiting(w.RunID) >= 0 {
 		return false
+	}
+	if !t.active(w.Org) {
+		// An organisation that was idle starts at the current virtual
+		// time: idling earns no credit to flood with later.
+		if v, ok := t.minVTime(w.Org); ok && v > t.VTime[w.Org] {
+			t.charge(w.Org, v-t.VTime[w.Org])
+		}
 	}
 	t.Waiting = append(t.Waiting, w)
 	slices.SortStableFunc(t.Waiting, func(a, b SlotWait) int {
@@ -81,10 +113,79 @@ func (t *SlotTable) drop(id string, all bool) bool {
 	if all {
 		if i := slices.Index(t.Running, id); i >= 0 {
 			t.Running = slices.Delete(t.Running, i, i+1)
+			delete(t.Holders, id)
 			changed = true
 		}
 	}
+	if changed && len(t.Running) == 0 && len(t.Waiting) == 0 {
+		t.VTime = nil // nobody is active: no history to keep
+	}
 	return changed
+}
+
+// active reports whether org holds or waits for a slot.
+func (t *SlotTable) active(org string) bool {
+	for _, id := range t.Running {
+		if t.Holders[id] == org {
+			return true
+		}
+	}
+	return slices.ContainsFunc(t.Waiting, func(w SlotWait) bool { return w.Org == org })
+}
+
+// minVTime is the least virtual time of the organisations other than org
+// that are active.
+func (t *SlotTable) minVTime(org string) (float64, bool) {
+	v, found := 0.0, false
+	consider := func(o string) {
+		if o != org && (!found || t.VTime[o] < v) {
+			v, found = t.VTime[o], true
+		}
+	}
+	for _, id := range t.Running {
+		consider(t.Holders[id])
+	}
+	for _, w := range t.Waiting {
+		consider(w.Org)
+	}
+	return v, found
+}
+
+func (t *SlotTable) charge(org string, d float64) {
+	if t.VTime == nil {
+		t.VTime = map[string]float64{}
+	}
+	t.VTime[org] += d
+}
+
+// next is the index in Waiting of the run admitted next, as on a single
+// node: of the organisations with waiting runs, the one holding the fewest
+// slots for its weight, then the least virtual time, then the first by
+// name; within it, the first waiting (priority, then arrival). -1: none.
+func (t *SlotTable) next(weight func(org string) float64) int {
+	held := map[string]int{}
+	for _, id := range t.Running {
+		held[t.Holders[id]]++
+	}
+	best, bestUse := -1, 0.0
+	for i, w := range t.Waiting {
+		if best >= 0 && w.Org == t.Waiting[best].Org {
+			continue // the organisation's first waiting run stands for it
+		}
+		use := float64(held[w.Org]) / weight(w.Org)
+		if best < 0 {
+			best, bestUse = i, use
+			continue
+		}
+		b := t.Waiting[best].Org
+		switch {
+		case use < bestUse,
+			use == bestUse && t.VTime[w.Org] < t.VTime[b],
+			use == bestUse && t.VTime[w.Org] == t.VTime[b] && w.Org < b:
+			best, bestUse = i, use
+		}
+	}
+	return best
 }
 
 // Drop removes a run from the table, holding or waiting.
@@ -129,6 +230,9 @@ type clusterScheduler struct {
 	cfg   Config
 	slots Slots
 	runs  map[string]*localRun
+	// weights are the organisations' fair-share weights (SetWeights;
+	// default 1). Every node must be given the same.
+	weights map[string]float64
 
 	cancel context.CancelFunc
 	tick   *time.Ticker
@@ -169,7 +273,7 @@ func (s *clusterScheduler) Receive(ctx actor.Context) {
 			s.tick.Stop()
 		}
 	case *enqueue:
-		r := &localRun{queue: m.queue, pid: m.pid, wait: SlotWait{RunID: m.runID, Priority: m.priority, Arrival: m.arrival}}
+		r := &localRun{queue: m.queue, pid: m.pid, wait: SlotWait{RunID: m.runID, Org: m.org, Priority: m.priority, Arrival: m.arrival}}
 		if old, ok := s.runs[m.runID]; ok && old.holding {
 			r.holding = true
 		}
@@ -177,7 +281,7 @@ func (s *clusterScheduler) Receive(ctx actor.Context) {
 		sctx, cancel := s.ctx()
 		t, err := s.slots.Update(sctx, m.queue, func(t *SlotTable) bool {
 			if m.running || t.running(m.runID) {
-				return t.hold(m.runID)
+				return t.hold(m.runID, m.org)
 			}
 			return t.wait(r.wait)
 		})
@@ -205,6 +309,13 @@ func (s *clusterScheduler) Receive(ctx actor.Context) {
 		s.admit(ctx, m.queue)
 	case *slotsTick:
 		s.reassert(ctx)
+	case *weights:
+		s.weights = m.w
+		s.reassert(ctx)
+	case *owner:
+		if r, ok := s.runs[m.runID]; ok && r.wait.Org == "" {
+			r.wait.Org = m.org // put in the table by the next reassert
+		}
 	case *expect, *settled, *expectDue:
 		// Slots outlive nodes: a woken run finds its slot where it left it.
 	}
@@ -238,13 +349,14 @@ func (s *clusterScheduler) admit(ctx actor.Context, queue string) {
 		}
 		held := len(granted)
 		for len(t.Running) < limit && len(t.Waiting) > 0 {
-			head := t.Waiting[0].RunID
-			r, ok := s.runs[head]
+			head := t.Waiting[t.next(s.weight)]
+			r, ok := s.runs[head.RunID]
 			if !ok || r.holding {
 				break // another node's run is next
 			}
-			t.hold(head)
-			granted = append(granted, head)
+			t.hold(head.RunID, head.Org)
+			t.charge(head.Org, 1/s.weight(head.Org))
+			granted = append(granted, head.RunID)
 		}
 		return len(granted) > held
 	})
@@ -272,7 +384,7 @@ func (s *clusterScheduler) reassert(ctx actor.Context) {
 			changed := false
 			for _, r := range rs {
 				if r.holding {
-					changed = t.hold(r.wait.RunID) || changed
+					changed = t.hold(r.wait.RunID, r.wait.Org) || changed
 				} else {
 					changed = t.wait(r.wait) || changed
 				}
@@ -284,4 +396,11 @@ func (s *clusterScheduler) reassert(ctx actor.Context) {
 			s.admit(ctx, q)
 		}
 	}
+}
+
+func (s *clusterScheduler) weight(org string) float64 {
+	if w, ok := s.weights[org]; ok && w > 0 {
+		return w
+	}
+	return 1
 }
