@@ -12,6 +12,8 @@ import (
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
 	"github.com/nats-io/nats.go"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/spectra-fab/spectra/actors"
 	"github.com/spectra-fab/spectra/actors/actorspb"
@@ -31,6 +33,9 @@ type Config struct {
 	// Conn is the node's NATS connection, which carries the membership
 	// heartbeats (MembersSubject).
 	Conn *nats.Conn
+	// TLS secures actor remoting with mutual TLS (TLSFromSecret,
+	// TLSFromFiles); nil leaves it in plain text, for tests only.
+	TLS *TLS
 	// Kinds are the grain kinds this member hosts.
 	Kinds []*protocluster.Kind
 	// Beat and TTL tune Membership (zero: its defaults).
@@ -65,7 +70,13 @@ func Join(system *actor.ActorSystem, cfg Config) (*Cluster, error) {
 	}
 	m := &Membership{Conn: cfg.Conn, Node: cfg.Node, Beat: cfg.Beat, TTL: cfg.TTL, Log: cfg.Logger, Lost: cfg.Lost}
 	lookup := disthash.New()
-	rcfg := remote.Configure(cfg.Host, cfg.Port)
+	var ropts []remote.ConfigOption
+	if cfg.TLS != nil {
+		ropts = append(ropts,
+			remote.WithServerOptions(grpc.Creds(credentials.NewTLS(cfg.TLS.Server))),
+			remote.WithDialOptions(grpc.WithTransportCredentials(credentials.NewTLS(cfg.TLS.Client))))
+	}
+	rcfg := remote.Configure(cfg.Host, cfg.Port, ropts...)
 	ccfg := protocluster.Configure(Name, m, lookup, rcfg, protocluster.WithKinds(cfg.Kinds...),
 		protocluster.WithRequestTimeout(10*time.Second))
 	c := protocluster.New(system, ccfg)
