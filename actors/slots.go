@@ -278,9 +278,19 @@ func (s *clusterScheduler) Receive(ctx actor.Context) {
 			r.holding = true
 		}
 		s.runs[m.runID] = r
+		if m.running {
+			// It held its slot when its node died (or its actor
+			// restarted), and slots outlive nodes: it carries on at once,
+			// without waiting for the slots' bucket, whose leader may
+			// have died with the node. The next reassert (slotsReassert)
+			// records the hold should the table have lost it.
+			r.holding = true
+			ctx.Send(m.pid, &admit{})
+			return
+		}
 		sctx, cancel := s.ctx()
 		t, err := s.slots.Update(sctx, m.queue, func(t *SlotTable) bool {
-			if m.running || t.running(m.runID) {
+			if t.running(m.runID) {
 				return t.hold(m.runID, m.org)
 			}
 			return t.wait(r.wait)
