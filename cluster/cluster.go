@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -38,6 +39,12 @@ type Config struct {
 	TLS *TLS
 	// Kinds are the grain kinds this member hosts.
 	Kinds []*protocluster.Kind
+	// Provider finds the members: ProviderNATS (default) or
+	// ProviderKubernetes.
+	Provider string
+	// KubeAPI, for the Kubernetes provider, is the API server to use
+	// instead of the pod's service account (tests).
+	KubeAPI *KubeAPI
 	// Beat and TTL tune Membership (zero: its defaults).
 	Beat, TTL time.Duration
 	Logger    *slog.Logger
@@ -50,11 +57,16 @@ type Config struct {
 // actors.Placement.
 type Cluster struct {
 	c          *protocluster.Cluster
-	membership *Membership
+	provider   protocluster.ClusterProvider
+	membership *Membership // nil unless ProviderNATS
+	watchdog   *watchdog   // the fail-stop of other providers
 	leave      sync.Once
 
 	mu      sync.Mutex
 	changed []chan struct{}
+	// members is the size of the last topology (protoactor's member list
+	// may not be read from other goroutines).
+	members atomic.Int64
 }
 
 var _ actors.Placement = (*Cluster)(nil)
@@ -62,13 +74,26 @@ var _ actors.Placement = (*Cluster)(nil)
 // Join starts remoting on system and joins the cluster as a member hosting
 // cfg.Kinds. system must not have started remoting already.
 func Join(system *actor.ActorSystem, cfg Config) (*Cluster, error) {
-	if cfg.Conn == nil {
+	if cfg.Conn == nil && (cfg.Provider == "" || cfg.Provider == ProviderNATS) {
 		return nil, errors.New("join cluster: no NATS connection")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	m := &Membership{Conn: cfg.Conn, Node: cfg.Node, Beat: cfg.Beat, TTL: cfg.TTL, Log: cfg.Logger, Lost: cfg.Lost}
+	var provider protocluster.ClusterProvider
+	var m *Membership
+	switch cfg.Provider {
+	case "", ProviderNATS:
+		m = &Membership{Conn: cfg.Conn, Node: cfg.Node, Beat: cfg.Beat, TTL: cfg.TTL, Log: cfg.Logger, Lost: cfg.Lost}
+		provider = m
+	case ProviderKubernetes:
+		var err error
+		if provider, err = kubernetesProvider(cfg.KubeAPI); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("join cluster: unknown provider %q (want %s or %s)", cfg.Provider, ProviderNATS, ProviderKubernetes)
+	}
 	lookup := disthash.New()
 	var ropts []remote.ConfigOption
 	if cfg.TLS != nil {
@@ -77,12 +102,13 @@ func Join(system *actor.ActorSystem, cfg Config) (*Cluster, error) {
 			remote.WithDialOptions(grpc.WithTransportCredentials(credentials.NewTLS(cfg.TLS.Client))))
 	}
 	rcfg := remote.Configure(cfg.Host, cfg.Port, ropts...)
-	ccfg := protocluster.Configure(Name, m, lookup, rcfg, protocluster.WithKinds(cfg.Kinds...),
+	ccfg := protocluster.Configure(Name, provider, lookup, rcfg, protocluster.WithKinds(cfg.Kinds...),
 		protocluster.WithRequestTimeout(10*time.Second))
 	c := protocluster.New(system, ccfg)
-	out := &Cluster{c: c, membership: m}
+	out := &Cluster{c: c, provider: provider, membership: m}
 	system.EventStream.Subscribe(func(evt any) {
-		if _, ok := evt.(*protocluster.ClusterTopology); ok {
+		if t, ok := evt.(*protocluster.ClusterTopology); ok {
+			out.members.Store(int64(len(t.Members)))
 			out.notify()
 		}
 	})
@@ -99,8 +125,24 @@ func Join(system *actor.ActorSystem, cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	if m == nil {
+		// Kubernetes drops a frozen pod once its readiness probe fails
+		// (15 s with deploy/k8s); a node frozen that long stops.
+		out.watchdog = startWatchdog(time.Second, kubernetesFrozen, func(gap time.Duration) {
+			cfg.Logger.Error("this node was frozen longer than Kubernetes takes to drop it; stopping",
+				"node", cfg.Node, "frozen", gap.Round(time.Millisecond), "limit", kubernetesFrozen)
+			if cfg.Lost != nil {
+				cfg.Lost(fmt.Errorf("node %s: frozen for %v", cfg.Node, gap.Round(time.Millisecond)))
+			}
+		})
+	}
 	return out, nil
 }
+
+// kubernetesFrozen is how long a member of the Kubernetes provider may be
+// frozen before it stops: less than the 15 s its readiness probe takes
+// to fail (3 × 5 s in deploy/k8s/cluster.yaml).
+const kubernetesFrozen = 10 * time.Second
 
 // Request implements actors.Placement with cluster.Request: the identity
 // lookup finds (or activates) the run's one grain.
@@ -123,7 +165,8 @@ func (c *Cluster) Request(cmd *actorspb.RunCommand, timeout time.Duration) (*act
 // the others take its runs over at once, and remoting stops.
 func (c *Cluster) Leave() {
 	c.leave.Do(func() {
-		_ = c.membership.Shutdown(true)
+		c.watchdog.Stop()
+		_ = c.provider.Shutdown(true)
 		// What protoactor's Shutdown does, less its 2 s sleep and the
 		// actor system, which its owner closes: the grains stop (they
 		// carry on from their logs where they land next), then gossip
@@ -135,7 +178,12 @@ func (c *Cluster) Leave() {
 }
 
 // Members is how many members this node sees.
-func (c *Cluster) Members() int { return len(c.membership.Members()) }
+func (c *Cluster) Members() int {
+	if c.membership != nil {
+		return len(c.membership.Members())
+	}
+	return int(c.members.Load())
+}
 
 // Grains is how many grains this node hosts.
 func (c *Cluster) Grains() int64 { return c.c.VirtualActorCount() }
