@@ -34,6 +34,11 @@ func (c *Config) bindCluster(f *Flags) {
 	f.String(&c.ClusterPeers, "cluster-peers", "SPECTRA_CLUSTER_PEERS", "", "route addresses of the other nodes, HOST:PORT,HOST:PORT")
 	f.String(&c.ActorListen, "actor-listen", "SPECTRA_ACTOR_LISTEN", "", "actor remoting address; default: the cluster host, port+1")
 	f.Int(&c.Replicas, "replicas", "SPECTRA_REPLICAS", 0, "replicas of streams, KV and object stores; 0: 3 with three or more nodes, else 1")
+	f.String(&c.ClusterProvider, "cluster-provider", "SPECTRA_CLUSTER_PROVIDER", cluster.ProviderNATS, "how members find each other: nats (heartbeats on the cluster's NATS) or kubernetes (pod labels through the API server; needs RBAC, see deploy/k8s)")
+	f.String(&c.ActorTLSCA, "actor-tls-ca", "SPECTRA_ACTOR_TLS_CA", "", "actor remoting mutual TLS: CA certificates (PEM); default: a CA derived from the cluster's NATS password")
+	f.String(&c.ActorTLSCert, "actor-tls-cert", "SPECTRA_ACTOR_TLS_CERT", "", "actor remoting mutual TLS: this node's certificate (PEM), issued by --actor-tls-ca")
+	f.String(&c.ActorTLSKey, "actor-tls-key", "SPECTRA_ACTOR_TLS_KEY", "", "actor remoting mutual TLS: this node's key (PEM)")
+	f.Bool(&c.NATSRaftDefaults, "nats-raft-defaults", "SPECTRA_NATS_RAFT_DEFAULTS", false, "embedded cluster: keep nats-server's Raft election timeout (4-9 s) instead of 1-2 s (slower failover, fewer spurious elections under load)")
 }
 
 // clustered reports whether the node joins a cluster.
@@ -80,6 +85,11 @@ func (c Config) withClusterDefaults() (Config, error) {
 	if !c.clustered() {
 		return c, nil
 	}
+	switch c.ClusterProvider {
+	case "", cluster.ProviderNATS, cluster.ProviderKubernetes:
+	default:
+		return c, fmt.Errorf("--cluster-provider %q: want %s or %s", c.ClusterProvider, cluster.ProviderNATS, cluster.ProviderKubernetes)
+	}
 	if c.NATSURL != "" {
 		// An external NATS cluster replicates the log (--replicas 3);
 		// the nodes share it for membership and slots, and only their
@@ -90,6 +100,9 @@ func (c Config) withClusterDefaults() (Config, error) {
 				return c, err
 			}
 			c.ActorListen = net.JoinHostPort(host, strconv.Itoa(port))
+		}
+		if _, _, err := c.remotingTLS(); err != nil {
+			return c, err
 		}
 		return c, nil
 	}
@@ -119,7 +132,11 @@ func (c Config) natsCluster() *sjs.ClusterConfig {
 	if !c.clustered() || c.NATSURL != "" {
 		return nil
 	}
-	return &sjs.ClusterConfig{Name: cluster.Name, ServerName: c.Node, Listen: c.ClusterListen, Peers: c.peers()}
+	raft := sjs.FailoverRaft
+	if c.NATSRaftDefaults {
+		raft = sjs.NATSRaft
+	}
+	return &sjs.ClusterConfig{Name: cluster.Name, ServerName: c.Node, Listen: c.ClusterListen, Peers: c.peers(), Raft: raft}
 }
 
 // retry runs open until it succeeds, ctx ends, or (single node) once: a
@@ -173,6 +190,20 @@ func replicate(ctx context.Context, js jetstream.JetStream, replicas int, stream
 	return nil
 }
 
+// remotingTLS is the mutual TLS of actor remoting: the operator's files,
+// else derived from the secret the nodes share for NATS.
+func (c Config) remotingTLS() (*cluster.TLS, string, error) {
+	if c.ActorTLSCA != "" || c.ActorTLSCert != "" || c.ActorTLSKey != "" {
+		t, err := cluster.TLSFromFiles(c.ActorTLSCA, c.ActorTLSCert, c.ActorTLSKey)
+		return t, "files", err
+	}
+	if c.NATSPassword == "" {
+		return nil, "", errors.New("actor remoting needs mutual TLS: set --actor-tls-ca/--actor-tls-cert/--actor-tls-key, or the cluster's shared SPECTRA_NATS_PASSWORD to derive it from")
+	}
+	t, err := cluster.TLSFromSecret(c.NATSPassword, c.Node)
+	return t, "derived from the cluster secret", err
+}
+
 // join makes the node's actor system a member of the protoactor cluster.
 func (n *Node) join() error {
 	host, port, err := net.SplitHostPort(n.cfg.ActorListen)
@@ -183,7 +214,12 @@ func (n *Node) join() error {
 	if err != nil {
 		return fmt.Errorf("--actor-listen %q: %w", n.cfg.ActorListen, err)
 	}
-	n.cluster, err = cluster.Join(n.actors.System(), cluster.Config{Node: n.cfg.Node, Host: host, Port: p, Conn: n.nc,
+	tlsCfg, tlsFrom, err := n.cfg.remotingTLS()
+	if err != nil {
+		return err
+	}
+	n.cluster, err = cluster.Join(n.actors.System(), cluster.Config{Node: n.cfg.Node, Host: host, Port: p, Conn: n.nc, TLS: tlsCfg,
+		Provider: n.cfg.ClusterProvider,
 		Kinds: []*protocluster.Kind{n.actors.RunGrain()}, Logger: n.cfg.Logger.With("component", "cluster"),
 		Lost: n.fail})
 	if err != nil {
@@ -200,8 +236,10 @@ func (n *Node) join() error {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "spectra_cluster_reactivations_total",
 			Help: "Activations of runs already under way: after a node's loss, a move, a fenced duplicate."},
 			func() float64 { _, r := n.actors.Activations(); return float64(r) }))
-	n.cfg.Logger.Info("joined the cluster", "node", n.cfg.Node, "actor_address", n.cluster.Address(),
-		"members", n.cluster.Members(), "replicas", n.cfg.replicas())
+	raft := sjs.CurrentRaft()
+	n.cfg.Logger.Info("joined the cluster", "node", n.cfg.Node, "provider", n.cfg.ClusterProvider, "actor_address", n.cluster.Address(),
+		"members", n.cluster.Members(), "replicas", n.cfg.replicas(), "actor_tls", tlsFrom,
+		"nats_raft_election", fmt.Sprintf("%v-%v", raft.MinElection, raft.MaxElection), "nats_raft_heartbeat", raft.Heartbeat)
 	return nil
 }
 

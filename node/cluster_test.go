@@ -18,8 +18,15 @@ func TestClusterDefaults(t *testing.T) {
 			NATSUser: "spectra", NATSPassword: "0123456789abcdef"},
 			wantActor: "127.0.0.1:7102", wantNATS: "127.0.0.1:7103", wantReplicas: 1, wantEmbeddedRoutes: true},
 		{name: "embedded_without_credentials", cfg: Config{ClusterListen: "127.0.0.1:7101", ClusterPeers: "127.0.0.1:7201"}, wantErr: true},
-		{name: "external_nats", cfg: Config{ClusterListen: "10.0.0.5:7101", NATSURL: "nats://nats:4222", Replicas: 3},
+		{name: "external_nats", cfg: Config{ClusterListen: "10.0.0.5:7101", NATSURL: "nats://nats:4222", Replicas: 3,
+			NATSUser: "spectra", NATSPassword: "0123456789abcdef"},
 			wantActor: "10.0.0.5:7102", wantReplicas: 3},
+		// Actor remoting is mutual TLS only: without a shared secret to
+		// derive it from or files, the node refuses to start.
+		{name: "external_nats_without_secret_or_tls_files", cfg: Config{ClusterListen: "10.0.0.5:7101", NATSURL: "nats://nats:4222"},
+			wantErr: true},
+		{name: "unknown_provider", cfg: Config{ClusterListen: "127.0.0.1:7101", NATSUser: "u", NATSPassword: "0123456789abcdef",
+			ClusterProvider: "consul"}, wantErr: true},
 		{name: "bad_listen", cfg: Config{ClusterListen: "nohost", NATSUser: "u", NATSPassword: "0123456789abcdef"}, wantErr: true},
 	}
 	for _, tt := range tests {

@@ -54,6 +54,8 @@ type Config struct {
 	AllowFaultInjection bool
 	// QueueLimit is the default concurrency per queue (4).
 	QueueLimit int
+	// QueueLimits override QueueLimit for named queues (KIND/TOOL).
+	QueueLimits QueueLimits
 	// OrgWeights are the organisations' fair-share weights in each queue
 	// (default 1 each).
 	OrgWeights Weights
@@ -90,6 +92,16 @@ type Config struct {
 	// one of a cluster: see cluster.go.
 	ClusterListen, ClusterPeers, ActorListen string
 	Replicas                                 int
+	// ClusterProvider finds the members: "nats" (heartbeats on the shared
+	// NATS) or "kubernetes" (protoactor's provider, pod labels).
+	ClusterProvider string
+	// ActorTLSCA, ActorTLSCert and ActorTLSKey secure actor remoting
+	// with the operator's PKI; unset, its mutual TLS derives from the
+	// cluster secret (cluster.go).
+	ActorTLSCA, ActorTLSCert, ActorTLSKey string
+	// NATSRaftDefaults keeps nats-server's Raft election timing (4–9 s)
+	// instead of Spectra's faster one (1–2 s; cluster.go).
+	NATSRaftDefaults bool
 	// SealKeyFile holds the Ed25519 key that signs run seals (hex or
 	// base64 seed; spectra seal-key makes one); empty: seals unsigned.
 	SealKeyFile string
@@ -238,6 +250,7 @@ func (c *Config) Bind(f *Flags, hostname string) {
 	f.Int(&c.SPCBaseline, "spc-baseline", "SPECTRA_SPC_BASELINE", 20, "first runs of an SPC chart that fix its limits")
 	f.Int(&c.T2Library, "t2-library", "SPECTRA_T2_LIBRARY", 50, "good runs of a tool and recipe class that make the multivariate (T²) check's library")
 	f.Int(&c.QueueLimit, "queue-limit", "SPECTRA_QUEUE_LIMIT", 4, "runs admitted at once per queue")
+	f.Text(&c.QueueLimits, "queue-limits", "SPECTRA_QUEUE_LIMITS", QueueLimits(nil), "limits of named queues over --queue-limit, e.g. rtp/RTP-1=2,ion/IMP-1=1")
 	f.Text(&c.OrgWeights, "org-weights", "SPECTRA_ORG_WEIGHTS", Weights(nil), "fair-share weights per organisation in each queue, e.g. org-1=2,org-2=1 (default 1 each)")
 	f.Duration(&c.SoftLimit, "soft-time-limit", "SPECTRA_SOFT_TIME_LIMIT", 2*time.Hour, "process time after which a run is warned")
 	f.Duration(&c.HardLimit, "hard-time-limit", "SPECTRA_HARD_TIME_LIMIT", 3*time.Hour, "process time after which a run is aborted")

@@ -206,7 +206,7 @@ func (n *Node) start(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	n.actors, err = actors.New(actors.Config{TimeScale: cfg.TimeScale, Node: cfg.Node, QueueLimit: cfg.QueueLimit,
+	n.actors, err = actors.New(actors.Config{TimeScale: cfg.TimeScale, Node: cfg.Node, QueueLimit: cfg.QueueLimit, QueueLimits: cfg.QueueLimits,
 		SoftLimit: cfg.SoftLimit, HardLimit: cfg.HardLimit, RetryBase: cfg.RetryBase, RetryCap: cfg.RetryCap,
 		AllowFaultInjection: cfg.AllowFaultInjection, Logger: cfg.Logger.With("component", "actors"), SealKey: sealKey, Slots: slots},
 		newTimedStore(n.store, n.registry), n.artifacts, cfg.Engines, n.r2r)

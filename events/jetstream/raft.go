@@ -16,11 +16,12 @@ import (
 //
 // nats-server waits 4–9 s with 1 s heartbeats (NATSRaft). A node killed
 // with kill -9 while it led the log's stream then stops every append for
-// that long, and runs resume only after it. FailoverRaft waits 1.5–2.5 s,
-// so a new leader is elected by the time the membership notices the loss
-// (2.5 s). The price: a leader starved for 1.5 s (a long GC pause, a
-// saturated machine) loses its group to a spurious election, and
-// heartbeats go out four times as often. See deploy/README.md.
+// that long, and runs resume only after it. FailoverRaft waits 1–2 s, so
+// a new leader is elected before the membership notices the loss (2.5 s),
+// and even after a split vote (a second round) soon after. The price: a
+// leader starved for 1 s (a long GC pause, a saturated machine) loses its
+// group to a spurious election (appends pause for the new election), and
+// idle groups send heartbeats four times as often. See deploy/README.md.
 //
 // The server keeps these in unexported package variables; they are set
 // through go:linkname, process-wide, before a clustered server starts.
@@ -34,7 +35,7 @@ var (
 	// NATSRaft is nats-server's own timing (v2.15).
 	NATSRaft = RaftTiming{MinElection: 4 * time.Second, MaxElection: 9 * time.Second, Heartbeat: time.Second}
 	// FailoverRaft is Spectra's default for embedded clusters.
-	FailoverRaft = RaftTiming{MinElection: 1500 * time.Millisecond, MaxElection: 2500 * time.Millisecond, Heartbeat: 250 * time.Millisecond}
+	FailoverRaft = RaftTiming{MinElection: time.Second, MaxElection: 2 * time.Second, Heartbeat: 250 * time.Millisecond}
 )
 
 //go:linkname raftMinElection github.com/nats-io/nats-server/v2/server.minElectionTimeout
