@@ -218,10 +218,9 @@ func (n *Node) join() error {
 	if err != nil {
 		return err
 	}
-	n.cluster, err = cluster.Join(n.actors.System(), cluster.Config{Node: n.cfg.Node, Host: host, Port: p, Conn: n.nc, TLS: tlsCfg,
-		Provider: n.cfg.ClusterProvider,
-		Kinds: []*protocluster.Kind{n.actors.RunGrain()}, Logger: n.cfg.Logger.With("component", "cluster"),
-		Lost: n.fail})
+	n.cluster, err = cluster.Join(n.actors.System(), cluster.Config{Node: n.cfg.Node, Host: host, Port: p, Conn: n.nc,
+		TLS: tlsCfg, Provider: n.cfg.ClusterProvider, Kinds: []*protocluster.Kind{n.actors.RunGrain()},
+		Logger: n.cfg.Logger.With("component", "cluster"), Lost: n.fail})
 	if err != nil {
 		return err
 	}
