@@ -79,7 +79,9 @@ func startSPC(t *testing.T, s events.Store, cps projections.Checkpoints, charts 
 // waitChart polls until the chart satisfies ok.
 func waitChart(t *testing.T, charts *projections.SPCCharts, f projections.ChartFilter, ok func(projections.Chart) bool) projections.Chart {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	// Generous: with SaveEvery 1 every event also writes a checkpoint, and on
+	// a loaded 2-core machine 30 runs took more than 10 s to chart.
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		cs, err := charts.Charts(t.Context(), f)
 		if err == nil && len(cs) == 1 && ok(cs[0]) {
