@@ -31,7 +31,17 @@ type (
 		runID string
 		pid   *actor.PID
 	}
+	appendDone struct{ f *inflight }
 )
+
+// inflight is an append of telemetry and alarms the actor did not wait
+// for (time scale > 0): it steps on while the store fsyncs.
+type inflight struct {
+	evs  []events.Event
+	res  events.AppendResult
+	err  error
+	done chan struct{} // closed once res and err are set
+}
 
 // runActor hosts one run's aggregate (package run): it loads the run's
 // stream, asks the aggregate what a command or a control step causes,
@@ -54,6 +64,12 @@ type runActor struct {
 	paceStart time.Time
 	paceSteps int
 	retryT    *time.Timer
+
+	// At a time scale, telemetry is appended without waiting: at most one
+	// append in flight, the records stepped meanwhile wait in queued and
+	// go in the next. Anything else appended waits for both first.
+	inflight *inflight
+	queued   []events.Payload
 }
 
 func (a *runActor) Receive(ctx actor.Context) {
@@ -66,6 +82,9 @@ func (a *runActor) Receive(ctx actor.Context) {
 		a.activated()
 	case *actor.Restarting, *actor.Stopping:
 		a.stopTimers(ctx)
+		if f := a.inflight; f != nil {
+			<-f.done // bounded by the store timeout
+		}
 	case *actor.ReceiveTimeout:
 		switch {
 		case a.idle():
@@ -93,6 +112,12 @@ func (a *runActor) Receive(ctx actor.Context) {
 		a.advance(ctx)
 	case *stepAgain:
 		a.advance(ctx)
+	case *appendDone:
+		if a.inflight == m.f && a.landed(ctx) && len(a.queued) > 0 && a.run.State() == run.Running {
+			ps := a.queued
+			a.queued = nil
+			a.appendAsync(ctx, ps)
+		}
 	case *retryDue:
 		if a.run.State() == run.Retrying && a.run.NextAttempt() == m.attempt {
 			a.enqueue(ctx)
@@ -304,16 +329,16 @@ func (a *runActor) startPacing(ctx actor.Context) {
 		a.finish(ctx)
 		return
 	}
-	a.paceStart = time.Now()
 	a.paceSteps = a.run.StepsTaken()
 	if a.svc.cfg.TimeScale <= 0 {
+		a.paceStart = time.Now()
 		ctx.Send(ctx.Self(), &stepAgain{})
 		return
 	}
-	if !a.ticking {
-		a.svc.clock.add(ctx.Self())
-		a.ticking = true
-	}
+	// Steps fall due from the time the actor's slot on the clock next
+	// comes round, so each tick arrives as a step falls due.
+	a.paceStart = a.svc.clock.add(ctx.Self())
+	a.ticking = true
 }
 
 func (a *runActor) stopPacing(ctx actor.Context) {
@@ -344,13 +369,20 @@ func (a *runActor) advance(ctx actor.Context) {
 		return
 	}
 	n := maxStepsFast
+	var now time.Time
 	if a.svc.cfg.TimeScale > 0 {
-		elapsed := time.Since(a.paceStart).Seconds()
-		target := a.paceSteps + int(math.Floor(elapsed*a.svc.cfg.TimeScale/process.Period))
+		// Step j falls due when its period has passed: at paceStart +
+		// (j-paceSteps+1)·stepWall.
+		now = time.Now()
+		target := a.paceSteps + int(max(now.Sub(a.paceStart), 0)/a.svc.stepWall)
 		n = min(target-a.run.StepsTaken(), maxStepsPerMessage)
 	}
 	var out []events.Payload
 	for range n {
+		if !now.IsZero() {
+			due := a.paceStart.Add(time.Duration(a.run.StepsTaken()-a.paceSteps+1) * a.svc.stepWall)
+			a.svc.lateness.observe(now.Sub(due))
+		}
 		ps := a.run.Advance(a.engine.Step(), a.engine.SafeState())
 		out = append(out, ps...)
 		// Telemetry and alarms accumulate; anything else (a fault's
@@ -359,6 +391,11 @@ func (a *runActor) advance(ctx actor.Context) {
 		if a.run.Done() || !recordsOnly(ps) {
 			break
 		}
+	}
+	if a.svc.cfg.TimeScale > 0 && !a.run.Done() && recordsOnly(out) {
+		// The next step does not wait for these to be on disk.
+		a.appendAsync(ctx, out)
+		return
 	}
 	if !a.append(ctx, a.run.Creator, out...) || a.run.State() != run.Running {
 		return
@@ -520,17 +557,94 @@ func (a *runActor) decide(ctx actor.Context, md events.Metadata, cmd any) bool {
 	return a.append(ctx, md, evs...)
 }
 
+// appendAsync appends telemetry and alarms without waiting: the store's
+// answer comes back as an appendDone. While one such append is in flight,
+// ps waits in queued for the next.
+func (a *runActor) appendAsync(ctx actor.Context, ps []events.Payload) {
+	if len(ps) == 0 || a.gone {
+		return
+	}
+	if a.inflight != nil {
+		a.queued = append(a.queued, ps...)
+		return
+	}
+	evs, ok := a.prepare(ctx, a.run.Creator, ps)
+	if !ok {
+		return
+	}
+	f := &inflight{evs: evs, done: make(chan struct{})}
+	a.inflight = f
+	stream, expected := events.RunStream(a.runID), events.ExpectRevision(a.run.Revision)
+	self, root := ctx.Self(), a.svc.system.Root
+	sctx, cancel := a.storeCtx()
+	go func() {
+		defer cancel()
+		f.res, f.err = a.svc.store.Append(sctx, stream, expected, evs...)
+		close(f.done)
+		root.Send(self, &appendDone{f: f})
+	}()
+}
+
+// landed waits for the append in flight and applies it. It returns false
+// when the actor can no longer write.
+func (a *runActor) landed(ctx actor.Context) bool {
+	f := a.inflight
+	<-f.done
+	a.inflight = nil
+	if !a.stored(ctx, f.evs, f.res, f.err) {
+		a.queued = nil
+		return false
+	}
+	return true
+}
+
+// settle lands the append in flight and appends what queued behind it,
+// so that the next append follows them.
+func (a *runActor) settle(ctx actor.Context) bool {
+	if a.inflight != nil && !a.landed(ctx) {
+		return false
+	}
+	if len(a.queued) == 0 {
+		return true
+	}
+	ps := a.queued
+	a.queued = nil
+	return a.appendNow(ctx, a.run.Creator, ps...)
+}
+
 // append writes the events of one decision in one append with the
 // expected revision, applies them, and does what the run's new state
 // asks of its host. On a conflict the actor has been fenced off by another
 // writer: it stops. On another store error it crashes, to be re-activated
 // from its log.
 func (a *runActor) append(ctx actor.Context, md events.Metadata, ps ...events.Payload) bool {
-	if a.gone {
+	if !a.settle(ctx) {
 		return false
 	}
+	return a.appendNow(ctx, md, ps...)
+}
+
+func (a *runActor) appendNow(ctx actor.Context, md events.Metadata, ps ...events.Payload) bool {
 	if len(ps) == 0 {
-		return true
+		return !a.gone
+	}
+	evs, ok := a.prepare(ctx, md, ps)
+	if !ok {
+		return false
+	}
+	sctx, cancel := a.storeCtx()
+	if !recordsOnly(ps) { // telemetry steps make no spans (tracing.go)
+		sctx = withTrace(sctx, md)
+	}
+	res, err := a.svc.store.Append(sctx, events.RunStream(a.runID), events.ExpectRevision(a.run.Revision), evs...)
+	cancel()
+	return a.stored(ctx, evs, res, err)
+}
+
+// prepare makes the events of ps with md, chained to the stream's head.
+func (a *runActor) prepare(ctx actor.Context, md events.Metadata, ps []events.Payload) ([]events.Event, bool) {
+	if a.gone {
+		return nil, false
 	}
 	md.Node = a.svc.cfg.Node
 	md.CausationID = a.run.RequestID
@@ -542,20 +656,22 @@ func (a *runActor) append(ctx actor.Context, md events.Metadata, ps ...events.Pa
 		ev, err := events.New(p, md)
 		if err != nil {
 			a.crash(ctx, err)
-			return false
+			return nil, false
 		}
 		evs[i] = ev
 	}
 	// Each event links to its predecessor's hash; a terminal one seals
 	// the chain (events.Chain). The aggregate's Head is the stream's.
 	events.Chain(a.run.Head, evs, a.svc.cfg.SealKey)
-	stream := events.RunStream(a.runID)
-	sctx, cancel := a.storeCtx()
-	if !recordsOnly(ps) { // telemetry steps make no spans (tracing.go)
-		sctx = withTrace(sctx, md)
+	return evs, true
+}
+
+// stored takes the store's answer to an append of evs: on success it
+// applies them and does what the run's new state asks of its host.
+func (a *runActor) stored(ctx actor.Context, evs []events.Event, res events.AppendResult, err error) bool {
+	if a.gone {
+		return false
 	}
-	res, err := a.svc.store.Append(sctx, stream, events.ExpectRevision(a.run.Revision), evs...)
-	cancel()
 	if errors.Is(err, events.ErrConflict) && a.grain {
 		a.refence(ctx, err)
 		return false
@@ -569,6 +685,7 @@ func (a *runActor) append(ctx actor.Context, md events.Metadata, ps ...events.Pa
 		a.crash(ctx, fmt.Errorf("append %s to %s: %w", evs[0].Type, a.runID, err))
 		return false
 	}
+	stream := events.RunStream(a.runID)
 	prev := a.run.State()
 	now := time.Now().UTC()
 	for i, ev := range evs {

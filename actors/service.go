@@ -38,6 +38,8 @@ type Service struct {
 	supervisor *actor.PID
 	scheduler  *actor.PID
 	clock      *clock
+	stepWall   time.Duration // wall time of one step at the time scale (> 0)
+	lateness   Lateness      // of paced steps (time scale > 0)
 
 	ctx    context.Context // the actors' root context, cancelled by Close
 	cancel context.CancelFunc
@@ -78,7 +80,8 @@ func New(cfg Config, store Store, artifacts Artifacts, engines map[process.Kind]
 
 	interval := 100 * time.Millisecond
 	if cfg.TimeScale > 0 {
-		interval = min(max(time.Duration(process.Period/cfg.TimeScale*float64(time.Second)), 5*time.Millisecond), 100*time.Millisecond)
+		s.stepWall = time.Duration(process.Period / cfg.TimeScale * float64(time.Second))
+		interval = min(max(s.stepWall, clockSlot), time.Second)
 	}
 	s.clock = newClock(system.Root, interval)
 	return s, nil
@@ -101,6 +104,10 @@ func (s *Service) Close() error {
 	s.system.Shutdown()
 	return nil
 }
+
+// StepLateness counts how late the paced steps of this node's runs were
+// stepped (time scale > 0).
+func (s *Service) StepLateness() *Lateness { return &s.lateness }
 
 // Fenced counts run actors stopped because another writer appended to
 // their stream.

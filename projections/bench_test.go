@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -111,7 +113,7 @@ func BenchmarkRebuild1M(b *testing.B) {
 	if testing.Short() {
 		b.Skip("1M-event rebuild in -short mode")
 	}
-	const runs = 10_000
+	runs := benchRuns(b, 10_000)
 	srv, err := jetstream.StartServer(jetstream.ServerConfig{DataDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
@@ -160,7 +162,9 @@ func BenchmarkRebuild1M(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			for n := 0; n < total; n++ {
+			// One message per run (an append is one message), the
+			// events framed in its body.
+			for n := 0; n < runs; n++ {
 				if _, err := it.Next(); err != nil {
 					b.Fatal(err)
 				}
@@ -201,4 +205,153 @@ func BenchmarkRebuild1M(b *testing.B) {
 			b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "events/s")
 		})
 	}
+}
+
+// benchRuns is SPECTRA_BENCH_RUNS when set, else def.
+func benchRuns(b *testing.B, def int) int {
+	b.Helper()
+	v := os.Getenv("SPECTRA_BENCH_RUNS")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		b.Fatalf("SPECTRA_BENCH_RUNS: %q is not a positive count", v)
+	}
+	return n
+}
+
+// BenchmarkPipeline measures the event pipeline against raw JetStream on
+// the same payloads, fsync on: 8 appenders write runs of 100 events (one
+// append per run) through the store while a projection runner (job status,
+// SPC, R2R) applies them live — events/s until the read models have
+// applied the last; then, on a fresh server, 8 publishers publish the same
+// runs' event payloads as bare JetStream messages (one per run, the
+// payloads concatenated) while an ordered consumer reads them — events/s
+// until it has read the last. SPECTRA_BENCH_RUNS sets the runs (2,000).
+func BenchmarkPipeline(b *testing.B) {
+	runs := benchRuns(b, 2000)
+	ctx := context.Background()
+	b.Run("store_to_projections", func(b *testing.B) {
+		for range b.N {
+			b.StopTimer()
+			s, stop := benchStore(b)
+			r := projections.NewRunner(s, nil, nil, projections.NewJobStatus(),
+				projections.NewSPCCharts(projections.SPCConfig{}), projections.NewR2RState())
+			rctx, cancel := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- r.Run(rctx) }()
+			<-r.CaughtUp()
+			b.StartTimer()
+			total := fillRuns(b, s, runs)
+			if err := r.WaitFor(ctx, s.Acknowledged()); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			cancel()
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+			stop()
+			b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "events/s")
+		}
+	})
+	b.Run("raw_jetstream", func(b *testing.B) {
+		bodies := make([][]byte, runs)
+		total := 0
+		for i := range runs {
+			evs, err := benchRun(i)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, ev := range evs {
+				bodies[i] = append(bodies[i], ev.Data...)
+			}
+			total += len(evs)
+		}
+		for range b.N {
+			b.StopTimer()
+			s, stop := benchStore(b)
+			js := s.JetStream()
+			c, err := js.OrderedConsumer(ctx, jetstream.DefaultStream, njs.OrderedConsumerConfig{FilterSubjects: []string{"raw.>"},
+				DeliverPolicy: njs.DeliverNewPolicy})
+			if err != nil {
+				b.Fatal(err)
+			}
+			it, err := c.Messages()
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			read := make(chan error, 1)
+			go func() {
+				for range runs {
+					if _, err := it.Next(); err != nil {
+						read <- err
+						return
+					}
+				}
+				read <- nil
+			}()
+			var wg sync.WaitGroup
+			next := make(chan int)
+			errs := make(chan error, 8)
+			for range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range next {
+						if _, err := js.Publish(ctx, fmt.Sprintf("raw.%d", i), bodies[i]); err != nil {
+							errs <- err
+						}
+					}
+				}()
+			}
+			for i := range runs {
+				next <- i
+			}
+			close(next)
+			wg.Wait()
+			if err := <-read; err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			it.Stop()
+			close(errs)
+			if err := <-errs; err != nil {
+				b.Fatal(err)
+			}
+			stop()
+		}
+		b.ReportMetric(float64(total*b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+}
+
+// benchStore opens a store on a fresh embedded server with fsync on, its
+// stream also taking raw.> subjects for the raw baseline.
+func benchStore(b *testing.B) (*jetstream.Store, func()) {
+	b.Helper()
+	srv, err := jetstream.StartServer(jetstream.ServerConfig{DataDir: b.TempDir(), Sync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	nc, err := srv.Connect()
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := jetstream.New(context.Background(), nc, jetstream.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	js := s.JetStream()
+	st, err := js.Stream(context.Background(), jetstream.DefaultStream)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	cfg.Subjects = append(cfg.Subjects, "raw.>")
+	if _, err := js.UpdateStream(context.Background(), cfg); err != nil {
+		b.Fatal(err)
+	}
+	return s, func() { s.Close(); nc.Close(); srv.Shutdown() }
 }

@@ -25,6 +25,9 @@ func (st *storeStats) ack(pos uint64) {
 	}
 }
 
+// EventsAppended counts the events appended through this Store.
+func (s *Store) EventsAppended() uint64 { return s.stats.events.Load() }
+
 // Acknowledged is the highest log position an append through this Store
 // has been acknowledged at (0: none yet): a lower bound of the log's head
 // that costs no request. When this Store is the log's only writer it is
