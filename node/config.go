@@ -37,8 +37,13 @@ type Config struct {
 	// it listens, and the node's when it connects to NATSURL (which may
 	// also carry them as user:password@).
 	NATSUser, NATSPassword string
+	// NATSNKeySeed is a user NKey seed file: the key the embedded server
+	// authorizes when it listens (generated as DataDir/nats-user.nk when
+	// empty), and the node's own with NATSURL.
+	NATSNKeySeed string
 	// NATSTLSCert and NATSTLSKey make the embedded server's listener speak
-	// TLS only; NATSCAFile is the CA the node trusts for NATSURL.
+	// TLS only, and its cluster routes mutual TLS; NATSCAFile is the CA the
+	// node trusts for NATSURL and its routes' peers.
 	NATSTLSCert, NATSTLSKey, NATSCAFile string
 	// NoSync trades the fsync of every append for speed: an acknowledged
 	// append then survives a process crash but not a power loss.
@@ -246,7 +251,8 @@ func (c *Config) Bind(f *Flags, hostname string) {
 	f.String(&c.NATSPassword, "nats-password", "SPECTRA_NATS_PASSWORD", "", "NATS password (prefer the variable: flags show in ps)")
 	f.String(&c.NATSTLSCert, "nats-tls-cert", "SPECTRA_NATS_TLS_CERT", "", "PEM certificate: the embedded server's listener speaks TLS only")
 	f.String(&c.NATSTLSKey, "nats-tls-key", "SPECTRA_NATS_TLS_KEY", "", "PEM key of --nats-tls-cert")
-	f.String(&c.NATSCAFile, "nats-ca", "SPECTRA_NATS_CA", "", "PEM CA the node trusts for a TLS --nats server")
+	f.String(&c.NATSCAFile, "nats-ca", "SPECTRA_NATS_CA", "", "PEM CA the node trusts for a TLS --nats server, and for its routes' peers with --nats-tls-cert")
+	f.String(&c.NATSNKeySeed, "nats-nkey-seed", "SPECTRA_NATS_NKEY_SEED", "", "NKey user seed file: the key the embedded server authorizes when it listens (generated as DATA_DIR/nats-user.nk otherwise), or the node's for --nats")
 	f.Int(&c.SPCBaseline, "spc-baseline", "SPECTRA_SPC_BASELINE", 20, "first runs of an SPC chart that fix its limits")
 	f.Int(&c.T2Library, "t2-library", "SPECTRA_T2_LIBRARY", 50, "good runs of a tool and recipe class that make the multivariate (T²) check's library")
 	f.Int(&c.QueueLimit, "queue-limit", "SPECTRA_QUEUE_LIMIT", 4, "runs admitted at once per queue")

@@ -83,8 +83,8 @@ func (n *Node) start(ctx context.Context) (err error) {
 	if cfg.NATSURL == "" {
 		n.server, err = jetstream.StartServer(jetstream.ServerConfig{DataDir: cfg.DataDir, Sync: !cfg.NoSync,
 			ListenAddr: cfg.NATSListen, Logger: cfg.Logger,
-			Credentials: jetstream.Credentials{User: cfg.NATSUser, Password: cfg.NATSPassword},
-			TLSCertFile: cfg.NATSTLSCert, TLSKeyFile: cfg.NATSTLSKey, Cluster: cfg.natsCluster()})
+			Credentials: jetstream.Credentials{User: cfg.NATSUser, Password: cfg.NATSPassword}, NKeySeedFile: cfg.NATSNKeySeed,
+			TLSCertFile: cfg.NATSTLSCert, TLSKeyFile: cfg.NATSTLSKey, TLSCAFile: cfg.NATSCAFile, Cluster: cfg.natsCluster()})
 		if err != nil {
 			return err
 		}
@@ -93,6 +93,13 @@ func (n *Node) start(ctx context.Context) (err error) {
 		opts = []nats.Option{nats.Name("spectra-" + cfg.Node), nats.MaxReconnects(-1)}
 		if cfg.NATSUser != "" {
 			opts = append(opts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword))
+		}
+		if cfg.NATSNKeySeed != "" {
+			nk, err := nats.NkeyOptionFromSeed(cfg.NATSNKeySeed)
+			if err != nil {
+				return fmt.Errorf("nats nkey: %w", err)
+			}
+			opts = append(opts, nk)
 		}
 		if cfg.NATSCAFile != "" {
 			opts = append(opts, nats.RootCAs(cfg.NATSCAFile))

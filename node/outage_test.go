@@ -30,6 +30,13 @@ type externalNATS struct {
 
 func startExternalNATS(t *testing.T) *externalNATS {
 	t.Helper()
+	return startExternalNATSWith(t, func(*server.Options) {})
+}
+
+// startExternalNATSWith starts an external NATS whose options mod adjusts
+// (authorization, say).
+func startExternalNATSWith(t *testing.T, mod func(*server.Options)) *externalNATS {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -38,6 +45,7 @@ func startExternalNATS(t *testing.T) *externalNATS {
 	l.Close()
 	e := &externalNATS{opts: &server.Options{ServerName: "external", Host: "127.0.0.1", Port: port, JetStream: true,
 		StoreDir: t.TempDir(), NoSigs: true, NoLog: true}}
+	mod(e.opts)
 	e.start(t)
 	t.Cleanup(e.stop)
 	return e

@@ -1,6 +1,7 @@
 package jetstream
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+
+	"github.com/nats-io/nkeys"
 )
 
 // CredentialsFile is the file in the data directory that holds the
@@ -74,4 +77,72 @@ func LoadOrCreateCredentials(path string) (Credentials, error) {
 		return Credentials{}, fmt.Errorf("write credentials: %w", err)
 	}
 	return c, nil
+}
+
+// NKeyFile is the file in the data directory that holds the NKey seed
+// StartServer generates for a listening server: the user key clients
+// sign the server's nonce with (nats --nkey DATA_DIR/nats-user.nk).
+const NKeyFile = "nats-user.nk"
+
+// LoadOrCreateNKey reads the user NKey seed kept in path, creating it the
+// first time (file mode 0600), and returns the key's public part, which
+// the server authorizes.
+func LoadOrCreateNKey(path string) (public string, err error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return nkeyPublic(path, b)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read nkey: %w", err)
+	}
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return "", fmt.Errorf("create nkey: %w", err)
+	}
+	seed, err := kp.Seed()
+	if err != nil {
+		return "", fmt.Errorf("create nkey: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return "", fmt.Errorf("write nkey: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return LoadOrCreateNKey(path) // another process wrote it first
+	}
+	if err != nil {
+		return "", fmt.Errorf("write nkey: %w", err)
+	}
+	if _, err := f.Write(append(seed, '\n')); err != nil {
+		f.Close()
+		return "", fmt.Errorf("write nkey: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("write nkey: %w", err)
+	}
+	return kp.PublicKey()
+}
+
+// NKeyPublic reads a user NKey seed file and returns the key's public
+// part.
+func NKeyPublic(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read nkey: %w", err)
+	}
+	return nkeyPublic(path, b)
+}
+
+func nkeyPublic(path string, b []byte) (string, error) {
+	kp, err := nkeys.FromSeed(bytes.TrimSpace(b))
+	if err != nil {
+		return "", fmt.Errorf("read nkey %s: %w", path, err)
+	}
+	defer kp.Wipe()
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return "", fmt.Errorf("read nkey %s: %w", path, err)
+	}
+	if !nkeys.IsValidPublicUserKey(pub) {
+		return "", fmt.Errorf("read nkey %s: not a user seed (SU…)", path)
+	}
+	return pub, nil
 }

@@ -114,6 +114,133 @@ func TestListeningServerRefusesAWeakPassword(t *testing.T) {
 	}
 }
 
+// A listening server authorizes an NKey user besides its password: one
+// generated in the data directory (0600) unless a seed file is given. A
+// client without credentials, or signing with another key, is refused;
+// one with the key gets JetStream.
+func TestListeningServerRequiresTheNKey(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := jetstream.StartServer(jetstream.ServerConfig{DataDir: dir, ListenAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	seed := srv.NKeySeedFile()
+	if seed != filepath.Join(dir, jetstream.NKeyFile) {
+		t.Errorf("NKeySeedFile = %q, want the generated one in the data directory", seed)
+	}
+	if fi, err := os.Stat(seed); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("nkey seed file: %v, %v; want mode 0600", fi, err)
+	}
+	url := srv.ClientURL()
+	if nc, err := nats.Connect(url, nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Errorf("nats.Connect without credentials succeeded, want it refused")
+	}
+	wrong := filepath.Join(t.TempDir(), "other.nk")
+	if _, err := jetstream.LoadOrCreateNKey(wrong); err != nil {
+		t.Fatal(err)
+	}
+	wrongOpt, err := nats.NkeyOptionFromSeed(wrong)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nc, err := nats.Connect(url, wrongOpt, nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Errorf("nats.Connect with another nkey succeeded, want it refused")
+	} else if !errors.Is(err, nats.ErrAuthorization) {
+		t.Errorf("nats.Connect with another nkey: %v, want an authorization violation", err)
+	}
+	opt, err := nats.NkeyOptionFromSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(url, opt)
+	if err != nil {
+		t.Fatalf("nats.Connect with the server's nkey: %v", err)
+	}
+	defer nc.Close()
+	js, err := nc.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.AccountInfo(); err != nil {
+		t.Errorf("JetStream for the nkey user: %v", err)
+	}
+
+	// A seed file given is the key authorized (and a restart keeps it).
+	given := filepath.Join(t.TempDir(), "ops.nk")
+	if _, err := jetstream.LoadOrCreateNKey(given); err != nil {
+		t.Fatal(err)
+	}
+	srv2, err := jetstream.StartServer(jetstream.ServerConfig{DataDir: t.TempDir(), ListenAddr: "127.0.0.1:0", NKeySeedFile: given})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv2.Shutdown()
+	givenOpt, _ := nats.NkeyOptionFromSeed(given)
+	if nc, err := nats.Connect(srv2.ClientURL(), givenOpt); err != nil {
+		t.Errorf("nats.Connect with the given nkey: %v", err)
+	} else {
+		nc.Close()
+	}
+	if nc, err := nats.Connect(srv2.ClientURL(), opt, nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Errorf("nats.Connect with a key other than the given one succeeded")
+	}
+}
+
+// With a certificate and a CA, routes speak mutual TLS: two servers with
+// certificates of the CA route to each other; a server whose certificate
+// another CA signed is not let in.
+func TestRoutesOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, _ := selfSigned(t, dir)
+	creds := jetstream.Credentials{User: "route", Password: "a-long-enough-route-password"}
+	a, b, c := freeAddr(t), freeAddr(t), freeAddr(t)
+	start := func(name, listen string, cert, key, ca string) *jetstream.Server {
+		t.Helper()
+		srv, err := jetstream.StartServer(jetstream.ServerConfig{DataDir: t.TempDir(), ListenAddr: "127.0.0.1:0",
+			Credentials: creds, TLSCertFile: cert, TLSKeyFile: key, TLSCAFile: ca,
+			Cluster: &jetstream.ClusterConfig{Name: "tls", ServerName: name, Listen: listen, Peers: []string{a, b, c}}})
+		if err != nil {
+			t.Fatalf("StartServer %s: %v", name, err)
+		}
+		t.Cleanup(srv.Shutdown)
+		return srv
+	}
+	if _, err := jetstream.StartServer(jetstream.ServerConfig{DataDir: t.TempDir(), ListenAddr: "127.0.0.1:0",
+		Credentials: creds, TLSCertFile: certFile, TLSKeyFile: keyFile,
+		Cluster: &jetstream.ClusterConfig{Name: "tls", ServerName: "x", Listen: freeAddr(t), Peers: []string{a}}}); err == nil {
+		t.Error("StartServer with route TLS and no CA succeeded, want an error")
+	}
+	sa := start("a", a, certFile, keyFile, certFile)
+	sb := start("b", b, certFile, keyFile, certFile)
+	deadline := time.Now().Add(10 * time.Second)
+	for jetstream.Routes(sa) == 0 || jetstream.Routes(sb) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("routes a=%d b=%d after 10 s, want a and b routed over TLS", jetstream.Routes(sa), jetstream.Routes(sb))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	otherCert, otherKey, _ := selfSigned(t, t.TempDir())
+	sc := start("c", c, otherCert, otherKey, otherCert)
+	time.Sleep(2 * time.Second) // c tries a and b
+	if n := jetstream.Routes(sc); n != 0 {
+		t.Errorf("server c (another CA) has %d routes, want none", n)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
 func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -123,7 +250,7 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "spectra-test"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true}
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, BasicConstraintsValid: true, IsCA: true}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)

@@ -36,9 +36,17 @@ type ServerConfig struct {
 	// generated, see ListenAddr). In-process clients from Connect use them
 	// too.
 	Credentials Credentials
+	// NKeySeedFile is a user NKey seed whose public key the server
+	// authorizes beside the user and password: clients then sign the
+	// server's nonce with it instead of sending a password (empty: one
+	// generated in DataDir, see NKeyFile, when the server listens).
+	NKeySeedFile string
 	// TLSCertFile and TLSKeyFile, when set, make the listener speak TLS
-	// only (PEM files).
+	// only (PEM files); and, with a Cluster, the routes too.
 	TLSCertFile, TLSKeyFile string
+	// TLSCAFile is the CA routes verify their peers' certificates with
+	// (mutual TLS). Required for routes over TLS.
+	TLSCAFile string
 	// Logger receives the server's log; nil discards it.
 	Logger *slog.Logger
 	// Cluster, when set, routes this server to its peers (cluster.go).
@@ -49,6 +57,7 @@ type ServerConfig struct {
 type Server struct {
 	ns    *server.Server
 	creds Credentials // zero when the server does not listen
+	nkey  string      // the seed file of the authorized NKey user; "" when it does not listen
 }
 
 // StartServer starts an embedded NATS server with JetStream file storage
@@ -94,7 +103,20 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		if err := cfg.Credentials.check(); err != nil {
 			return nil, fmt.Errorf("start nats: %w", err)
 		}
-		opts.Username, opts.Password = cfg.Credentials.User, cfg.Credentials.Password
+		pub := ""
+		if cfg.NKeySeedFile == "" {
+			cfg.NKeySeedFile = filepath.Join(cfg.DataDir, NKeyFile)
+			pub, err = LoadOrCreateNKey(cfg.NKeySeedFile)
+		} else {
+			pub, err = NKeyPublic(cfg.NKeySeedFile)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("start nats: %w", err)
+		}
+		// Users and NKeys together: the server ignores a lone
+		// Username/Password once NKeys are configured.
+		opts.Users = []*server.User{{Username: cfg.Credentials.User, Password: cfg.Credentials.Password}}
+		opts.Nkeys = []*server.NkeyUser{{Nkey: pub}}
 		if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
 			tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile})
 			if err != nil {
@@ -105,6 +127,9 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.Cluster != nil {
 		if err := cfg.Cluster.apply(opts, cfg.Credentials); err != nil {
+			return nil, fmt.Errorf("start nats: %w", err)
+		}
+		if err := routeTLS(opts, cfg); err != nil {
 			return nil, fmt.Errorf("start nats: %w", err)
 		}
 	}
@@ -121,8 +146,34 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		ns.WaitForShutdown()
 		return nil, errors.New("start nats: server not ready after 30s")
 	}
-	return &Server{ns: ns, creds: cfg.Credentials}, nil
+	return &Server{ns: ns, creds: cfg.Credentials, nkey: cfg.NKeySeedFile}, nil
 }
+
+// routeTLS makes the routes of a server with a certificate speak mutual
+// TLS: each end presents the certificate and verifies the other's against
+// the CA. Routes authenticate with the user and password besides (NATS
+// routes take no NKeys).
+func routeTLS(opts *server.Options, cfg ServerConfig) error {
+	if cfg.TLSCertFile == "" || opts.Cluster.Port == 0 {
+		return nil
+	}
+	if cfg.TLSCAFile == "" {
+		return errors.New("routes over TLS need the CA that signed the peers' certificates")
+	}
+	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile,
+		CaFile: cfg.TLSCAFile, Verify: true})
+	if err != nil {
+		return fmt.Errorf("route tls: %w", err)
+	}
+	tc.RootCAs = tc.ClientCAs // a route dials its peers too: trust the CA both ways
+	opts.Cluster.TLSConfig, opts.Cluster.TLSTimeout = tc, 2
+	return nil
+}
+
+// NKeySeedFile is the seed file of the NKey user the server authorizes
+// (nats.NkeyOptionFromSeed reads it); empty when the server does not
+// listen.
+func (s *Server) NKeySeedFile() string { return s.nkey }
 
 // Connect opens an in-process client connection to the server (no TCP).
 func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
