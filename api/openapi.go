@@ -121,13 +121,21 @@ func responsesFor(r Route, g *schemaGen) map[string]any {
 	}
 	if r.Method != fiber.MethodGet && (strings.Contains(r.Path, ":") || strings.HasSuffix(r.Path, "/runs")) {
 		out["409"] = errResp("the command does not apply to the current state")
-		out["504"] = errResp("the command was not confirmed in time; the error names the run to check")
+	}
+	if r.Method != fiber.MethodGet && (strings.Contains(r.Path, ":") || commandRoutes[r.Path]) {
+		out["504"] = errResp("the command was not confirmed in time and may still take effect; " +
+			"the error names what to read (check) or the key to retry with (idempotency_key)")
 	}
 	return out
 }
 
 // requestBodies are request schemas other files register, by route.
 var requestBodies = map[string]map[string]any{}
+
+// commandRoutes are the routes without a path parameter that send a
+// command under the command timeout (request.go, Server.command).
+var commandRoutes = map[string]bool{"/api/ion/runs": true, "/api/rtp/runs": true, "/api/lots": true,
+	"/api/schedules": true, "/api/recipes": true, "/api/rtp/tune/controller": true}
 
 func requestBody(r Route) map[string]any {
 	schema := requestBodies[r.Method+" "+r.Path]
@@ -177,6 +185,8 @@ var errorSchema = map[string]any{
 			"request_id": map[string]any{"type": "string"},
 			"idempotency_key": map[string]any{"type": "string",
 				"description": "on a failed create: the key a retry finds the run by"},
+			"check": map[string]any{"type": "string",
+				"description": "on a command that failed with 5xx: the resource to read before repeating it (it may still take effect)"},
 			"fields": map[string]any{"type": "array", "items": map[string]any{"type": "object", "properties": map[string]any{
 				"field": map[string]any{"type": "string"}, "value": map[string]any{}, "allowed": map[string]any{"type": "string"},
 				"message": map[string]any{"type": "string"}}}},
