@@ -9,6 +9,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/spectra-fab/spectra/actors"
 	"github.com/spectra-fab/spectra/events"
 	"github.com/spectra-fab/spectra/process"
 	"github.com/spectra-fab/spectra/projections"
@@ -65,7 +66,14 @@ func TestExpiredTokenFloodAppendsAHandfulOfEvents(t *testing.T) {
 // X-Spectra-Position; the owner's audit records the probe.
 func TestCrossOrganisationProbeLooksLikeAMiss(t *testing.T) {
 	st := newSecStack(t, func(c *Config) { c.DeniedWindow = 200 * time.Millisecond })
-	run := st.createRun(t, process.KindIon, "org-1", 100000)
+	run := st.createRun(t, process.KindIon, "org-1", 100000, projections.StatusRunning)
+	// Paused, the run appends nothing: the position moves only if a probe
+	// appends (a running one's telemetry moved it under load).
+	if _, err := st.svc.PauseRun(t.Context(), actors.RunCommand{RunID: run.RunID,
+		Meta: events.Metadata{OrgID: "org-1", UserID: "u-setup", Role: "engineer"}}); err != nil {
+		t.Fatalf("PauseRun: %v", err)
+	}
+	st.waitRun(t, "org-1", run.RunID, projections.StatusPaused)
 	missing := "ION-20260101-00000000"
 	probe := func(runID string) response {
 		return st.do(t, http.MethodDelete, "/api/ion/runs/"+runID, "", append(as(t, RoleAdmin, "org-2"), HeaderRequestID, "req-x")...)
