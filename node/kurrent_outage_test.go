@@ -69,6 +69,7 @@ func TestKurrentDBOutage(t *testing.T) {
 			if secs, err := strconv.Atoi(retry); err != nil || secs <= 0 {
 				t.Errorf("503 with Retry-After %q, want seconds", retry)
 			}
+			t.Logf("first 503 %v after the server stopped", time.Since(stopped).Round(time.Millisecond))
 			break
 		}
 		if time.Since(stopped) > 20*time.Second { // a create sent before the store knew may wait out its deadline
@@ -81,9 +82,11 @@ func TestKurrentDBOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	back := time.Now()
 	for _, id := range runs {
 		waitTerminal(t, n, id, 2*time.Minute)
 	}
+	t.Logf("every run completed %v after the server came back", time.Since(back).Round(time.Millisecond))
 	for _, id := range runs {
 		recs, err := n.Store().ReadStream(t.Context(), events.RunStream(id), events.Forwards, 0, 0)
 		if err != nil {
