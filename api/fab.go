@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -88,18 +89,19 @@ func init() {
 		"GET /api/recipes/:recipe/versions/:version":          {status: 200, body: recipeVersion{}, name: "RecipeVersion"},
 		"POST /api/recipes/:recipe/versions/:version/approve": {status: 200, body: fab.Recipe{}, name: "Recipe"},
 		"GET /api/recipes/:recipe/diff":                       {status: 200, body: recipeDiff{}, name: "RecipeDiff"},
-		"POST /api/lots":                                      {status: 201, body: fab.LotStart{}, name: "LotStarted"},
-		"GET /api/lots":                                       {status: 200, body: lotList{}, name: "LotList"},
-		"GET /api/lots/:lot_id":                               {status: 200, body: lotView{}, name: "Lot"},
-		"POST /api/lots/:lot_id/cancel":                       {status: 202, body: fab.LotOutcome{}, name: "LotCommandAccepted"},
-		"POST /api/lots/:lot_id/pause":                        {status: 202, body: fab.LotOutcome{}, name: "LotCommandAccepted"},
-		"POST /api/lots/:lot_id/resume":                       {status: 202, body: fab.LotOutcome{}, name: "LotCommandAccepted"},
-		"POST /api/lots/:lot_id/retry":                        {status: 202, body: fab.LotOutcome{}, name: "LotCommandAccepted"},
-		"POST /api/schedules":                                 {status: 201, body: fab.Schedule{}, name: "Schedule"},
-		"GET /api/schedules":                                  {status: 200, body: scheduleList{}, name: "ScheduleList"},
-		"GET /api/schedules/:schedule_id":                     {status: 200, body: scheduleView{}, name: "ScheduleWithFirings"},
-		"POST /api/schedules/:schedule_id/pause":              {status: 202, body: fab.Schedule{}, name: "Schedule"},
-		"POST /api/schedules/:schedule_id/resume":             {status: 202, body: fab.Schedule{}, name: "Schedule"},
+		"POST /api/lots": {status: 201, body: fab.LotStart{}, name: "LotStarted", also: map[int]string{
+			fiber.StatusOK: "the Idempotency-Key names a lot this principal started before: that lot, with any wafer runs a crash left out created now"}},
+		"GET /api/lots":                           {status: 200, body: lotList{}, name: "LotList"},
+		"GET /api/lots/:lot_id":                   {status: 200, body: lotView{}, name: "Lot"},
+		"POST /api/lots/:lot_id/cancel":           {status: 202, body: fab.LotOutcome{}, name: "LotCommandAccepted"},
+		"POST /api/lots/:lot_id/pause":            {status: 202, body: fab.LotOutcome{}, name: "LotCommandAccepted"},
+		"POST /api/lots/:lot_id/resume":           {status: 202, body: fab.LotOutcome{}, name: "LotCommandAccepted"},
+		"POST /api/lots/:lot_id/retry":            {status: 202, body: fab.LotOutcome{}, name: "LotCommandAccepted"},
+		"POST /api/schedules":                     {status: 201, body: fab.Schedule{}, name: "Schedule"},
+		"GET /api/schedules":                      {status: 200, body: scheduleList{}, name: "ScheduleList"},
+		"GET /api/schedules/:schedule_id":         {status: 200, body: scheduleView{}, name: "ScheduleWithFirings"},
+		"POST /api/schedules/:schedule_id/pause":  {status: 202, body: fab.Schedule{}, name: "Schedule"},
+		"POST /api/schedules/:schedule_id/resume": {status: 202, body: fab.Schedule{}, name: "Schedule"},
 	} {
 		successes[route] = s
 	}
@@ -483,6 +485,19 @@ func (s *Server) handleLotCreate(c *fiber.Ctx) error {
 		return err
 	}
 	cmd.Production = !eng && len(cmd.Faults) == 0
+	// An Idempotency-Key makes the request repeatable (after a timeout or
+	// a crash of the server): the lot's id derives from it, unless given.
+	key := c.Get(HeaderIdempotency)
+	if err := checkIdempotencyKey(key); err != nil {
+		return err
+	}
+	if key != "" {
+		cmd.Repeatable = true
+		if cmd.LotID == "" {
+			p := principal(c)
+			cmd.LotID = "LOT-K" + strings.ToUpper(strings.ReplaceAll(events.DeriveID(p.OrgID, scopedKey(p, key), "lot"), "-", "")[:16])
+		}
+	}
 	check := "/api/lots" // the lot id is the server's to choose
 	if cmd.LotID != "" {
 		check += "/" + cmd.LotID
@@ -497,6 +512,9 @@ func (s *Server) handleLotCreate(c *fiber.Ctx) error {
 	}
 	s.accepted(c, start.Position)
 	c.Location("/api/lots/" + start.Lot.LotID)
+	if start.Existing {
+		return c.Status(fiber.StatusOK).JSON(start)
+	}
 	return c.Status(fiber.StatusCreated).JSON(start)
 }
 

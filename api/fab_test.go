@@ -461,3 +461,48 @@ func TestLotViewShape(t *testing.T) {
 		}
 	}
 }
+
+// POST /api/lots with an Idempotency-Key is repeatable: the same request
+// again answers 200 with the same lot and runs; another request under the
+// key is a 422 on the key.
+func TestLotCreateIdempotencyKey(t *testing.T) {
+	st := newSecStack(t)
+	svc := newFabService(st.store, st.svc)
+	if _, _, err := svc.SaveRecipe(t.Context(), fab.SaveRecipe{Name: "rep", Kind: process.KindIon,
+		Recipe: json.RawMessage(`{"steps":100000}`), Meta: events.Metadata{OrgID: "org-1", UserID: "u-eng", Role: "engineer"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.ApproveRecipe(t.Context(), fab.ApproveRecipe{Name: "rep", Version: 1,
+		Meta: events.Metadata{OrgID: "org-1", UserID: "u-admin", Role: "admin"}}); err != nil {
+		t.Fatal(err)
+	}
+	op := append(as(t, RoleOperator, "org-1"), HeaderIdempotency, "lot-key-1")
+	post := func(body string, hdr []string) (response, fab.LotStart) {
+		res := st.do(t, http.MethodPost, "/api/lots", body, hdr...)
+		var out fab.LotStart
+		_ = json.Unmarshal(res.Body, &out)
+		return res, out
+	}
+	first, a := post(`{"recipe":{"name":"rep"},"wafer_count":3}`, op)
+	if first.Status != http.StatusCreated || len(a.Wafers) != 3 || !strings.HasPrefix(a.Lot.LotID, "LOT-K") {
+		t.Fatalf("first POST = %d %s", first.Status, first.Body)
+	}
+	second, b := post(`{"wafer_count":3, "recipe":{"name":"rep"}}`, op)
+	if second.Status != http.StatusOK || !b.Existing || b.Lot.LotID != a.Lot.LotID {
+		t.Fatalf("repeated POST = %d %s, want 200 with lot %s", second.Status, second.Body, a.Lot.LotID)
+	}
+	for i := range a.Wafers {
+		if b.Wafers[i].RunID != a.Wafers[i].RunID || b.Wafers[i].RunID == "" {
+			t.Errorf("wafer %s: run %s, then %s", a.Wafers[i].WaferID, a.Wafers[i].RunID, b.Wafers[i].RunID)
+		}
+	}
+	other, _ := post(`{"recipe":{"name":"rep"},"wafer_count":4}`, op)
+	if other.Status != http.StatusUnprocessableEntity || !strings.Contains(string(other.Body), "Idempotency-Key") {
+		t.Errorf("another request under the key = %d %s, want 422 on Idempotency-Key", other.Status, other.Body)
+	}
+	// The key is the principal's: another user's same key is another lot.
+	mine, c := post(`{"recipe":{"name":"rep"},"wafer_count":3}`, append(as(t, RoleEngineer, "org-1"), HeaderIdempotency, "lot-key-1"))
+	if mine.Status != http.StatusCreated || c.Lot.LotID == a.Lot.LotID {
+		t.Errorf("another principal's key = %d, lot %s (first %s)", mine.Status, c.Lot.LotID, a.Lot.LotID)
+	}
+}

@@ -249,6 +249,11 @@ type CreateLot struct {
 	Faults     map[string]*process.Fault
 	ScheduleID string
 	FiredSlot  *time.Time
+	// Repeatable: the client may send this request again (it gave an
+	// Idempotency-Key, from which LotID derives). A lot that exists with
+	// the same request is then answered as it is, its missing runs
+	// created; with another request it is a *process.ValidationError.
+	Repeatable bool
 	Meta       events.Metadata
 }
 
@@ -266,6 +271,8 @@ type LotStart struct {
 	Lot      Lot          `json:"lot"`
 	Wafers   []WaferStart `json:"wafers"`
 	Position uint64       `json:"position"`
+	// Existing: a repeated request found the lot its first one started.
+	Existing bool `json:"existing,omitempty"`
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}[A-Za-z0-9_])?$`)
@@ -363,6 +370,8 @@ func (s *Service) CreateLot(ctx context.Context, c CreateLot) (LotStart, error) 
 	}
 	res, err := s.append(ctx, events.LotStream(c.LotID), false, 0, id, req, c.Meta)
 	switch {
+	case errors.Is(err, events.ErrConflict) && c.Repeatable:
+		return s.repeatLot(ctx, c, req)
 	case errors.Is(err, events.ErrConflict) && !redrive:
 		return LotStart{}, refuse(fmt.Sprintf("lot %s exists", c.LotID))
 	case err != nil && !errors.Is(err, events.ErrConflict):
@@ -375,6 +384,42 @@ func (s *Service) CreateLot(ctx context.Context, c CreateLot) (LotStart, error) 
 	start, err := s.complete(ctx, &lot, c.Meta)
 	start.Position = max(start.Position, res.Position)
 	return start, err
+}
+
+// repeatLot answers a repeated lot request: the lot its first request
+// started, completed if a crash cut that short.
+func (s *Service) repeatLot(ctx context.Context, c CreateLot, req *events.LotRequested) (LotStart, error) {
+	lot, err := s.Lot(ctx, c.Meta.OrgID, c.LotID)
+	if errors.Is(err, ErrNotFound) {
+		return LotStart{}, refuse(fmt.Sprintf("lot %s exists", c.LotID)) // another organisation's
+	}
+	if err != nil {
+		return LotStart{}, err
+	}
+	// The recipe as asked for: without a version, the latest approved one
+	// then (a newer one approved since does not make the request another).
+	same := lot.Kind == req.Kind && lot.Recipe.Name == c.Recipe.Name && (c.Recipe.Version == 0 || c.Recipe.Version == lot.Recipe.Version) &&
+		slices.Equal(lot.Wafers, req.Wafers) &&
+		lot.ToolID == req.ToolID && lot.Priority == req.Priority && lot.Production == req.Production
+	if !same {
+		return LotStart{}, validation("Idempotency-Key", nil, "a new key for a different request",
+			"the key was used for a different lot request (another recipe, version or wafers)")
+	}
+	start, err := s.CompleteLot(ctx, lot.OrgID, lot.LotID)
+	if err != nil {
+		return LotStart{}, err
+	}
+	if start.Wafers == nil { // nothing was missing: report the wafers as they are
+		for i, w := range lot.Wafers {
+			ws := WaferStart{WaferID: w, Slot: i + 1, Error: lot.Rejected[w]}
+			if m := lot.member(w); m != nil {
+				ws.RunID, ws.JobID = m.RunID, m.JobID
+			}
+			start.Wafers = append(start.Wafers, ws)
+		}
+	}
+	start.Existing = true
+	return start, nil
 }
 
 // CompleteLot creates the runs a lot still lacks: its creation was cut

@@ -197,6 +197,8 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		} `json:"lot"`
 	}
 	v.decode(v.check(http.MethodPost, "/api/lots", admin, []byte(`{"recipe":{"name":"p_40kev"},"wafer_count":2}`), 201), &lot)
+	v.check(http.MethodPost, "/api/lots", admin, []byte(`{"recipe":{"name":"p_40kev"},"wafer_count":1}`), 201, "Idempotency-Key", "openapi-lot-1")
+	v.check(http.MethodPost, "/api/lots", admin, []byte(`{"recipe":{"name":"p_40kev"},"wafer_count":1}`), 200, "Idempotency-Key", "openapi-lot-1")
 	v.check(http.MethodGet, "/api/lots", admin, nil, 200)
 	v.check(http.MethodGet, "/api/lots/"+lot.Lot.LotID, admin, nil, 200)
 	v.check(http.MethodPost, "/api/lots/"+lot.Lot.LotID+"/retry", admin, []byte(`{"wafers":["W01"]}`), 202)

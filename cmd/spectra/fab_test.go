@@ -389,6 +389,7 @@ func TestScheduleAndLotCreationSurviveKill9(t *testing.T) {
 	body, _ := json.Marshal(map[string]any{"recipe": map[string]any{"name": "nightly"}, "wafer_count": wafers, "lot_id": lotID})
 	req, _ := http.NewRequest("POST", "http://"+s.addr+"/api/lots", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+op)
+	req.Header.Set("Idempotency-Key", "kill9-lot")
 	if resp, err := http.DefaultClient.Do(req); err == nil {
 		resp.Body.Close()
 		t.Fatalf("POST /api/lots = %d: the server should have killed itself creating the lot", resp.StatusCode)
@@ -499,6 +500,18 @@ func TestScheduleAndLotCreationSurviveKill9(t *testing.T) {
 		}
 		if !strings.Contains(s.logs.String(), "lot completed after its creation was cut short") {
 			t.Errorf("the restarted server did not log completing the lot")
+		}
+		// The client, whose request died with the server, sends it again
+		// with its Idempotency-Key: it gets the lot, not a second one.
+		again := s.do(t, "POST", "/api/lots", op, json.RawMessage(body), "Idempotency-Key", "kill9-lot")
+		if again.status != 200 {
+			t.Fatalf("repeated POST /api/lots = %d %s, want 200", again.status, again.body)
+		}
+		for _, w := range again.json(t)["wafers"].([]any) {
+			w := w.(map[string]any)
+			if runIDs[w["run_id"].(string)] != w["wafer_id"] {
+				t.Errorf("repeated request: wafer %v run %v, not the lot's", w["wafer_id"], w["run_id"])
+			}
 		}
 	})
 }
