@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +21,8 @@ import (
 	"time"
 
 	"github.com/fasthttp/websocket"
+	fws "github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
 
 	"github.com/spectra-fab/spectra/events"
 )
@@ -27,10 +31,14 @@ import (
 //
 //	go test -run '^$' -bench 'Stream' -benchtime 1x ./api/
 //
-// BenchmarkStreamFanout opens 1,000 and 10,000 sockets on one run of one
-// node (embedded JetStream store), appends telemetry events one at a time
+// BenchmarkStreamFanout opens 1,000 and 10,000 sockets on the
+// organisation stream of one node (embedded JetStream store; 20 sockets
+// per viewer, the default cap), appends telemetry events one at a time
 // and reports the latency from the start of the append to the delivery to
-// each socket, p50 and p99 over every delivery. The sockets' client ends
+// each socket, p50 and p99 over every delivery, and the server process's
+// CPU time per delivery (steadier than latency on a shared machine). The
+// floor/ variants serve the same clients from a bare WebSocket server
+// (floorServer): what this machine allows. The sockets' client ends
 // live in a child process (this test binary, run as
 // TestStreamBenchClients), as one process may hold at most 20,000 files
 // here and 10,000 sockets need 20,000 ends. BenchmarkStreamReplay reports
@@ -52,33 +60,120 @@ func BenchmarkStreamFanout(b *testing.B) {
 		{subscribers: 1000, events: 50, every: 50 * time.Millisecond},
 		{subscribers: 10000, events: 30, every: 200 * time.Millisecond},
 	} {
-		b.Run(fmt.Sprintf("subscribers=%d", sc.subscribers), func(b *testing.B) {
-			raiseFileLimit(b, sc.subscribers+1000) // this process holds the server ends
-			for range b.N {
-				p50, p99, worst, n := runFanout(b, sc)
-				b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
-				b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
-				b.ReportMetric(float64(worst.Microseconds())/1000, "max-ms")
-				b.ReportMetric(float64(n), "deliveries")
+		for _, floor := range []bool{false, true} {
+			name := fmt.Sprintf("subscribers=%d", sc.subscribers)
+			if floor {
+				name = "floor/" + name
 			}
-		})
+			b.Run(name, func(b *testing.B) {
+				raiseFileLimit(b, sc.subscribers+1000) // this process holds the server ends
+				for range b.N {
+					p50, p99, worst, n, cpu := runFanout(b, sc, floor)
+					b.ReportMetric(float64(cpu.Nanoseconds())/1000/float64(max(n, 1)), "server-cpu-µs/delivery")
+					b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
+					b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
+					b.ReportMetric(float64(worst.Microseconds())/1000, "max-ms")
+					b.ReportMetric(float64(n), "deliveries")
+				}
+			})
+		}
 	}
 }
 
-func runFanout(b *testing.B, sc fanoutScenario) (p50, p99, worst time.Duration, n int) {
-	// The tenant caps stay as configured by default: the sockets belong
-	// to subscribers/perUser viewers of one organisation.
-	st := newStreamStack(b, streamStackOptions{jetstream: true})
-	runID := "ION-20260101-0000BE0C"
-	st.fabricate(b, runID, "org-1")
-	users := (sc.subscribers + fanoutPerUser - 1) / fanoutPerUser
-	urls := make([]string, users)
-	for u := range urls {
-		tok, err := IssueToken(testSecret, fmt.Sprintf("u-bench-%d", u), "", "org-1", string(RoleViewer), time.Hour)
-		if err != nil {
-			b.Fatal(err)
+// floorServer is the fan-out's floor on this machine: a bare WebSocket
+// server that writes each message, framed once, to every socket from one
+// loop per core, with no store, hub, session or check. The same clients
+// measure it.
+type floorServer struct {
+	addr  string
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newFloorServer(b *testing.B) *floorServer {
+	fs := &floorServer{}
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Get("/floor", fws.New(func(c *fws.Conn) {
+		nc := c.NetConn()
+		if _, err := nc.Write(textFrame([]byte(`{"type":"caught_up"}`))); err != nil {
+			return
 		}
-		urls[u] = "ws://" + st.addr + "/api/stream?token=" + tok
+		fs.mu.Lock()
+		fs.conns = append(fs.conns, nc)
+		fs.mu.Unlock()
+		for { // until the client closes
+			if _, _, err := c.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	fs.addr = ln.Addr().String()
+	go func() { _ = app.Listener(ln) }()
+	b.Cleanup(func() { _ = app.ShutdownWithTimeout(5 * time.Second) })
+	return fs
+}
+
+// send writes data as one frame to every socket.
+func (fs *floorServer) send(data []byte) {
+	frame := textFrame(data)
+	fs.mu.Lock()
+	conns := fs.conns
+	fs.mu.Unlock()
+	var wg sync.WaitGroup
+	for w := range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(conns); i += runtime.GOMAXPROCS(0) {
+				_, _ = conns[i].Write(frame)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func runFanout(b *testing.B, sc fanoutScenario, floor bool) (p50, p99, worst time.Duration, n int, cpu time.Duration) {
+	runID := "ION-20260101-0000BE0C"
+	var (
+		urls    []string
+		publish func(events.Payload)
+	)
+	if floor {
+		fs := newFloorServer(b)
+		urls = []string{"ws://" + fs.addr + "/floor"}
+		publish = func(p events.Payload) {
+			ev, err := events.New(p, events.Metadata{OrgID: "org-1"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			data, err := encodeMessage(newStreamMessage(events.Record{ID: ev.ID, Stream: events.RunStream(runID),
+				Type: ev.Type, Time: time.Now(), Data: ev.Data, Metadata: ev.Metadata}))
+			if err != nil {
+				b.Fatal(err)
+			}
+			fs.send(data)
+		}
+	} else {
+		// The tenant caps stay as configured by default: the sockets
+		// belong to subscribers/perUser viewers of one organisation.
+		st := newStreamStack(b, streamStackOptions{jetstream: true})
+		st.fabricate(b, runID, "org-1")
+		for u := range (sc.subscribers + fanoutPerUser - 1) / fanoutPerUser {
+			tok, err := IssueToken(testSecret, fmt.Sprintf("u-bench-%d", u), "", "org-1", string(RoleViewer), time.Hour)
+			if err != nil {
+				b.Fatal(err)
+			}
+			urls = append(urls, "ws://"+st.addr+"/api/stream?token="+tok)
+		}
+		publish = func(p events.Payload) { st.appendRaw(b, runID, "org-1", p) }
+	}
+	perURL := fanoutPerUser
+	if len(urls) == 1 {
+		perURL = sc.subscribers
 	}
 	urlFile := filepath.Join(b.TempDir(), "urls")
 	if err := os.WriteFile(urlFile, []byte(strings.Join(urls, "\n")), 0o600); err != nil {
@@ -88,7 +183,7 @@ func runFanout(b *testing.B, sc fanoutScenario) (p50, p99, worst time.Duration, 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestStreamBenchClients$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "SPECTRA_BENCH_URLS="+urlFile, "SPECTRA_BENCH_PER_URL="+strconv.Itoa(fanoutPerUser),
+	cmd.Env = append(os.Environ(), "SPECTRA_BENCH_URLS="+urlFile, "SPECTRA_BENCH_PER_URL="+strconv.Itoa(perURL),
 		"SPECTRA_BENCH_CLIENTS="+strconv.Itoa(sc.subscribers))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
@@ -113,25 +208,35 @@ func runFanout(b *testing.B, sc fanoutScenario) (p50, p99, worst time.Duration, 
 	b.Logf("%d sockets connected and caught up in %s", sc.subscribers, setup)
 
 	b.ResetTimer()
+	cpu = -cpuNow()
 	for i := range sc.events {
 		ev := &events.TelemetryRecorded{JobID: "job-0000be0c0000", FirstStep: i * 10, Progress: 50,
 			Samples: map[string][]float64{"time_s": {1, 2, 3, 4, 5, 6, 7, 8, 9, 10},
 				"beam_current_ma": {5, 5, 5, 5, 5, 5, 5, 5, 5, 5}, "chamber_pressure_torr": {2e-6, 2e-6, 2e-6, 2e-6, 2e-6, 2e-6, 2e-6, 2e-6, 2e-6, 2e-6}}}
 		ev.CurrentStep = "t=" + strconv.FormatInt(time.Now().UnixNano(), 10) // the append starts now
-		st.appendRaw(b, runID, "org-1", ev)
+		publish(ev)
 		time.Sleep(sc.every)
 	}
-	st.appendRaw(b, runID, "org-1", &events.RunCompleted{JobID: "job-0000be0c0000"})
-	b.StopTimer()
+	publish(&events.RunCompleted{JobID: "job-0000be0c0000"})
 	var p50ns, p99ns, maxns int64
 	res := expect("RESULT ")
+	b.StopTimer()
+	cpu += cpuNow()
 	if _, err := fmt.Sscan(res, &p50ns, &p99ns, &maxns, &n); err != nil {
 		b.Fatalf("result %q: %v", res, err)
 	}
 	if want := sc.subscribers * sc.events; n != want {
 		b.Errorf("%d deliveries, want %d", n, want)
 	}
-	return time.Duration(p50ns), time.Duration(p99ns), time.Duration(maxns), n
+	return time.Duration(p50ns), time.Duration(p99ns), time.Duration(maxns), n, cpu
+}
+
+// cpuNow is the CPU time (user and system) this process has used: the
+// server's side of the fan-out (the clients are another process).
+func cpuNow() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // TestStreamBenchClients is the client side of BenchmarkStreamFanout, run
