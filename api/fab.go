@@ -525,11 +525,39 @@ func twoDigits(i int) string {
 	return strconv.Itoa(i)
 }
 
+// handleLotList lists lots, newest first, filtered by ?recipe=,
+// ?schedule_id= and ?state=active|cancelled|paused, at most ?limit=.
 func (s *Server) handleLotList(c *fiber.Ctx) error {
 	if s.fabLists == nil {
 		return errNoFab
 	}
-	return c.JSON(lotList{Lots: s.fabLists.Lots(principal(c).OrgID)})
+	var ve process.ValidationError
+	recipe, schedule := c.Query("recipe"), c.Query("schedule_id")
+	if recipe != "" && !fab.ValidID(recipe) {
+		ve.Add("recipe", recipe, "a recipe name", "invalid recipe name")
+	}
+	if schedule != "" && !fab.ValidID(schedule) {
+		ve.Add("schedule_id", schedule, "a schedule id", "invalid schedule id")
+	}
+	state := queryEnum(c, &ve, "state", []string{"active", "paused", "cancelled"})
+	limit := queryInt(c, &ve, "limit", math.MaxInt32, 1, math.MaxInt32)
+	if err := ve.Err(); err != nil {
+		return err
+	}
+	out := lotList{Lots: []projections.LotSummary{}}
+	for _, l := range s.fabLists.Lots(principal(c).OrgID) {
+		lotState := map[bool]string{true: "paused", false: "active"}[l.Paused]
+		if l.Cancelled {
+			lotState = "cancelled"
+		}
+		switch {
+		case len(out.Lots) >= limit:
+		case recipe != "" && l.Recipe.Name != recipe, schedule != "" && l.ScheduleID != schedule, state != "" && state != lotState:
+		default:
+			out.Lots = append(out.Lots, l)
+		}
+	}
+	return c.JSON(out)
 }
 
 // lotWafer is one wafer of a lot view.
@@ -802,11 +830,32 @@ func (s *Server) handleScheduleCreate(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(sc)
 }
 
+// handleScheduleList lists schedules by id, filtered by ?recipe= and
+// ?state=active|paused|done (a one-shot whose time came).
 func (s *Server) handleScheduleList(c *fiber.Ctx) error {
 	if s.fabLists == nil {
 		return errNoFab
 	}
-	return c.JSON(scheduleList{Schedules: s.fabLists.Schedules(principal(c).OrgID)})
+	var ve process.ValidationError
+	recipe := c.Query("recipe")
+	if recipe != "" && !fab.ValidID(recipe) {
+		ve.Add("recipe", recipe, "a recipe name", "invalid recipe name")
+	}
+	state := queryEnum(c, &ve, "state", []string{"active", "paused", "done"})
+	if err := ve.Err(); err != nil {
+		return err
+	}
+	out := scheduleList{Schedules: []projections.ScheduleSummary{}}
+	for _, sc := range s.fabLists.Schedules(principal(c).OrgID) {
+		st := map[bool]string{true: "paused", false: "active"}[sc.Paused]
+		if sc.At != nil && sc.Firings+sc.Skips > 0 {
+			st = "done"
+		}
+		if (recipe == "" || sc.Target.Recipe.Name == recipe) && (state == "" || state == st) {
+			out.Schedules = append(out.Schedules, sc)
+		}
+	}
+	return c.JSON(out)
 }
 
 // firing is one ScheduleFired of a schedule's log.

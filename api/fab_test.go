@@ -506,3 +506,85 @@ func TestLotCreateIdempotencyKey(t *testing.T) {
 		t.Errorf("another principal's key = %d, lot %s (first %s)", mine.Status, c.Lot.LotID, a.Lot.LotID)
 	}
 }
+
+// The lot and schedule lists filter by recipe, schedule and state; bad
+// filters are field errors.
+func TestFabListFilters(t *testing.T) {
+	st := newSecStack(t)
+	svc := newFabService(st.store, st.svc)
+	ctx := t.Context()
+	md := func(user string) events.Metadata { return events.Metadata{OrgID: "org-1", UserID: user, Role: "admin"} }
+	for _, name := range []string{"alpha", "beta"} {
+		if _, _, err := svc.SaveRecipe(ctx, fab.SaveRecipe{Name: name, Kind: process.KindIon, Recipe: json.RawMessage(`{"steps":100000}`),
+			Meta: md("u-eng")}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := svc.ApproveRecipe(ctx, fab.ApproveRecipe{Name: name, Version: 1, Meta: md("u-admin")}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.CreateLot(ctx, fab.CreateLot{LotID: "LOT-" + name, Recipe: events.RecipeRef{Name: name}, Wafers: []string{"W1"},
+			Production: true, Meta: md("u-op")}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := svc.CreateSchedule(ctx, fab.CreateSchedule{Name: name, Cron: "@hourly", Target: events.ScheduleTarget{
+			Kind: process.KindIon, Recipe: events.RecipeRef{Name: name}}, Meta: md("u-eng")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := svc.CommandLot(ctx, fab.LotCommand{LotID: "LOT-beta", Verb: fab.LotCancel, Meta: md("u-op")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.runner.WaitFor(ctx, mustPos(t, st.head(t))); err != nil {
+		t.Fatal(err)
+	}
+	scheds := st.fab.Schedules("org-1")
+	if _, _, err := svc.CommandSchedule(ctx, fab.ScheduleCommand{ScheduleID: scheds[0].ScheduleID, Verb: fab.LotPause, Meta: md("u-eng")}); err != nil {
+		t.Fatal(err)
+	}
+	head := st.head(t)
+	get := func(path string) (int, []string) {
+		t.Helper()
+		res := st.do(t, http.MethodGet, path, "", append(as(t, RoleViewer, "org-1"), HeaderMinPosition, head)...)
+		var out struct {
+			Lots []struct {
+				LotID string `json:"lot_id"`
+			} `json:"lots"`
+			Schedules []struct {
+				Name string `json:"name"`
+			} `json:"schedules"`
+		}
+		_ = json.Unmarshal(res.Body, &out)
+		var ids []string
+		for _, l := range out.Lots {
+			ids = append(ids, l.LotID)
+		}
+		for _, s := range out.Schedules {
+			ids = append(ids, s.Name)
+		}
+		return res.Status, ids
+	}
+	pausedName := scheds[0].Name
+	for _, tt := range []struct {
+		path string
+		want []string
+	}{
+		{"/api/lots?recipe=alpha", []string{"LOT-alpha"}},
+		{"/api/lots?state=cancelled", []string{"LOT-beta"}},
+		{"/api/lots?state=active&recipe=beta", nil},
+		{"/api/schedules?recipe=beta", []string{"beta"}},
+		{"/api/schedules?state=paused", []string{pausedName}},
+		{"/api/schedules?state=done", nil},
+	} {
+		if status, got := get(tt.path); status != http.StatusOK || strings.Join(got, ",") != strings.Join(tt.want, ",") {
+			t.Errorf("GET %s = %d %v, want %v", tt.path, status, got, tt.want)
+		}
+	}
+	if status, got := get("/api/lots?limit=1"); status != http.StatusOK || len(got) != 1 {
+		t.Errorf("GET /api/lots?limit=1 = %d %v", status, got)
+	}
+	for _, p := range []string{"/api/lots?state=bogus", "/api/lots?limit=0", "/api/lots?recipe=a%20b", "/api/schedules?state=x"} {
+		if res := st.do(t, http.MethodGet, p, "", as(t, RoleViewer, "org-1")...); res.Status != http.StatusUnprocessableEntity {
+			t.Errorf("GET %s = %d %s, want 422", p, res.Status, res.Body)
+		}
+	}
+}
