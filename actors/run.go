@@ -64,6 +64,8 @@ type runActor struct {
 	paceStart time.Time
 	paceSteps int
 	retryT    *time.Timer
+	wakeT     *time.Timer // see wakeAfter
+	wakeGen   uint64
 
 	// At a time scale, telemetry is appended without waiting: at most one
 	// append in flight, the records stepped meanwhile wait in queued and
@@ -85,7 +87,11 @@ func (a *runActor) Receive(ctx actor.Context) {
 		if f := a.inflight; f != nil {
 			<-f.done // bounded by the store timeout
 		}
-	case *actor.ReceiveTimeout:
+	case *wakeUp:
+		if m.gen != a.wakeGen {
+			return // disarmed or re-armed since
+		}
+		a.wakeT = nil
 		switch {
 		case a.idle():
 			a.retire(ctx)
@@ -127,6 +133,29 @@ func (a *runActor) Receive(ctx actor.Context) {
 
 func (a *runActor) idle() bool { return a.gone || a.run.State().Terminal() }
 
+// wakeUp is the message of the actor's wake-up timer (wakeAfter); gen
+// tells a current timer from one disarmed or re-armed since it fired.
+type wakeUp struct{ gen uint64 }
+
+// wakeAfter arms the actor's one wake-up timer to send it a wakeUp after d
+// (0 disarms it): an idle actor then retires and a paused one checks its
+// stream's head. It stands in for protoactor's ReceiveTimeout, whose timer
+// goroutine clears the context's timer fields without a lock while the
+// actor's own goroutine sets them: a data race the race detector reported
+// in our tests (actor_context.go receiveTimeoutHandler).
+func (a *runActor) wakeAfter(ctx actor.Context, d time.Duration) {
+	if a.wakeT != nil {
+		a.wakeT.Stop()
+		a.wakeT = nil
+	}
+	a.wakeGen++
+	if d <= 0 {
+		return
+	}
+	msg, self, root := &wakeUp{gen: a.wakeGen}, ctx.Self(), ctx.ActorSystem().Root
+	a.wakeT = time.AfterFunc(d, func() { root.Send(self, msg) })
+}
+
 // retire stops an actor with nothing left to do; its supervisor forgets it.
 func (a *runActor) retire(ctx actor.Context) {
 	a.retiring = true
@@ -137,6 +166,7 @@ func (a *runActor) retire(ctx actor.Context) {
 
 func (a *runActor) stopTimers(ctx actor.Context) {
 	a.stopPacing(ctx)
+	a.wakeAfter(ctx, 0)
 	if a.retryT != nil {
 		a.retryT.Stop()
 		a.retryT = nil
@@ -166,7 +196,7 @@ func (a *runActor) load(ctx actor.Context) {
 	a.loaded = true
 	if !a.run.Exists() {
 		a.gone = true
-		ctx.SetReceiveTimeout(time.Second)
+		a.wakeAfter(ctx, time.Second)
 		return
 	}
 	if a.run.Unknown > 0 {
@@ -207,13 +237,13 @@ func (a *runActor) load(ctx actor.Context) {
 		}
 		a.svc.sched(ctx, &enqueue{runID: a.runID, queue: a.run.Queue(), org: a.run.Creator.OrgID, pid: ctx.Self(), running: true})
 		if st == run.Paused {
-			ctx.SetReceiveTimeout(pausedCheck)
+			a.wakeAfter(ctx, pausedCheck)
 		}
 	default:
 		// Finished. A predecessor that crashed before the final event was
 		// acknowledged left its slot with the scheduler: give it back.
 		a.releaseSlot(ctx)
-		ctx.SetReceiveTimeout(2 * time.Second)
+		a.wakeAfter(ctx, 2*time.Second)
 	}
 }
 
@@ -263,7 +293,7 @@ func (a *runActor) checkHead(ctx actor.Context) {
 			"run_id", a.runID, "revision", a.run.Revision, "head", recs[0].Revision)
 		return
 	}
-	ctx.SetReceiveTimeout(pausedCheck)
+	a.wakeAfter(ctx, pausedCheck)
 }
 
 func (a *runActor) enqueue(ctx actor.Context) {
@@ -713,19 +743,19 @@ func (a *runActor) react(ctx actor.Context, prev run.State) {
 		a.engine = nil
 		a.stopTimers(ctx)
 		a.releaseSlot(ctx)
-		ctx.SetReceiveTimeout(2 * time.Second)
+		a.wakeAfter(ctx, 2*time.Second)
 	case run.Paused:
 		a.stopPacing(ctx)
-		ctx.SetReceiveTimeout(pausedCheck)
+		a.wakeAfter(ctx, pausedCheck)
 	case run.Running:
 		if prev == run.Paused {
-			ctx.SetReceiveTimeout(0)
+			a.wakeAfter(ctx, 0)
 			if a.holdsSlot {
 				a.startPacing(ctx)
 			}
 		}
 	case run.Queued:
-		ctx.SetReceiveTimeout(0)
+		a.wakeAfter(ctx, 0)
 	}
 }
 
