@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -57,12 +58,23 @@ type SPCConfig struct {
 	Rules []string
 }
 
-// DefaultSPCRules are the rules a chart checks unless configured: Western
-// Electric 1–4, which catch a shift, and Nelson 3 (six points steadily
-// rising or falling), which catches a drift early. Nelson 7 (hugging the
-// centre) is left out: on limits from a short baseline it mostly flags a
-// process that is doing well.
-var DefaultSPCRules = []string{spc.WE1, spc.WE2, spc.WE3, spc.WE4, spc.Nelson3}
+// DefaultSPCRules are the rules a chart checks unless configured: the
+// Shewhart limit alone (WE1, at SPCLimitSigmas). A user counts every alert
+// of a run, over all its charts (3 ion, about 10 RTP parameters), so the
+// design is a family-wise per-run false-alarm budget, not a per-chart one:
+// WE1–4 together have an in-control ARL of ≈ 92 points per chart (1.1 % a
+// point), which on 10 charts flags about one nominal run in ten. The zone
+// and run rules (WE2–4, Nelson) can be configured back for a tool that
+// charts one or two parameters (docs/monitoring.md).
+var DefaultSPCRules = []string{spc.WE1}
+
+// SPCLimitSigmas is how many σ̂ the control limits sit from the centre
+// line: 3.75, a per-chart, per-run false-alarm probability of 1.8·10⁻⁴
+// with known parameters (ARL₀ ≈ 5,650), 0.18 % a run over ten charts. The
+// margin over that pays for σ̂ and the centre estimated from a 20-run
+// baseline: a baseline that happens to be quiet sets limits too tight for
+// the 200 runs that follow (measured in docs/monitoring.md).
+const SPCLimitSigmas = 3.75
 
 // spcParameters are the results charted for each kind when the run's R2R
 // observations lack them; every finite R2R observation is charted too.
@@ -71,8 +83,134 @@ var spcParameters = map[process.Kind][]string{
 	process.KindRTP: {"max_overshoot_c", "temp_error_c", "avg_ramp_error_c"},
 }
 
-// limitsMethod describes how a chart's limits are computed.
-const limitsMethod = "individuals chart: centre = baseline mean, sigma = mean moving range / 1.128, limits = centre ± 3 sigma"
+// limitsMethod describes how a chart's limits are computed; the transform
+// it names (transformOf) is how a reader of the log charts its points.
+const limitsMethod = "individuals chart: centre = baseline mean, sigma = the larger of mean moving range / 1.128 and the sample sd (at least the measurement resolution), limits = centre ± 3.75 sigma"
+
+// Transforms of bounded or skewed parameters: the chart's statistics are
+// computed on t(x) and its limits recorded back in the parameter's units.
+const (
+	methodLogNonUniformity = "on ln(100 − x), the log non-uniformity: "
+	methodLog              = "on ln x: "
+)
+
+// spcTransforms names the parameters charted on a transform: a uniformity
+// near its bound of 100 % (its non-uniformity 100 − x is a positive,
+// right-skewed spread), and positive scale quantities (a standard
+// deviation, an overshoot), whose log is close to normal.
+var spcTransforms = map[string]string{
+	"dose_uniformity_pct": methodLogNonUniformity,
+	"hold_sigma_c":        methodLog,
+	"max_overshoot_c":     methodLog,
+}
+
+// transform is a chart's t(x) with its inverse and derivative.
+type transform struct {
+	f, inv, deriv func(float64) float64
+}
+
+var (
+	identity         = transform{func(x float64) float64 { return x }, func(t float64) float64 { return t }, func(float64) float64 { return 1 }}
+	logNonUniformity = transform{func(x float64) float64 { return math.Log(100 - x) }, func(t float64) float64 { return 100 - math.Exp(t) },
+		func(x float64) float64 { return -1 / (100 - x) }}
+	logTransform = transform{math.Log, math.Exp, func(x float64) float64 { return 1 / x }}
+)
+
+// transformOf returns the transform a recorded method names.
+func transformOf(method string) (transform, string) {
+	switch {
+	case strings.HasPrefix(method, methodLogNonUniformity):
+		return logNonUniformity, "ln(100 − x)"
+	case strings.HasPrefix(method, methodLog):
+		return logTransform, "ln x"
+	}
+	return identity, ""
+}
+
+// chartLimits returns the limits of a chart of parameter from its baseline
+// values, in the parameter's units, and the method that says how. A
+// parameter with a transform is charted on it when every baseline value is
+// in its domain. σ̂ is floored at the measurement resolution (the smallest
+// step between distinct baseline values, or the last decimal of a constant
+// one): a value reported in 0.1 s steps cannot have σ̂ 0.02 s, and a
+// constant one would otherwise flag every point that differs by a rounding.
+func chartLimits(parameter string, values []float64) (spc.Limits, string) {
+	method := spcTransforms[parameter]
+	tf, _ := transformOf(method)
+	for _, x := range values {
+		if v := tf.f(x); math.IsNaN(v) || math.IsInf(v, 0) {
+			tf, method = identity, ""
+			break
+		}
+	}
+	tv := make([]float64, len(values))
+	for i, x := range values {
+		tv[i] = tf.f(x)
+	}
+	l := spc.IndividualsLimits(tv)
+	sigma := max(l.Sigma, stdDev(tv), resolution(tv))
+	if method == "" {
+		return spc.NewLimitsAt(l.Center, sigma, SPCLimitSigmas), limitsMethod
+	}
+	a, b := tf.inv(l.Center-SPCLimitSigmas*sigma), tf.inv(l.Center+SPCLimitSigmas*sigma)
+	center := tf.inv(l.Center)
+	return spc.Limits{Center: center, LCL: min(a, b), UCL: max(a, b), Sigma: sigma / math.Abs(tf.deriv(center))}, method + limitsMethod
+}
+
+// transformedLimits returns the recorded limits on the chart's transform,
+// as chartLimits computed them.
+func transformedLimits(l ChartLimits, tf transform) spc.Limits {
+	a, b := tf.f(l.LCL), tf.f(l.UCL)
+	return spc.Limits{Center: tf.f(l.Center), LCL: min(a, b), UCL: max(a, b), Sigma: l.Sigma * math.Abs(tf.deriv(l.Center))}
+}
+
+// stdDev returns the sample standard deviation of values.
+func stdDev(values []float64) float64 {
+	if len(values) < 2 {
+		return 0
+	}
+	var sum, sq float64
+	for _, x := range values {
+		sum += x
+	}
+	mean := sum / float64(len(values))
+	for _, x := range values {
+		sq += (x - mean) * (x - mean)
+	}
+	return math.Sqrt(sq / float64(len(values)-1))
+}
+
+// resolution returns the smallest step between distinct values, or, when
+// all are equal, the unit of their last decimal (at most 9 decimals).
+func resolution(values []float64) float64 {
+	if len(values) == 0 {
+		return 0
+	}
+	sorted := slices.Clone(values)
+	slices.Sort(sorted)
+	scale := max(math.Abs(sorted[0]), math.Abs(sorted[len(sorted)-1]))
+	step := math.Inf(1)
+	for i := 1; i < len(sorted); i++ {
+		if d := sorted[i] - sorted[i-1]; d > 1e-12*scale {
+			step = min(step, d)
+		}
+	}
+	if !math.IsInf(step, 1) {
+		return step
+	}
+	if scale == 0 {
+		return 0
+	}
+	// A constant: the unit of its last decimal, among its 12 leading digits.
+	unit := math.Pow(10, math.Ceil(math.Log10(scale)))
+	for range 12 {
+		if r := scale / unit; math.Abs(r-math.Round(r)) < 1e-6 {
+			break
+		}
+		unit /= 10
+	}
+	return unit
+}
 
 // ChartPoint is one run's value on a chart.
 type ChartPoint struct {
@@ -160,6 +298,8 @@ type chart struct {
 	// points it has seen, and what it found.
 	recorded map[string]bool // violation keys
 	mon      *spc.Monitor
+	tf       transform // the chart's transform, from its limits' method
+	tfName   string
 	fed      int
 	found    []events.SPCRuleViolated
 }
@@ -421,22 +561,43 @@ func (s *SPCCharts) check(c *chart) {
 		if len(rules) == 0 {
 			rules = s.cfg.Rules
 		}
-		c.mon = spc.NewMonitor(spc.Limits{Center: c.Limits.Center, UCL: c.Limits.UCL, LCL: c.Limits.LCL, Sigma: c.Limits.Sigma}, knownRules(rules)...)
+		c.tf, c.tfName = transformOf(c.Limits.Method)
+		c.mon = spc.NewMonitor(transformedLimits(*c.Limits, c.tf), knownRules(rules)...)
 	}
 	// The monitor sees the baseline too, so a run rule counts the points
 	// just before the first one it judges and the messages name chart
 	// indices; only points after the baseline are judged.
 	for ; c.fed < len(c.Points); c.fed++ {
 		pt := c.Points[c.fed]
-		vs := c.mon.Add(pt.Value)
+		vs := c.mon.Add(c.tf.f(pt.Value))
 		if c.fed < len(c.Limits.BaselineJobs) {
 			continue
 		}
 		for _, v := range vs {
+			if v.Rule == spc.WE1 {
+				v.Message = we1Message(c.fed, pt.Value, *c.Limits, c.tfName)
+			} else if c.tfName != "" {
+				v.Message += " (on " + c.tfName + ")"
+			}
 			c.found = append(c.found, events.SPCRuleViolated{Chart: c.Ref, RunID: pt.RunID, JobID: pt.JobID,
 				Point: c.fed, Value: pt.Value, Rule: v.Rule, Message: v.Message})
 		}
 	}
+}
+
+// we1Message says which recorded limit point i's value x is beyond.
+func we1Message(i int, x float64, l ChartLimits, on string) string {
+	side, limit, name := "above", l.UCL, "upper"
+	if x < l.Center {
+		side, limit, name = "below", l.LCL, "lower"
+	}
+	k := "beyond the limit"
+	if l.Sigma > 0 && on == "" {
+		k = fmt.Sprintf("beyond %.3gσ", math.Abs(limit-l.Center)/l.Sigma)
+	} else if on != "" {
+		k = "limits on " + on
+	}
+	return fmt.Sprintf("WE1: point %d = %.4g is %s the %s control limit %.4g (%s)", i, x, side, name, limit, k)
 }
 
 // knownRules drops rule names spc does not know (a recorded rule set from
@@ -480,11 +641,11 @@ func (s *SPCCharts) Pending() (facts map[string][]SPCFact, revisions map[string]
 			for i, p := range base {
 				values[i], jobs[i] = p.Value, p.JobID
 			}
-			l := spc.IndividualsLimits(values)
+			l, method := chartLimits(ref.Parameter, values)
 			due = append(due, SPCFact{Stream: stream, ID: events.DeriveID(stream, "limits", ref.Parameter),
 				Cause: base[len(base)-1].EventID, Run: base[len(base)-1].RunID,
 				Payload: &events.SPCLimitsEstablished{Chart: ref, Center: l.Center, UCL: l.UCL, LCL: l.LCL, Sigma: l.Sigma,
-					BaselineJobs: jobs, Rules: slices.Clone(s.cfg.Rules), Method: limitsMethod}})
+					BaselineJobs: jobs, Rules: slices.Clone(s.cfg.Rules), Method: method}})
 		}
 		for _, v := range c.found {
 			if c.recorded[violationKey(v.JobID, v.Rule, v.Point)] {

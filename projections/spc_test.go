@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -119,7 +120,14 @@ func TestSPCChartFlagsADriftAgainstItsBaseline(t *testing.T) {
 	f := projections.ChartFilter{OrgID: "org-1", Kind: "ion", ToolID: "IMP-1", Parameter: "dose_error_pct"}
 	c := settled(t, charts, f, 30)
 
-	want := spc.IndividualsLimits(series[:20])
+	// Limits from the first 20 runs: σ̂ the larger of MR̄/1.128 and the
+	// sample sd, limits at ±3.5σ̂.
+	mr := spc.IndividualsLimits(series[:20])
+	var ss float64
+	for _, x := range series[:20] {
+		ss += (x - mr.Center) * (x - mr.Center)
+	}
+	want := spc.NewLimitsAt(mr.Center, max(mr.Sigma, math.Sqrt(ss/19)), projections.SPCLimitSigmas)
 	if c.Limits.Center != want.Center || c.Limits.UCL != want.UCL || c.Limits.LCL != want.LCL || c.Limits.Sigma != want.Sigma {
 		t.Errorf("chart limits = %+v, want %+v (from the first 20 runs)", *c.Limits, want)
 	}

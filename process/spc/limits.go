@@ -17,6 +17,13 @@ func NewLimits(center, sigma float64) Limits {
 	return Limits{Center: center, UCL: center + 3*sigma, LCL: center - 3*sigma, Sigma: sigma}
 }
 
+// NewLimitsAt returns the limits center ± L·σ, for a chart designed for
+// another in-control ARL than the 3σ one's 370 points (two-sided, known
+// parameters: ARL₀ = 1/(2Φ(−L)); L = 3.5: 2,150; L = 3.75: 5,650).
+func NewLimitsAt(center, sigma, L float64) Limits {
+	return Limits{Center: center, UCL: center + L*sigma, LCL: center - L*sigma, Sigma: sigma}
+}
+
 // sigma returns the σ the zone rules use: Sigma, or, when it is not
 // positive, a sixth of the span between the control limits.
 func (l Limits) sigma() float64 {
