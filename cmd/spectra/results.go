@@ -17,6 +17,7 @@ var unitSuffixes = []struct{ suffix, unit string }{
 	{"_atoms_cm2", "cm⁻²"},
 	{"_ohm_sq", "Ω/sq"},
 	{"_cm3", "cm⁻³"},
+	{"_mm_s", "mm/s"},
 	{"_pct", "%"},
 	{"_nm", "nm"},
 	{"_um", "µm"},
