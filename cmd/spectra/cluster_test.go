@@ -421,20 +421,35 @@ func TestCluster(t *testing.T) {
 			t.Parallel()
 			// org-1 (weight 2) and org-2 (weight 1) flood queue rtp/FAIR
 			// (3 slots) through all three nodes, while three runs of org-3
-			// hold the slots: the flood is all waiting when they end.
+			// hold the slots, paused (a paused run keeps its slot) until
+			// the whole flood is waiting: on a loaded machine twelve
+			// creates can take longer than the holders' 5 s.
 			toks := map[string]string{"org-1": tok, "org-2": token(t, "admin", "org-2"), "org-3": token(t, "admin", "org-3")}
 			org := map[string]string{}
-			var ids []string
+			var ids, holders []string
 			for i := range 3 {
-				id, _ := nodes[i].create(t, "rtp", toks["org-3"], rtpRecipe(t, short("FAIR")))
+				id, job := nodes[i].create(t, "rtp", toks["org-3"], rtpRecipe(t, short("FAIR")))
 				org[id] = "org-3"
 				ids = append(ids, id)
+				nodes[0].waitFor(t, "rtp", id, toks["org-3"], func(m map[string]any) bool { return m["status"] == "running" })
+				if r := nodes[i].do(t, "POST", "/api/jobs/"+job+"/pause", toks["org-3"], nil); r.status != 202 {
+					t.Fatalf("pause holder %s = %d %s", id, r.status, r.body)
+				}
+				holders = append(holders, job)
 			}
 			for i := range 12 {
 				o := []string{"org-1", "org-2"}[i%2]
 				id, _ := nodes[i%3].create(t, "rtp", toks[o], rtpRecipe(t, short("FAIR")))
 				org[id] = o
 				ids = append(ids, id)
+			}
+			for _, id := range ids[3:] {
+				nodes[0].waitFor(t, "rtp", id, toks[org[id]], func(m map[string]any) bool { return m["status"] == "queued" })
+			}
+			for i, job := range holders {
+				if r := nodes[i].do(t, "POST", "/api/jobs/"+job+"/resume", toks["org-3"], nil); r.status != 202 {
+					t.Fatalf("resume holder job %s = %d %s", job, r.status, r.body)
+				}
 			}
 			for _, id := range ids {
 				if st := nodes[0].waitRun(t, "rtp", id, toks[org[id]], 3*time.Minute); st["status"] != "completed" {
