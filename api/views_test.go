@@ -21,6 +21,7 @@ import (
 	"github.com/spectra-fab/spectra/process"
 	"github.com/spectra-fab/spectra/process/ion"
 	"github.com/spectra-fab/spectra/process/spc"
+	"github.com/spectra-fab/spectra/projections"
 )
 
 // implanter is a deterministic stand-in for the ion engine, with the same
@@ -282,7 +283,7 @@ func TestViewsThroughARealNode(t *testing.T) {
 			base = append(base, p.Value)
 		}
 	}
-	want := spc.IndividualsLimits(base)
+	want := projections.SPCLimits("mean_beam_current_ma", base)
 	if math.Abs(c.Limits.Center-want.Center) > 1e-12 || math.Abs(c.Limits.UCL-want.UCL) > 1e-12 || len(c.Limits.BaselineJobs) != 20 {
 		t.Errorf("limits = %+v, want %+v from the first 20 runs", *c.Limits, want)
 	}

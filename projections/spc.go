@@ -157,6 +157,13 @@ func chartLimits(parameter string, values []float64) (spc.Limits, string) {
 	return spc.Limits{Center: center, LCL: min(a, b), UCL: max(a, b), Sigma: sigma / math.Abs(tf.deriv(center))}, method + limitsMethod
 }
 
+// SPCLimits returns the limits (in the parameter's units) a chart of
+// parameter takes from its baseline values, as recorded.
+func SPCLimits(parameter string, baseline []float64) spc.Limits {
+	l, _ := chartLimits(parameter, baseline)
+	return l
+}
+
 // transformedLimits returns the recorded limits on the chart's transform,
 // as chartLimits computed them.
 func transformedLimits(l ChartLimits, tf transform) spc.Limits {
