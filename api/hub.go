@@ -59,6 +59,11 @@ type hub struct {
 	sessions sync.WaitGroup
 	// position is the global position of the last record fanned out.
 	position uint64
+	// live counts the records fanned out, liveByOrg those of each
+	// organisation: replays yield to the other organisations' live work
+	// (see session.pace).
+	live      uint64
+	liveByOrg map[string]uint64
 }
 
 func newHub(log EventLog, start func() uint64, buffer int, logger *slog.Logger) *hub {
@@ -66,7 +71,7 @@ func newHub(log EventLog, start func() uint64, buffer int, logger *slog.Logger) 
 	return &hub{log: log, start: start, buffer: buffer, logger: logger, ctx: ctx, cancel: cancel,
 		down: make(chan struct{}), loop: make(chan struct{}),
 		runs: map[string]map[*subscriber]struct{}{}, orgs: map[string]map[*subscriber]struct{}{},
-		sockets: map[*websocket.Conn]struct{}{}}
+		sockets: map[*websocket.Conn]struct{}{}, liveByOrg: map[string]uint64{}}
 }
 
 // subscriber receives the live records of one run stream or of one
@@ -221,6 +226,10 @@ func (h *hub) publish(rec events.Record) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.position = rec.Position
+	h.live++
+	if org := rec.Metadata.OrgID; org != "" {
+		h.liveByOrg[org]++
+	}
 	for s := range h.runs[rec.Stream] {
 		h.offerLocked(s, it)
 	}
@@ -229,6 +238,14 @@ func (h *hub) publish(rec events.Record) {
 			h.offerLocked(s, it)
 		}
 	}
+}
+
+// othersLive is how many records of organisations other than org the hub
+// has fanned out so far.
+func (h *hub) othersLive(org string) uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.live - h.liveByOrg[org]
 }
 
 func (h *hub) offerLocked(s *subscriber, it *liveItem) {

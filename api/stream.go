@@ -90,7 +90,18 @@ type StreamConfig struct {
 	// 1,000): history reads share the event store's lock with the
 	// appends of every run, so an unpaced replay slows them all.
 	ReplayRate int
+	// ReplayYieldAbove is the rate of other organisations' live events
+	// (events/s, default 100) above which a replay yields to them: its
+	// pace drops in proportion (ReplayRate × ReplayYieldAbove / their
+	// rate), to no less than ReplayRate/replayFloorDivisor. Live work
+	// comes before history, and one organisation's replays must not
+	// slow another's runs.
+	ReplayYieldAbove int
 }
+
+// replayFloorDivisor: a replay that yields still sends at least
+// ReplayRate/replayFloorDivisor events per second.
+const replayFloorDivisor = 20
 
 func (c StreamConfig) withDefaults() StreamConfig {
 	if c.Buffer <= 0 {
@@ -119,6 +130,9 @@ func (c StreamConfig) withDefaults() StreamConfig {
 	}
 	if c.ReplayRate <= 0 {
 		c.ReplayRate = 1000
+	}
+	if c.ReplayYieldAbove <= 0 {
+		c.ReplayYieldAbove = 100
 	}
 	return c
 }
@@ -219,6 +233,8 @@ func (ss *session) replaySlot() (func(), error) {
 			return nil, errClientGone
 		}
 	}
+	// The replay's first page is paced too: from now on (see replayRate).
+	ss.othersAt, ss.othersSeen = time.Now(), ss.h.othersLive(ss.req.org)
 	return sync.OnceFunc(func() { <-st.replays; <-mine }), nil
 }
 
@@ -362,8 +378,9 @@ type session struct {
 	live      bool
 	artifacts map[string][]streamArtifact // by job: what completed lists
 
-	paceStart time.Time // when the replay began, for ReplayRate
-	paced     int       // events the replay read since
+	paceAt     time.Time // when the replay may read its next page
+	othersAt   time.Time // when othersSeen was taken
+	othersSeen uint64    // hub.othersLive at othersAt
 
 	// out is the socket beneath the WebSocket connection, which frames
 	// are written to; pending holds the frames not written yet and
@@ -382,13 +399,15 @@ const flushBytes = 64 << 10
 const maxBurst = 64
 
 // pace waits, after a replay read n more events, until the replay is no
-// faster than ReplayRate.
+// faster than its rate: ReplayRate, or less while other organisations'
+// live events arrive faster than ReplayYieldAbove (see replayRate).
 func (ss *session) pace(n int) error {
-	if ss.paceStart.IsZero() {
-		ss.paceStart = time.Now()
+	now := time.Now()
+	if ss.paceAt.Before(now.Add(-time.Second)) { // no credit for more than a second idle
+		ss.paceAt = now.Add(-time.Second)
 	}
-	ss.paced += n
-	wait := time.Until(ss.paceStart.Add(time.Duration(float64(ss.paced) / float64(ss.st.cfg.ReplayRate) * float64(time.Second))))
+	ss.paceAt = ss.paceAt.Add(time.Duration(float64(n) / ss.replayRate(now) * float64(time.Second)))
+	wait := ss.paceAt.Sub(now)
 	if wait <= 0 {
 		return nil
 	}
@@ -402,6 +421,25 @@ func (ss *session) pace(n int) error {
 	case <-ss.gone:
 		return errClientGone
 	}
+}
+
+// replayRate is the events per second the replay may send now: ReplayRate,
+// scaled down by the rate of other organisations' live events since the
+// last page when it exceeds ReplayYieldAbove, to no less than
+// ReplayRate/replayFloorDivisor.
+func (ss *session) replayRate(now time.Time) float64 {
+	cfg := ss.st.cfg
+	rate := float64(cfg.ReplayRate)
+	seen := ss.h.othersLive(ss.req.org)
+	if !ss.othersAt.IsZero() {
+		if secs := now.Sub(ss.othersAt).Seconds(); secs > 0 {
+			if others := float64(seen-ss.othersSeen) / secs; others > float64(cfg.ReplayYieldAbove) {
+				rate = max(rate*float64(cfg.ReplayYieldAbove)/others, rate/replayFloorDivisor)
+			}
+		}
+	}
+	ss.othersAt, ss.othersSeen = now, seen
+	return rate
 }
 
 // serve runs a session on an upgraded socket: its goroutine writes, one
