@@ -73,14 +73,19 @@ func BenchmarkTenantIsolation(b *testing.B) {
 		p := func(r *benchResult, q float64) float64 {
 			return float64(pct(r.createLat, q).Microseconds()) / 1000
 		}
-		b.ReportMetric(p(base, 0.99), "base-create-p99-ms")
-		b.ReportMetric(p(loaded, 0.99), "loaded-create-p99-ms")
-		b.ReportMetric(float64(pct(base.endLat, 0.5).Milliseconds()), "base-run-p50-ms")
-		b.ReportMetric(float64(pct(loaded.endLat, 0.5).Milliseconds()), "loaded-run-p50-ms")
-		b.ReportMetric(float64(len(base.endLat))/base.wall.Seconds(), "base-runs/s")
-		b.ReportMetric(float64(len(loaded.endLat))/loaded.wall.Seconds(), "loaded-runs/s")
-		b.ReportMetric(p(after, 0.99), "after-create-p99-ms")
-		b.ReportMetric(float64(len(after.endLat))/after.wall.Seconds(), "after-runs/s")
+		// Run pace as recorded in the log (the run ends' own timestamps):
+		// the bench's stream socket, when dropped as a slow consumer,
+		// sees ends late, which says nothing of the runs' pace.
+		paceOf := func(r *benchResult) float64 { return float64(len(r.endLat)) / r.recorded.Seconds() }
+		for _, ph := range []struct {
+			name string
+			r    *benchResult
+		}{{"base", base}, {"loaded", loaded}, {"after", after}} {
+			b.ReportMetric(p(ph.r, 0.99), ph.name+"-create-p99-ms")
+			b.ReportMetric(paceOf(ph.r), ph.name+"-runs/s")
+		}
+		b.ReportMetric(paceOf(loaded)/paceOf(base), "loaded/base-runs/s")
+		b.ReportMetric(p(loaded, 0.99)/p(base, 0.99), "loaded/base-create-p99")
 		b.ReportMetric(float64(replays.Load()), "viewer-replays")
 		b.ReportMetric(float64(refused.Load()), "viewer-refused")
 		s.stop()
