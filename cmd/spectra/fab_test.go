@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -743,15 +744,6 @@ func TestScheduleFiresOncePerSlotAcrossNodes(t *testing.T) {
 // A paused lot stays paused: a wafer that starts after the pause (its
 // queue slot came free) is paused too, and resuming the lot resumes it.
 func TestLotPauseHoldsWafersThatStartLater(t *testing.T) {
-	// Fails about one run in three on main (4 of 10 on the commit before
-	// the session's last actor change too): sometimes W03 starts with the
-	// lot, beside W01 and W02, under --queue-limit 2 and is never paused
-	// by the lot; sometimes the lot view never shows W01 and W02 running
-	// at once. A lot-pause or admission bug not yet found (issue #19 stays
-	// open for it); skipped rather than left to fail CI at random.
-	if os.Getenv("SPECTRA_LOT_PAUSE_TEST") == "" {
-		t.Skip("known flaky lot-pause race (issue #19); SPECTRA_LOT_PAUSE_TEST=1 runs it")
-	}
 	s := startServer(t, t.TempDir(), "--time-scale", "20", "--queue-limit", "2")
 	eng, admin, op := token(t, "engineer", "org-1"), token(t, "admin", "org-1"), token(t, "operator", "org-1")
 	slow := smallIon()
@@ -770,13 +762,23 @@ func TestLotPauseHoldsWafersThatStartLater(t *testing.T) {
 		}
 		return out
 	}
-	waitWafers := func(what string, cond func(map[string]map[string]any) bool) {
+	withStatus := func(ws map[string]map[string]any, status string) []string {
+		var ids []string
+		for id, w := range ws {
+			if w["status"] == status {
+				ids = append(ids, id)
+			}
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	waitWafers := func(what string, cond func(map[string]map[string]any) bool) map[string]map[string]any {
 		t.Helper()
 		deadline := time.Now().Add(20 * time.Second)
 		for {
 			ws := wafers()
 			if cond(ws) {
-				return
+				return ws
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("%s: wafers %v", what, ws)
@@ -784,25 +786,32 @@ func TestLotPauseHoldsWafersThatStartLater(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	waitWafers("two wafers running", func(ws map[string]map[string]any) bool {
-		return ws["W01"]["status"] == "running" && ws["W02"]["status"] == "running"
+	// Which two wafers get the queue's two slots first is the scheduler's
+	// (the three runs are created a few milliseconds apart, and admission
+	// follows their arrival at the scheduler): the test takes whichever
+	// two run, and the third is the wafer that starts later.
+	ws := waitWafers("two wafers running, one queued", func(ws map[string]map[string]any) bool {
+		return len(withStatus(ws, "running")) == 2 && len(withStatus(ws, "queued")) == 1
 	})
+	running, later := withStatus(ws, "running"), withStatus(ws, "queued")[0]
 	if r := s.do(t, "POST", "/api/lots/"+lotID+"/pause", op, nil); r.status != 202 {
 		t.Fatalf("lot pause = %d %s", r.status, r.body)
 	}
 	waitWafers("running wafers paused", func(ws map[string]map[string]any) bool {
-		return ws["W01"]["status"] == "paused" && ws["W02"]["status"] == "paused"
+		return ws[running[0]]["status"] == "paused" && ws[running[1]]["status"] == "paused"
 	})
-	// W02 is cancelled on its own: its slot goes to W03, which starts
-	// while the lot is paused and is paused in turn.
-	if r := s.do(t, "DELETE", "/api/ion/runs/"+wafers()["W02"]["run_id"].(string), op, nil); r.status != 202 {
-		t.Fatalf("cancel W02 = %d %s", r.status, r.body)
+	// One paused wafer is cancelled on its own: its slot goes to the
+	// queued one, which starts while the lot is paused and is paused in
+	// turn.
+	cancelled := running[1]
+	if r := s.do(t, "DELETE", "/api/ion/runs/"+wafers()[cancelled]["run_id"].(string), op, nil); r.status != 202 {
+		t.Fatalf("cancel %s = %d %s", cancelled, r.status, r.body)
 	}
-	waitWafers("W03 paused after it started", func(ws map[string]map[string]any) bool {
-		if ws["W03"]["status"] == "completed" {
-			t.Fatalf("W03 completed while its lot was paused")
+	waitWafers(later+" paused after it started", func(ws map[string]map[string]any) bool {
+		if ws[later]["status"] == "completed" {
+			t.Fatalf("%s completed while its lot was paused", later)
 		}
-		return ws["W03"]["status"] == "paused"
+		return ws[later]["status"] == "paused"
 	})
 	if r := s.do(t, "POST", "/api/lots/"+lotID+"/resume", op, nil); r.status != 202 {
 		t.Fatalf("lot resume = %d %s", r.status, r.body)
@@ -810,7 +819,10 @@ func TestLotPauseHoldsWafersThatStartLater(t *testing.T) {
 	lot := s.waitLot(t, op, lotID, 60*time.Second)
 	for _, w := range lot["wafer_runs"].([]any) {
 		w := w.(map[string]any)
-		want := map[string]string{"W01": "completed", "W02": "cancelled", "W03": "completed"}[w["wafer_id"].(string)]
+		want := "completed"
+		if w["wafer_id"] == cancelled {
+			want = "cancelled"
+		}
 		if w["status"] != want {
 			t.Errorf("wafer %v = %v, want %s", w["wafer_id"], w["status"], want)
 		}
