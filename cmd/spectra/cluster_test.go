@@ -433,7 +433,10 @@ func TestCluster(t *testing.T) {
 			org := map[string]string{}
 			var ids, holders []string
 			for i := range 3 {
-				id, job := nodes[i].create(t, "rtp", toks["org-3"], rtpRecipe(t, short("FAIR")))
+				// Seed-length holders (~24 s): a short one could end before
+				// A's read model showed it running (CI saw it go from queued
+				// to completed there).
+				id, job := nodes[i].create(t, "rtp", toks["org-3"], rtpRecipe(t, map[string]any{"tool_id": "FAIR"}))
 				org[id] = "org-3"
 				ids = append(ids, id)
 				nodes[0].waitFor(t, "rtp", id, toks["org-3"], func(m map[string]any) bool { return m["status"] == "running" })
