@@ -595,44 +595,24 @@ type LotOutcome struct {
 // CommandLot records a lot command and carries it out on every wafer's
 // run. Runs that do not take it (finished ones) are reported, not errors.
 func (s *Service) CommandLot(ctx context.Context, c LotCommand) (LotOutcome, error) {
-	if !slices.Contains([]string{LotCancel, LotPause, LotResume}, c.Verb) {
+	do := map[string]func(context.Context, actors.RunCommand) (actors.Accepted, error){
+		LotCancel: s.runs.CancelRun, LotPause: s.runs.PauseRun, LotResume: s.runs.ResumeRun}[c.Verb]
+	if do == nil {
 		return LotOutcome{}, fmt.Errorf("lot command %q: unknown verb", c.Verb)
 	}
-	for range conflictRetries {
-		lot, err := s.Lot(ctx, c.Meta.OrgID, c.LotID)
-		if err != nil {
-			return LotOutcome{}, err
-		}
-		ev, err := lot.Command(c.Verb, c.Reason)
-		if err != nil {
-			return LotOutcome{}, err
-		}
-		res, err := s.append(ctx, events.LotStream(lot.LotID), true, lot.Revision, "", ev, c.Meta)
-		if errors.Is(err, events.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return LotOutcome{}, fmt.Errorf("%s lot: %w", c.Verb, err)
-		}
-		out := LotOutcome{Position: res.Position}
-		do := map[string]func(context.Context, actors.RunCommand) (actors.Accepted, error){
-			LotCancel: s.runs.CancelRun, LotPause: s.runs.PauseRun, LotResume: s.runs.ResumeRun}[c.Verb]
-		for _, m := range lot.Members {
+	return s.lotOperation(ctx, c.LotID, c.Verb+" lot", c.Meta,
+		func(lot *Lot) (events.Payload, []Member, error) {
+			ev, err := lot.Command(c.Verb, c.Reason)
+			return ev, lot.Members, err
+		},
+		func(m Member) (WaferStart, uint64) {
 			ws := WaferStart{WaferID: m.WaferID, Slot: m.Slot, RunID: m.RunID, JobID: m.JobID}
 			acc, err := do(ctx, actors.RunCommand{RunID: m.RunID, Reason: c.Reason, Meta: c.Meta})
 			if err != nil {
 				ws.Error = err.Error()
 			}
-			out.Position = max(out.Position, acc.Position)
-			out.Wafers = append(out.Wafers, ws)
-		}
-		if err := lot.Apply(events.Record{Type: events.VersionedType(ev.EventType()), Data: mustJSON(ev), Revision: res.Revision}); err != nil {
-			return LotOutcome{}, err
-		}
-		out.Lot = lot
-		return out, nil
-	}
-	return LotOutcome{}, refuse("the lot is being changed by others; try again")
+			return ws, acc.Position
+		})
 }
 
 // LotRetry runs some wafers of a lot again.
@@ -653,40 +633,66 @@ type LotRetry struct {
 // the lot is cancelled) and a *process.ValidationError for a wafer that
 // is not the lot's.
 func (s *Service) RetryLot(ctx context.Context, c LotRetry) (LotOutcome, error) {
-	for range conflictRetries {
-		lot, err := s.Lot(ctx, c.Meta.OrgID, c.LotID)
-		if err != nil {
-			return LotOutcome{}, err
-		}
-		wafers := c.Wafers
-		if len(wafers) == 0 && c.Failed != nil {
-			for _, m := range lot.Members {
-				if c.Failed(m.RunID) {
-					wafers = append(wafers, m.WaferID)
+	return s.lotOperation(ctx, c.LotID, "retry lot", c.Meta,
+		func(lot *Lot) (events.Payload, []Member, error) {
+			wafers := c.Wafers
+			if len(wafers) == 0 && c.Failed != nil {
+				for _, m := range lot.Members {
+					if c.Failed(m.RunID) {
+						wafers = append(wafers, m.WaferID)
+					}
 				}
 			}
-		}
-		ev, err := lot.Retry(wafers, c.Reason)
-		if err != nil {
-			return LotOutcome{}, err
-		}
-		res, err := s.append(ctx, events.LotStream(lot.LotID), true, lot.Revision, "", ev, c.Meta)
-		if errors.Is(err, events.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return LotOutcome{}, fmt.Errorf("retry lot: %w", err)
-		}
-		out := LotOutcome{Position: res.Position}
-		for _, w := range wafers {
-			m := lot.member(w)
+			ev, err := lot.Retry(wafers, c.Reason)
+			if err != nil {
+				return nil, nil, err
+			}
+			members := make([]Member, len(wafers))
+			for i, w := range wafers {
+				members[i] = *lot.member(w)
+			}
+			return ev, members, nil
+		},
+		func(m Member) (WaferStart, uint64) {
 			ws := WaferStart{WaferID: m.WaferID, Slot: m.Slot, RunID: m.RunID}
 			acc, err := s.runs.RetryJob(ctx, actors.RunCommand{RunID: m.RunID, Reason: c.Reason, Meta: c.Meta})
 			if err != nil {
 				ws.Error = err.Error()
 			}
 			ws.JobID = cmp.Or(acc.JobID, m.JobID)
-			out.Position = max(out.Position, acc.Position)
+			return ws, acc.Position
+		})
+}
+
+// lotOperation is the shape every lot-level command shares: decide the
+// lot's event on its current state (which also names the wafers it
+// concerns), record it with the lot's revision expected (deciding again
+// when another writer moved the lot meanwhile), then carry it out on each
+// wafer's run. What a run answers is reported per wafer, not an error:
+// the lot's event is on record either way.
+func (s *Service) lotOperation(ctx context.Context, lotID, what string, md events.Metadata,
+	decide func(*Lot) (events.Payload, []Member, error),
+	carryOut func(Member) (WaferStart, uint64)) (LotOutcome, error) {
+	for range conflictRetries {
+		lot, err := s.Lot(ctx, md.OrgID, lotID)
+		if err != nil {
+			return LotOutcome{}, err
+		}
+		ev, members, err := decide(&lot)
+		if err != nil {
+			return LotOutcome{}, err
+		}
+		res, err := s.append(ctx, events.LotStream(lot.LotID), true, lot.Revision, "", ev, md)
+		if errors.Is(err, events.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return LotOutcome{}, fmt.Errorf("%s: %w", what, err)
+		}
+		out := LotOutcome{Position: res.Position}
+		for _, m := range members {
+			ws, pos := carryOut(m)
+			out.Position = max(out.Position, pos)
 			out.Wafers = append(out.Wafers, ws)
 		}
 		if err := lot.Apply(events.Record{Type: events.VersionedType(ev.EventType()), Data: mustJSON(ev), Revision: res.Revision}); err != nil {
