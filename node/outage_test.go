@@ -82,30 +82,7 @@ func TestExternalNATSOutage(t *testing.T) {
 		t.Skip("a 30 s store outage; skipped with -short")
 	}
 	ext := startExternalNATS(t)
-	secret := []byte("outage-test-secret-0123456789abcdef")
-	n, err := node.Start(t.Context(), node.Config{DataDir: t.TempDir(), NATSURL: ext.url(), TimeScale: 1, JWTSecret: secret,
-		QueueLimit: 100, Engines: map[process.Kind]actors.EngineFactory{process.KindIon: processtest.Factory{Kind: process.KindIon}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(n.Close)
-	tok, err := api.IssueToken(secret, "u-1", "u@example.com", "org-1", "engineer", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	create := func() (int, string, map[string]any) {
-		req := httptest.NewRequest("POST", "/api/ion/runs", strings.NewReader(`{"steps":150}`))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set("Content-Type", "application/json")
-		res, err := n.API().App().Test(req, 30_000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		var body map[string]any
-		_ = json.NewDecoder(res.Body).Decode(&body)
-		return res.StatusCode, res.Header.Get("Retry-After"), body
-	}
+	n, create := startOutageNode(t, node.Config{NATSURL: ext.url()}, 150)
 	var runs []string
 	for range 20 {
 		status, _, body := create()
@@ -143,25 +120,86 @@ func TestExternalNATSOutage(t *testing.T) {
 	for _, id := range runs {
 		waitTerminal(t, n, id, 3*time.Minute)
 	}
+	checkNothingLostOrDoubled(t, n, runs)
+	if status, _, body := create(); status != 201 {
+		t.Errorf("create after the outage = %d %v, want 201", status, body)
+	}
+}
+
+// startOutageNode starts a node at time scale 1 on the store cfg names
+// (the rest of cfg is filled in here) and returns it with a call that
+// creates an ion run of the given steps as an engineer of org-1, answering
+// the status, the Retry-After header and the body.
+func startOutageNode(t *testing.T, cfg node.Config, steps int) (*node.Node, func() (int, string, map[string]any)) {
+	t.Helper()
+	secret := []byte("outage-test-secret-0123456789abcdef")
+	cfg.DataDir, cfg.TimeScale, cfg.JWTSecret, cfg.QueueLimit = t.TempDir(), 1, secret, 100
+	cfg.Engines = map[process.Kind]actors.EngineFactory{process.KindIon: processtest.Factory{Kind: process.KindIon}}
+	n, err := node.Start(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	tok, err := api.IssueToken(secret, "u-1", "u@example.com", "org-1", "engineer", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := fmt.Sprintf(`{"steps":%d}`, steps)
+	return n, func() (int, string, map[string]any) {
+		req := httptest.NewRequest("POST", "/api/ion/runs", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := n.API().App().Test(req, 30_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(res.Body).Decode(&out)
+		return res.StatusCode, res.Header.Get("Retry-After"), out
+	}
+}
+
+// checkNothingLostOrDoubled reads each run's stream after an outage: no
+// event recorded twice, one RunRequested and one RunCompleted, and the
+// telemetry batches follow each other step by step (no step lost or
+// recorded twice).
+func checkNothingLostOrDoubled(t *testing.T, n *node.Node, runs []string) {
+	t.Helper()
 	for _, id := range runs {
 		recs, err := n.Store().ReadStream(t.Context(), events.RunStream(id), events.Forwards, 0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ids, counts := map[string]bool{}, map[string]int{}
+		next := -1 // the step the next telemetry batch starts at
 		for _, r := range recs {
 			if ids[r.ID] {
 				t.Errorf("run %s: event %s (%s) recorded twice", id, r.ID, r.Type)
 			}
 			ids[r.ID] = true
 			counts[events.BaseType(r.Type)]++
+			if events.BaseType(r.Type) != events.TypeTelemetryRecorded {
+				continue
+			}
+			p, err := events.Decode(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr := p.(*events.TelemetryRecorded)
+			if next >= 0 && tr.FirstStep != next {
+				t.Errorf("run %s: a telemetry batch starts at step %d, want %d (no step lost or doubled)", id, tr.FirstStep, next)
+			}
+			steps := 0
+			for _, xs := range tr.Samples {
+				steps = len(xs)
+				break
+			}
+			next = tr.FirstStep + steps
 		}
 		if counts[events.TypeRunRequested] != 1 || counts[events.TypeRunCompleted] != 1 {
 			t.Errorf("run %s: %v, want one RunRequested and one RunCompleted", id, counts)
 		}
-	}
-	if status, _, body := create(); status != 201 {
-		t.Errorf("create after the outage = %d %v, want 201", status, body)
 	}
 }
 
