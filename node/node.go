@@ -304,8 +304,11 @@ func (n *Node) start(ctx context.Context) (err error) {
 func openStore(ctx context.Context, nc *nats.Conn, readConn func() (*nats.Conn, error), cfg Config) (events.Store, error) {
 	switch {
 	case cfg.EventStore == "jetstream":
+		// Group commit shares the fsyncs of concurrent appends; it pays
+		// only where the server fsyncs every write: our embedded single
+		// server with sync on (events/jetstream/groupcommit.go).
 		st, err := jetstream.New(ctx, nc, jetstream.Options{Logger: cfg.Logger.With("component", "store"), Replicas: cfg.replicas(),
-			ReadConn: readConn})
+			ReadConn: readConn, GroupCommit: cfg.NATSURL == "" && !cfg.NoSync && !cfg.clustered() && cfg.replicas() == 1})
 		if err != nil {
 			return nil, err
 		}

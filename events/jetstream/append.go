@@ -184,7 +184,13 @@ func (s *Store) publish(ctx context.Context, stream string, at tail, evs []event
 	n := len(groups[len(groups)-1])
 	s.stats.messages.Add(uint64(len(msgs)))
 	if len(msgs) == 1 {
-		ack, err := s.js.PublishMsg(ctx, msgs[0])
+		var ack *jetstream.PubAck
+		var err error
+		if s.gc != nil {
+			ack, err = s.gc.publish(ctx, msgs[0], streamSubjects(stream))
+		} else {
+			ack, err = s.js.PublishMsg(ctx, msgs[0])
+		}
 		if err != nil {
 			return events.AppendResult{}, err
 		}

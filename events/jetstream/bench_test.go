@@ -70,27 +70,34 @@ func (l latencies) report(b *testing.B, perOp int) {
 func BenchmarkAppend(b *testing.B) {
 	for _, sync := range []bool{false, true} {
 		s := openStore(b, b.TempDir(), sync)
+		gs := openGroupStore(b, b.TempDir(), sync)
 		js := s.JetStream()
 		name := fmt.Sprintf("sync=%v", sync)
 
-		b.Run(name+"/store", func(b *testing.B) {
-			stream := benchStream()
-			evs := benchEvents(b.N)
-			lat := make(latencies, 0, b.N)
-			ctx := context.Background()
-			exp := events.ExpectNoStream
-			b.ResetTimer()
-			for i := range b.N {
-				t0 := time.Now()
-				res, err := s.Append(ctx, stream, exp, evs[i])
-				if err != nil {
-					b.Fatal(err)
+		one := func(s *jetstream.Store) func(b *testing.B) {
+			return func(b *testing.B) {
+				stream := benchStream()
+				evs := benchEvents(b.N)
+				lat := make(latencies, 0, b.N)
+				ctx := context.Background()
+				exp := events.ExpectNoStream
+				b.ResetTimer()
+				for i := range b.N {
+					t0 := time.Now()
+					res, err := s.Append(ctx, stream, exp, evs[i])
+					if err != nil {
+						b.Fatal(err)
+					}
+					lat = append(lat, time.Since(t0))
+					exp = events.ExpectRevision(res.Revision)
 				}
-				lat = append(lat, time.Since(t0))
-				exp = events.ExpectRevision(res.Revision)
+				lat.report(b, 1)
 			}
-			lat.report(b, 1)
-		})
+		}
+		b.Run(name+"/store", one(s))
+		// One writer: every append is a lone commit (the committer's
+		// goroutine hop is what it adds).
+		b.Run(name+"/groupcommit", one(gs))
 
 		raw := func(msgID bool) func(b *testing.B) {
 			return func(b *testing.B) {

@@ -34,6 +34,13 @@ type Options struct {
 	// connection's direct gets in line, in order, so a replay's batch
 	// read on the appends' connection holds every append behind it.
 	ReadConn func() (*nats.Conn, error)
+	// GroupCommit publishes appends to different streams that arrive
+	// while a commit is in flight as one atomic batch (groupcommit.go):
+	// on a single server with sync always, one fsync for the group
+	// instead of one per append. For a stream of one replica; ignored
+	// with more (a clustered batch goes through Raft, where it saves
+	// nothing measured yet).
+	GroupCommit bool
 }
 
 // DefaultStream is the JetStream stream of the log unless Options say
@@ -60,6 +67,7 @@ type Store struct {
 
 	tails tailCache
 	stats storeStats
+	gc    *committer // nil: each append is published on its own
 
 	closeOnce sync.Once
 	srv       *Server // the embedded server, when Open started one
@@ -120,6 +128,9 @@ func New(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 		}
 	}
 	s.life, s.kill = context.WithCancel(context.Background())
+	if o.GroupCommit && o.Replicas == 1 {
+		s.gc = newCommitter(s.life, js)
+	}
 	return s, nil
 }
 
@@ -192,6 +203,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.kill()
+		if s.gc != nil {
+			s.gc.wait()
+		}
 		if s.rnc != nil {
 			s.rnc.Close()
 		}
