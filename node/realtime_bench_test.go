@@ -148,6 +148,7 @@ func realTimeRuns(b *testing.B, n int, window time.Duration) {
 	late := nd.Actors().StepLateness()
 	late.Reset()
 	events0 := appended(st)
+	commits0 := st.CommitStats()
 	cpu0 := cpuTime()
 	b.ResetTimer()
 	start := time.Now()
@@ -169,6 +170,7 @@ func realTimeRuns(b *testing.B, n int, window time.Duration) {
 	b.StopTimer()
 	cpu := cpuTime() - cpu0
 	evs := appended(st) - events0
+	commits := st.CommitStats()
 	steps := late.Count()
 	slices.Sort(lags)
 	b.ReportMetric(float64(late.Quantile(0.5).Milliseconds()), "step-late-p50-ms")
@@ -176,6 +178,12 @@ func realTimeRuns(b *testing.B, n int, window time.Duration) {
 	b.ReportMetric(float64(late.Quantile(1).Milliseconds()), "step-late-max-ms")
 	b.ReportMetric(float64(steps)/elapsed.Seconds(), "steps/s")
 	b.ReportMetric(float64(evs)/elapsed.Seconds(), "events/s")
+	if n := commits.Commits - commits0.Commits; n > 0 {
+		// Group commit: a single message is one fsync, a batch about
+		// three (events/jetstream/groupcommit.go).
+		b.ReportMetric(float64(commits.Appends-commits0.Appends)/float64(n), "appends/commit")
+		b.ReportMetric(float64(n)/elapsed.Seconds(), "commits/s")
+	}
 	b.ReportMetric(float64(lags[len(lags)/2].Milliseconds()), "proj-lag-p50-ms")
 	b.ReportMetric(float64(lags[min(len(lags)-1, len(lags)*99/100)].Milliseconds()), "proj-lag-p99-ms")
 	b.ReportMetric(float64(lags[len(lags)-1].Milliseconds()), "proj-lag-max-ms")
