@@ -233,8 +233,8 @@ func (ss *session) replaySlot() (func(), error) {
 			return nil, errClientGone
 		}
 	}
-	// The replay's first page is paced too: from now on (see replayRate).
-	ss.othersAt, ss.othersSeen = time.Now(), ss.h.othersLive(ss.req.org)
+	// The replay's pace starts now, with no credit (see page).
+	ss.paceAt, ss.othersAt = time.Now(), time.Time{}
 	return sync.OnceFunc(func() { <-st.replays; <-mine }), nil
 }
 
@@ -398,35 +398,43 @@ const flushBytes = 64 << 10
 // writes them.
 const maxBurst = 64
 
-// pace waits, after a replay read n more events, until the replay is no
-// faster than its rate: ReplayRate, or less while other organisations'
-// live events arrive faster than ReplayYieldAbove (see replayRate).
-func (ss *session) pace(n int) error {
+// replaySpan is how much of its pace a replay reads at once: a page is
+// at most ReplayRate × replaySpan events (and at most ReplayPage), read
+// when the pace allows it, so a replay never reads a burst from the
+// event store, not even its first page. History reads share the store
+// with every run's appends: a burst of them is what another
+// organisation's creates would wait behind.
+const replaySpan = 100 * time.Millisecond
+
+// page waits until the replay may read again and returns how many events
+// it may read: what its rate (see replayRate) allows over replaySpan, at
+// least one and at most ReplayPage. The pace has no credit: a replay
+// that was slow to send does not read faster afterwards.
+func (ss *session) page() (int, error) {
 	now := time.Now()
-	if ss.paceAt.Before(now.Add(-time.Second)) { // no credit for more than a second idle
-		ss.paceAt = now.Add(-time.Second)
+	if wait := ss.paceAt.Sub(now); wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ss.h.down:
+			return 0, errShuttingDown
+		case <-ss.gone:
+			return 0, errClientGone
+		}
+		now = time.Now()
 	}
-	ss.paceAt = ss.paceAt.Add(time.Duration(float64(n) / ss.replayRate(now) * float64(time.Second)))
-	wait := ss.paceAt.Sub(now)
-	if wait <= 0 {
-		return nil
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ss.h.down:
-		return errShuttingDown
-	case <-ss.gone:
-		return errClientGone
-	}
+	rate := ss.replayRate(now)
+	n := min(max(1, int(rate*replaySpan.Seconds())), ss.st.cfg.ReplayPage)
+	ss.paceAt = now.Add(time.Duration(float64(n) / rate * float64(time.Second)))
+	return n, nil
 }
 
 // replayRate is the events per second the replay may send now: ReplayRate,
 // scaled down by the rate of other organisations' live events since the
 // last page when it exceeds ReplayYieldAbove, to no less than
-// ReplayRate/replayFloorDivisor.
+// ReplayRate/replayFloorDivisor. The first page, before that rate is
+// known, goes at ReplayRate: it is at most ReplayRate × replaySpan events.
 func (ss *session) replayRate(now time.Time) float64 {
 	cfg := ss.st.cfg
 	rate := float64(cfg.ReplayRate)
@@ -685,9 +693,12 @@ func (ss *session) interrupted() error {
 
 // replayRun sends a run stream's stored events from ss.next on.
 func (ss *session) replayRun(stream string) error {
-	page := ss.st.cfg.ReplayPage
 	for {
 		if err := ss.interrupted(); err != nil {
+			return err
+		}
+		page, err := ss.page()
+		if err != nil {
 			return err
 		}
 		ctx, cancel := ss.storeCtx()
@@ -713,18 +724,18 @@ func (ss *session) replayRun(stream string) error {
 		if len(recs) < page {
 			return nil
 		}
-		if err := ss.pace(len(recs)); err != nil {
-			return err
-		}
 	}
 }
 
 // replayOrg sends the organisation's stored run events from ss.next on.
 func (ss *session) replayOrg(string) error {
-	page := ss.st.cfg.ReplayPage
 	f := events.Filter{Categories: []string{events.CategoryRun}, OrgID: ss.req.org}
 	for {
 		if err := ss.interrupted(); err != nil {
+			return err
+		}
+		page, err := ss.page()
+		if err != nil {
 			return err
 		}
 		after := ss.next - min(ss.next, 1) // positions from next on
@@ -748,9 +759,6 @@ func (ss *session) replayOrg(string) error {
 		}
 		if len(recs) < page {
 			return nil
-		}
-		if err := ss.pace(len(recs)); err != nil {
-			return err
 		}
 	}
 }

@@ -2,8 +2,14 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,85 +22,201 @@ import (
 
 // BenchmarkTenantIsolation: one viewer of org-1 keeps 100 sockets
 // replaying org-1's stream from position 0 (each reconnects once caught
-// up), while an engineer of org-2 creates runs; org-2's create latency and
-// run pace are measured without and with the viewer, in the same run.
+// up; a refused one retries after a second), while an engineer of org-2
+// creates runs. Phases alternate in one server: base, then for each round
+// loaded (with the viewer, measured from its first dial) and base again.
+// A round's loaded/base compares its loaded phase with the base before it;
+// its after/base (the base after it over the base before) is the noise the
+// same work shows without the viewer. Both are reported per round and as
+// median and range; the p99s are also pooled over every phase of a kind.
 //
 //	go test -bench TenantIsolation -run '^$' -benchtime 1x ./cmd/spectra
+//
+// SPECTRA_TENANT_ROUNDS (default 3) and SPECTRA_TENANT_RUNS (runs per
+// phase, default 400) size it; SPECTRA_TENANT_PROFILE=dir writes the
+// server's CPU profile of each phase's first seconds and its block and
+// mutex profiles (cumulative, before and after each phase: compare with
+// go tool pprof -base) into dir.
 func BenchmarkTenantIsolation(b *testing.B) {
+	rounds := envInt(b, "SPECTRA_TENANT_ROUNDS", 3)
+	runs := envInt(b, "SPECTRA_TENANT_RUNS", 400)
+	profDir := os.Getenv("SPECTRA_TENANT_PROFILE")
+	var pprofAddr string
+	if profDir != "" {
+		pprofAddr = freePort(b)
+		b.Setenv("SPECTRA_PPROF_ADDR", pprofAddr)
+		b.Setenv("SPECTRA_PPROF_BLOCK", "10000")
+	}
 	for range b.N {
 		s := startServer(b, b.TempDir(), "--time-scale", "0", "--queue-limit", "1000")
 		recipe := readExample(b, "ion-seed.json")
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 		org1 := &client{base: "http://" + s.addr, token: token(b, "engineer", "org-1"), http: &http.Client{Timeout: 30 * time.Second}}
 		org2 := &client{base: "http://" + s.addr, token: token(b, "engineer", "org-2"), http: &http.Client{Timeout: 30 * time.Second}}
 		// org-1's history: what each viewer socket replays.
 		if _, err := bench(ctx, org1, benchConfig{runs: 60, clients: 10, kind: "ion", recipe: recipe}); err != nil {
 			b.Fatal(err)
 		}
-		measure := func() *benchResult {
-			res, err := bench(ctx, org2, benchConfig{runs: tenantRuns, clients: 8, kind: "ion", recipe: recipe})
+		viewer := token(b, "viewer", "org-1")
+		var replays, refused atomic.Int64
+		phase := func(name string, loaded bool) *benchResult {
+			var stopProf func()
+			if profDir != "" {
+				stopProf = profilePhase(b, pprofAddr, filepath.Join(profDir, name))
+			}
+			vctx, stopViewer := context.WithCancel(ctx)
+			var wg sync.WaitGroup
+			if loaded {
+				for range 100 {
+					wg.Go(func() {
+						for vctx.Err() == nil {
+							if replayOnce(vctx, s.addr, viewer) {
+								replays.Add(1)
+								continue
+							}
+							refused.Add(1)
+							select {
+							case <-vctx.Done():
+							case <-time.After(time.Second): // a client that backs off when refused
+							}
+						}
+					})
+				}
+			}
+			res, err := bench(ctx, org2, benchConfig{runs: runs, clients: 8, kind: "ion", recipe: recipe})
+			stopViewer()
+			wg.Wait()
+			if stopProf != nil {
+				stopProf()
+			}
 			if err != nil {
 				b.Fatal(err)
 			}
 			return res
 		}
-		base := measure()
-
-		viewer := token(b, "viewer", "org-1")
-		var replays, refused atomic.Int64
-		vctx, stopViewers := context.WithCancel(ctx)
-		var wg sync.WaitGroup
-		for range 100 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for vctx.Err() == nil {
-					if replayOnce(vctx, s.addr, viewer) {
-						replays.Add(1)
-					} else {
-						refused.Add(1)
-						select {
-						case <-vctx.Done():
-						case <-time.After(time.Second): // a client that backs off when refused
-						}
-					}
-				}
-			}()
+		bases := []*benchResult{phase("base0", false)}
+		var loads []*benchResult
+		for i := 1; i <= rounds; i++ {
+			loads = append(loads, phase(fmt.Sprintf("loaded%d", i), true))
+			bases = append(bases, phase(fmt.Sprintf("base%d", i), false))
 		}
-		time.Sleep(500 * time.Millisecond) // the sockets are replaying
-		loaded := measure()
-		stopViewers()
-		wg.Wait()
-		// The same again without the viewer: what the grown log alone
-		// costs, apart from the viewer.
-		after := measure()
 		cancel()
-
-		p := func(r *benchResult, q float64) float64 {
-			return float64(pct(r.createLat, q).Microseconds()) / 1000
-		}
-		// Run pace as recorded in the log (the run ends' own timestamps):
-		// the bench's stream socket, when dropped as a slow consumer,
-		// sees ends late, which says nothing of the runs' pace.
-		paceOf := func(r *benchResult) float64 { return float64(len(r.endLat)) / r.recorded.Seconds() }
-		for _, ph := range []struct {
-			name string
-			r    *benchResult
-		}{{"base", base}, {"loaded", loaded}, {"after", after}} {
-			b.ReportMetric(p(ph.r, 0.99), ph.name+"-create-p99-ms")
-			b.ReportMetric(paceOf(ph.r), ph.name+"-runs/s")
-		}
-		b.ReportMetric(paceOf(loaded)/paceOf(base), "loaded/base-runs/s")
-		b.ReportMetric(p(loaded, 0.99)/p(base, 0.99), "loaded/base-create-p99")
+		s.stop()
+		reportTenant(b, bases, loads)
 		b.ReportMetric(float64(replays.Load()), "viewer-replays")
 		b.ReportMetric(float64(refused.Load()), "viewer-refused")
-		s.stop()
 	}
 }
 
-// tenantRuns is how many runs org-2 creates in each phase: enough that the
-// loaded phase lasts several seconds, past the viewer's first connection burst.
-const tenantRuns = 200
+// reportTenant logs every phase and reports, over the rounds, the median
+// and range of loaded/base and after/base for create p99 and run pace, and
+// the pooled create p99 of each kind of phase.
+func reportTenant(b *testing.B, bases, loads []*benchResult) {
+	p99 := func(r *benchResult) float64 { return float64(pct(r.createLat, 0.99).Microseconds()) / 1000 }
+	// Run pace as recorded in the log (the run ends' own timestamps):
+	// the bench's stream socket, when dropped as a slow consumer, sees
+	// ends late, which says nothing of the runs' pace.
+	pace := func(r *benchResult) float64 { return float64(len(r.endLat)) / r.recorded.Seconds() }
+	line := func(name string, r *benchResult) {
+		b.Logf("%-8s create p50 %6.1f ms  p99 %6.1f ms  max %6.1f ms  %5.1f runs/s  (%d creates)", name,
+			float64(pct(r.createLat, 0.5).Microseconds())/1000, p99(r), float64(slices.Max(r.createLat).Microseconds())/1000,
+			pace(r), len(r.createLat))
+	}
+	line("base0", bases[0])
+	var loadP99, noiseP99, loadPace, noisePace []float64
+	for i, l := range loads {
+		before, after := bases[i], bases[i+1]
+		line(fmt.Sprintf("loaded%d", i+1), l)
+		line(fmt.Sprintf("base%d", i+1), after)
+		loadP99 = append(loadP99, p99(l)/p99(before))
+		noiseP99 = append(noiseP99, p99(after)/p99(before))
+		loadPace = append(loadPace, pace(l)/pace(before))
+		noisePace = append(noisePace, pace(after)/pace(before))
+	}
+	spread := func(xs []float64) string {
+		ss := make([]string, len(xs))
+		for i, x := range xs {
+			ss[i] = strconv.FormatFloat(x, 'f', 2, 64)
+		}
+		return fmt.Sprintf("median %.2f, range %.2f–%.2f (%s)", median(xs), slices.Min(xs), slices.Max(xs), strings.Join(ss, " "))
+	}
+	b.Logf("create p99 loaded/base: %s", spread(loadP99))
+	b.Logf("create p99 after/base:  %s", spread(noiseP99))
+	b.Logf("runs/s loaded/base:     %s", spread(loadPace))
+	b.Logf("runs/s after/base:      %s", spread(noisePace))
+	pooled := func(rs []*benchResult) float64 {
+		var all []time.Duration
+		for _, r := range rs {
+			all = append(all, r.createLat...)
+		}
+		return float64(pct(all, 0.99).Microseconds()) / 1000
+	}
+	b.ReportMetric(pooled(bases), "base-create-p99-ms")
+	b.ReportMetric(pooled(loads), "loaded-create-p99-ms")
+	b.ReportMetric(median(loadP99), "loaded/base-create-p99")
+	b.ReportMetric(median(noiseP99), "after/base-create-p99")
+	b.ReportMetric(median(loadPace), "loaded/base-runs/s")
+	b.ReportMetric(median(noisePace), "after/base-runs/s")
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
+}
+
+// envInt reads a positive integer from the environment, def when unset.
+func envInt(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		b.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
+}
+
+// profilePhase saves the server's block and mutex profiles now and, when
+// the returned function is called, again; meanwhile a CPU profile of the
+// phase's first 3 s. Files: prefix-{block,mutex}-{0,1}.pb.gz, prefix-cpu.pb.gz.
+func profilePhase(b *testing.B, addr, prefix string) func() {
+	b.Helper()
+	if err := os.MkdirAll(filepath.Dir(prefix), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	save := func(path, file string) {
+		resp, err := http.Get("http://" + addr + "/debug/pprof/" + path)
+		if err != nil {
+			b.Logf("profile %s: %v", path, err)
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(prefix + "-" + file + ".pb.gz")
+		if err != nil {
+			b.Logf("profile %s: %v", path, err)
+			return
+		}
+		defer f.Close()
+		_, _ = io.Copy(f, resp.Body)
+	}
+	save("block", "block-0")
+	save("mutex", "mutex-0")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		save("profile?seconds=3", "cpu")
+	}()
+	return func() {
+		save("block", "block-1")
+		save("mutex", "mutex-1")
+		<-done
+	}
+}
 
 func pct(ds []time.Duration, q float64) time.Duration {
 	if len(ds) == 0 {
