@@ -127,6 +127,8 @@ func classify(err error) (status int, d ErrorDetail) {
 		d = ErrorDetail{Code: CodeNotFound, Message: "not found"}
 	case errors.Is(err, actors.ErrUnavailable):
 		d = ErrorDetail{Code: CodeUnavailable, Message: "service unavailable, try again later"}
+	case errors.Is(err, events.ErrUnavailable):
+		d = ErrorDetail{Code: CodeUnavailable, Message: "the event store is unreachable; retry later"}
 	case errors.Is(err, context.DeadlineExceeded):
 		d = ErrorDetail{Code: CodeTimeout, Message: "the request timed out"}
 	case errors.As(err, &fibErr):

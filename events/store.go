@@ -19,6 +19,11 @@ var (
 	// ErrInvalid means the request itself is malformed (bad stream name,
 	// empty append, event without id or type).
 	ErrInvalid = errors.New("invalid request")
+	// ErrUnavailable means the store's server is known to be unreachable:
+	// the call failed without waiting out its deadline. An append that
+	// fails with it may still have been recorded, if it reached the server
+	// before the server stopped answering.
+	ErrUnavailable = errors.New("event store unavailable")
 )
 
 // ConflictError says which revision an append expected and what the stream

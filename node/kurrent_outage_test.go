@@ -61,3 +61,54 @@ func TestKurrentDBOutage(t *testing.T) {
 		t.Errorf("create after the outage = %d %v, want 201", status, body)
 	}
 }
+
+// A KurrentDB server that stops answering with its connections open (a
+// hung process, a lost network) is known down within twice the store's
+// DownAfter: a create waiting on it then answers 503 with Retry-After and
+// the idempotency key to retry with, not 504 at its deadline, and the
+// next create is refused at once.
+func TestKurrentDBHungCreateFailsFast(t *testing.T) {
+	srv, conn := kurrenttest.Start(t)
+	secret := []byte("kurrent-hung-secret-0123456789abcdef")
+	n, err := node.Start(t.Context(), node.Config{DataDir: t.TempDir(), EventStore: conn, TimeScale: 0, JWTSecret: secret,
+		QueueLimit: 100, Engines: map[process.Kind]actors.EngineFactory{process.KindIon: processtest.Factory{Kind: process.KindIon}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	t.Cleanup(func() { srv.Delay(0, 0) }) // before the node closes
+	tok, err := api.IssueToken(secret, "u-1", "u@example.com", "org-1", "engineer", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func() (int, string, map[string]any) {
+		req := httptest.NewRequest("POST", "/api/ion/runs", strings.NewReader(`{"steps":10}`))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := n.API().App().Test(req, 60_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var body map[string]any
+		_ = json.NewDecoder(res.Body).Decode(&body)
+		return res.StatusCode, res.Header.Get("Retry-After"), body
+	}
+	if status, _, body := create(); status != 201 {
+		t.Fatalf("create = %d %v, want 201", status, body)
+	}
+
+	srv.Delay(time.Hour, time.Hour)
+	for i, what := range []string{"a create sent before the store knew", "the next create"} {
+		status, retry, body := create()
+		if status != 503 {
+			t.Fatalf("%s = %d %v, want 503 (the store is down), not a timeout", what, status, body)
+		}
+		if secs, err := strconv.Atoi(retry); err != nil || secs <= 0 {
+			t.Errorf("%s: 503 with Retry-After %q, want seconds", what, retry)
+		}
+		if e, _ := body["error"].(map[string]any); i == 0 && e["idempotency_key"] == nil {
+			t.Errorf("%s: 503 %v, want the idempotency key to retry with", what, body)
+		}
+	}
+}

@@ -41,9 +41,12 @@ type Options struct {
 	// with context.DeadlineExceeded instead of hanging its caller.
 	CallTimeout time.Duration
 	// ProbeInterval is how often the store asks an unreachable server
-	// whether it is back (default 500 ms); DownAfter is how long a call
-	// may go unanswered before the server is taken for down (default
-	// 3 s). See Down.
+	// whether it is back (default 500 ms). DownAfter (default 2 s) is how
+	// long a call may go unanswered before the store checks the server
+	// with a ping, and how long that ping may go unanswered before the
+	// server is taken for down: a hung server is known down within
+	// 2 × DownAfter, and a slow one that still answers pings is not. See
+	// Down.
 	ProbeInterval, DownAfter time.Duration
 }
 
@@ -57,9 +60,13 @@ type Store struct {
 	cur    *conn // the client calls go to
 	closed bool
 	subs   map[*subscription]struct{}
-	wg     sync.WaitGroup // subscription goroutines and the prober
+	wg     sync.WaitGroup // subscription goroutines, the prober and checks
 	down   error          // why the server is taken to be unreachable (Down)
+	gone   chan struct{}  // closed when down is set, replaced when it clears
+	check  bool           // a check of a slow server runs (suspect)
 	stop   chan struct{}  // closed by Close: ends the prober
+	life   context.Context
+	end    context.CancelFunc // cancels life: Close ends checks and probes
 }
 
 // conn is one client with the number of calls inside it. A client is
@@ -100,7 +107,7 @@ func Open(ctx context.Context, connString string, o Options) (*Store, error) {
 		o.ProbeInterval = 500 * time.Millisecond
 	}
 	if o.DownAfter <= 0 {
-		o.DownAfter = 3 * time.Second
+		o.DownAfter = 2 * time.Second
 	}
 	if o.MaxRetryDelay < o.RetryDelay {
 		o.MaxRetryDelay = max(5*time.Second, o.RetryDelay)
@@ -114,7 +121,8 @@ func Open(ctx context.Context, connString string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("open kurrentdb: %w", err)
 	}
 	s := &Store{config: cfg, opts: o, log: o.Logger, cur: &conn{client: client}, subs: map[*subscription]struct{}{},
-		stop: make(chan struct{})}
+		stop: make(chan struct{}), gone: make(chan struct{})}
+	s.life, s.end = context.WithCancel(context.Background())
 	if err := s.ping(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open kurrentdb: %w", err)
@@ -167,9 +175,13 @@ func clientLogger(l *slog.Logger) esdb.LoggingFunc {
 // What the call learns of the server's health goes to Down.
 //
 // While the server is down, one call at a time goes into the client (a
-// probe's or a caller's) and the others fail at once with Down's reason:
-// a client whose discovery fails stops reading its request channel, and
-// every call queued on it then waits for ever (a leaked goroutine each).
+// probe's or a caller's) and the others fail at once with Down's reason
+// (events.ErrUnavailable): a client whose discovery fails stops reading
+// its request channel, and every call queued on it then waits for ever (a
+// leaked goroutine each). A call waiting when the server is taken for
+// down fails then, with events.ErrUnavailable, rather than at its
+// deadline; so does the call let in while it is down that has no answer
+// within DownAfter.
 func (s *Store) call(ctx context.Context, fn func(*esdb.Client) error) error {
 	err := s.callOnce(ctx, fn)
 	s.observe(err)
@@ -183,7 +195,7 @@ func (s *Store) callOnce(ctx context.Context, fn func(*esdb.Client) error) error
 		defer cancel()
 	}
 	for attempt := 0; ; attempt++ {
-		cn, err := s.acquire()
+		cn, gone, err := s.acquire()
 		if err != nil {
 			return err
 		}
@@ -192,9 +204,10 @@ func (s *Store) callOnce(ctx context.Context, fn func(*esdb.Client) error) error
 			defer s.release(cn)
 			done <- fn(cn.client)
 		}()
-		// A call without an answer for DownAfter takes the server for
-		// down (until an answer): commands are refused at once meanwhile
-		// instead of each waiting out its own deadline.
+		// A call without an answer for DownAfter has the server checked
+		// (suspect); once it is taken for down the call fails at once, as
+		// commands are refused meanwhile, instead of each waiting out its
+		// own deadline.
 		slow := time.NewTimer(s.opts.DownAfter)
 	wait:
 		for {
@@ -202,7 +215,14 @@ func (s *Store) callOnce(ctx context.Context, fn func(*esdb.Client) error) error
 			case err = <-done:
 				break wait
 			case <-slow.C:
-				s.observe(fmt.Errorf("no answer in %v", s.opts.DownAfter))
+				if gone == nil { // let in while down, to find the server back: it is not
+					return s.unavailable()
+				}
+				s.suspect()
+				slow.Reset(s.opts.DownAfter) // slow but up: checked again if it stays so
+			case <-gone:
+				slow.Stop()
+				return s.unavailable()
 			case <-ctx.Done():
 				slow.Stop()
 				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -220,17 +240,32 @@ func (s *Store) callOnce(ctx context.Context, fn func(*esdb.Client) error) error
 	}
 }
 
-func (s *Store) acquire() (*conn, error) {
+// acquire counts a call into the current client. gone is closed when the
+// server is taken for down; nil when it already is.
+func (s *Store) acquire() (cn *conn, gone <-chan struct{}, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, events.ErrClosed
+		return nil, nil, events.ErrClosed
 	}
 	if s.down != nil && s.cur.calls > 0 {
-		return nil, s.down // one call at a time while the server is down (call)
+		return nil, nil, s.down // one call at a time while the server is down (call)
+	}
+	if s.down == nil {
+		gone = s.gone
 	}
 	s.cur.calls++
-	return s.cur, nil
+	return s.cur, gone, nil
+}
+
+// unavailable is the error of a call given up because the server is down.
+func (s *Store) unavailable() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down != nil {
+		return s.down
+	}
+	return fmt.Errorf("%w: kurrentdb: no answer in %v", events.ErrUnavailable, s.opts.DownAfter)
 }
 
 func (s *Store) release(cn *conn) {
@@ -265,13 +300,14 @@ func (s *Store) retire(cn *conn) {
 	}
 }
 
-// Down reports why the server is unreachable: a call found no server, or
-// none that answered within DownAfter, and no call has been answered
-// since. While
-// it is down the store asks the server every ProbeInterval whether it is
-// back, so Down clears without waiting for traffic. nil means the last
-// call was answered (whatever the answer). Callers use it to refuse
-// commands at once (503) rather than after a timeout.
+// Down reports why the server is unreachable (an error matching
+// events.ErrUnavailable): a call found no server, or one left a call and
+// then a ping unanswered for DownAfter each, and no call has been
+// answered since. While it is down the store asks the server every
+// ProbeInterval whether it is back, so Down clears without waiting for
+// traffic. nil means the last call was answered (whatever the answer), or
+// the server is slow but answers pings. Callers use it to refuse commands
+// at once (503) rather than after a timeout.
 func (s *Store) Down() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -279,31 +315,73 @@ func (s *Store) Down() error {
 }
 
 // observe records what a call's outcome says of the server: an answer,
-// even a refusal, means it is up; no answer means it is down, and starts
-// the prober.
+// even a refusal, means it is up; no server (a refused connection, a
+// client that gave up discovering) means it is down, and starts the
+// prober. A call that ran out of its own time says only that the server
+// is slow: it is checked (suspect).
 func (s *Store) observe(err error) {
 	switch {
-	case errors.Is(err, context.Canceled), errors.Is(err, events.ErrClosed):
-		return // says nothing of the server
+	case errors.Is(err, context.Canceled), errors.Is(err, events.ErrClosed), errors.Is(err, events.ErrUnavailable):
+		return // says nothing new of the server
 	case err == nil || answered(err):
 		s.mu.Lock()
 		was := s.down
-		s.down = nil
+		if was != nil {
+			s.down, s.gone = nil, make(chan struct{})
+		}
 		s.mu.Unlock()
 		if was != nil {
 			s.log.Info("kurrentdb: reachable again")
 		}
 		return
+	case errors.Is(err, context.DeadlineExceeded):
+		s.suspect()
+		return
 	}
+	s.takeDown(err)
+}
+
+// takeDown takes the server for down for the reason err: calls waiting
+// for it fail, new ones fail at once, and the prober starts.
+func (s *Store) takeDown(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.down != nil || s.closed {
 		return
 	}
-	s.down = fmt.Errorf("kurrentdb unreachable: %w", err)
+	s.down = fmt.Errorf("%w: kurrentdb unreachable: %w", events.ErrUnavailable, err)
+	close(s.gone)
 	s.log.Warn("kurrentdb: unreachable; probing until it answers", "err", err)
 	s.wg.Add(1)
 	go s.probe()
+}
+
+// suspect checks a server that left a call unanswered: a ping it leaves
+// unanswered for DownAfter takes it for down; an answer, even a late
+// call's, means it is slow but up. One check runs at a time.
+func (s *Store) suspect() {
+	s.mu.Lock()
+	if s.check || s.down != nil || s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.check = true
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithTimeout(s.life, s.opts.DownAfter)
+		err := s.callOnce(ctx, s.pingCall(ctx))
+		cancel()
+		s.mu.Lock()
+		s.check = false
+		s.mu.Unlock()
+		if errors.Is(err, context.DeadlineExceeded) {
+			s.takeDown(fmt.Errorf("a call and then a ping unanswered for %v each", s.opts.DownAfter))
+			return
+		}
+		s.observe(err)
+	}()
 }
 
 // probe pings the server every ProbeInterval until it answers or the
@@ -325,7 +403,7 @@ func (s *Store) probe() {
 		if busy {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), s.opts.CallTimeout)
+		ctx, cancel := context.WithTimeout(s.life, s.opts.DownAfter)
 		s.observe(s.callOnce(ctx, s.pingCall(ctx))) // an answer clears down
 		cancel()
 		if s.Down() == nil {
@@ -360,6 +438,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	close(s.stop)
+	s.end()
 	subs := make([]*subscription, 0, len(s.subs))
 	for sub := range s.subs {
 		subs = append(subs, sub)

@@ -28,6 +28,8 @@
 //   - System metadata "type", "content-type" and "created" (.NET ticks since
 //     the Unix epoch); OmitCreated(true) leaves "created" out, the trap
 //     that makes the client call log.Fatalf.
+//   - A slow or hung node: Delay(appends, reads) holds every append and
+//     read that long before answering, over connections that stay open.
 //   - Stop and Restart on the same address with the data kept.
 //
 // What it does not implement: BatchAppend, Delete, Tombstone, stream
@@ -87,6 +89,8 @@ type Server struct {
 	next        uint64        // the next log position
 	changed     chan struct{} // closed and replaced after every append
 	omitCreated bool
+	appendDelay time.Duration // see Delay
+	readDelay   time.Duration
 
 	addr string // host:port, kept across restarts
 	gs   *grpc.Server
@@ -170,6 +174,38 @@ func (s *Server) Stop() {
 	}
 	gs.Stop()
 	<-done
+}
+
+// Delay makes every append, and every read (not subscriptions), wait that
+// long before the double handles it, as a slow node does; the caller's
+// deadline still ends the wait. A long delay is a node that accepts calls
+// and never answers them (a hung process, a lost network) while its
+// connections stay open. Zero answers at once again.
+func (s *Server) Delay(appends, reads time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.appendDelay, s.readDelay = appends, reads
+}
+
+// wait sleeps for the delay of appends (or reads), or until ctx ends.
+func (s *Server) wait(ctx context.Context, appends bool) error {
+	s.mu.Lock()
+	d := s.readDelay
+	if appends {
+		d = s.appendDelay
+	}
+	s.mu.Unlock()
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
 }
 
 // Restart stops the double and serves the same data on the same address.
@@ -386,6 +422,9 @@ func (svc streamsService) Append(stream api.Streams_AppendServer) error {
 		}
 		msgs = append(msgs, m)
 	}
+	if err := svc.s.wait(stream.Context(), true); err != nil {
+		return err
+	}
 	return stream.SendAndClose(svc.s.append(name, exp, msgs))
 }
 
@@ -393,6 +432,11 @@ func (svc streamsService) Read(req *api.ReadReq, stream api.Streams_ReadServer) 
 	opts := req.GetOptions()
 	if opts == nil {
 		return status.Error(codes.InvalidArgument, "read: no options")
+	}
+	if opts.GetSubscription() == nil {
+		if err := svc.s.wait(stream.Context(), false); err != nil {
+			return err
+		}
 	}
 	filter, err := compileFilter(opts.GetFilter())
 	if err != nil {
