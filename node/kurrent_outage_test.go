@@ -69,31 +69,8 @@ func TestKurrentDBOutage(t *testing.T) {
 // next create is refused at once.
 func TestKurrentDBHungCreateFailsFast(t *testing.T) {
 	srv, conn := kurrenttest.Start(t)
-	secret := []byte("kurrent-hung-secret-0123456789abcdef")
-	n, err := node.Start(t.Context(), node.Config{DataDir: t.TempDir(), EventStore: conn, TimeScale: 0, JWTSecret: secret,
-		QueueLimit: 100, Engines: map[process.Kind]actors.EngineFactory{process.KindIon: processtest.Factory{Kind: process.KindIon}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(n.Close)
+	_, create := startOutageNode(t, node.Config{EventStore: conn}, 10)
 	t.Cleanup(func() { srv.Delay(0, 0) }) // before the node closes
-	tok, err := api.IssueToken(secret, "u-1", "u@example.com", "org-1", "engineer", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	create := func() (int, string, map[string]any) {
-		req := httptest.NewRequest("POST", "/api/ion/runs", strings.NewReader(`{"steps":10}`))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set("Content-Type", "application/json")
-		res, err := n.API().App().Test(req, 60_000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		var body map[string]any
-		_ = json.NewDecoder(res.Body).Decode(&body)
-		return res.StatusCode, res.Header.Get("Retry-After"), body
-	}
 	if status, _, body := create(); status != 201 {
 		t.Fatalf("create = %d %v, want 201", status, body)
 	}
