@@ -129,6 +129,12 @@ func Decode(rec Record) (Payload, error) {
 			return nil, fmt.Errorf("upcast %s v%d: %w", rec.Type, v, err)
 		}
 	}
+	if base == TypeTelemetryRecorded {
+		var t TelemetryRecorded
+		if decodeTelemetry(data, &t) {
+			return &t, nil
+		}
+	}
 	p := e.newFn()
 	if err := json.Unmarshal(data, p); err != nil {
 		return nil, fmt.Errorf("decode %s: %w", rec.Type, err)

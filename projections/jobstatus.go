@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/internal/jsonscan"
 	"github.com/spectra-fab/spectra/process"
 	"github.com/spectra-fab/spectra/run"
 )
@@ -209,10 +211,87 @@ type telemetryProgress struct {
 	} `json:"samples"`
 }
 
+// telemetryFields is what scanTelemetry reads of a batch: its progress,
+// current step (raw: the model keeps the run's string when it is the
+// same) and the last of its sample times.
+type telemetryFields struct {
+	progress float64
+	step     []byte
+	lastTime float64
+	times    bool // the batch has sample times
+}
+
+// scanTelemetry reads a telemetry batch without reflection when it has the
+// form json.Marshal writes, skipping (and checking) what the model does
+// not use; false for any other form, which encoding/json then decodes.
+// Both give the same (TestScanTelemetryMatchesEncodingJSON).
+func scanTelemetry(data []byte, f *telemetryFields) bool {
+	s := jsonscan.New(data)
+	var seen uint8
+	once := func(bit uint8) bool {
+		if seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		return true
+	}
+	return s.Object(func(key []byte) bool {
+		switch string(key) {
+		case "progress":
+			v, ok := s.Float()
+			f.progress = v
+			return ok && once(1)
+		case "current_step":
+			v, ok := s.Plain()
+			f.step = v
+			return ok && once(2)
+		case "samples":
+			return once(4) && s.Object(func(name []byte) bool {
+				if string(name) != "time_s" {
+					if bytes.EqualFold(name, []byte("time_s")) {
+						return false // encoding/json would take it for time_s
+					}
+					return s.Skip()
+				}
+				if !once(8) {
+					return false
+				}
+				f.times = false
+				return s.Array(func() bool {
+					// Every time is checked (encoding/json refuses the
+					// batch for one out of range); the last is kept.
+					lit, ok := s.Number()
+					if !ok || bytes.ContainsAny(lit, "eE") || len(lit) > 300 {
+						// Only an exponent or 309 digits can leave a
+						// float64's range: let encoding/json judge.
+						return false
+					}
+					f.lastTime, _ = strconv.ParseFloat(string(lit), 64)
+					f.times = true
+					return true
+				})
+			})
+		case "job_id", "attempt", "first_step":
+			return s.Skip()
+		default:
+			// Another name, or one encoding/json would match without
+			// regard to case: its rules apply.
+			return false
+		}
+	}) && s.End()
+}
+
 func (j *JobStatus) applyTelemetry(rec events.Record) error {
-	var e telemetryProgress
-	if err := json.Unmarshal(rec.Data, &e); err != nil {
-		return nil //nolint:nilerr // an undecodable batch is skipped like an unknown type
+	var f telemetryFields
+	if !scanTelemetry(rec.Data, &f) {
+		var e telemetryProgress
+		if err := json.Unmarshal(rec.Data, &e); err != nil {
+			return nil //nolint:nilerr // an undecodable batch is skipped like an unknown type
+		}
+		f = telemetryFields{progress: e.Progress, step: []byte(e.CurrentStep), times: len(e.Samples.TimeS) > 0}
+		if f.times {
+			f.lastTime = e.Samples.TimeS[len(e.Samples.TimeS)-1]
+		}
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -221,9 +300,13 @@ func (j *JobStatus) applyTelemetry(rec events.Record) error {
 		return nil
 	}
 	r.Revision, r.Position = rec.Revision, rec.Position
-	r.setStatus(r.status().Next(&events.TelemetryRecorded{Progress: e.Progress, CurrentStep: e.CurrentStep}))
-	if n := len(e.Samples.TimeS); n > 0 {
-		r.ProcessTimeS = e.Samples.TimeS[n-1]
+	step := r.CurrentStep
+	if string(f.step) != step {
+		step = string(f.step)
+	}
+	r.setStatus(r.status().Next(&events.TelemetryRecorded{Progress: f.progress, CurrentStep: step}))
+	if f.times {
+		r.ProcessTimeS = f.lastTime
 	}
 	if job := j.jobs[r.JobID]; job != nil {
 		job.Status, job.Progress, job.CurrentStep, job.E40State = r.Status, r.Progress, r.CurrentStep, r.E40State

@@ -73,7 +73,7 @@ type Runner struct {
 
 	mu       sync.Mutex
 	pos      uint64        // applied by every running projection
-	advanced chan struct{} // closed and replaced when pos moves
+	advanced chan struct{} // closed when pos moves; made by the first waiter
 	caughtUp chan struct{}
 	upOnce   sync.Once
 	lagFn    func(uint64)
@@ -114,8 +114,8 @@ func NewRunner(store Subscriber, checkpoints Checkpoints, log *slog.Logger, ps .
 	}
 	return &Runner{store: store, checkpoints: checkpoints, log: log, projections: ps,
 		SaveEvery: 1000, SaveInterval: 5 * time.Second, RetryMin: 100 * time.Millisecond, RetryMax: 10 * time.Second,
-		advanced: make(chan struct{}), caughtUp: make(chan struct{}),
-		failed: map[string]Failure{}, restart: map[string]bool{}}
+		caughtUp: make(chan struct{}),
+		failed:   map[string]Failure{}, restart: map[string]bool{}}
 }
 
 // OnApplied registers a function called with each applied position (for
@@ -197,11 +197,15 @@ func (r *Runner) Restart(name string) error {
 func (r *Runner) WaitFor(ctx context.Context, position uint64) error {
 	for {
 		r.mu.Lock()
-		pos, ch := r.pos, r.advanced
-		r.mu.Unlock()
-		if pos >= position {
+		if r.pos >= position {
+			r.mu.Unlock()
 			return nil
 		}
+		if r.advanced == nil {
+			r.advanced = make(chan struct{})
+		}
+		ch := r.advanced
+		r.mu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
@@ -213,8 +217,10 @@ func (r *Runner) WaitFor(ctx context.Context, position uint64) error {
 func (r *Runner) advance(pos uint64) {
 	r.mu.Lock()
 	r.pos = pos
-	close(r.advanced)
-	r.advanced = make(chan struct{})
+	if r.advanced != nil { // someone waits
+		close(r.advanced)
+		r.advanced = nil
+	}
 	r.mu.Unlock()
 	if r.lagFn != nil {
 		r.lagFn(pos)
@@ -305,6 +311,12 @@ func (r *Runner) Run(ctx context.Context) error {
 // a restart is requested.
 func (r *Runner) consume(ctx context.Context, sub events.Subscription, positions []uint64, backoff *time.Duration) error {
 	unsaved, lastSave := 0, time.Now()
+	// Only this goroutine stops projections (stop) or clears their
+	// failures (restarts, between two consumes).
+	stopped := make([]bool, len(r.projections))
+	for i, p := range r.projections {
+		stopped[i] = r.Stopped(p.Name())
+	}
 	for {
 		it, err := sub.Next(ctx)
 		if err != nil {
@@ -318,11 +330,12 @@ func (r *Runner) consume(ctx context.Context, sub events.Subscription, positions
 		}
 		rec := it.Record
 		for i, p := range r.projections {
-			if rec.Position <= positions[i] || r.Stopped(p.Name()) {
+			if rec.Position <= positions[i] || stopped[i] {
 				continue
 			}
 			if err := p.Apply(rec); err != nil {
 				r.stop(p.Name(), rec, err)
+				stopped[i] = true
 				continue
 			}
 			positions[i] = rec.Position

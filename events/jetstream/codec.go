@@ -196,7 +196,7 @@ func decode(out []events.Record, subj string, seq uint64, t time.Time, h nats.He
 			}
 		}
 		rec := events.Record{ID: string(fs[0]), Stream: stream, Revision: rev + uint64(i), Position: position(seq, i),
-			Type: string(fs[1]), Time: t, Data: fs[3], Metadata: md}
+			Type: typeName(fs[1]), Time: t, Data: fs[3], Metadata: md}
 		if len(fs[2]) > 0 {
 			rec.Metadata = events.Metadata{}
 			if err := decodeMetadata(fs[2], &rec.Metadata); err != nil {
@@ -206,6 +206,27 @@ func decode(out []events.Record, subj string, seq uint64, t time.Time, h nats.He
 		out = append(out, rec)
 	}
 	return out, nil
+}
+
+// typeNames holds the catalogue's stored type names, so decoding a
+// message's events allocates no string for their types. It is read-only
+// once built.
+var typeNames = func() map[string]string {
+	m := map[string]string{}
+	for _, base := range events.Types() {
+		t := events.VersionedType(base)
+		m[t] = t
+	}
+	return m
+}()
+
+// typeName returns b as a string, the catalogue's when it names one of
+// its types.
+func typeName(b []byte) string {
+	if t, ok := typeNames[string(b)]; ok {
+		return t
+	}
+	return string(b)
 }
 
 // Subjects: ev.<category>.<stream id>.<organisation>. ValidateStream keeps

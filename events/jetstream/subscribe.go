@@ -50,6 +50,7 @@ type subscription struct {
 	after   uint64     // records at or before this position are not delivered
 	next    uint64     // the message sequence to read or follow from
 	buf     []events.Record
+	head    int  // buf[head:] are still to deliver; the array is reused
 	started bool // the first page is read
 	behind  int  // stored events still to come before the caught-up item
 	live    bool // the caught-up item is out
@@ -89,17 +90,19 @@ func (sub *subscription) next1(ctx context.Context) (events.Item, error) {
 				return events.Item{}, err
 			}
 			sub.next = next
-			sub.keep(recs)
+			sub.buf = sub.keep(recs, 0)
 			sub.behind = left
 		}
 		sub.started = true
 	}
 	for {
-		if len(sub.buf) > 0 {
-			rec := sub.buf[0]
-			sub.buf = sub.buf[1:]
-			return events.Item{Record: rec}, nil
+		if sub.head < len(sub.buf) {
+			sub.head++
+			return events.Item{Record: sub.buf[sub.head-1]}, nil
 		}
+		// Delivered records are copies: the next message decodes into
+		// the same array.
+		sub.buf, sub.head = sub.buf[:0], 0
 		if !sub.live && sub.behind == 0 {
 			sub.live = true
 			return events.Item{CaughtUp: true}, nil
@@ -120,25 +123,27 @@ func (sub *subscription) next1(ctx context.Context) (events.Item, error) {
 		if err != nil {
 			return events.Item{}, err
 		}
-		recs, err := decodeMsg(nil, m)
-		if err != nil {
+		if sub.buf, err = decodeMsg(sub.buf, m); err != nil {
 			return events.Item{}, err
 		}
-		sub.next = messageOf(recs[0].Position) + 1
+		sub.next = messageOf(sub.buf[0].Position) + 1
 		if !sub.live {
 			sub.behind--
 		}
-		sub.keep(recs)
+		sub.buf = sub.keep(sub.buf, 0)
 	}
 }
 
-// keep buffers the records the subscription delivers.
-func (sub *subscription) keep(recs []events.Record) {
-	for _, r := range recs {
+// keep drops from recs[from:], in place, the records the subscription does
+// not deliver.
+func (sub *subscription) keep(recs []events.Record, from int) []events.Record {
+	out := recs[:from]
+	for _, r := range recs[from:] {
 		if r.Position > sub.after && sub.filter.Match(r) {
-			sub.buf = append(sub.buf, r)
+			out = append(out, r)
 		}
 	}
+	return out
 }
 
 // follow starts the ordered consumer at sub.next, once.
