@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -35,9 +36,9 @@ var (
 // full is dropped and told so (errSlowConsumer). Replay is not the hub's
 // business: a session reads its history from the store itself.
 //
-// The hub owns two kinds of goroutines: its subscription loop (started
-// lazily, ended by close) and, through track/untrack, the stream sessions
-// (each ends when its socket does; close makes them end).
+// The hub owns three kinds of goroutines: its subscription loop and its
+// writers (started lazily, ended by close) and, through track/untrack, the
+// stream sessions (each ends when its socket does; close makes them end).
 type hub struct {
 	log    EventLog
 	start  func() uint64 // where the live subscription starts
@@ -64,6 +65,12 @@ type hub struct {
 	// (see session.pace).
 	live      uint64
 	liveByOrg map[string]uint64
+
+	// writers write the live phase of every socket (see writer); they
+	// start with the subscription loop and end with the hub.
+	writers    []*writer
+	nextWriter int
+	writing    sync.WaitGroup
 }
 
 func newHub(log EventLog, start func() uint64, buffer int, logger *slog.Logger) *hub {
@@ -71,18 +78,86 @@ func newHub(log EventLog, start func() uint64, buffer int, logger *slog.Logger) 
 	return &hub{log: log, start: start, buffer: buffer, logger: logger, ctx: ctx, cancel: cancel,
 		down: make(chan struct{}), loop: make(chan struct{}),
 		runs: map[string]map[*subscriber]struct{}{}, orgs: map[string]map[*subscriber]struct{}{},
-		sockets: map[*websocket.Conn]struct{}{}, liveByOrg: map[string]uint64{}}
+		sockets: map[*websocket.Conn]struct{}{}, liveByOrg: map[string]uint64{},
+		writers: newWriters(writersPerCore * runtime.GOMAXPROCS(0))}
 }
 
-// subscriber receives the live records of one run stream or of one
-// organisation. The hub sends on ch and never closes it; when it drops the
-// subscriber it sets err and closes ended.
+// subscriber is the hub's side of one open stream: the live records of
+// one run stream (or of every run of one organisation) that its socket has
+// not been sent yet, in a bounded queue. The hub only appends, and never
+// waits: when the queue is full it drops the subscriber (err), and what
+// was queued before the drop is still sent. Who writes the queue to the
+// socket changes over the session's life: the session's own goroutine
+// while it replays (w nil), then one of the hub's writers (w), and the
+// session again when a write would block or a gap needs the store.
 type subscriber struct {
+	ss     *session
 	stream string // run stream name, or "" for an organisation subscriber
 	org    string
-	ch     chan *liveItem
-	ended  chan struct{}
-	err    error // why it ended; written before ended is closed
+
+	mu    sync.Mutex
+	queue []*liveItem // ring: n items from head; its capacity is the buffer
+	head  int
+	n     int
+	err   error    // why the hub dropped it; nil while subscribed
+	ctl   [][]byte // control frames (ping, pong) to write before the next data
+	w     *writer  // the writer that owns the socket's live phase, or nil
+	dirty bool     // in w's list of sockets with something to write
+}
+
+func newSubscriber(ss *session, stream, org string, buffer int) *subscriber {
+	return &subscriber{ss: ss, stream: stream, org: org, queue: make([]*liveItem, buffer)}
+}
+
+// offer queues it, or reports false when the queue is full: s is then
+// dropped (errSlowConsumer). It returns the writer to tell, when s became
+// ready for it.
+func (s *subscriber) offer(it *liveItem) (*writer, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return nil, true
+	}
+	if s.n == len(s.queue) {
+		s.err = errSlowConsumer
+		return s.readyLocked(), false
+	}
+	s.queue[(s.head+s.n)%len(s.queue)] = it
+	s.n++
+	return s.readyLocked(), true
+}
+
+// readyLocked marks s as having something for its writer, and returns
+// the writer when it was not marked already.
+func (s *subscriber) readyLocked() *writer {
+	if s.w == nil || s.dirty {
+		return nil
+	}
+	s.dirty = true
+	return s.w
+}
+
+// takeLocked moves up to max queued items to dst.
+func (s *subscriber) takeLocked(dst []*liveItem, max int) []*liveItem {
+	for ; s.n > 0 && max > 0; max-- {
+		dst = append(dst, s.queue[s.head])
+		s.queue[s.head] = nil
+		s.head = (s.head + 1) % len(s.queue)
+		s.n--
+	}
+	return dst
+}
+
+// control queues a control frame for the socket: written by whoever
+// writes to it next, between whole data frames.
+func (s *subscriber) control(frame []byte) {
+	s.mu.Lock()
+	s.ctl = append(s.ctl, frame)
+	w := s.readyLocked()
+	s.mu.Unlock()
+	if w != nil {
+		w.add(s)
+	}
 }
 
 // liveItem is one record on its way to every subscriber. Its message is
@@ -109,35 +184,46 @@ func (it *liveItem) prepared() (StreamMessage, []byte, error) {
 	return it.msg, it.frame, it.err
 }
 
-// subscribe registers a subscriber for run stream (or, when stream is "",
-// for every run event of org). Records fanned out after subscribe returns
+// subscribe registers s for its run stream (or, when s.stream is "", for
+// every run event of s.org), with an empty queue; a subscriber the hub
+// dropped may subscribe again. Records fanned out after subscribe returns
 // reach it; a session reads what came before from the store. Returns
 // errShuttingDown or errStreamFailed.
-func (h *hub) subscribe(stream, org string) (*subscriber, error) {
+func (h *hub) subscribe(s *subscriber) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
 	case h.closing:
-		return nil, errShuttingDown
+		return errShuttingDown
 	case h.failed != nil:
-		return nil, h.failed
+		return h.failed
 	}
 	if !h.started {
 		h.started = true
 		// The start position is taken now, before the caller reads its
 		// history: whatever it reads misses nothing the hub will not send.
 		go h.run(h.ctx, h.start())
+		for _, w := range h.writers {
+			h.writing.Add(1)
+			go func() {
+				defer h.writing.Done()
+				w.run(h.ctx)
+			}()
+		}
 	}
-	s := &subscriber{stream: stream, org: org, ch: make(chan *liveItem, h.buffer), ended: make(chan struct{})}
-	m, key := h.orgs, org
-	if stream != "" {
-		m, key = h.runs, stream
+	s.mu.Lock()
+	clear(s.queue)
+	s.head, s.n, s.err = 0, 0, nil
+	s.mu.Unlock()
+	m, key := h.orgs, s.org
+	if s.stream != "" {
+		m, key = h.runs, s.stream
 	}
 	if m[key] == nil {
 		m[key] = map[*subscriber]struct{}{}
 	}
 	m[key][s] = struct{}{}
-	return s, nil
+	return nil
 }
 
 // unsubscribe removes s; it is harmless after the hub dropped it.
@@ -163,11 +249,12 @@ func (h *hub) removeLocked(s *subscriber) {
 	}
 }
 
-// dropLocked removes s and tells it why.
-func (h *hub) dropLocked(s *subscriber, why error) {
-	h.removeLocked(s)
-	s.err = why
-	close(s.ended)
+// writer returns the shared writer a new live socket goes to, in turn.
+func (h *hub) writer() *writer {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.nextWriter++
+	return h.writers[h.nextWriter%len(h.writers)]
 }
 
 // run is the hub's subscription loop: one store subscription from after,
@@ -219,25 +306,56 @@ func (h *hub) follow(ctx context.Context, after uint64) (uint64, error) {
 	}
 }
 
-// publish offers rec to the subscribers of its stream and its organisation.
-// It never blocks: a subscriber with a full buffer is dropped.
+// publish offers rec to the subscribers of its stream and its organisation
+// that want it. It never blocks: a subscriber with a full queue is
+// dropped. Each writer with sockets made ready is told once.
 func (h *hub) publish(rec events.Record) {
 	it := &liveItem{rec: rec}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.position = rec.Position
 	h.live++
-	if org := rec.Metadata.OrgID; org != "" {
+	org := rec.Metadata.OrgID
+	if org != "" {
 		h.liveByOrg[org]++
 	}
 	for s := range h.runs[rec.Stream] {
 		h.offerLocked(s, it)
 	}
-	if org := rec.Metadata.OrgID; org != "" {
+	if org != "" {
 		for s := range h.orgs[org] {
-			h.offerLocked(s, it)
+			if s.ss.wants(it) {
+				h.offerLocked(s, it)
+			}
 		}
 	}
+	for _, w := range h.writers {
+		if len(w.staged) > 0 {
+			w.add(w.staged...)
+			clear(w.staged)
+			w.staged = w.staged[:0]
+		}
+	}
+}
+
+func (h *hub) offerLocked(s *subscriber, it *liveItem) {
+	w, ok := s.offer(it)
+	if !ok {
+		h.removeLocked(s)
+	}
+	if w != nil {
+		h.stageLocked(w, s)
+	}
+}
+
+// stageLocked notes that s is ready for w; publish tells w once at its
+// end. A session's own writer (see newWriter) is told at once.
+func (h *hub) stageLocked(w *writer, s *subscriber) {
+	if w.shared {
+		w.staged = append(w.staged, s)
+		return
+	}
+	w.add(s)
 }
 
 // othersLive is how many records of organisations other than org the hub
@@ -248,14 +366,6 @@ func (h *hub) othersLive(org string) uint64 {
 	return h.live - h.liveByOrg[org]
 }
 
-func (h *hub) offerLocked(s *subscriber, it *liveItem) {
-	select {
-	case s.ch <- it:
-	default:
-		h.dropLocked(s, errSlowConsumer)
-	}
-}
-
 // fail drops every subscriber with err and refuses new ones.
 func (h *hub) fail(err error) {
 	h.mu.Lock()
@@ -264,10 +374,18 @@ func (h *hub) fail(err error) {
 	for _, m := range []map[string]map[*subscriber]struct{}{h.runs, h.orgs} {
 		for _, set := range m {
 			for s := range set {
-				h.dropLocked(s, err)
+				s.mu.Lock()
+				s.err = err
+				w := s.readyLocked()
+				s.mu.Unlock()
+				if w != nil {
+					w.add(s)
+				}
 			}
 		}
 	}
+	clear(h.runs)
+	clear(h.orgs)
 }
 
 // track registers an open socket with the hub, so close can end it.
@@ -330,6 +448,7 @@ func (h *hub) close(ctx context.Context) {
 	<-ended
 	if started {
 		<-h.loop
+		h.writing.Wait()
 	}
 }
 

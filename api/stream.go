@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -374,7 +375,8 @@ type session struct {
 
 	next      uint64 // revision (run) or position (organisation) to send next
 	sent      int    // event messages sent
-	last      *StreamMessage
+	last      StreamMessage
+	hasLast   bool
 	live      bool
 	artifacts map[string][]streamArtifact // by job: what completed lists
 
@@ -382,11 +384,30 @@ type session struct {
 	othersAt   time.Time // when othersSeen was taken
 	othersSeen uint64    // hub.othersLive at othersAt
 
+	// sub is the session's queue of live items in the hub. Its socket is
+	// written by the session's goroutine (the replay), then by writer
+	// (the live phase: see stream_writer.go), which hands it back
+	// (handback says why, back tells) when a write would wait or a gap
+	// needs the store. wmu is held by whoever writes; in the live phase
+	// the fields below are the writer's.
+	sub       *subscriber
+	writer    *writer
+	raw       syscall.RawConn // nil: writer is the session's own
+	wmu       sync.Mutex
+	back      chan struct{}
+	handback  error
+	handle    func(it *liveItem, mayRead bool) error // the live phase's
+	held      []*liveItem                            // items the writer left for the session
+	peerClose []byte                                 // the client's close frame, when it sent one
+
 	// out is the socket beneath the WebSocket connection, which frames
-	// are written to; pending holds the frames not written yet and
+	// are written to; rest is the part of a frame a write left, ctl the
+	// control frames to write, pending the frames not written yet and
 	// pendingBytes their size. Frames are written together, in one
 	// write, at the end of a replay page or a burst of live events.
 	out          net.Conn
+	rest         []byte
+	ctl          [][]byte
 	pending      [][]byte
 	pendingBytes int
 }
@@ -394,8 +415,8 @@ type session struct {
 // flushBytes is how many pending bytes a session writes at once, at most.
 const flushBytes = 64 << 10
 
-// maxBurst is how many queued live events a session takes before it
-// writes them.
+// maxBurst is how many queued live events are taken at once to be
+// written together.
 const maxBurst = 64
 
 // replaySpan is how much of its pace a replay reads at once: a page is
@@ -456,7 +477,12 @@ func (st *streams) serve(c *fws.Conn) {
 	req, _ := c.Locals(localStream).(*streamRequest)
 	conn := c.Conn
 	ss := &session{st: st, h: st.hub, conn: conn, req: req, next: req.from, gone: make(chan struct{}),
-		artifacts: map[string][]streamArtifact{}, out: conn.NetConn()}
+		artifacts: map[string][]streamArtifact{}, out: conn.NetConn(), back: make(chan struct{}, 1)}
+	stream := ""
+	if req.run != nil {
+		stream = events.RunStream(req.run.RunID)
+	}
+	ss.sub = newSubscriber(ss, stream, req.org, st.hub.buffer)
 	if !st.hub.track(conn) {
 		_ = conn.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
@@ -472,6 +498,18 @@ func (st *streams) serve(c *fws.Conn) {
 	defer st.close(req.principal)
 	st.metrics.sockets.Inc()
 	defer st.metrics.sockets.Dec()
+	if ss.raw = rawConn(ss.out); ss.raw != nil {
+		ss.writer = st.hub.writer()
+	} else { // a writer of its own, which may wait on this one socket
+		ss.writer = newWriter(false)
+		ctx, cancel := context.WithCancel(st.hub.ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			ss.writer.run(ctx)
+		}()
+		defer func() { cancel(); <-done }()
+	}
 	go ss.read()
 	ss.ping = time.NewTicker(st.cfg.PingInterval)
 	defer ss.ping.Stop()
@@ -489,6 +527,15 @@ func (st *streams) serve(c *fws.Conn) {
 	}
 	code, reason := ss.closeFor(err)
 	st.metrics.closes.WithLabelValues(strconv.Itoa(code)).Inc()
+	if code == 0 {
+		select { // the client closed: answer its close frame
+		case <-ss.gone:
+			if ss.peerClose != nil {
+				_ = conn.WriteControl(websocket.CloseMessage, ss.peerClose, time.Now().Add(time.Second))
+			}
+		default:
+		}
+	}
 	if code != 0 {
 		if conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason),
 			time.Now().Add(time.Second)) == nil {
@@ -512,6 +559,20 @@ func (ss *session) read() {
 	c.SetReadLimit(maxClientMessage)
 	_ = c.SetReadDeadline(time.Now().Add(wait))
 	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(wait)) })
+	// Only the session and its writer write to the socket, whole frames
+	// at a time: the answers to the client's ping and close go through
+	// them too.
+	c.SetPingHandler(func(data string) error {
+		ss.sub.control(controlFrame(websocket.PongMessage, []byte(data)))
+		return nil
+	})
+	c.SetCloseHandler(func(code int, _ string) error {
+		ss.peerClose = []byte{}
+		if code != websocket.CloseNoStatusReceived {
+			ss.peerClose = websocket.FormatCloseMessage(code, "")
+		}
+		return nil
+	})
 	for {
 		if _, _, err := c.ReadMessage(); err != nil {
 			return
@@ -554,18 +615,17 @@ func (ss *session) streamRun() error {
 		return err
 	}
 	defer release()
-	sub, err := ss.h.subscribe(stream, "")
-	if err != nil {
+	if err := ss.h.subscribe(ss.sub); err != nil {
 		return err
 	}
-	defer func() { ss.h.unsubscribe(sub) }()
+	defer ss.h.unsubscribe(ss.sub)
 	err = ss.sendJSON(StreamMessage{Type: MessageConnected, RunID: run.RunID, Timestamp: time.Now().UTC(),
 		Data: map[string]any{"run_id": run.RunID, "kind": run.Kind, "status": run.Status, "progress": run.Progress,
 			"current_step": run.CurrentStep, "from": ss.next}})
 	if err != nil {
 		return err
 	}
-	if sub, err = ss.replay(sub, stream, ss.replayRun); err != nil {
+	if err := ss.replay(func() error { return ss.replayRun(stream) }); err != nil {
 		return err
 	}
 	ended, err := ss.runEnded(stream)
@@ -580,11 +640,14 @@ func (ss *session) streamRun() error {
 		return errRunEnded
 	}
 	ss.live = true
-	return ss.follow(sub, func(it *liveItem) error {
+	return ss.follow(func(it *liveItem, mayRead bool) error {
 		switch rev := it.rec.Revision; {
 		case rev < ss.next:
 			return nil // sent already (replayed, or read to fill a gap)
 		case rev > ss.next:
+			if !mayRead {
+				return errNeedsStore
+			}
 			if err := ss.fill(stream, rev); err != nil {
 				return err
 			}
@@ -606,11 +669,10 @@ func (ss *session) streamOrg() error {
 		return err
 	}
 	defer release()
-	sub, err := ss.h.subscribe("", ss.req.org)
-	if err != nil {
+	if err := ss.h.subscribe(ss.sub); err != nil {
 		return err
 	}
-	defer func() { ss.h.unsubscribe(sub) }()
+	defer ss.h.unsubscribe(ss.sub)
 	data := map[string]any{"org_id": ss.req.org, "from": ss.next}
 	if ss.req.kind != "" {
 		data["kind"] = ss.req.kind
@@ -618,7 +680,7 @@ func (ss *session) streamOrg() error {
 	if err := ss.sendJSON(StreamMessage{Type: MessageConnected, Timestamp: time.Now().UTC(), Data: data}); err != nil {
 		return err
 	}
-	if sub, err = ss.replay(sub, "", ss.replayOrg); err != nil {
+	if err := ss.replay(ss.replayOrg); err != nil {
 		return err
 	}
 	release()
@@ -626,8 +688,8 @@ func (ss *session) streamOrg() error {
 		return err
 	}
 	ss.live = true
-	return ss.follow(sub, func(it *liveItem) error {
-		if it.rec.Position < ss.next || !ss.wants(it.rec) {
+	return ss.follow(func(it *liveItem, _ bool) error {
+		if it.rec.Position < ss.next { // replayed already; the hub checked wants
 			return nil
 		}
 		msg, frame, err := it.prepared()
@@ -638,8 +700,15 @@ func (ss *session) streamOrg() error {
 	})
 }
 
-// wants reports whether the organisation stream sends rec (its kind filter).
-func (ss *session) wants(rec events.Record) bool {
+// wants reports whether the session's stream sends a live item: on the
+// organisation stream, its kind filter.
+func (ss *session) wants(it *liveItem) bool {
+	return ss.req.run != nil || ss.wantsRecord(it.rec)
+}
+
+// wantsRecord reports whether the organisation stream sends rec (its kind
+// filter).
+func (ss *session) wantsRecord(rec events.Record) bool {
 	id := events.StreamID(rec.Stream)
 	for _, p := range ss.req.kinds {
 		if strings.HasPrefix(id, p) {
@@ -649,29 +718,27 @@ func (ss *session) wants(rec events.Record) bool {
 	return false
 }
 
-// replay runs read (which sends the history from ss.next on) with sub
-// registered, so nothing appended meanwhile is missed. When sub's buffer
-// filled up meanwhile, the hub has dropped it: replay registers again and
-// reads on from the store, up to maxResyncs times. It returns the
-// subscription to follow.
-func (ss *session) replay(sub *subscriber, stream string, read func(string) error) (*subscriber, error) {
+// replay runs read (which sends the history from ss.next on) with the
+// session subscribed, so nothing appended meanwhile is missed. When its
+// queue filled up meanwhile, the hub has dropped it: replay subscribes
+// again and reads on from the store, up to maxResyncs times.
+func (ss *session) replay(read func() error) error {
 	for resyncs := 0; ; resyncs++ {
-		if err := read(stream); err != nil {
-			return sub, err
+		if err := read(); err != nil {
+			return err
 		}
-		select {
-		case <-sub.ended:
-		default:
-			return sub, nil
+		ss.sub.mu.Lock()
+		err := ss.sub.err
+		ss.sub.mu.Unlock()
+		if err == nil {
+			return nil
 		}
-		if !errors.Is(sub.err, errSlowConsumer) || resyncs == maxResyncs {
-			return sub, sub.err
+		if !errors.Is(err, errSlowConsumer) || resyncs == maxResyncs {
+			return err
 		}
-		next, err := ss.h.subscribe(sub.stream, sub.org)
-		if err != nil {
-			return sub, err
+		if err := ss.h.subscribe(ss.sub); err != nil {
+			return err
 		}
-		sub = next
 	}
 }
 
@@ -714,7 +781,7 @@ func (ss *session) replayRun(stream string) error {
 			if rec.Revision < ss.next {
 				continue
 			}
-			if err := ss.sendEvent(newStreamMessage(rec), nil); err != nil {
+			if err := ss.sendStored(rec); err != nil {
 				return err
 			}
 		}
@@ -728,7 +795,7 @@ func (ss *session) replayRun(stream string) error {
 }
 
 // replayOrg sends the organisation's stored run events from ss.next on.
-func (ss *session) replayOrg(string) error {
+func (ss *session) replayOrg() error {
 	f := events.Filter{Categories: []string{events.CategoryRun}, OrgID: ss.req.org}
 	for {
 		if err := ss.interrupted(); err != nil {
@@ -746,11 +813,11 @@ func (ss *session) replayOrg(string) error {
 			return fmt.Errorf("replay organisation from %d: %w", ss.next, err)
 		}
 		for _, rec := range recs {
-			if !ss.wants(rec) {
+			if !ss.wantsRecord(rec) {
 				ss.next = max(ss.next, rec.Position+1) // skipped, but read: go on after it
 				continue
 			}
-			if err := ss.sendEvent(newStreamMessage(rec), nil); err != nil {
+			if err := ss.sendStored(rec); err != nil {
 				return err
 			}
 		}
@@ -778,7 +845,7 @@ func (ss *session) fill(stream string, upto uint64) error {
 		if rec.Revision != ss.next {
 			break
 		}
-		if err := ss.sendEvent(newStreamMessage(rec), nil); err != nil {
+		if err := ss.sendStored(rec); err != nil {
 			return err
 		}
 	}
@@ -792,7 +859,7 @@ func (ss *session) fill(stream string, upto uint64) error {
 // terminal event: the socket then closes after caught_up. When nothing
 // was replayed (from is past the end), the stream's last event says.
 func (ss *session) runEnded(stream string) (bool, error) {
-	if ss.last != nil {
+	if ss.hasLast {
 		return ss.last.Terminal(), nil
 	}
 	if ss.next == 0 {
@@ -816,69 +883,27 @@ func (ss *session) caughtUp() error {
 	if ss.req.run != nil {
 		m.RunID = ss.req.run.RunID
 	}
-	if ss.last != nil {
+	if ss.hasLast {
 		m.Revision, m.Position = ss.last.Revision, ss.last.Position
 	}
 	return ss.sendJSON(m)
 }
 
-// follow sends live items with handle until the subscription, the client
-// or the server ends. Once the hub dropped the subscription, what it had
-// buffered is still sent: it is complete and in order up to the drop.
-func (ss *session) follow(sub *subscriber, handle func(*liveItem) error) error {
-	for {
-		select {
-		case it := <-sub.ch:
-			if err := ss.burst(sub, it, handle); err != nil {
-				return err
-			}
-		case <-sub.ended:
-			for {
-				select {
-				case it := <-sub.ch:
-					if err := handle(it); err != nil {
-						return err
-					}
-				default:
-					return sub.err
-				}
-			}
-		case <-ss.h.down:
-			return errShuttingDown
-		case <-ss.gone:
-			return errClientGone
-		case <-ss.ping.C:
-			if err := ss.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(ss.st.cfg.WriteTimeout)); err != nil {
-				return fmt.Errorf("ping: %w: %w", errClientGone, err)
-			}
-		}
-	}
-}
-
-// burst handles it and up to maxBurst-1 more items already queued, then
-// writes their frames at once: a socket that fell behind catches up in
-// few system calls.
-func (ss *session) burst(sub *subscriber, it *liveItem, handle func(*liveItem) error) error {
-	for range maxBurst - 1 {
-		if err := handle(it); err != nil {
-			return err
-		}
-		select {
-		case it = <-sub.ch:
-			continue
-		default:
-		}
-		return ss.flush()
-	}
-	if err := handle(it); err != nil {
+// sendStored queues the message of a stored event, writing what is
+// pending when it grew past flushBytes.
+func (ss *session) sendStored(rec events.Record) error {
+	if err := ss.sendEvent(newStreamMessage(rec), nil); err != nil {
 		return err
 	}
-	return ss.flush()
+	if ss.pendingBytes >= flushBytes {
+		return ss.flush()
+	}
+	return nil
 }
 
 // sendEvent queues an event's message (frame, when set, is its shared
 // encoding) and moves the session past it. On a live run stream a
-// terminal message is written at once and ends the session (errRunEnded).
+// terminal message ends the session (errRunEnded), once written.
 func (ss *session) sendEvent(msg StreamMessage, frame []byte) error {
 	d, _ := msg.Data.(map[string]any)
 	jobID, _ := d["job_id"].(string)
@@ -901,16 +926,13 @@ func (ss *session) sendEvent(msg StreamMessage, frame []byte) error {
 		return err
 	}
 	ss.sent++
-	ss.last = &msg
+	ss.last, ss.hasLast = msg, true
 	if ss.req.run != nil {
 		ss.next = *msg.Revision + 1
 	} else {
 		ss.next = *msg.Position + 1
 	}
 	if ss.live && ss.req.run != nil && msg.Terminal() {
-		if err := ss.flush(); err != nil {
-			return err
-		}
 		return errRunEnded
 	}
 	return nil
@@ -928,44 +950,9 @@ func (ss *session) sendJSON(m StreamMessage) error {
 	return ss.flush()
 }
 
-// queue adds a frame to the pending ones, writing them when they grew
-// past flushBytes.
+// queue adds a frame to the pending ones.
 func (ss *session) queue(frame []byte) error {
 	ss.pending = append(ss.pending, frame)
 	ss.pendingBytes += len(frame)
-	if ss.pendingBytes >= flushBytes {
-		return ss.flush()
-	}
-	return nil
-}
-
-// flush writes the pending frames, in one write, under the write
-// timeout; a failed write means the client is gone. The socket's own
-// lock keeps the frames whole beside the control frames (pongs, pings,
-// close) the connection writes.
-func (ss *session) flush() error {
-	if len(ss.pending) == 0 {
-		return nil
-	}
-	defer func() {
-		clear(ss.pending)
-		ss.pending, ss.pendingBytes = ss.pending[:0], 0
-	}()
-	if err := ss.out.SetWriteDeadline(time.Now().Add(ss.st.cfg.WriteTimeout)); err != nil {
-		return fmt.Errorf("%w: %w", errClientGone, err)
-	}
-	data := ss.pending[0]
-	if len(ss.pending) > 1 {
-		// One buffer, not a writev of the frames: writev through a
-		// narrow socket buffer let a reading client fall behind
-		// (TestRunStreamSlowClient).
-		data = make([]byte, 0, ss.pendingBytes)
-		for _, f := range ss.pending {
-			data = append(data, f...)
-		}
-	}
-	if _, err := ss.out.Write(data); err != nil {
-		return fmt.Errorf("%w: %w", errClientGone, err)
-	}
 	return nil
 }
