@@ -246,6 +246,7 @@ type streamRequest struct {
 	run       *projections.Run // nil: the organisation stream
 	kinds     []string         // organisation stream: the run id prefixes wanted
 	kind      string           // organisation stream: the ?kind= asked for
+	types     map[string]bool  // organisation stream: the message types asked for (?types=); nil: all
 	from      uint64           // first revision (run) or position (organisation) wanted
 }
 
@@ -271,7 +272,8 @@ func (s *Server) registerStreamRoutes(log EventLog) {
 			s.handleRunStream(k))
 	}
 	s.handle(fiber.MethodGet, "/api/stream", PermJobViewStatus,
-		"Stream every run event of the organisation (WebSocket) from ?from=<position>, optionally ?kind=ion|rtp",
+		"Stream every run event of the organisation (WebSocket) from ?from=<position>, optionally ?kind=ion|rtp "+
+			"and ?types=<message types, comma-separated> (e.g. completed,error,cancelled)",
 		s.handleOrgStream)
 }
 
@@ -330,8 +332,21 @@ func (s *Server) handleOrgStream(c *fiber.Ctx) error {
 	if len(req.kinds) == 0 {
 		return errForbidden("role " + string(p.Role) + " may see no telemetry of the kinds asked for")
 	}
+	if raw := c.Query("types"); raw != "" {
+		req.types = map[string]bool{}
+		for _, t := range strings.Split(raw, ",") {
+			if !slices.Contains(eventMessageTypes, t) {
+				return invalid("types", raw, strings.Join(eventMessageTypes, ", "), "unknown message type "+strconv.Quote(t))
+			}
+			req.types[t] = true
+		}
+	}
 	return s.streams.accept(c, req)
 }
+
+// eventMessageTypes are the types of the messages made from events: what
+// ?types= may ask for.
+var eventMessageTypes = []string{MessageProgress, MessageTelemetry, MessageAlert, MessageCompleted, MessageError, MessageCancelled}
 
 // queryFrom reads ?from=, an unsigned integer; set reports whether it was
 // given.
@@ -677,6 +692,9 @@ func (ss *session) streamOrg() error {
 	if ss.req.kind != "" {
 		data["kind"] = ss.req.kind
 	}
+	if ss.req.types != nil {
+		data["types"] = slices.DeleteFunc(slices.Clone(eventMessageTypes), func(t string) bool { return !ss.req.types[t] })
+	}
 	if err := ss.sendJSON(StreamMessage{Type: MessageConnected, Timestamp: time.Now().UTC(), Data: data}); err != nil {
 		return err
 	}
@@ -700,10 +718,21 @@ func (ss *session) streamOrg() error {
 	})
 }
 
-// wants reports whether the session's stream sends a live item: on the
-// organisation stream, its kind filter.
+// wants reports whether the session's stream needs a live item: on the
+// organisation stream, its kind and type filters (an artifact's progress
+// message is needed for the artifacts completed lists).
 func (ss *session) wants(it *liveItem) bool {
-	return ss.req.run != nil || ss.wantsRecord(it.rec)
+	if ss.req.run != nil {
+		return true
+	}
+	if !ss.wantsRecord(it.rec) {
+		return false
+	}
+	if ss.req.types == nil {
+		return true
+	}
+	msg, _, _ := it.prepared()
+	return ss.req.types[msg.Type] || ss.req.types[MessageCompleted] && events.BaseType(it.rec.Type) == events.TypeArtifactStored
 }
 
 // wantsRecord reports whether the organisation stream sends rec (its kind
@@ -911,6 +940,10 @@ func (ss *session) sendEvent(msg StreamMessage, frame []byte) error {
 		if !slices.ContainsFunc(ss.artifacts[jobID], func(x streamArtifact) bool { return x.Name == a.Name }) {
 			ss.artifacts[jobID] = append(ss.artifacts[jobID], a)
 		}
+	}
+	if ss.req.types != nil && !ss.req.types[msg.Type] { // ?types= leaves it out: seen, not sent
+		ss.next = max(ss.next, *msg.Position+1)
+		return nil
 	}
 	var err error
 	switch {
