@@ -179,8 +179,8 @@ func realTimeRuns(b *testing.B, n int, window time.Duration) {
 	b.ReportMetric(float64(steps)/elapsed.Seconds(), "steps/s")
 	b.ReportMetric(float64(evs)/elapsed.Seconds(), "events/s")
 	if n := commits.Commits - commits0.Commits; n > 0 {
-		// Group commit: a single message is one fsync, a batch about
-		// three (events/jetstream/groupcommit.go).
+		// Group commit: a single message is one fsync, a batch seven
+		// synchronous writes (events/jetstream/groupcommit.go).
 		b.ReportMetric(float64(commits.Appends-commits0.Appends)/float64(n), "appends/commit")
 		b.ReportMetric(float64(n)/elapsed.Seconds(), "commits/s")
 	}

@@ -15,3 +15,6 @@ func Queued(s *Store) int { return len(s.gc.queue) }
 
 // MinBatch is the smallest group committed as an atomic batch.
 func MinBatch() int { return minBatch }
+
+// FsyncsPerBatch is what a group commit's batch costs in synchronous writes.
+const FsyncsPerBatch = fsyncsPerBatch
