@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -34,7 +35,9 @@ var longIonRecipe = []byte(`{"species":"P","energy_kev":40.0,"dose_atoms_cm2":1e
 // every 250 ms; the target is < 1 s), the appends' rate and the node's CPU.
 // N is SPECTRA_REALTIME_RUNS (comma-separated, default 1000,10000; a
 // create the node refuses five times is left out and logged);
-// SPECTRA_REALTIME_WINDOW sets the window (default 20s). Each N takes its
+// SPECTRA_REALTIME_WINDOW sets the window (default 20s);
+// SPECTRA_REALTIME_CPUPROFILE=path writes the window's CPU profile to
+// path.N. Each N takes its
 // creation time plus the window (10,000 runs: a few minutes).
 func BenchmarkRealTimeRuns(b *testing.B) {
 	sizes := []int{1000, 10000}
@@ -150,6 +153,18 @@ func realTimeRuns(b *testing.B, n int, window time.Duration) {
 	events0 := appended(st)
 	commits0 := st.CommitStats()
 	cpu0 := cpuTime()
+	if path := os.Getenv("SPECTRA_REALTIME_CPUPROFILE"); path != "" {
+		// The window's CPU profile, creation left out.
+		f, err := os.Create(fmt.Sprintf("%s.%d", path, n))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	b.ResetTimer()
 	start := time.Now()
 	var lags []time.Duration
