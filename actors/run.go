@@ -37,6 +37,7 @@ type (
 // inflight is an append of telemetry and alarms the actor did not wait
 // for (time scale > 0): it steps on while the store fsyncs.
 type inflight struct {
+	ps   []events.Payload
 	evs  []events.Event
 	res  events.AppendResult
 	err  error
@@ -602,7 +603,7 @@ func (a *runActor) appendAsync(ctx actor.Context, ps []events.Payload) {
 	if !ok {
 		return
 	}
-	f := &inflight{evs: evs, done: make(chan struct{})}
+	f := &inflight{ps: ps, evs: evs, done: make(chan struct{})}
 	a.inflight = f
 	stream, expected := events.RunStream(a.runID), events.ExpectRevision(a.run.Revision)
 	self, root := ctx.Self(), a.svc.system.Root
@@ -621,7 +622,7 @@ func (a *runActor) landed(ctx actor.Context) bool {
 	f := a.inflight
 	<-f.done
 	a.inflight = nil
-	if !a.stored(ctx, f.evs, f.res, f.err) {
+	if !a.stored(ctx, f.ps, f.evs, f.res, f.err) {
 		a.queued = nil
 		return false
 	}
@@ -668,7 +669,7 @@ func (a *runActor) appendNow(ctx actor.Context, md events.Metadata, ps ...events
 	}
 	res, err := a.svc.store.Append(sctx, events.RunStream(a.runID), events.ExpectRevision(a.run.Revision), evs...)
 	cancel()
-	return a.stored(ctx, evs, res, err)
+	return a.stored(ctx, ps, evs, res, err)
 }
 
 // prepare makes the events of ps with md, chained to the stream's head.
@@ -696,9 +697,10 @@ func (a *runActor) prepare(ctx actor.Context, md events.Metadata, ps []events.Pa
 	return evs, true
 }
 
-// stored takes the store's answer to an append of evs: on success it
-// applies them and does what the run's new state asks of its host.
-func (a *runActor) stored(ctx actor.Context, evs []events.Event, res events.AppendResult, err error) bool {
+// stored takes the store's answer to an append of evs (made of ps): on
+// success it applies them and does what the run's new state asks of its
+// host.
+func (a *runActor) stored(ctx actor.Context, ps []events.Payload, evs []events.Event, res events.AppendResult, err error) bool {
 	if a.gone {
 		return false
 	}
@@ -720,8 +722,16 @@ func (a *runActor) stored(ctx actor.Context, evs []events.Event, res events.Appe
 	now := time.Now().UTC()
 	for i, ev := range evs {
 		back := uint64(len(evs) - 1 - i)
-		a.run.Apply(events.Record{ID: ev.ID, Stream: stream, Revision: res.Revision - back, Position: res.Position - back,
-			Type: ev.Type, Time: now, Data: ev.Data, Metadata: ev.Metadata})
+		rec := events.Record{ID: ev.ID, Stream: stream, Revision: res.Revision - back, Position: res.Position - back,
+			Type: ev.Type, Time: now, Data: ev.Data, Metadata: ev.Metadata}
+		if recordsOnly(ps[i : i+1]) {
+			// Telemetry and alarms, most of what a run appends, are
+			// folded from the payloads just encoded, not decoded back
+			// (their fields survive JSON unchanged).
+			a.run.ApplyPayload(rec, ps[i])
+		} else {
+			a.run.Apply(rec)
+		}
 	}
 	a.react(ctx, prev)
 	return true

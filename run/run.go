@@ -188,13 +188,21 @@ func (r *Run) resetBatch(first int) {
 // this node does not know advances the revision and is counted in
 // Unknown; nothing else changes.
 func (r *Run) Apply(rec events.Record) {
-	r.Revision, r.Position = rec.Revision, rec.Position
-	r.Head = events.RecordLink(rec)
 	p, err := events.Decode(rec)
 	if err != nil {
+		r.Revision, r.Position = rec.Revision, rec.Position
+		r.Head = events.RecordLink(rec)
 		r.Unknown++
 		return
 	}
+	r.ApplyPayload(rec, p)
+}
+
+// ApplyPayload folds rec as Apply does, given its payload p: a host that
+// has just appended p need not decode rec.Data back into it.
+func (r *Run) ApplyPayload(rec events.Record, p events.Payload) {
+	r.Revision, r.Position = rec.Revision, rec.Position
+	r.Head = events.RecordLink(rec)
 	r.Status = r.Status.Next(p)
 	switch e := p.(type) {
 	case *events.RunRequested:

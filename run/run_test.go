@@ -487,3 +487,35 @@ func TestHardLimitFlushesThenRefusesCommands(t *testing.T) {
 		t.Errorf("cancel of a failed run = %v, want ErrInvalidState", err)
 	}
 }
+
+// TestApplyPayloadFoldsAsApply: a host folding the payloads it just
+// appended (ApplyPayload) ends where folding their records (Apply) does.
+func TestApplyPayloadFoldsAsApply(t *testing.T) {
+	decoded, given2 := run.New("ION-20261203-00000001", policy), run.New("ION-20261203-00000001", policy)
+	fold := func(ps1, ps2 []events.Payload) {
+		t.Helper()
+		for i, p := range ps1 {
+			ev, err := events.New(p, creator)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := events.Record{ID: ev.ID, Stream: events.RunStream(decoded.ID), Revision: decoded.Revision + 1, Position: decoded.Position + 1,
+				Type: ev.Type, Time: time.Unix(1000, 0).UTC(), Data: ev.Data, Metadata: ev.Metadata}
+			decoded.Apply(rec)
+			given2.ApplyPayload(rec, ps2[i])
+		}
+	}
+	fold(histories[run.Running], histories[run.Running])
+	eng1 := stepper(t, decoded, `{"steps":25,"alarm_at":12}`, nil)
+	eng2 := stepper(t, given2, `{"steps":25,"alarm_at":12}`, nil)
+	for !decoded.Done() {
+		ps1, ps2 := decoded.Advance(eng1.Step(), eng1.SafeState()), given2.Advance(eng2.Step(), eng2.SafeState())
+		if !reflect.DeepEqual(ps1, ps2) {
+			t.Fatalf("Advance of equal engines = %v and %v", typesOf(ps1), typesOf(ps2))
+		}
+		fold(ps1, ps2)
+		if !reflect.DeepEqual(decoded, given2) {
+			t.Fatalf("after step %d: ApplyPayload = %+v, Apply = %+v", decoded.StepsTaken(), given2.Status, decoded.Status)
+		}
+	}
+}
