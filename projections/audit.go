@@ -142,17 +142,31 @@ func (a *Audit) Restore(data []byte) error {
 	return nil
 }
 
+// Wants implements Selective: the audited types.
+func (a *Audit) Wants(_, baseType string) bool {
+	_, ok := auditActions[baseType]
+	return ok
+}
+
 // Apply implements Projection.
 func (a *Audit) Apply(rec events.Record) error {
-	typ := events.BaseType(rec.Type)
-	action, ok := auditActions[typ]
-	if !ok {
+	if !a.Wants("", events.BaseType(rec.Type)) {
 		return nil
 	}
 	p, err := events.Decode(rec)
+	return a.applyDecoded(rec, p, err)
+}
+
+// decodes implements decoder.
+func (a *Audit) decodes(_, _ string) bool { return true }
+
+// applyDecoded implements decoder.
+func (a *Audit) applyDecoded(rec events.Record, p events.Payload, err error) error {
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
+	typ := events.BaseType(rec.Type)
+	action := auditActions[typ]
 	md := rec.Metadata
 	e := AuditEntry{Position: rec.Position, Time: rec.Time, OrgID: md.OrgID, UserID: md.UserID, Role: md.Role,
 		Action: action, Type: typ, RequestID: md.RequestID, CorrelationID: md.CorrelationID, Stream: rec.Stream}

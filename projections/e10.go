@@ -159,15 +159,27 @@ func (t *Tools) Restore(data []byte) error {
 	return nil
 }
 
+// Wants implements Selective: the E10 types of run and tool streams.
+func (t *Tools) Wants(category, baseType string) bool {
+	return (category == events.CategoryRun || category == events.CategoryTool) && e10Types[baseType]
+}
+
 // Apply implements Projection.
 func (t *Tools) Apply(rec events.Record) error {
-	cat := events.Category(rec.Stream)
-	if cat != events.CategoryRun && cat != events.CategoryTool || !e10Types[events.BaseType(rec.Type)] {
+	if !t.Wants(events.Category(rec.Stream), events.BaseType(rec.Type)) {
 		return nil
 	}
 	p, err := events.Decode(rec)
+	return t.applyDecoded(rec, p, err)
+}
+
+// decodes implements decoder.
+func (t *Tools) decodes(_, _ string) bool { return true }
+
+// applyDecoded implements decoder.
+func (t *Tools) applyDecoded(rec events.Record, p events.Payload, err error) error {
 	if err != nil {
-		return nil // a version this node cannot read: as before, skipped
+		return nil //nolint:nilerr // a version this node cannot read: as before, skipped
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -117,11 +117,19 @@ func (f *Fab) Restore(data []byte) error {
 	return nil
 }
 
+// Wants implements Selective: every record of recipe, lot and schedule
+// streams.
+func (f *Fab) Wants(category, _ string) bool {
+	switch category {
+	case events.CategoryRecipe, events.CategoryLot, events.CategorySchedule:
+		return true
+	}
+	return false
+}
+
 // Apply implements Projection.
 func (f *Fab) Apply(rec events.Record) error {
-	switch events.Category(rec.Stream) {
-	case events.CategoryRecipe, events.CategoryLot, events.CategorySchedule:
-	default:
+	if !f.Wants(events.Category(rec.Stream), "") {
 		return nil
 	}
 	p, err := events.Decode(rec)

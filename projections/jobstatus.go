@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spectra-fab/spectra/events"
@@ -25,7 +26,26 @@ type JobStatus struct {
 	// order lists run and job ids by creation, oldest first.
 	runOrder []string
 	jobOrder []string
+
+	// unread holds, by run, the telemetry batches applied but not read
+	// yet, oldest first. A batch sets every status field it touches, so
+	// of a run's consecutive batches only the newest that decodes counts
+	// (and, for the process time, the newest with sample times): they
+	// are read when the run's next other event comes, when a query or a
+	// snapshot looks, or once maxUnread have piled up. A rebuild so reads
+	// about one batch in maxUnread instead of all, nine events in ten.
+	unread  map[string][]unreadBatch
+	pending atomic.Bool // some run has unread batches
 }
+
+// unreadBatch is a telemetry batch applied but not read yet.
+type unreadBatch struct {
+	data               []byte
+	revision, position uint64
+}
+
+// maxUnread bounds a run's unread telemetry batches.
+const maxUnread = 32
 
 var _ Projection = (*JobStatus)(nil)
 
@@ -44,6 +64,22 @@ func (j *JobStatus) Reset() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.runs, j.jobs, j.runOrder, j.jobOrder = map[string]*Run{}, map[string]*Job{}, nil, nil
+	j.unread = map[string][]unreadBatch{}
+	j.pending.Store(false)
+}
+
+// rlock read-locks the model after reading every unread batch, so a
+// reader sees all that was applied.
+func (j *JobStatus) rlock() {
+	if j.pending.Load() {
+		j.mu.Lock()
+		for id := range j.unread {
+			j.read(id, false)
+		}
+		j.pending.Store(false)
+		j.mu.Unlock()
+	}
+	j.mu.RLock()
 }
 
 type jobSnapshot struct {
@@ -57,7 +93,7 @@ type jobSnapshot struct {
 
 // Snapshot implements Projection.
 func (j *JobStatus) Snapshot() ([]byte, error) {
-	j.mu.RLock()
+	j.rlock()
 	defer j.mu.RUnlock()
 	s := jobSnapshot{RunOrder: j.runOrder, JobOrder: j.jobOrder}
 	for _, id := range j.runOrder {
@@ -84,6 +120,8 @@ func (j *JobStatus) Restore(data []byte) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.runs, j.jobs = map[string]*Run{}, map[string]*Job{}
+	j.unread = map[string][]unreadBatch{}
+	j.pending.Store(false)
 	for i, r := range s.Runs {
 		if i < len(s.Results) && string(s.Results[i]) != "null" {
 			r.Result = json.RawMessage(s.Results[i])
@@ -106,21 +144,34 @@ func jobType(kind process.Kind) string {
 
 func ptr[T any](v T) *T { return &v }
 
+// Wants implements Selective: every record of run streams.
+func (j *JobStatus) Wants(category, _ string) bool { return category == events.CategoryRun }
+
 // Apply implements Projection.
 func (j *JobStatus) Apply(rec events.Record) error {
-	if events.Category(rec.Stream) != events.CategoryRun {
+	if !j.Wants(events.Category(rec.Stream), "") {
 		return nil
 	}
 	if events.BaseType(rec.Type) == events.TypeTelemetryRecorded {
 		return j.applyTelemetry(rec)
 	}
 	p, err := events.Decode(rec)
+	return j.applyDecoded(rec, p, err)
+}
+
+// decodes implements decoder: every record but telemetry batches, which
+// the model reads lazily and in part.
+func (j *JobStatus) decodes(_, baseType string) bool { return baseType != events.TypeTelemetryRecorded }
+
+// applyDecoded implements decoder.
+func (j *JobStatus) applyDecoded(rec events.Record, p events.Payload, err error) error {
 	if err != nil {
 		return nil //nolint:nilerr // types this model does not know are skipped
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	runID := events.StreamID(rec.Stream)
+	j.read(runID, true)
 	if e, ok := p.(*events.RunRequested); ok {
 		if _, dup := j.runs[runID]; dup {
 			return nil
@@ -281,37 +332,88 @@ func scanTelemetry(data []byte, f *telemetryFields) bool {
 	}) && s.End()
 }
 
-func (j *JobStatus) applyTelemetry(rec events.Record) error {
+// telemetryOf reads what the model uses of a telemetry batch; false
+// when it does not decode (the batch is then skipped, like an unknown
+// type).
+func telemetryOf(data []byte) (telemetryFields, bool) {
 	var f telemetryFields
-	if !scanTelemetry(rec.Data, &f) {
-		var e telemetryProgress
-		if err := json.Unmarshal(rec.Data, &e); err != nil {
-			return nil //nolint:nilerr // an undecodable batch is skipped like an unknown type
-		}
-		f = telemetryFields{progress: e.Progress, step: []byte(e.CurrentStep), times: len(e.Samples.TimeS) > 0}
-		if f.times {
-			f.lastTime = e.Samples.TimeS[len(e.Samples.TimeS)-1]
-		}
+	if scanTelemetry(data, &f) {
+		return f, true
 	}
+	var e telemetryProgress
+	if err := json.Unmarshal(data, &e); err != nil {
+		return telemetryFields{}, false
+	}
+	f = telemetryFields{progress: e.Progress, step: []byte(e.CurrentStep), times: len(e.Samples.TimeS) > 0}
+	if f.times {
+		f.lastTime = e.Samples.TimeS[len(e.Samples.TimeS)-1]
+	}
+	return f, true
+}
+
+// applyTelemetry keeps a run's batch unread (see JobStatus.unread).
+func (j *JobStatus) applyTelemetry(rec events.Record) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	r, ok := j.runs[events.StreamID(rec.Stream)]
-	if !ok {
+	id := events.StreamID(rec.Stream)
+	if _, ok := j.runs[id]; !ok {
 		return nil
 	}
-	r.Revision, r.Position = rec.Revision, rec.Position
-	step := r.CurrentStep
-	if string(f.step) != step {
-		step = string(f.step)
+	q := j.unread[id]
+	if q == nil {
+		q = make([]unreadBatch, 0, maxUnread)
 	}
-	r.setStatus(r.status().Next(&events.TelemetryRecorded{Progress: f.progress, CurrentStep: step}))
-	if f.times {
-		r.ProcessTimeS = f.lastTime
+	j.unread[id] = append(q, unreadBatch{data: rec.Data, revision: rec.Revision, position: rec.Position})
+	if len(q)+1 == maxUnread {
+		j.read(id, false)
+	} else {
+		j.pending.Store(true)
+	}
+	return nil
+}
+
+// read folds run id's unread batches into the model, as applying each in
+// turn would: the newest that decodes sets the status, revision and
+// position, the newest that has sample times the process time. drop
+// forgets the run's queue (its telemetry has likely ended); else it is
+// kept for the next batches. Call with mu held.
+func (j *JobStatus) read(id string, drop bool) {
+	q, ok := j.unread[id]
+	if !ok {
+		return
+	}
+	if drop {
+		delete(j.unread, id)
+	} else {
+		j.unread[id] = q[:0]
+	}
+	r := j.runs[id]
+	status := false
+	for i := len(q) - 1; i >= 0; i-- {
+		f, ok := telemetryOf(q[i].data)
+		if !ok {
+			continue
+		}
+		if !status {
+			status = true
+			r.Revision, r.Position = q[i].revision, q[i].position
+			step := r.CurrentStep
+			if string(f.step) != step {
+				step = string(f.step)
+			}
+			r.setStatus(r.status().Next(&events.TelemetryRecorded{Progress: f.progress, CurrentStep: step}))
+		}
+		if f.times {
+			r.ProcessTimeS = f.lastTime
+			break
+		}
+	}
+	if !status {
+		return
 	}
 	if job := j.jobs[r.JobID]; job != nil {
 		job.Status, job.Progress, job.CurrentStep, job.E40State = r.Status, r.Progress, r.CurrentStep, r.E40State
 	}
-	return nil
 }
 
 func logsURI(jobID string) string { return "/api/jobs/" + jobID + "/logs" }
@@ -363,7 +465,7 @@ func copyJob(jb *Job) Job {
 // Run returns a run of the organisation; ErrNotFound when there is no such
 // run in it.
 func (j *JobStatus) Run(_ context.Context, orgID, runID string) (Run, error) {
-	j.mu.RLock()
+	j.rlock()
 	defer j.mu.RUnlock()
 	r, ok := j.runs[runID]
 	if !ok || r.OrgID != orgID {
@@ -375,7 +477,7 @@ func (j *JobStatus) Run(_ context.Context, orgID, runID string) (Run, error) {
 // Runs lists the organisation's runs, newest first, and the total that
 // matched before paging (the cursor, f.Before, included).
 func (j *JobStatus) Runs(_ context.Context, f RunFilter) ([]Run, int, error) {
-	j.mu.RLock()
+	j.rlock()
 	defer j.mu.RUnlock()
 	var out []Run
 	total := 0
@@ -420,7 +522,7 @@ func inLot(recipe json.RawMessage, lot string) bool {
 
 // Job returns a job of the organisation; ErrNotFound when there is none.
 func (j *JobStatus) Job(_ context.Context, orgID, jobID string) (Job, error) {
-	j.mu.RLock()
+	j.rlock()
 	defer j.mu.RUnlock()
 	jb, ok := j.jobs[jobID]
 	if !ok || jb.OrgID != orgID {
@@ -432,7 +534,7 @@ func (j *JobStatus) Job(_ context.Context, orgID, jobID string) (Job, error) {
 // Jobs lists the organisation's jobs, newest first, and the total that
 // matched before paging.
 func (j *JobStatus) Jobs(_ context.Context, f JobFilter) ([]Job, int, error) {
-	j.mu.RLock()
+	j.rlock()
 	defer j.mu.RUnlock()
 	var out []Job
 	total := 0
@@ -455,7 +557,7 @@ func (j *JobStatus) Jobs(_ context.Context, f JobFilter) ([]Job, int, error) {
 // Unfinished lists the ids of every run that is not in a final state: the
 // runs a restarted node must wake.
 func (j *JobStatus) Unfinished() []string {
-	j.mu.RLock()
+	j.rlock()
 	defer j.mu.RUnlock()
 	var ids []string
 	for _, id := range j.runOrder {

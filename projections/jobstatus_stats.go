@@ -4,7 +4,7 @@ package projections
 // wall-clock durations of the runs that have finished: what the node's
 // metrics export (spectra_runs, spectra_run_duration_seconds).
 func (j *JobStatus) Stats() (byStatus map[string]int, durations []float64) {
-	j.mu.RLock()
+	j.rlock()
 	defer j.mu.RUnlock()
 	byStatus = map[string]int{}
 	for _, r := range j.runs {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -197,4 +198,88 @@ func resultOf(t *testing.T, raw json.RawMessage) map[string]any {
 		t.Fatalf("result %s: %v", raw, err)
 	}
 	return m
+}
+
+// The model reads a run's telemetry batches lazily (the newest that
+// counts, when a query or the run's next event looks): the result is the
+// same as reading each as it comes, whatever the batches hold: batches
+// without sample times, undecodable ones, more than a queue's worth,
+// runs interleaved, a retry after a cancel.
+func TestJobStatusReadsTelemetryLazilyAsEagerly(t *testing.T) {
+	var recs []events.Record
+	revs := map[string]uint64{}
+	add := func(runID string, typ string, data string) {
+		recs = append(recs, events.Record{ID: fmt.Sprint(len(recs)), Stream: events.RunStream(runID), Revision: revs[runID],
+			Position: uint64(len(recs) + 1), Type: events.VersionedType(typ), Time: time.Unix(int64(100+len(recs)), 0).UTC(),
+			Data: json.RawMessage(data), Metadata: md})
+		revs[runID]++
+	}
+	payload := func(runID string, p events.Payload) {
+		ev, err := events.New(p, md)
+		if err != nil {
+			t.Fatal(err)
+		}
+		add(runID, p.EventType(), string(ev.Data))
+	}
+	batch := func(runID string, i int, times bool) {
+		tm := ""
+		if times {
+			tm = fmt.Sprintf(`,"time_s":[%d.5,%d.9]`, i, i)
+		}
+		add(runID, events.TypeTelemetryRecorded, fmt.Sprintf(`{"job_id":"j","attempt":0,"first_step":%d,"samples":{"x":[1]%s},"progress":%d,"current_step":"Step %d"}`,
+			10*i, tm, i, i%3))
+	}
+	for _, id := range []string{"A", "B"} {
+		payload(id, &events.RunRequested{RunID: id, JobID: "job-" + id, Kind: process.KindIon, Recipe: json.RawMessage(`{}`), CreatedAt: time.Unix(1, 0).UTC()})
+		payload(id, &events.RunStarted{JobID: "job-" + id})
+	}
+	for i := range 80 {
+		batch("A", i, i%7 != 3)
+		if i%5 == 0 {
+			batch("B", i, true)
+		}
+	}
+	batch("A", 80, false)                                      // the newest has no times
+	add("A", events.TypeTelemetryRecorded, `{"progress":"x"}`) // undecodable: skipped
+	add("A", events.TypeTelemetryRecorded, `{"progress":9,"samples":{"time_s":[]}}`)
+	add("B", events.TypeTelemetryRecorded, `{"Progress":61,"samples":{"TIME_S":[7]}}`) // encoding/json's rules
+	payload("B", &events.RunCancelled{JobID: "job-B", Reason: "test"})
+	payload("B", &events.RunRetried{JobID: "job-B2", FromJobID: "job-B"})
+	batch("B", 90, true)
+	for i := range 3 {
+		batch("A", 100+i, true)
+	}
+	add("A", events.TypeTelemetryRecorded, `{"progress":`) // undecodable, the last
+
+	eager, lazy := projections.NewJobStatus(), projections.NewJobStatus()
+	for i, rec := range recs {
+		for _, m := range []*projections.JobStatus{eager, lazy} {
+			if err := m.Apply(rec); err != nil {
+				t.Fatalf("Apply(%d): %v", i, err)
+			}
+		}
+		if _, err := eager.Snapshot(); err != nil { // reads what is unread
+			t.Fatal(err)
+		}
+		if i == len(recs)/2 {
+			if _, err := lazy.Run(t.Context(), "org-1", "A"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want, err := eager.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := lazy.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("read lazily:\n%s\nread batch by batch:\n%s", got, want)
+	}
+	a, err := lazy.Run(t.Context(), "org-1", "A")
+	if err != nil || a.Progress != 102 || a.ProcessTimeS != 102.9 || a.Revision != revs["A"]-2 {
+		t.Errorf("Run(A) = progress %v, process time %v, revision %d, %v; want 102, 102.9, %d", a.Progress, a.ProcessTimeS, a.Revision, err, revs["A"]-2)
+	}
 }

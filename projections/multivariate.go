@@ -92,10 +92,11 @@ type t2Run struct {
 type Multivariate struct {
 	cfg MultivariateConfig
 
-	mu     sync.RWMutex
-	runs   map[string]t2Run
-	charts map[string]*t2Chart
-	order  []string
+	mu      sync.RWMutex
+	runs    map[string]t2Run
+	charts  map[string]*t2Chart
+	order   []string
+	classes recipeClasses
 }
 
 var _ Projection = (*Multivariate)(nil)
@@ -164,16 +165,25 @@ func t2Key(orgID string, kind process.Kind, toolID, class string) string {
 	return orgID + "\x00" + string(kind) + "\x00" + toolID + "\x00" + class
 }
 
+// Wants implements Selective: runs' requests and completions.
+func (m *Multivariate) Wants(category, baseType string) bool {
+	return category == events.CategoryRun && (baseType == events.TypeRunRequested || baseType == events.TypeRunCompleted)
+}
+
 // Apply implements Projection.
 func (m *Multivariate) Apply(rec events.Record) error {
-	if events.Category(rec.Stream) != events.CategoryRun {
-		return nil
-	}
-	base := events.BaseType(rec.Type)
-	if base != events.TypeRunRequested && base != events.TypeRunCompleted {
+	if !m.Wants(events.Category(rec.Stream), events.BaseType(rec.Type)) {
 		return nil
 	}
 	p, err := events.Decode(rec)
+	return m.applyDecoded(rec, p, err)
+}
+
+// decodes implements decoder.
+func (m *Multivariate) decodes(_, _ string) bool { return true }
+
+// applyDecoded implements decoder.
+func (m *Multivariate) applyDecoded(rec events.Record, p events.Payload, err error) error {
 	if err != nil {
 		return err
 	}
@@ -188,7 +198,7 @@ func (m *Multivariate) Apply(rec events.Record) error {
 		if _, dup := m.runs[runID]; dup {
 			return nil
 		}
-		rc, err := run.R2RClass(e.Kind, e.Recipe)
+		rc, err := m.classes.of(e.Kind, e.Recipe)
 		if err != nil {
 			return nil //nolint:nilerr // a recipe we cannot classify has no library
 		}

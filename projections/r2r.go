@@ -83,6 +83,7 @@ type R2RState struct {
 	threads map[string]*R2RThread
 	order   []string
 	pos     uint64
+	classes recipeClasses
 
 	// sync, when set, brings the model up to the log's head before an
 	// Adjustments answers (see SetSync).
@@ -169,17 +170,29 @@ func (s *R2RState) Restore(data []byte) error {
 	return nil
 }
 
+// Wants implements Selective: runs' requests, starts and completions.
+func (s *R2RState) Wants(category, baseType string) bool {
+	switch baseType {
+	case events.TypeRunRequested, events.TypeRunStarted, events.TypeRunCompleted:
+		return category == events.CategoryRun
+	}
+	return false
+}
+
 // Apply implements Projection.
 func (s *R2RState) Apply(rec events.Record) error {
-	if events.Category(rec.Stream) != events.CategoryRun {
-		return nil
-	}
-	switch events.BaseType(rec.Type) {
-	case events.TypeRunRequested, events.TypeRunStarted, events.TypeRunCompleted:
-	default:
+	if !s.Wants(events.Category(rec.Stream), events.BaseType(rec.Type)) {
 		return nil
 	}
 	p, err := events.Decode(rec)
+	return s.applyDecoded(rec, p, err)
+}
+
+// decodes implements decoder.
+func (s *R2RState) decodes(_, _ string) bool { return true }
+
+// applyDecoded implements decoder.
+func (s *R2RState) applyDecoded(rec events.Record, p events.Payload, err error) error {
 	if err != nil {
 		return err
 	}
@@ -192,7 +205,7 @@ func (s *R2RState) Apply(rec events.Record) error {
 		if _, dup := s.runs[runID]; dup {
 			return nil
 		}
-		rc, err := run.R2RClass(e.Kind, e.Recipe)
+		rc, err := s.classes.of(e.Kind, e.Recipe)
 		if err != nil {
 			return nil //nolint:nilerr // a recipe we cannot classify has no thread
 		}

@@ -27,6 +27,48 @@ type Projection interface {
 	Reset()
 }
 
+// Selective is a projection that reads only some records: the runner
+// hands it those Wants accepts, and only those (its position still moves
+// past the others). Wants must depend on nothing but its arguments, and
+// Apply must ignore the records it refuses: the runner remembers its
+// answer for each stream category and base type.
+type Selective interface {
+	Wants(category, baseType string) bool
+}
+
+var (
+	_ Selective = (*JobStatus)(nil)
+	_ Selective = (*SPCCharts)(nil)
+	_ Selective = (*R2RState)(nil)
+	_ Selective = (*Security)(nil)
+	_ Selective = (*Audit)(nil)
+	_ Selective = (*Fab)(nil)
+	_ Selective = (*Multivariate)(nil)
+	_ Selective = (*Tools)(nil)
+)
+
+// decoder is a projection of this package that can take a record with its
+// payload decoded by the runner, which then decodes each record once for
+// all of them. The payload is shared: a projection keeps parts of it only
+// to read them.
+type decoder interface {
+	// decodes reports whether applyDecoded takes the records of this
+	// category and base type that Wants accepts (else Apply does).
+	decodes(category, baseType string) bool
+	// applyDecoded does what Apply does with the record's payload p, or
+	// the error events.Decode returned for it.
+	applyDecoded(rec events.Record, p events.Payload, err error) error
+}
+
+var (
+	_ decoder = (*JobStatus)(nil)
+	_ decoder = (*SPCCharts)(nil)
+	_ decoder = (*R2RState)(nil)
+	_ decoder = (*Audit)(nil)
+	_ decoder = (*Multivariate)(nil)
+	_ decoder = (*Tools)(nil)
+)
+
 // Checkpoints keeps each projection's snapshot with the position it
 // reflects.
 type Checkpoints interface {
@@ -317,6 +359,7 @@ func (r *Runner) consume(ctx context.Context, sub events.Subscription, positions
 	for i, p := range r.projections {
 		stopped[i] = r.Stopped(p.Name())
 	}
+	routes := map[route]routing{}
 	for {
 		it, err := sub.Next(ctx)
 		if err != nil {
@@ -329,11 +372,33 @@ func (r *Runner) consume(ctx context.Context, sub events.Subscription, positions
 			continue
 		}
 		rec := it.Record
+		key := route{events.Category(rec.Stream), events.BaseType(rec.Type)}
+		to, ok := routes[key]
+		if !ok {
+			to = r.route(key)
+			routes[key] = to
+		}
+		var (
+			payload events.Payload
+			derr    error
+			decoded bool
+		)
 		for i, p := range r.projections {
 			if rec.Position <= positions[i] || stopped[i] {
 				continue
 			}
-			if err := p.Apply(rec); err != nil {
+			var err error
+			switch {
+			case i < 64 && to.decoded&(1<<i) != 0:
+				if !decoded {
+					payload, derr = events.Decode(rec)
+					decoded = true
+				}
+				err = p.(decoder).applyDecoded(rec, payload, derr)
+			case i >= 64 || to.wants&(1<<i) != 0:
+				err = p.Apply(rec)
+			}
+			if err != nil {
 				r.stop(p.Name(), rec, err)
 				stopped[i] = true
 				continue
@@ -347,6 +412,29 @@ func (r *Runner) consume(ctx context.Context, sub events.Subscription, positions
 			unsaved, lastSave = 0, time.Now()
 		}
 	}
+}
+
+// route is what the runner hands records to projections by.
+type route struct{ category, baseType string }
+
+// routing says which of the first 64 projections take records of a route,
+// a bit each (the others take every record through Apply): wants through
+// Apply, decoded through applyDecoded.
+type routing struct{ wants, decoded uint64 }
+
+func (r *Runner) route(k route) routing {
+	var to routing
+	for i, p := range r.projections[:min(len(r.projections), 64)] {
+		if s, ok := p.(Selective); ok && !s.Wants(k.category, k.baseType) {
+			continue
+		}
+		if d, ok := p.(decoder); ok && d.decodes(k.category, k.baseType) {
+			to.decoded |= 1 << i
+		} else {
+			to.wants |= 1 << i
+		}
+	}
+	return to
 }
 
 // from is where a subscription starts: the lowest position of the

@@ -266,3 +266,36 @@ func TestRebuildWithoutNamesRebuildsEverything(t *testing.T) {
 		}
 	}
 }
+
+// picky is a counter that wants only the records of one stream category
+// and type.
+type picky struct {
+	counter
+	category, baseType string
+}
+
+func (p *picky) Wants(category, baseType string) bool {
+	return category == p.category && baseType == p.baseType
+}
+
+// A Selective projection is handed only the records it wants; its
+// checkpoint still moves past the others, so a restart does not replay
+// them.
+func TestRunnerHandsSelectiveProjectionsTheirRecords(t *testing.T) {
+	s, cps := startJetStream(t)
+	queued := appendN(t, s, "a", 2)
+	started := appendRun(t, s, "b", md, &events.RunStarted{JobID: "b"})
+	queued = append(queued, appendN(t, s, "c", 1)...)
+	p := &picky{counter: counter{name: "picky"}, category: events.CategoryRun, baseType: events.TypeRunStarted}
+	all := &counter{name: "all"}
+	runOnce(t, s, cps, p, all)
+	if got := p.positions(); !slices.Equal(got, []uint64{started}) {
+		t.Errorf("picky applied %v, want %v", got, []uint64{started})
+	}
+	if got := all.positions(); len(got) != 4 {
+		t.Errorf("all applied %v, want 4 records", got)
+	}
+	if pos, _, err := cps.Load(t.Context(), "picky"); err != nil || pos != last(queued) {
+		t.Errorf("picky checkpoint = %d, %v; want %d", pos, err, last(queued))
+	}
+}

@@ -134,10 +134,15 @@ func (s *Security) Restore(data []byte) error {
 	return nil
 }
 
+// Wants implements Selective: every record of API-key and session
+// streams.
+func (s *Security) Wants(category, _ string) bool {
+	return category == events.CategoryAPIKey || category == events.CategorySession
+}
+
 // Apply implements Projection.
 func (s *Security) Apply(rec events.Record) error {
-	cat := events.Category(rec.Stream)
-	if cat != events.CategoryAPIKey && cat != events.CategorySession {
+	if !s.Wants(events.Category(rec.Stream), "") {
 		return nil
 	}
 	p, err := events.Decode(rec)

@@ -427,23 +427,37 @@ func (s *SPCCharts) Restore(data []byte) error {
 	return nil
 }
 
-// Apply implements Projection.
-func (s *SPCCharts) Apply(rec events.Record) error {
-	switch events.Category(rec.Stream) {
+// Wants implements Selective: runs' requests and completions, and every
+// record of SPC streams.
+func (s *SPCCharts) Wants(category, baseType string) bool {
+	switch category {
 	case events.CategoryRun:
-		return s.applyRun(rec)
+		return baseType == events.TypeRunRequested || baseType == events.TypeRunCompleted
 	case CategorySPC:
-		return s.applySPC(rec)
+		return true
 	}
-	return nil
+	return false
 }
 
-func (s *SPCCharts) applyRun(rec events.Record) error {
-	base := events.BaseType(rec.Type)
-	if base != events.TypeRunRequested && base != events.TypeRunCompleted {
+// Apply implements Projection.
+func (s *SPCCharts) Apply(rec events.Record) error {
+	cat := events.Category(rec.Stream)
+	if !s.Wants(cat, events.BaseType(rec.Type)) {
 		return nil
 	}
+	if cat == CategorySPC {
+		return s.applySPC(rec)
+	}
 	p, err := events.Decode(rec)
+	return s.applyDecoded(rec, p, err)
+}
+
+// decodes implements decoder: the records of run streams (SPC streams'
+// are read in applySPC).
+func (s *SPCCharts) decodes(category, _ string) bool { return category == events.CategoryRun }
+
+// applyDecoded implements decoder: a run's request or completion.
+func (s *SPCCharts) applyDecoded(rec events.Record, p events.Payload, err error) error {
 	if err != nil {
 		return err
 	}

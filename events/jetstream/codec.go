@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -188,6 +189,7 @@ func decode(out []events.Record, subj string, seq uint64, t time.Time, h nats.He
 		data = data[k+int(l):]
 		return f, nil
 	}
+	out = slices.Grow(out, n)
 	for i := range n {
 		var fs [4][]byte
 		for j := range fs {
@@ -195,15 +197,18 @@ func decode(out []events.Record, subj string, seq uint64, t time.Time, h nats.He
 				return out, fmt.Errorf("decode %d: event %d: %w", seq, i, err)
 			}
 		}
-		rec := events.Record{ID: string(fs[0]), Stream: stream, Revision: rev + uint64(i), Position: position(seq, i),
-			Type: typeName(fs[1]), Time: t, Data: fs[3], Metadata: md}
+		// Written in place: a record is large, and most of a log's
+		// records come through here.
+		out = append(out, events.Record{})
+		rec := &out[len(out)-1]
+		rec.ID, rec.Stream, rec.Revision, rec.Position = string(fs[0]), stream, rev+uint64(i), position(seq, i)
+		rec.Type, rec.Time, rec.Data, rec.Metadata = typeName(fs[1]), t, fs[3], md
 		if len(fs[2]) > 0 {
 			rec.Metadata = events.Metadata{}
 			if err := decodeMetadata(fs[2], &rec.Metadata); err != nil {
-				return out, fmt.Errorf("decode %d: event %d: metadata: %w", seq, i, err)
+				return out[:len(out)-1], fmt.Errorf("decode %d: event %d: metadata: %w", seq, i, err)
 			}
 		}
-		out = append(out, rec)
 	}
 	return out, nil
 }

@@ -10,17 +10,24 @@ import (
 	"github.com/spectra-fab/spectra/events"
 )
 
-// subPage bounds how many records a subscription holds at once while it
-// catches up; live, the ordered consumer's own buffer bounds it.
+// subPage bounds how many messages the ordered consumer of a
+// subscription holds at once.
 const subPage = 256
+
+// firstPage is how many messages a subscription's first batch direct get
+// reads. A message holds up to PositionsPerMessage events, so it is kept
+// small: it bounds the records a subscription holds at once, and the
+// ordered consumer that reads the rest is the faster reader (the server
+// rewrites every message's headers for a direct get).
+const firstPage = 16
 
 // Subscribe implements events.Store. The subscription first reads one page
 // of stored events with a batch direct get, which answers at once even
 // when nothing matches and says how many matching events follow. An
 // ordered consumer starting right after that page then delivers those
 // (the caught-up item comes after the last of them) and, with no switch,
-// the live ones: no gap, no duplicate. Memory is bounded by one page and
-// the consumer's pull buffer.
+// the live ones: no gap, no duplicate. Memory is bounded by the first
+// page and the consumer's pull buffer.
 func (s *Store) Subscribe(ctx context.Context, after uint64, f events.Filter) (events.Subscription, error) {
 	if err := s.checkOpen(ctx); err != nil {
 		return nil, fmt.Errorf("subscribe: %w", err)
@@ -85,7 +92,7 @@ func (sub *subscription) next1(ctx context.Context) (events.Item, error) {
 		// One batch get: the first stored events, and how many more
 		// there are; the consumer delivers those, then the live ones.
 		if !sub.none {
-			recs, next, left, err := sub.store.page(ctx, sub.next, sub.subject, subPage)
+			recs, next, left, err := sub.store.page(ctx, sub.next, sub.subject, firstPage)
 			if err != nil {
 				return events.Item{}, err
 			}
