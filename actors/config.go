@@ -24,6 +24,15 @@ type Artifacts interface {
 	Put(ctx context.Context, key, contentType string, data []byte) (string, error)
 }
 
+// ArtifactSet is Artifacts that can also store the artifacts of one job
+// together, in one write instead of one per artifact; a run actor uses it
+// when its Artifacts has it.
+type ArtifactSet interface {
+	// PutSet stores arts, each under prefix/name, and returns their URIs
+	// in the same order.
+	PutSet(ctx context.Context, prefix string, arts []process.Artifact) ([]string, error)
+}
+
 // R2R supplies the run-to-run adjustments for a new run of a tool. It may
 // be nil (no adjustments).
 type R2R interface {

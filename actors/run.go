@@ -114,6 +114,10 @@ func (a *runActor) Receive(ctx actor.Context) {
 		a.command(ctx, m)
 	case *admit:
 		a.admitted(ctx)
+	case *wait:
+		if !a.gone && a.run.State() == run.Queued {
+			a.decide(ctx, a.run.Creator, run.Queue{})
+		}
 	case *tick:
 		m.done()
 		a.advance(ctx)
@@ -297,10 +301,10 @@ func (a *runActor) checkHead(ctx actor.Context) {
 	a.wakeAfter(ctx, pausedCheck)
 }
 
+// enqueue asks the scheduler for a slot. The run's RunQueued is recorded
+// when the scheduler answers that it waits (wait), or else with its
+// RunStarted, in one append (run.Start).
 func (a *runActor) enqueue(ctx actor.Context) {
-	if !a.decide(ctx, a.run.Creator, run.Queue{}) {
-		return
-	}
 	a.svc.sched(ctx, &enqueue{runID: a.runID, queue: a.run.Queue(), org: a.run.Creator.OrgID, priority: a.run.Request.Priority,
 		arrival: a.run.Request.CreatedAt, pid: ctx.Self()})
 }
@@ -381,16 +385,16 @@ func (a *runActor) stopPacing(ctx actor.Context) {
 
 // maxStepsPerMessage bounds the work of one message so commands (cancel,
 // pause) are handled between steps promptly: at a time scale, the steps
-// one tick may catch up; as fast as possible (scale 0), 20 telemetry
-// batches (20 s of process time), appended in one append: one message and
-// one fsync instead of twenty. Measured end to end over HTTP (spectra
-// bench, alternated builds, docs/performance.md): 1.3–1.8× the runs/s of
-// one batch per append, with 4–5× fewer fsyncs. (An earlier quiet-machine
-// measurement had it slower; the wait profile showed the runs' reads and
-// the R2R head queued behind the stream's fsyncs, now avoided.)
+// one tick may catch up; as fast as possible (scale 0), 60 telemetry
+// batches (60 s of process time, ~5 ms of engine steps), appended in one
+// append: one message and one fsync instead of sixty. A seed ion run (50 s)
+// is one block, appended with its completion. Measured end to end over
+// HTTP (spectra bench, alternated builds, docs/performance.md): 20 batches
+// gave 1.3–1.8× the runs/s of one batch per append; 60 with the
+// completion folded in, 1.3× those of 20.
 const (
 	maxStepsPerMessage = 50
-	maxStepsFast       = 20 * process.StepsPerBatch
+	maxStepsFast       = 60 * process.StepsPerBatch
 )
 
 // advance steps the engine up to the wall clock (or a block of steps at
@@ -426,6 +430,13 @@ func (a *runActor) advance(ctx actor.Context) {
 	if a.svc.cfg.TimeScale > 0 && !a.run.Done() && recordsOnly(out) {
 		// The next step does not wait for these to be on disk.
 		a.appendAsync(ctx, out)
+		return
+	}
+	if a.run.Done() && recordsOnly(out) {
+		// Processing is over: the last records go in the append that
+		// completes the run.
+		a.stopPacing(ctx)
+		a.finish(ctx, out...)
 		return
 	}
 	if !a.append(ctx, a.run.Creator, out...) || a.run.State() != run.Running {
@@ -465,30 +476,55 @@ func (a *runActor) scheduleRetry(ctx actor.Context) {
 	a.retryT = time.AfterFunc(d, func() { root.Send(self, &retryDue{attempt: next}) })
 }
 
-// finish stores the run's artifacts and completes it.
-func (a *runActor) finish(ctx actor.Context) {
+// finish stores the run's artifacts and completes it, in one append with
+// records, the last steps' telemetry and alarms not appended yet.
+func (a *runActor) finish(ctx actor.Context, records ...events.Payload) {
 	marks := a.engine.FinishMarks()
 	out := a.engine.Finish()
-	var stored []events.ArtifactStored
+	var arts []process.Artifact
 	for _, art := range out.Artifacts {
-		if a.run.Artifacts[art.Name] {
-			continue
+		if !a.run.Artifacts[art.Name] {
+			arts = append(arts, art)
 		}
-		key := fmt.Sprintf("%s/%s/%s", a.runID, a.run.JobID(), art.Name)
-		uri := ""
-		if a.svc.artifacts != nil {
-			sctx, cancel := a.storeCtx()
-			var err error
-			uri, err = a.svc.artifacts.Put(sctx, key, art.ContentType, art.Data)
-			cancel()
-			if err != nil {
-				a.crash(ctx, fmt.Errorf("store artifact %s: %w", key, err))
-				return
-			}
-		}
-		stored = append(stored, events.ArtifactStored{Name: art.Name, ContentType: art.ContentType, Size: len(art.Data), URI: uri})
 	}
-	a.decide(ctx, a.run.Creator, run.Complete{Finish: marks, Artifacts: stored, Outcome: out})
+	uris, err := a.storeArtifacts(fmt.Sprintf("%s/%s", a.runID, a.run.JobID()), arts)
+	if err != nil {
+		a.crash(ctx, err)
+		return
+	}
+	stored := make([]events.ArtifactStored, len(arts))
+	for i, art := range arts {
+		stored[i] = events.ArtifactStored{Name: art.Name, ContentType: art.ContentType, Size: len(art.Data), URI: uris[i]}
+	}
+	a.decide(ctx, a.run.Creator, run.Complete{Finish: marks, Artifacts: stored, Outcome: out}, records...)
+}
+
+// storeArtifacts stores arts under prefix/name, together when the
+// artifact store can (ArtifactSet), and returns their URIs ("" each
+// without an artifact store).
+func (a *runActor) storeArtifacts(prefix string, arts []process.Artifact) ([]string, error) {
+	uris := make([]string, len(arts))
+	if a.svc.artifacts == nil || len(arts) == 0 {
+		return uris, nil
+	}
+	sctx, cancel := a.storeCtx()
+	defer cancel()
+	if set, ok := a.svc.artifacts.(ArtifactSet); ok {
+		uris, err := set.PutSet(sctx, prefix, arts)
+		if err != nil {
+			return nil, fmt.Errorf("store artifacts of %s: %w", prefix, err)
+		}
+		return uris, nil
+	}
+	for i, art := range arts {
+		key := prefix + "/" + art.Name
+		uri, err := a.svc.artifacts.Put(sctx, key, art.ContentType, art.Data)
+		if err != nil {
+			return nil, fmt.Errorf("store artifact %s: %w", key, err)
+		}
+		uris[i] = uri
+	}
+	return uris, nil
 }
 
 // command handles a command addressed to this run and replies to its sender.
@@ -574,10 +610,11 @@ func (a *runActor) command(ctx actor.Context, m *actorspb.RunCommand) {
 	reply(nil)
 }
 
-// decide asks the aggregate what cmd causes and appends it with md. It
-// returns false when the actor can no longer write (fenced, crashed) or
-// the aggregate refused.
-func (a *runActor) decide(ctx actor.Context, md events.Metadata, cmd any) bool {
+// decide asks the aggregate what cmd causes and appends it with md, after
+// records (telemetry and alarms stepped and not appended yet) in the same
+// append. It returns false when the actor can no longer write (fenced,
+// crashed) or the aggregate refused.
+func (a *runActor) decide(ctx actor.Context, md events.Metadata, cmd any, records ...events.Payload) bool {
 	_, md, span := startSpan(context.Background(), md, fmt.Sprintf("%T", cmd), attribute.String("spectra.run_id", a.runID))
 	defer span.End()
 	evs, err := a.run.Decide(cmd)
@@ -585,7 +622,7 @@ func (a *runActor) decide(ctx actor.Context, md events.Metadata, cmd any) bool {
 		a.svc.log.Warn("run decision refused", "run_id", a.runID, "command", fmt.Sprintf("%T", cmd), "err", err)
 		return false
 	}
-	return a.append(ctx, md, evs...)
+	return a.append(ctx, md, append(records, evs...)...)
 }
 
 // appendAsync appends telemetry and alarms without waiting: the store's

@@ -31,6 +31,9 @@ type (
 	}
 	// admit tells a run actor it holds a slot.
 	admit struct{}
+	// wait tells a run actor its enqueue was not admitted at once: the
+	// run waits for a slot (and records that it does).
+	wait struct{}
 	// expect names runs being woken (after a restart, by the
 	// reconciler): no queued run is admitted until each has loaded and
 	// said whether it holds a slot, so runs that were running reclaim
@@ -171,6 +174,7 @@ func (s *scheduler) Receive(ctx actor.Context) {
 			for _, w := range sh.wait {
 				if w.runID == m.runID {
 					w.pid = m.pid
+					ctx.Send(m.pid, &wait{})
 					return
 				}
 			}
@@ -183,6 +187,9 @@ func (s *scheduler) Receive(ctx actor.Context) {
 		}
 		heap.Push(&sh.wait, &waiting{runID: m.runID, priority: m.priority, arrival: m.arrival, pid: m.pid})
 		s.admit(ctx, q)
+		if _, ok := q.running[m.runID]; !ok {
+			ctx.Send(m.pid, &wait{})
+		}
 	case *release:
 		q := s.queue(m.queue)
 		if _, ok := q.running[m.runID]; ok {

@@ -20,8 +20,9 @@ import (
 )
 
 // One create is one trace: the API request's span, the command's
-// (actors.CreateRun) under it, the run actor's handling of it (its queue
-// decision) under the command, and each append under what made it; the
+// (actors.CreateRun) under it, the run actor's handling of it (its start
+// decision, which records RunQueued and RunStarted of a run admitted at
+// once) under the command, and each append under what made it; the
 // events name the span that decided them.
 func TestCreateIsOneTraceOfSpans(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
@@ -63,7 +64,7 @@ func TestCreateIsOneTraceOfSpans(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(recs) >= 2 && spanNamed(rec.Ended(), "run.Queue", "") != nil || time.Now().After(deadline) {
+		if len(recs) >= 2 && spanNamed(rec.Ended(), "run.Start", "") != nil || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -97,7 +98,7 @@ func TestCreateIsOneTraceOfSpans(t *testing.T) {
 	command := want("actors.CreateRun", "")
 	parent(command, request)
 	parent(want("events.Append", events.TypeRunRequested), command)
-	queue := want("run.Queue", "")
+	queue := want("run.Start", "")
 	parent(queue, command)
 	parent(want("events.Append", events.TypeRunQueued), queue)
 

@@ -276,7 +276,9 @@ type (
 	Queue struct{}
 	// Start begins the next attempt of a queued or retrying job: RunStarted
 	// with the engine inputs it records (R2R adjustments and their basis,
-	// the node), then the engine's set-up marks.
+	// the node), then the engine's set-up marks. A queued job whose
+	// RunQueued is not recorded yet (admitted as soon as it asked) records
+	// it first, in the same append.
 	Start struct {
 		R2R      map[string]float64
 		R2RBasis map[string]any
@@ -342,8 +344,12 @@ func (r *Run) Decide(cmd any) ([]events.Payload, error) {
 		if st != Queued && st != Retrying {
 			return nil, refuse("start", fmt.Sprintf("run %s is %s; only a queued or retrying job starts", r.ID, st))
 		}
-		out := []events.Payload{&events.RunStarted{JobID: job, Attempt: r.NextAttempt(), Seed: r.Seed,
-			R2R: c.R2R, R2RBasis: c.R2RBasis, Node: c.Node, Model: c.Model, Policy: r.Policy.Record()}}
+		var out []events.Payload
+		if st == Queued && !r.Queued {
+			out = append(out, &events.RunQueued{JobID: job, Queue: r.Queue()})
+		}
+		out = append(out, &events.RunStarted{JobID: job, Attempt: r.NextAttempt(), Seed: r.Seed,
+			R2R: c.R2R, R2RBasis: c.R2RBasis, Node: c.Node, Model: c.Model, Policy: r.Policy.Record()})
 		for _, m := range c.Setup {
 			out = append(out, &events.RunPhaseChanged{JobID: job, Name: m.Name, Progress: m.Progress, Step: 0})
 		}

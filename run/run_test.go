@@ -488,6 +488,35 @@ func TestHardLimitFlushesThenRefusesCommands(t *testing.T) {
 	}
 }
 
+// A job admitted as soon as it asked has no RunQueued yet: its Start
+// records it, first, in the same append; once recorded, never again.
+func TestStartRecordsRunQueuedOfAJobAdmittedAtOnce(t *testing.T) {
+	start := run.Start{Setup: []process.Mark{{Name: "Validation", Progress: 5}}}
+	for name, tc := range map[string]struct {
+		given []events.Payload
+		want  []string
+	}{
+		"requested_only":  {[]events.Payload{requested()}, []string{events.TypeRunQueued, events.TypeRunStarted, events.TypeRunPhaseChanged}},
+		"queued_recorded": {histories[run.Queued], []string{events.TypeRunStarted, events.TypeRunPhaseChanged}},
+		"retrying":        {histories[run.Retrying], []string{events.TypeRunStarted, events.TypeRunPhaseChanged}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := given(t, tc.given...)
+			got, err := r.Decide(start)
+			if err != nil || !reflect.DeepEqual(typesOf(got), tc.want) {
+				t.Fatalf("Decide(Start) = %v, %v; want %v", typesOf(got), err, tc.want)
+			}
+			apply(t, r, got...)
+			if r.State() != run.Running || !r.Queued && name != "retrying" {
+				t.Errorf("after the start: state %s, queued %v; want running, queued", r.State(), r.Queued)
+			}
+			if q, _ := r.Decide(run.Queue{}); len(q) != 0 {
+				t.Errorf("Decide(Queue) after the start = %v, want nothing", typesOf(q))
+			}
+		})
+	}
+}
+
 // TestApplyPayloadFoldsAsApply: a host folding the payloads it just
 // appended (ApplyPayload) ends where folding their records (Apply) does.
 func TestApplyPayloadFoldsAsApply(t *testing.T) {
