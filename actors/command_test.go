@@ -10,7 +10,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/spectra-fab/spectra/actors/actorspb"
+	"github.com/spectra-fab/spectra/events"
 	"github.com/spectra-fab/spectra/events/memory"
+	"github.com/spectra-fab/spectra/process"
 	"github.com/spectra-fab/spectra/run"
 )
 
@@ -99,5 +101,39 @@ func TestCommandPastItsDeadline(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("CancelRun past its deadline did not return")
+	}
+}
+
+// A key that names its run (CreateRun.RunID) is claimed by recording the
+// run; a repetition answers that run; when another run already has the
+// id (a hash collision) the key is claimed in its own stream instead and
+// gets a run of its own.
+func TestCreateRunWithAKeyThatNamesItsRun(t *testing.T) {
+	store := memory.New()
+	svc := newTestService(t, store, Config{TimeScale: 0})
+	other := create(t, svc, `{"steps":3}`)
+	for name, tc := range map[string]struct {
+		runID        string
+		wantSameID   bool
+		wantClaimRec bool
+	}{
+		"free_id":      {runID: KeyRunID(process.KindIon, time.Now(), testMeta.OrgID, "k-free"), wantSameID: true},
+		"collision_id": {runID: other.RunID, wantClaimRec: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			key := "k-" + name
+			first := create(t, svc, `{"steps":3}`, func(c *CreateRun) { c.IdempotencyKey, c.RunID = key, tc.runID })
+			if got := first.RunID == tc.runID; got != tc.wantSameID || first.Existing {
+				t.Fatalf("CreateRun = run %s (existing %v), want the named id %s: %v", first.RunID, first.Existing, tc.runID, tc.wantSameID)
+			}
+			again := create(t, svc, `{"steps":3}`, func(c *CreateRun) { c.IdempotencyKey, c.RunID = key, tc.runID })
+			if again.RunID != first.RunID || !again.Existing {
+				t.Errorf("repeated CreateRun = run %s (existing %v), want run %s, existing", again.RunID, again.Existing, first.RunID)
+			}
+			_, err := store.ReadStream(t.Context(), events.IdempotencyStream(testMeta.OrgID, key), events.Forwards, 0, 0)
+			if claimed := err == nil; claimed != tc.wantClaimRec {
+				t.Errorf("the key's own stream: %v, want claimed %v", err, tc.wantClaimRec)
+			}
+		})
 	}
 }

@@ -18,6 +18,10 @@ type CreateRun struct {
 	// IdempotencyKey, when set, makes a repeated request from the same
 	// organisation return the first run and append nothing.
 	IdempotencyKey string
+	// RunID, when set, is the run id IdempotencyKey names (KeyRunID):
+	// recording the run claims the key, in one append, where another key
+	// is claimed in its own stream first.
+	RunID string
 	// Fault is an injected fault for hardware-in-the-loop testing; refused
 	// unless fault injection is allowed.
 	Fault *process.Fault
@@ -50,4 +54,7 @@ type Accepted struct {
 	Position uint64 `json:"position"`
 	// Revision is the run stream's revision after the command.
 	Revision uint64 `json:"revision"`
+	// Existing: a repeated idempotent create, answered with the run the
+	// first request recorded.
+	Existing bool `json:"existing,omitempty"`
 }

@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -196,15 +197,20 @@ func (s *Service) CreateRun(ctx context.Context, c CreateRun) (acc Accepted, err
 	}
 	now := time.Now().UTC()
 	runID, jobID := newRunID(c.Kind, now), newJobID()
-	if c.IdempotencyKey != "" {
+	existing := false // the key was claimed by an earlier request
+	switch {
+	case c.RunID != "" && c.IdempotencyKey != "":
+		// The key names the run: recording it is the claim.
+		runID = c.RunID
+	case c.IdempotencyKey != "":
 		// The key names the run: ours if this request claims it first, else
 		// the first request's. Recording the run below under the claimed
 		// id also finishes a first request that crashed after its claim.
-		claimed, err := s.claim(ctx, c, runID, jobID)
+		claimed, before, err := s.claim(ctx, c, runID, jobID)
 		if err != nil {
 			return Accepted{}, err
 		}
-		runID, jobID = claimed.RunID, claimed.JobID
+		runID, jobID, existing = claimed.RunID, claimed.JobID, before
 	}
 	req := &events.RunRequested{RunID: runID, JobID: jobID, Kind: c.Kind, Recipe: c.Recipe, ToolID: c.ToolID,
 		Priority: c.Priority, Seed: mrand.Int64(), Fault: c.Fault, Disturbance: c.Disturbance,
@@ -214,8 +220,12 @@ func (s *Service) CreateRun(ctx context.Context, c CreateRun) (acc Accepted, err
 	if md.CorrelationID == "" {
 		md.CorrelationID = md.RequestID
 	}
+	// A key claimed in its own stream derives the event's id, so that a
+	// first request that crashed after its claim is finished, not doubled.
+	// A key that names the run needs no such thing: a repetition finds
+	// the run stream there and answers it (existing).
 	id := events.NewID()
-	if c.IdempotencyKey != "" {
+	if c.IdempotencyKey != "" && c.RunID == "" {
 		id = events.DeriveID(md.OrgID, c.IdempotencyKey, "RunRequested")
 	}
 	ev, err := events.NewWithID(id, req, md)
@@ -230,44 +240,51 @@ func (s *Service) CreateRun(ctx context.Context, c CreateRun) (acc Accepted, err
 		return Accepted{}, fmt.Errorf("create run: %w", err)
 	}
 	s.wake(runID)
-	return Accepted{RunID: runID, JobID: jobID, Status: string(run.Queued), CreatedAt: now, Position: res.Position, Revision: res.Revision}, nil
+	return Accepted{RunID: runID, JobID: jobID, Status: string(run.Queued), CreatedAt: now, Position: res.Position, Revision: res.Revision,
+		Existing: existing}, nil
 }
 
 // claim records that the organisation's idempotency key names runID, or
-// returns the run it already names. A key already claimed by a request
+// returns the run it already names (before). A key already claimed by a request
 // with another fingerprint (kind and body) is a *process.ValidationError
 // on the Idempotency-Key (422, as the IETF Idempotency-Key draft has it).
-func (s *Service) claim(ctx context.Context, c CreateRun, runID, jobID string) (events.IdempotencyKeyClaimed, error) {
+func (s *Service) claim(ctx context.Context, c CreateRun, runID, jobID string) (_ events.IdempotencyKeyClaimed, before bool, err error) {
 	stream := events.IdempotencyStream(c.Meta.OrgID, c.IdempotencyKey)
 	p := events.IdempotencyKeyClaimed{RunID: runID, JobID: jobID,
 		Fingerprint: events.RequestFingerprint(string(c.Kind), c.Recipe)}
 	ev, err := events.New(&p, c.Meta)
 	if err != nil {
-		return p, err
+		return p, false, err
 	}
 	_, err = s.store.Append(ctx, stream, events.ExpectNoStream, ev)
 	if err == nil {
-		return p, nil
+		return p, false, nil
 	}
 	if !errors.Is(err, events.ErrConflict) {
-		return p, fmt.Errorf("claim idempotency key: %w", err)
+		return p, false, fmt.Errorf("claim idempotency key: %w", err)
 	}
 	recs, err := s.store.ReadStream(ctx, stream, events.Forwards, 0, 1)
 	if err != nil || len(recs) == 0 {
-		return p, fmt.Errorf("read idempotency claim: %w", err)
+		return p, false, fmt.Errorf("read idempotency claim: %w", err)
 	}
 	dec, err := events.Decode(recs[0])
 	if err != nil {
-		return p, err
+		return p, false, err
 	}
 	claimed := *dec.(*events.IdempotencyKeyClaimed)
 	if claimed.Fingerprint != "" && claimed.Fingerprint != p.Fingerprint {
-		ve := &process.ValidationError{}
-		ve.Add("Idempotency-Key", nil, "a new key for a different request",
-			"the key was used for a different request (another kind or body)")
-		return p, ve
+		return p, false, keyReused()
 	}
-	return claimed, nil
+	return claimed, true, nil
+}
+
+// keyReused is the error of an idempotency key repeated with another
+// request (another kind or body).
+func keyReused() error {
+	ve := &process.ValidationError{}
+	ve.Add("Idempotency-Key", nil, "a new key for a different request",
+		"the key was used for a different request (another kind or body)")
+	return ve
 }
 
 // existing answers a repeated idempotent create with the run the first
@@ -278,16 +295,28 @@ func (s *Service) existing(ctx context.Context, c CreateRun, runID string) (Acce
 	if err != nil {
 		return Accepted{}, fmt.Errorf("read run %s: %w", runID, err)
 	}
+	var req *events.RunRequested
+	if len(recs) > 0 {
+		dec, err := events.Decode(recs[0])
+		if err != nil {
+			return Accepted{}, err
+		}
+		req, _ = dec.(*events.RunRequested)
+	}
+	if c.RunID != "" && (req == nil || req.IdempotencyKey != c.IdempotencyKey || recs[0].Metadata.OrgID != c.Meta.OrgID) {
+		// Another run has the id the key names (they are 32 bits):
+		// claim the key in its own stream instead.
+		c.RunID = ""
+		return s.CreateRun(ctx, c)
+	}
 	if len(recs) == 0 || recs[0].Metadata.OrgID != c.Meta.OrgID {
 		return Accepted{}, ErrNotFound
 	}
-	dec, err := events.Decode(recs[0])
-	if err != nil {
-		return Accepted{}, err
-	}
-	req, ok := dec.(*events.RunRequested)
-	if !ok {
+	if req == nil {
 		return Accepted{}, fmt.Errorf("run %s: first event is %s", runID, recs[0].Type)
+	}
+	if c.RunID != "" && events.RequestFingerprint(string(req.Kind), req.Recipe) != events.RequestFingerprint(string(c.Kind), c.Recipe) {
+		return Accepted{}, keyReused()
 	}
 	state, jobID := run.Queued, req.JobID
 	for _, rec := range recs {
@@ -309,7 +338,7 @@ func (s *Service) existing(ctx context.Context, c CreateRun, runID string) (Acce
 	}
 	last := recs[len(recs)-1]
 	return Accepted{RunID: runID, JobID: jobID, Status: string(state), CreatedAt: req.CreatedAt,
-		Position: last.Position, Revision: last.Revision}, nil
+		Position: last.Position, Revision: last.Revision, Existing: true}, nil
 }
 
 func (s *Service) do(ctx context.Context, verb actorspb.Verb, c RunCommand) (acc Accepted, err error) {
@@ -359,6 +388,15 @@ func newRunID(kind process.Kind, t time.Time) string {
 }
 
 func newJobID() string { return "job-" + randomHex(6) }
+
+// KeyRunID is the run id an idempotency key of organisation org names
+// when the key carries its day (a key the server chose): the seed's form,
+// KIND-<day>-<the first 32 bits of the key's hash>. A request repeated
+// with the key on any later day names the same run.
+func KeyRunID(kind process.Kind, day time.Time, org, key string) string {
+	h := sha256.Sum256([]byte(org + "\x00" + key))
+	return fmt.Sprintf("%s-%s-%s", strings.ToUpper(string(kind)), day.UTC().Format("20060102"), strings.ToUpper(hex.EncodeToString(h[:4])))
+}
 
 // RecordTuning appends a controller tuning, with who asked for it, to its
 // own stream tuning-<id>.

@@ -2,10 +2,12 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"testing"
 	"time"
 
+	"github.com/spectra-fab/spectra/events"
 	"github.com/spectra-fab/spectra/projections"
 )
 
@@ -84,5 +86,34 @@ func TestCreateTimeoutNamesTheKeyToRetryWith(t *testing.T) {
 	runs, total, err := st.jobs.Runs(t.Context(), projections.RunFilter{OrgID: "org-1", Limit: 10})
 	if err != nil || total != 1 {
 		t.Errorf("org-1 has %d runs (%v, %v), want exactly 1", total, runs, err)
+	}
+}
+
+// A key of the server's form (srv-<day>-…) names its run: the create is
+// one append, a repetition answers the run with 200, another body is a
+// 422, and the run is the same on a later day.
+func TestServerFormKeyNamesItsRun(t *testing.T) {
+	st := newSecStack(t)
+	key := serverKey(time.Date(2026, 12, 3, 23, 59, 0, 0, time.UTC))
+	eng := append(as(t, RoleEngineer, "org-1"), HeaderIdempotency, key)
+	first := st.do(t, http.MethodPost, "/api/ion/runs", `{"steps":3}`, eng...)
+	if first.Status != http.StatusCreated {
+		t.Fatalf("first create = %d %s, want 201", first.Status, first.Body)
+	}
+	runID := first.JSON(t)["run_id"].(string)
+	if want := "ION-20261203-"; len(runID) != len(want)+8 || runID[:len(want)] != want {
+		t.Errorf("run id %s, want %s and 8 hex digits (the key's day)", runID, want)
+	}
+	again := st.do(t, http.MethodPost, "/api/ion/runs", `{ "steps": 3 }`, eng...)
+	if again.Status != http.StatusOK || again.JSON(t)["run_id"] != runID {
+		t.Errorf("repeated create = %d %s, want 200 with run %s", again.Status, again.Body, runID)
+	}
+	other := st.do(t, http.MethodPost, "/api/ion/runs", `{"steps":4}`, eng...)
+	if e := other.Err(t); other.Status != http.StatusUnprocessableEntity || len(e.Fields) != 1 || e.Fields[0].Field != HeaderIdempotency {
+		t.Errorf("another body under the key = %d %s, want 422 naming %s", other.Status, other.Body, HeaderIdempotency)
+	}
+	if _, err := st.store.ReadStream(t.Context(), events.IdempotencyStream("org-1", scopedKey(Principal{UserID: "u-engineer"}, key)),
+		events.Forwards, 0, 0); !errors.Is(err, events.ErrNotFound) {
+		t.Errorf("the key's idempotency stream: %v, want none (the run stream is the claim)", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -116,15 +117,20 @@ func (s *Server) handleRunCreate(k runKind) fiber.Handler {
 		// so that a retry with it finds the run instead of making another.
 		chosen := key == ""
 		if chosen {
-			key = "srv-" + uuid.NewString()
+			key = serverKey(time.Now())
 		}
 		recipe := json.RawMessage(bytes.TrimSpace(body))
 		p := principal(c)
 		scoped := scopedKey(p, key)
-		// A key the server just chose names no run yet: no read (under
-		// load it waits behind the event stream's queued fsyncs).
+		// A key of the server's form names its run (actors.KeyRunID):
+		// recording the run claims it, and the answer says whether the run
+		// was there before. Another key is claimed in its own stream; the
+		// read tells a repetition.
+		runID := ""
 		replay := false
-		if !chosen {
+		if day, ok := serverKeyDay(key); ok {
+			runID = actors.KeyRunID(k.kind, day, p.OrgID, scoped)
+		} else {
 			if replay, err = s.claimedBefore(c.UserContext(), p.OrgID, scoped, events.RequestFingerprint(string(k.kind), recipe)); err != nil {
 				return err
 			}
@@ -137,6 +143,7 @@ func (s *Server) handleRunCreate(k runKind) fiber.Handler {
 			ToolID:         opts.ToolID,
 			Priority:       opts.Priority,
 			IdempotencyKey: scoped,
+			RunID:          runID,
 			Fault:          opts.Fault,
 			Disturbance:    opts.Disturbance,
 			Origin:         origin,
@@ -145,6 +152,7 @@ func (s *Server) handleRunCreate(k runKind) fiber.Handler {
 		if err != nil {
 			return &createError{key: key, chosen: chosen, err: err}
 		}
+		replay = replay || acc.Existing
 		s.accepted(c, acc.Position)
 		status, jobID := acc.Status, acc.JobID
 		if status == "" {
@@ -169,6 +177,23 @@ func (s *Server) handleRunCreate(k runKind) fiber.Handler {
 			Revision:  acc.Revision,
 		})
 	}
+}
+
+// serverKey is an idempotency key the server chooses for a create sent
+// without one: srv-<day>-<uuid>. The day lets the key name its run
+// (actors.KeyRunID) whenever it is repeated.
+func serverKey(now time.Time) string {
+	return "srv-" + now.UTC().Format("20060102") + "-" + uuid.NewString()
+}
+
+// serverKeyDay reads the day of a key of the server's form.
+func serverKeyDay(key string) (time.Time, bool) {
+	rest, ok := strings.CutPrefix(key, "srv-")
+	if !ok || len(rest) < len("20060102-") || rest[len("20060102")] != '-' {
+		return time.Time{}, false
+	}
+	day, err := time.Parse("20060102", rest[:len("20060102")])
+	return day, err == nil
 }
 
 // checkIdempotencyKey accepts keys of up to 200 printable ASCII characters
