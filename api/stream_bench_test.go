@@ -290,6 +290,7 @@ func TestStreamBenchClients(t *testing.T) {
 		lat      []int64
 		marker   = []byte(`"current_step":"t=`)
 		caught   = []byte(`"type":"caught_up"`)
+		ends     = map[string]int{} // how sockets ended before completed
 		done     = []byte(`"type":"completed"`)
 	)
 	caughtUp.Add(clients)
@@ -307,6 +308,13 @@ func TestStreamBenchClients(t *testing.T) {
 					if !up {
 						caughtUp.Done()
 					}
+					why := err.Error()
+					if ce, ok := err.(*websocket.CloseError); ok {
+						why = fmt.Sprintf("close %d %s", ce.Code, ce.Text)
+					}
+					mu.Lock()
+					ends[why]++
+					mu.Unlock()
 					break
 				}
 				if !up && bytes.Contains(data, caught) {
@@ -334,6 +342,9 @@ func TestStreamBenchClients(t *testing.T) {
 	caughtUp.Wait()
 	fmt.Printf("READY %s\n", time.Since(start).Round(time.Millisecond))
 	readers.Wait()
+	for why, n := range ends {
+		fmt.Fprintf(os.Stderr, "bench clients: %d sockets ended before completed: %s\n", n, why)
+	}
 	slices.Sort(lat)
 	if len(lat) == 0 {
 		fmt.Println("RESULT 0 0 0 0")

@@ -112,3 +112,25 @@ func TestStreamAnswersPingAndClose(t *testing.T) {
 		t.Errorf("after the client's close: %v, want its close answered (1000)", err)
 	}
 }
+
+// TestStreamLiveOutlivesWriteTimeout: the write timeout bounds each
+// waiting write, not the socket's life: a live event long after the
+// replay's last write still arrives.
+func TestStreamLiveOutlivesWriteTimeout(t *testing.T) {
+	st := newStreamStack(t, streamStackOptions{stream: StreamConfig{WriteTimeout: 100 * time.Millisecond}})
+	runID := "ION-20260101-0000E104"
+	st.fabricate(t, runID, "org-1")
+	c := mustDial(t, st, "/api/stream?from=0", tokenOf(t, RoleViewer, "org-1"))
+	_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for m := (wsMsg{}); m.Type != MessageCaughtUp; {
+		if err := c.conn.ReadJSON(&m); err != nil {
+			t.Fatalf("read: %v", err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	st.appendRaw(t, runID, "org-1", &events.RunQueued{JobID: "job-0000e1040000", Queue: "ion"})
+	var m wsMsg
+	if err := c.conn.ReadJSON(&m); err != nil || m.Type != MessageProgress {
+		t.Fatalf("read %q %v, want the live progress 3 write timeouts after caught_up", m.Type, err)
+	}
+}

@@ -368,6 +368,12 @@ func (ss *session) flush() error {
 	if _, err := ss.out.Write(ss.data(nil)); err != nil {
 		return fmt.Errorf("%w: %w", errClientGone, err)
 	}
+	// The deadline bounds this write only: left set, it would fail the
+	// writer's writes once it passed (the runtime checks it before every
+	// write to the socket, raw ones too).
+	if err := ss.out.SetWriteDeadline(time.Time{}); err != nil {
+		return fmt.Errorf("%w: %w", errClientGone, err)
+	}
 	return nil
 }
 
