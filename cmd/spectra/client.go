@@ -9,9 +9,11 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/spectra-fab/spectra/api"
 	"github.com/spectra-fab/spectra/node"
 )
 
@@ -63,12 +65,28 @@ func (c *client) doAccept(ctx context.Context, method, path, accept string, out 
 	return c.request(ctx, method, path, accept, nil, out)
 }
 
+// readAfter reads path once the server's read models have reached the
+// log position pos (read-your-writes: X-Min-Position), e.g. a run's view
+// after its stream showed the run's end at pos.
+func (c *client) readAfter(ctx context.Context, path string, pos uint64, out any) error {
+	return c.requestWith(ctx, http.MethodGet, path, "application/json", nil, out, func(h http.Header) {
+		h.Set(api.HeaderMinPosition, strconv.FormatUint(pos, 10))
+	})
+}
+
 func (c *client) request(ctx context.Context, method, path, accept string, body []byte, out any) error {
+	return c.requestWith(ctx, method, path, accept, body, out, nil)
+}
+
+func (c *client) requestWith(ctx context.Context, method, path, accept string, body []byte, out any, header func(http.Header)) error {
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.base, "/")+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Accept", accept)
+	if header != nil {
+		header(req.Header)
+	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}

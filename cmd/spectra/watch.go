@@ -191,9 +191,13 @@ func watchRun(ctx context.Context, c *client, kind, runID string, asJSON bool) e
 	}
 	var result error
 	completed := false
+	var end uint64 // the log position of the run's end, as the stream showed it
 	err := c.follow(ctx, kind, runID, 0, func(m streamMessage) (bool, error) {
 		var d streamData
 		_ = json.Unmarshal(m.Data, &d)
+		if m.Position != nil {
+			end = max(end, *m.Position)
+		}
 		switch m.Type {
 		case api.MessageConnected:
 			w.update(d)
@@ -226,9 +230,12 @@ func watchRun(ctx context.Context, c *client, kind, runID string, asJSON bool) e
 	if err != nil {
 		return fmt.Errorf("watch: %w", err)
 	}
+	// The run's view is read once the read models have applied its end:
+	// the stream sends an event as soon as it is stored, the view may
+	// lag behind it (a results table without the results).
 	if asJSON {
 		var view json.RawMessage
-		if err := c.do(ctx, http.MethodGet, "/api/"+kind+"/runs/"+runID, nil, &view); err != nil {
+		if err := c.readAfter(ctx, "/api/"+kind+"/runs/"+runID, end, &view); err != nil {
 			return fmt.Errorf("watch: %w", err)
 		}
 		fmt.Printf("%s\n", view)
@@ -236,7 +243,7 @@ func watchRun(ctx context.Context, c *client, kind, runID string, asJSON bool) e
 	}
 	if completed {
 		var view json.RawMessage
-		if err := c.do(ctx, http.MethodGet, "/api/"+kind+"/runs/"+runID, nil, &view); err != nil {
+		if err := c.readAfter(ctx, "/api/"+kind+"/runs/"+runID, end, &view); err != nil {
 			return fmt.Errorf("watch: %w", err)
 		}
 		fmt.Printf("completed: %s\n\n", runID)
