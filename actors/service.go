@@ -39,6 +39,7 @@ type Service struct {
 	supervisor *actor.PID
 	scheduler  *actor.PID
 	clock      *clock
+	workers    *workers      // the run actors' dispatcher (clock.go)
 	stepWall   time.Duration // wall time of one step at the time scale (> 0)
 	lateness   Lateness      // of paced steps (time scale > 0)
 
@@ -85,6 +86,7 @@ func New(cfg Config, store Store, artifacts Artifacts, engines map[process.Kind]
 		interval = min(max(s.stepWall, clockSlot), time.Second)
 	}
 	s.clock = newClock(system.Root, interval)
+	s.workers = newWorkers()
 	return s, nil
 }
 
@@ -103,6 +105,7 @@ func (s *Service) Close() error {
 	_ = s.system.Root.PoisonFuture(s.supervisor).Wait()
 	_ = s.system.Root.PoisonFuture(s.scheduler).Wait()
 	s.system.Shutdown()
+	s.workers.close()
 	return nil
 }
 

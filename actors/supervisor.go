@@ -68,7 +68,8 @@ func (s *supervisor) child(ctx actor.Context, runID string) *actor.PID {
 		t.Stop()
 		delete(s.timers, runID)
 	}
-	props := actor.PropsFromProducer(func() actor.Actor { return &runActor{svc: s.svc, runID: runID} })
+	props := actor.PropsFromProducer(func() actor.Actor { return &runActor{svc: s.svc, runID: runID} },
+		actor.WithDispatcher(s.svc.workers))
 	pid := ctx.SpawnPrefix(props, "run-"+runID+"-")
 	s.children[runID] = pid
 	s.byPID[pid.Id] = runID
