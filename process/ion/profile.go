@@ -3,6 +3,8 @@ package ion
 import (
 	"fmt"
 	"math"
+	"slices"
+	"sync"
 
 	"github.com/spectra-fab/spectra/process"
 	"github.com/spectra-fab/spectra/process/ion/lss"
@@ -121,23 +123,67 @@ func (pr Profile1D) Broadened(sigmaNm float64) (depthNm, concCm3 []float64) {
 		copy(conc, pr.ConcentrationCm3)
 		return depth, conc
 	}
-	for i, x := range depth {
+	g := kernelOf(pr.DepthNm, depth, sigmaNm)
+	for i := range depth {
 		s := 0.0
+		row := g[i*n : (i+1)*n]
 		for k, c := range pr.ConcentrationCm3 {
 			if c == 0 {
 				continue
 			}
-			xp := pr.DepthNm[k]
-			g := math.Exp(-(x-xp)*(x-xp)/(2*sigmaNm*sigmaNm)) + math.Exp(-(x+xp)*(x+xp)/(2*sigmaNm*sigmaNm))
 			w := dx
 			if k == 0 || k == n-1 {
 				w = dx / 2
 			}
-			s += c * g * w
+			s += c * row[k] * w
 		}
 		conc[i] = s / (math.Sqrt(2*math.Pi) * sigmaNm)
 	}
 	return depth, conc
+}
+
+// kernelOf is Broadened's Gaussian kernel with its image source: at
+// [i·len(from)+k], the weight of depth from[k] at depth to[i] for
+// diffusion length sigma. It is the same for every run of one recipe
+// (their profiles share a grid; only the concentrations differ) and costs
+// two exponentials a point, most of a run's result: the last few are
+// kept. The values are exactly those computed in place.
+func kernelOf(from, to []float64, sigma float64) []float64 {
+	kernels.Lock()
+	for _, k := range kernels.last {
+		if k.sigma == sigma && slices.Equal(k.from, from) && slices.Equal(k.to, to) {
+			kernels.Unlock()
+			return k.g
+		}
+	}
+	kernels.Unlock()
+	g := make([]float64, len(to)*len(from))
+	for i, x := range to {
+		for k, xp := range from {
+			g[i*len(from)+k] = math.Exp(-(x-xp)*(x-xp)/(2*sigma*sigma)) + math.Exp(-(x+xp)*(x+xp)/(2*sigma*sigma))
+		}
+	}
+	kernels.Lock()
+	defer kernels.Unlock()
+	if len(kernels.last) == maxKernels {
+		kernels.last = kernels.last[1:]
+	}
+	kernels.last = append(kernels.last, &kernel{sigma: sigma, from: slices.Clone(from), to: slices.Clone(to), g: g})
+	return g
+}
+
+// maxKernels bounds the kernels kept (each ~400 KB for a 201-point grid).
+const maxKernels = 8
+
+type kernel struct {
+	sigma    float64
+	from, to []float64
+	g        []float64 // read-only once kept
+}
+
+var kernels struct {
+	sync.Mutex
+	last []*kernel
 }
 
 // ProfileRequest is the body of POST /api/ion/simulate/dose_profile.
