@@ -934,11 +934,14 @@ func (ss *session) sendStored(rec events.Record) error {
 // encoding) and moves the session past it. On a live run stream a
 // terminal message ends the session (errRunEnded), once written.
 func (ss *session) sendEvent(msg StreamMessage, frame []byte) error {
-	d, _ := msg.Data.(map[string]any)
-	jobID, _ := d["job_id"].(string)
-	if a, ok := d["artifact"].(streamArtifact); ok {
-		if !slices.ContainsFunc(ss.artifacts[jobID], func(x streamArtifact) bool { return x.Name == a.Name }) {
-			ss.artifacts[jobID] = append(ss.artifacts[jobID], a)
+	var jobID string
+	if msg.Type == MessageCompleted || msg.Event == events.TypeArtifactStored { // the rest have no artifacts to note
+		d, _ := msg.Data.(map[string]any)
+		jobID, _ = d["job_id"].(string)
+		if a, ok := d["artifact"].(streamArtifact); ok {
+			if !slices.ContainsFunc(ss.artifacts[jobID], func(x streamArtifact) bool { return x.Name == a.Name }) {
+				ss.artifacts[jobID] = append(ss.artifacts[jobID], a)
+			}
 		}
 	}
 	if ss.req.types != nil && !ss.req.types[msg.Type] { // ?types= leaves it out: seen, not sent

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,6 +44,8 @@ import (
 // TestStreamBenchClients), as one process may hold at most 20,000 files
 // here and 10,000 sockets need 20,000 ends. BenchmarkStreamReplay reports
 // the time to replay a 3,000-event run to one socket, up to caught_up.
+// SPECTRA_FANOUT_PROFILE=<path> writes the server's CPU profile of the
+// deliveries of each variant to <path>.<sockets>.<floor>.
 
 // fanoutPerUser is how many of the benchmark's sockets one viewer holds:
 // the default cap of StreamConfig.MaxSocketsPerPrincipal.
@@ -208,6 +211,19 @@ func runFanout(b *testing.B, sc fanoutScenario, floor bool) (p50, p99, worst tim
 	b.Logf("%d sockets connected and caught up in %s", sc.subscribers, setup)
 
 	b.ResetTimer()
+	if path := os.Getenv("SPECTRA_FANOUT_PROFILE"); path != "" {
+		// The server's CPU profile of the deliveries alone (not of the
+		// sockets' setup), one file per variant.
+		f, err := os.Create(fmt.Sprintf("%s.%d.%t", path, sc.subscribers, floor))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	cpu = -cpuNow()
 	for i := range sc.events {
 		ev := &events.TelemetryRecorded{JobID: "job-0000be0c0000", FirstStep: i * 10, Progress: 50,
