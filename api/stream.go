@@ -93,8 +93,8 @@ type StreamConfig struct {
 	ReplayRate int
 	// ReplayYieldAbove is the rate of other organisations' live events
 	// (events/s, default 100) above which a replay yields to them: its
-	// pace drops in proportion (ReplayRate × ReplayYieldAbove / their
-	// rate), to no less than ReplayRate/replayFloorDivisor. Live work
+	// pace drops to ReplayRate/replayFloorDivisor (50 events/s by
+	// default) while they arrive faster. Live work
 	// comes before history, and one organisation's replays must not
 	// slow another's runs.
 	ReplayYieldAbove int
@@ -235,7 +235,7 @@ func (ss *session) replaySlot() (func(), error) {
 		}
 	}
 	// The replay's pace starts now, with no credit (see page).
-	ss.paceAt, ss.othersAt = time.Now(), time.Time{}
+	ss.paceAt, ss.othersAt, ss.yielding = time.Now(), time.Time{}, false
 	return sync.OnceFunc(func() { <-st.replays; <-mine }), nil
 }
 
@@ -398,6 +398,7 @@ type session struct {
 	paceAt     time.Time // when the replay may read its next page
 	othersAt   time.Time // when othersSeen was taken
 	othersSeen uint64    // hub.othersLive at othersAt
+	yielding   bool      // the replay goes at its floor (replayRate)
 
 	// sub is the session's queue of live items in the hub. Its socket is
 	// written by the session's goroutine (the replay), then by writer
@@ -466,24 +467,39 @@ func (ss *session) page() (int, error) {
 	return n, nil
 }
 
+// replayYieldWindow is how long other organisations' live events must
+// stay below ReplayYieldAbove before a replay that yields to them goes at
+// full pace again.
+const replayYieldWindow = time.Second
+
 // replayRate is the events per second the replay may send now: ReplayRate,
-// scaled down by the rate of other organisations' live events since the
-// last page when it exceeds ReplayYieldAbove, to no less than
-// ReplayRate/replayFloorDivisor. The first page, before that rate is
-// known, goes at ReplayRate: it is at most ReplayRate × replaySpan events.
+// or ReplayRate/replayFloorDivisor (it yields) from when other
+// organisations' live events are seen arriving faster than
+// ReplayYieldAbove (over the time since the last page, or longer) until
+// they stayed slower for replayYieldWindow. (A pace in proportion to
+// their rate still let two replays read ~500 events/s beside another
+// organisation's 40 runs/s, enough to raise its create latency.) The
+// first page, before their rate is known, goes at ReplayRate: it is at
+// most ReplayRate × replaySpan events.
 func (ss *session) replayRate(now time.Time) float64 {
 	cfg := ss.st.cfg
-	rate := float64(cfg.ReplayRate)
 	seen := ss.h.othersLive(ss.req.org)
-	if !ss.othersAt.IsZero() {
-		if secs := now.Sub(ss.othersAt).Seconds(); secs > 0 {
-			if others := float64(seen-ss.othersSeen) / secs; others > float64(cfg.ReplayYieldAbove) {
-				rate = max(rate*float64(cfg.ReplayYieldAbove)/others, rate/replayFloorDivisor)
-			}
-		}
+	if ss.othersAt.IsZero() {
+		ss.othersAt, ss.othersSeen = now, seen
 	}
-	ss.othersAt, ss.othersSeen = now, seen
-	return rate
+	secs := now.Sub(ss.othersAt).Seconds()
+	switch {
+	case secs > 0 && float64(seen-ss.othersSeen)/secs > float64(cfg.ReplayYieldAbove):
+		ss.yielding = true
+		ss.othersAt, ss.othersSeen = now, seen
+	case secs >= replayYieldWindow.Seconds():
+		ss.yielding = false
+		ss.othersAt, ss.othersSeen = now, seen
+	}
+	if ss.yielding {
+		return float64(cfg.ReplayRate) / replayFloorDivisor
+	}
+	return float64(cfg.ReplayRate)
 }
 
 // serve runs a session on an upgraded socket: its goroutine writes, one

@@ -8,9 +8,10 @@ import (
 	"github.com/spectra-fab/spectra/events"
 )
 
-// TestReplayYieldsToOtherOrganisations: a replay's pace drops with the
-// rate of other organisations' live events above ReplayYieldAbove, to no
-// less than the floor; its own organisation's live events do not slow it.
+// TestReplayYieldsToOtherOrganisations: a replay's pace drops to its
+// floor while other organisations' live events arrive faster than
+// ReplayYieldAbove, until they stayed slower for replayYieldWindow; its
+// own organisation's live events do not slow it.
 func TestReplayYieldsToOtherOrganisations(t *testing.T) {
 	h := newHub(nil, func() uint64 { return 0 }, 8, slog.New(slog.DiscardHandler))
 	cfg := StreamConfig{ReplayRate: 1000, ReplayYieldAbove: 100}.withDefaults()
@@ -25,20 +26,23 @@ func TestReplayYieldsToOtherOrganisations(t *testing.T) {
 		t.Fatalf("first page: rate %v, want 1000", got)
 	}
 	for _, c := range []struct {
-		org  string
-		n    int // live events in the second since the last page
-		want float64
+		org   string
+		n     int // live events since the last page
+		after time.Duration
+		want  float64
 	}{
-		{"org-1", 5000, 1000}, // its own organisation: no yield
-		{"org-2", 100, 1000},  // others at the threshold: no yield
-		{"org-2", 400, 250},   // 1000 × 100/400
-		{"org-3", 4000, 50},   // the floor: 1000/20
-		{"", 0, 1000},         // quiet again
+		{"org-1", 5000, time.Second, 1000},        // its own organisation: no yield
+		{"org-2", 100, time.Second, 1000},         // others at the threshold: no yield
+		{"org-2", 11, 100 * time.Millisecond, 50}, // 110/s: the floor, 1000/20
+		{"org-3", 4000, time.Second, 50},
+		{"", 0, 500 * time.Millisecond, 50},       // quiet, but not for long enough
+		{"org-2", 20, 400 * time.Millisecond, 50}, // 20 in 0.9 s: still quiet
+		{"", 0, 100 * time.Millisecond, 1000},     // quiet for a second
 	} {
 		publish(c.org, c.n)
-		t0 = t0.Add(time.Second)
+		t0 = t0.Add(c.after)
 		if got := ss.replayRate(t0); got != c.want {
-			t.Errorf("after %d live events of %q in 1 s: rate %v, want %v", c.n, c.org, got, c.want)
+			t.Errorf("after %d live events of %q in %v: rate %v, want %v", c.n, c.org, c.after, got, c.want)
 		}
 	}
 }
