@@ -214,7 +214,7 @@ func envInt(b *testing.B, name string, def int) int {
 
 // profilePhase saves the server's block and mutex profiles now and, when
 // the returned function is called, again; meanwhile a CPU profile of the
-// phase's first 3 s. Files: prefix-{block,mutex}-{0,1}.pb.gz, prefix-cpu.pb.gz.
+// phase's first 5 s. Files: prefix-{block,mutex}-{0,1}.pb.gz, prefix-cpu.pb.gz.
 func profilePhase(b *testing.B, addr, prefix string) func() {
 	b.Helper()
 	if err := os.MkdirAll(filepath.Dir(prefix), 0o755); err != nil {
@@ -240,7 +240,7 @@ func profilePhase(b *testing.B, addr, prefix string) func() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		save("profile?seconds=3", "cpu")
+		save("profile?seconds=5", "cpu")
 	}()
 	return func() {
 		save("block", "block-1")
