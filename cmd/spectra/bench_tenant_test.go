@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -71,28 +73,16 @@ func BenchmarkTenantIsolation(b *testing.B) {
 			if profDir != "" {
 				stopProf = profilePhase(b, pprofAddr, filepath.Join(profDir, name))
 			}
-			vctx, stopViewer := context.WithCancel(ctx)
-			var wg sync.WaitGroup
+			var stopViewer func() (replays, refused int64)
 			if loaded {
-				for range 100 {
-					wg.Go(func() {
-						for vctx.Err() == nil {
-							if replayOnce(vctx, s.addr, viewer) {
-								replays.Add(1)
-								continue
-							}
-							refused.Add(1)
-							select {
-							case <-vctx.Done():
-							case <-time.After(time.Second): // a client that backs off when refused
-							}
-						}
-					})
-				}
+				stopViewer = startViewer(b, s.addr, viewer)
 			}
 			res, err := bench(ctx, org2, benchConfig{runs: runs, clients: 8, kind: "ion", recipe: recipe})
-			stopViewer()
-			wg.Wait()
+			if stopViewer != nil {
+				rp, rf := stopViewer()
+				replays.Add(rp)
+				refused.Add(rf)
+			}
 			if stopProf != nil {
 				stopProf()
 			}
@@ -114,6 +104,72 @@ func BenchmarkTenantIsolation(b *testing.B) {
 		b.ReportMetric(float64(replays.Load()), "viewer-replays")
 		b.ReportMetric(float64(refused.Load()), "viewer-refused")
 	}
+}
+
+// envTenantViewer, set to a server's address, makes this test binary the
+// viewer of BenchmarkTenantIsolation (TestTenantViewer), with the token in
+// envTenantViewerToken.
+const (
+	envTenantViewer      = "SPECTRA_TENANT_VIEWER"
+	envTenantViewerToken = "SPECTRA_TENANT_VIEWER_TOKEN"
+)
+
+// startViewer starts the viewer in a process of its own, so its 100
+// sockets' goroutines do not queue behind the same two Go processors as
+// the clients whose latency is measured (what is measured is the server's
+// isolation). The function returned stops it and returns its counts.
+func startViewer(b *testing.B, addr, tok string) func() (replays, refused int64) {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestTenantViewer$", "-test.count=1")
+	cmd.Env = append(os.Environ(), envTenantViewer+"="+addr, envTenantViewerToken+"="+tok)
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("start the viewer: %v", err)
+	}
+	return func() (replays, refused int64) {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			b.Fatalf("viewer: %v\n%s", err, out.String())
+		}
+		if _, err := fmt.Sscanf(out.String(), "viewer: %d replays, %d refused", &replays, &refused); err != nil {
+			b.Fatalf("viewer's output %q: %v", out.String(), err)
+		}
+		return replays, refused
+	}
+}
+
+// TestTenantViewer is BenchmarkTenantIsolation's viewer, run only as its
+// process (envTenantViewer set): 100 sockets of one viewer that replay the
+// organisation stream from 0 to caught_up and reconnect, a refused one
+// after a second, until SIGTERM. It prints what they did.
+func TestTenantViewer(t *testing.T) {
+	addr := os.Getenv(envTenantViewer)
+	if addr == "" {
+		t.Skip("BenchmarkTenantIsolation's viewer process")
+	}
+	tok := os.Getenv(envTenantViewerToken)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	var replays, refused atomic.Int64
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				if replayOnce(ctx, addr, tok) {
+					replays.Add(1)
+					continue
+				}
+				refused.Add(1)
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second): // a client that backs off when refused
+				}
+			}
+		})
+	}
+	wg.Wait()
+	fmt.Printf("viewer: %d replays, %d refused\n", replays.Load(), refused.Load())
 }
 
 // reportTenant logs every phase and reports, over the rounds, the median
