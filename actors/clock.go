@@ -169,26 +169,34 @@ func (l *Lateness) Quantile(q float64) time.Duration {
 	return time.Second
 }
 
-// workers is the dispatcher of the run actors: their mailboxes run on a
-// few long-lived goroutines instead of a new goroutine each time a
-// message arrives (protoactor's default). At a time scale every running
-// actor gets a tick per control period — 100,000 messages a second for
-// 10,000 runs — and a fresh goroutine per tick costs its creation and
-// the growth of its stack to the engine's depth (runtime.newproc and
-// copystack: ~9 % of the CPU of 5,000 real-time runs). A mailbox goes to
-// an idle worker when there is one, else to a new goroutine as before:
-// nothing queues behind a worker that waits on the store.
+// workers is the dispatcher of the run actors: their mailboxes run on
+// long-lived goroutines instead of a new goroutine each time a message
+// arrives (protoactor's default). At a time scale every running actor
+// gets a tick per control period — 100,000 messages a second for 10,000
+// runs, in bursts of a clock slot's actors — and a fresh goroutine per
+// tick costs its creation and the growth of its stack to the engine's
+// depth (runtime.newproc and copystack: ~9 % of the CPU of 5,000
+// real-time runs). Mailboxes wait in a bounded queue for a worker; when
+// it is full, one gets a goroutine of its own as before (a worker that
+// waits on the store so delays others only while the queue is short).
 type workers struct {
-	work chan func() // unbuffered: taken only by a worker waiting for it
+	work chan func()
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	mu     sync.RWMutex // held to queue, and to close: nothing is queued after close drained it
+	closed bool
 }
 
-// workerCount is how many workers wait for mailboxes: a few per core.
-const workerCount = 16
+// Workers and the mailboxes that may wait for one: a slot of the clock
+// holds 1/20 of the running actors (500 of 10,000).
+const (
+	workerCount = 64
+	workQueue   = 1024
+)
 
 func newWorkers() *workers {
-	w := &workers{work: make(chan func()), stop: make(chan struct{})}
+	w := &workers{work: make(chan func(), workQueue), stop: make(chan struct{})}
 	for range workerCount {
 		w.wg.Go(func() {
 			for {
@@ -206,20 +214,37 @@ func newWorkers() *workers {
 
 // Schedule implements actor.Dispatcher.
 func (w *workers) Schedule(fn func()) {
-	select {
-	case w.work <- fn:
-	default:
-		go fn()
+	w.mu.RLock()
+	if !w.closed {
+		select {
+		case w.work <- fn:
+			w.mu.RUnlock()
+			return
+		default:
+		}
 	}
+	w.mu.RUnlock()
+	go fn()
 }
 
 // Throughput implements actor.Dispatcher: messages a mailbox processes
 // before it yields (protoactor's default).
 func (w *workers) Throughput() int { return 300 }
 
-// close ends the workers once their mailboxes return; later mailboxes
-// get goroutines of their own.
+// close ends the workers once their mailboxes return and runs what still
+// waits; later mailboxes get goroutines of their own.
 func (w *workers) close() {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
 	close(w.stop)
 	w.wg.Wait()
+	for {
+		select {
+		case fn := <-w.work:
+			go fn()
+		default:
+			return
+		}
+	}
 }

@@ -42,6 +42,7 @@ func BenchmarkGroupCommit(b *testing.B) {
 		var wg sync.WaitGroup
 		errs := make(chan error, writers)
 		lat := make([]latencies, writers)
+		cpu := cpuNow()
 		b.ResetTimer()
 		for w := range writers {
 			wg.Add(1)
@@ -68,6 +69,7 @@ func BenchmarkGroupCommit(b *testing.B) {
 			all = append(all, l...)
 		}
 		all.report(b, perOp)
+		reportCPU(b, cpu, len(all)*perOp)
 		// Every operation, store or raw, is one message: one fsync.
 		b.ReportMetric(float64(len(all))/b.Elapsed().Seconds(), "fsyncs/s")
 	}
