@@ -180,6 +180,9 @@ func BenchmarkRebuild1M(b *testing.B) {
 			return []projections.Projection{projections.NewSPCCharts(projections.SPCConfig{})}
 		}},
 		{"rebuild_r2r", func() []projections.Projection { return []projections.Projection{projections.NewR2RState()} }},
+		{"rebuild_three", func() []projections.Projection { // session 3's "all"
+			return []projections.Projection{projections.NewJobStatus(), projections.NewSPCCharts(projections.SPCConfig{}), projections.NewR2RState()}
+		}},
 		{"rebuild_all", func() []projections.Projection {
 			// The read models a node runs (node.go).
 			return []projections.Projection{projections.NewJobStatus(), projections.NewSPCCharts(projections.SPCConfig{}),

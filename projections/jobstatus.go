@@ -34,7 +34,7 @@ type JobStatus struct {
 	// are read when the run's next other event comes, when a query or a
 	// snapshot looks, or once maxUnread have piled up. A rebuild so reads
 	// about one batch in maxUnread instead of all, nine events in ten.
-	unread  map[string][]unreadBatch
+	unread  map[string]*unreadBatches
 	pending atomic.Bool // some run has unread batches
 }
 
@@ -43,6 +43,9 @@ type unreadBatch struct {
 	data               []byte
 	revision, position uint64
 }
+
+// unreadBatches are a run's unread batches, oldest first.
+type unreadBatches struct{ q []unreadBatch }
 
 // maxUnread bounds a run's unread telemetry batches.
 const maxUnread = 32
@@ -64,7 +67,7 @@ func (j *JobStatus) Reset() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.runs, j.jobs, j.runOrder, j.jobOrder = map[string]*Run{}, map[string]*Job{}, nil, nil
-	j.unread = map[string][]unreadBatch{}
+	j.unread = map[string]*unreadBatches{}
 	j.pending.Store(false)
 }
 
@@ -120,7 +123,7 @@ func (j *JobStatus) Restore(data []byte) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.runs, j.jobs = map[string]*Run{}, map[string]*Job{}
-	j.unread = map[string][]unreadBatch{}
+	j.unread = map[string]*unreadBatches{}
 	j.pending.Store(false)
 	for i, r := range s.Runs {
 		if i < len(s.Results) && string(s.Results[i]) != "null" {
@@ -356,15 +359,16 @@ func (j *JobStatus) applyTelemetry(rec events.Record) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	id := events.StreamID(rec.Stream)
-	if _, ok := j.runs[id]; !ok {
-		return nil
+	u := j.unread[id]
+	if u == nil {
+		if _, ok := j.runs[id]; !ok {
+			return nil
+		}
+		u = &unreadBatches{q: make([]unreadBatch, 0, maxUnread)}
+		j.unread[id] = u
 	}
-	q := j.unread[id]
-	if q == nil {
-		q = make([]unreadBatch, 0, maxUnread)
-	}
-	j.unread[id] = append(q, unreadBatch{data: rec.Data, revision: rec.Revision, position: rec.Position})
-	if len(q)+1 == maxUnread {
+	u.q = append(u.q, unreadBatch{data: rec.Data, revision: rec.Revision, position: rec.Position})
+	if len(u.q) == maxUnread {
 		j.read(id, false)
 	} else {
 		j.pending.Store(true)
@@ -378,14 +382,15 @@ func (j *JobStatus) applyTelemetry(rec events.Record) error {
 // forgets the run's queue (its telemetry has likely ended); else it is
 // kept for the next batches. Call with mu held.
 func (j *JobStatus) read(id string, drop bool) {
-	q, ok := j.unread[id]
+	u, ok := j.unread[id]
 	if !ok {
 		return
 	}
+	q := u.q
 	if drop {
 		delete(j.unread, id)
 	} else {
-		j.unread[id] = q[:0]
+		u.q = q[:0]
 	}
 	r := j.runs[id]
 	status := false

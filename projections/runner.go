@@ -360,6 +360,11 @@ func (r *Runner) consume(ctx context.Context, sub events.Subscription, positions
 		stopped[i] = r.Stopped(p.Name())
 	}
 	routes := map[route]routing{}
+	var (
+		lastKey route // most records follow one of the same route
+		lastTo  routing
+		routed  bool // lastKey is set
+	)
 	for {
 		it, err := sub.Next(ctx)
 		if err != nil {
@@ -373,10 +378,14 @@ func (r *Runner) consume(ctx context.Context, sub events.Subscription, positions
 		}
 		rec := it.Record
 		key := route{events.Category(rec.Stream), events.BaseType(rec.Type)}
-		to, ok := routes[key]
-		if !ok {
-			to = r.route(key)
-			routes[key] = to
+		to := lastTo
+		if !routed || key != lastKey {
+			var ok bool
+			if to, ok = routes[key]; !ok {
+				to = r.route(key)
+				routes[key] = to
+			}
+			lastKey, lastTo, routed = key, to, true
 		}
 		var (
 			payload events.Payload

@@ -181,7 +181,13 @@ func decode(out []events.Record, subj string, seq uint64, t time.Time, h nats.He
 			Type: h.Get(hdrType), Time: t, Data: data, Metadata: md}), nil
 	}
 	field := func() ([]byte, error) {
-		l, k := binary.Uvarint(data)
+		var l uint64
+		var k int
+		if len(data) > 0 && data[0] < 0x80 { // a length under 128: one byte
+			l, k = uint64(data[0]), 1
+		} else {
+			l, k = binary.Uvarint(data)
+		}
 		if k <= 0 || l > uint64(len(data)-k) {
 			return nil, errFraming
 		}
