@@ -94,6 +94,7 @@ type benchResult struct {
 	ended      map[string]int // terminal message type → runs
 	failed     []error        // creates refused
 	createLat  []time.Duration
+	createAt   []time.Duration // when each create of createLat was sent, after the first
 	endLat     []time.Duration // create sent → terminal message received
 	events     int             // event messages of the bench's runs on the stream
 	fsyncs     float64         // the store's fsyncs during the bench (-1: unknown)
@@ -265,6 +266,7 @@ func bench(ctx context.Context, c *client, cfg benchConfig) (*benchResult, error
 				} else {
 					created++
 					res.createLat = append(res.createLat, took)
+					res.createAt = append(res.createAt, sent.Sub(start))
 				}
 				mu.Unlock()
 				if err == nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -184,9 +185,20 @@ func reportTenant(b *testing.B, bases, loads []*benchResult, client map[*benchRe
 	// The table is printed, not logged: a benchmark's log is cut after a
 	// few lines.
 	line := func(name string, r *benchResult) {
-		fmt.Printf("%-8s create p50 %6.1f ms  p99 %6.1f ms  max %6.1f ms  %5.1f runs/s  CPU ms/run: server %4.1f, bench %4.1f  (%d creates)\n", name,
+		// When the slowest creates were sent: a stall at the start of
+		// loaded phases would be the viewer's connection burst.
+		idx := make([]int, len(r.createLat))
+		for i := range idx {
+			idx[i] = i
+		}
+		slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(r.createLat[b], r.createLat[a]) })
+		var worst []string
+		for _, i := range idx[:min(3, len(idx))] {
+			worst = append(worst, fmt.Sprintf("%.1f", r.createAt[i].Seconds()))
+		}
+		fmt.Printf("%-8s create p50 %6.1f ms  p99 %6.1f ms  max %6.1f ms (sent at +%s s)  %5.1f runs/s  CPU ms/run: server %4.1f, bench %4.1f  (%d creates)\n", name,
 			float64(pct(r.createLat, 0.5).Microseconds())/1000, p99(r), float64(slices.Max(r.createLat).Microseconds())/1000,
-			pace(r), 1000*r.cpu/float64(len(r.endLat)), 1000*client[r]/float64(len(r.endLat)), len(r.createLat))
+			strings.Join(worst, ","), pace(r), 1000*r.cpu/float64(len(r.endLat)), 1000*client[r]/float64(len(r.endLat)), len(r.createLat))
 	}
 	line("base0", bases[0])
 	var loadP99, noiseP99, loadPace, noisePace []float64
