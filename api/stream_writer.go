@@ -255,7 +255,9 @@ func (ss *session) drain() error {
 		}
 		held := ss.held
 		ss.held = nil
-		if err := ss.handleAll(held, true); err != nil {
+		err := ss.handleAll(held, true)
+		clear(held) // handled: the items are the hub's to forget
+		if err != nil {
 			return err
 		}
 		if err := ss.flush(); err != nil {
