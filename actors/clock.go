@@ -176,75 +176,71 @@ func (l *Lateness) Quantile(q float64) time.Duration {
 // runs, in bursts of a clock slot's actors — and a fresh goroutine per
 // tick costs its creation and the growth of its stack to the engine's
 // depth (runtime.newproc and copystack: ~9 % of the CPU of 5,000
-// real-time runs). Mailboxes wait in a bounded queue for a worker; when
-// it is full, one gets a goroutine of its own as before (a worker that
-// waits on the store so delays others only while the queue is short).
+// real-time runs). A mailbox goes to an idle worker; when none is idle, a
+// new worker starts with it (up to maxWorkers, then a goroutine of its
+// own as before). Nothing ever waits for a busy worker: a mailbox that
+// waits on the store holds up no other (a queue in front of the workers
+// did, under a slow disk).
 type workers struct {
-	work chan func()
-	stop chan struct{}
-	wg   sync.WaitGroup
+	work chan func() // unbuffered: taken only by an idle worker
+	n    atomic.Int64
 
-	mu     sync.RWMutex // held to queue, and to close: nothing is queued after close drained it
+	mu     sync.Mutex // orders starting workers with close
 	closed bool
+	stop   chan struct{}
+	wg     sync.WaitGroup
 }
 
-// Workers and the mailboxes that may wait for one: a slot of the clock
-// holds 1/20 of the running actors (500 of 10,000).
-const (
-	workerCount = 64
-	workQueue   = 1024
-)
+// maxWorkers bounds the workers: about a clock slot's actors at 10,000
+// runs (1/20 of them), each a few KiB of stack while idle.
+const maxWorkers = 512
 
 func newWorkers() *workers {
-	w := &workers{work: make(chan func(), workQueue), stop: make(chan struct{})}
-	for range workerCount {
-		w.wg.Go(func() {
-			for {
-				select {
-				case fn := <-w.work:
-					fn()
-				case <-w.stop:
-					return
-				}
-			}
-		})
-	}
-	return w
+	return &workers{work: make(chan func()), stop: make(chan struct{})}
 }
 
 // Schedule implements actor.Dispatcher.
 func (w *workers) Schedule(fn func()) {
-	w.mu.RLock()
-	if !w.closed {
-		select {
-		case w.work <- fn:
-			w.mu.RUnlock()
+	select {
+	case w.work <- fn:
+		return
+	default:
+	}
+	if w.n.Load() < maxWorkers {
+		w.mu.Lock()
+		if !w.closed && w.n.Add(1) <= maxWorkers {
+			w.wg.Add(1)
+			w.mu.Unlock()
+			go w.worker(fn)
 			return
-		default:
+		}
+		w.mu.Unlock()
+	}
+	go fn()
+}
+
+func (w *workers) worker(fn func()) {
+	defer w.wg.Done()
+	for {
+		fn()
+		select {
+		case fn = <-w.work:
+		case <-w.stop:
+			return
 		}
 	}
-	w.mu.RUnlock()
-	go fn()
 }
 
 // Throughput implements actor.Dispatcher: messages a mailbox processes
 // before it yields (protoactor's default).
 func (w *workers) Throughput() int { return 300 }
 
-// close ends the workers once their mailboxes return and runs what still
-// waits; later mailboxes get goroutines of their own.
+// close ends the workers once their mailboxes return; later mailboxes get
+// goroutines of their own.
 func (w *workers) close() {
 	w.mu.Lock()
 	w.closed = true
 	w.mu.Unlock()
 	close(w.stop)
 	w.wg.Wait()
-	for {
-		select {
-		case fn := <-w.work:
-			go fn()
-		default:
-			return
-		}
-	}
 }
