@@ -41,7 +41,10 @@ func TestVerifierNamesEditsMadeInJetStream(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = store.Close() })
 	engines := map[process.Kind]actors.EngineFactory{process.KindIon: processtest.Factory{Kind: process.KindIon}}
-	svc, err := actors.New(actors.Config{TimeScale: 0, Node: "n1"}, store, nil, engines, nil)
+	// Paced (time scale 100: 80 ms), so the run's events are appended as
+	// they happen, in several messages; at time scale 0 the actor folds a
+	// run's steps into one append, and no event would end a message.
+	svc, err := actors.New(actors.Config{TimeScale: 100, Node: "n1"}, store, nil, engines, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
