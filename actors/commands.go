@@ -22,6 +22,11 @@ type CreateRun struct {
 	// recording the run claims the key, in one append, where another key
 	// is claimed in its own stream first.
 	RunID string
+	// KeyRepeated: the client sent the key RunID is named by (a retry or a
+	// repetition, where a key the server chose for this request is new).
+	// The run the key names under another kind is then looked for first,
+	// so that the key reused for another kind is refused, not a new run.
+	KeyRepeated bool
 	// Fault is an injected fault for hardware-in-the-loop testing; refused
 	// unless fault injection is allowed.
 	Fault *process.Fault

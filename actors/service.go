@@ -204,6 +204,11 @@ func (s *Service) CreateRun(ctx context.Context, c CreateRun) (acc Accepted, err
 	switch {
 	case c.RunID != "" && c.IdempotencyKey != "":
 		// The key names the run: recording it is the claim.
+		if c.KeyRepeated {
+			if err := s.checkOtherKinds(ctx, c); err != nil {
+				return Accepted{}, err
+			}
+		}
 		runID = c.RunID
 	case c.IdempotencyKey != "":
 		// The key names the run: ours if this request claims it first, else
@@ -279,6 +284,38 @@ func (s *Service) claim(ctx context.Context, c CreateRun, runID, jobID string) (
 		return p, false, keyReused()
 	}
 	return claimed, true, nil
+}
+
+// checkOtherKinds returns keyReused's error when the key that names
+// c.RunID already named a run of another kind: KeyRunID differs between
+// kinds only in the prefix, so it is one read a kind, on the path only
+// a client's repeated key takes.
+func (s *Service) checkOtherKinds(ctx context.Context, c CreateRun) error {
+	_, rest, ok := strings.Cut(c.RunID, "-")
+	if !ok {
+		return nil
+	}
+	for kind := range s.engines {
+		if kind == c.Kind {
+			continue
+		}
+		id := strings.ToUpper(string(kind)) + "-" + rest
+		recs, err := s.store.ReadStream(ctx, events.RunStream(id), events.Forwards, 0, 1)
+		if errors.Is(err, events.ErrNotFound) || (err == nil && len(recs) == 0) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read run %s: %w", id, err)
+		}
+		dec, err := events.Decode(recs[0])
+		if err != nil {
+			return err
+		}
+		if req, ok := dec.(*events.RunRequested); ok && req.IdempotencyKey == c.IdempotencyKey && recs[0].Metadata.OrgID == c.Meta.OrgID {
+			return keyReused()
+		}
+	}
+	return nil
 }
 
 // keyReused is the error of an idempotency key repeated with another

@@ -90,8 +90,8 @@ func TestCreateTimeoutNamesTheKeyToRetryWith(t *testing.T) {
 }
 
 // A key of the server's form (srv-<day>-…) names its run: the create is
-// one append, a repetition answers the run with 200, another body is a
-// 422, and the run is the same on a later day.
+// one append, a repetition answers the run with 200, another body or
+// kind is a 422, and the run is the same on a later day.
 func TestServerFormKeyNamesItsRun(t *testing.T) {
 	st := newSecStack(t)
 	key := serverKey(time.Date(2026, 12, 3, 23, 59, 0, 0, time.UTC))
@@ -108,9 +108,25 @@ func TestServerFormKeyNamesItsRun(t *testing.T) {
 	if again.Status != http.StatusOK || again.JSON(t)["run_id"] != runID {
 		t.Errorf("repeated create = %d %s, want 200 with run %s", again.Status, again.Body, runID)
 	}
-	other := st.do(t, http.MethodPost, "/api/ion/runs", `{"steps":4}`, eng...)
-	if e := other.Err(t); other.Status != http.StatusUnprocessableEntity || len(e.Fields) != 1 || e.Fields[0].Field != HeaderIdempotency {
-		t.Errorf("another body under the key = %d %s, want 422 naming %s", other.Status, other.Body, HeaderIdempotency)
+	for _, tt := range []struct{ name, path, body string }{
+		{"other_body", "/api/ion/runs", `{"steps":4}`},
+		{"other_kind", "/api/rtp/runs", `{"steps":3}`},
+	} {
+		other := st.do(t, http.MethodPost, tt.path, tt.body, eng...)
+		if e := other.Err(t); other.Status != http.StatusUnprocessableEntity || len(e.Fields) != 1 || e.Fields[0].Field != HeaderIdempotency {
+			t.Errorf("%s under the key = %d %s, want 422 naming %s", tt.name, other.Status, other.Body, HeaderIdempotency)
+		}
+	}
+	if _, err := st.store.ReadStream(t.Context(), events.RunStream("RTP"+runID[len("ION"):]), events.Forwards, 0, 0); !errors.Is(err, events.ErrNotFound) {
+		t.Errorf("the rtp run the key names: %v, want none (the key is the ion run's)", err)
+	}
+	// The other way round: a key first used for an rtp run.
+	rtpKey := append(as(t, RoleEngineer, "org-1"), HeaderIdempotency, serverKey(time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)))
+	if res := st.do(t, http.MethodPost, "/api/rtp/runs", `{"steps":3}`, rtpKey...); res.Status != http.StatusCreated {
+		t.Fatalf("rtp create = %d %s, want 201", res.Status, res.Body)
+	}
+	if res := st.do(t, http.MethodPost, "/api/ion/runs", `{"steps":3}`, rtpKey...); res.Status != http.StatusUnprocessableEntity {
+		t.Errorf("ion create under the rtp run's key = %d %s, want 422", res.Status, res.Body)
 	}
 	if _, err := st.store.ReadStream(t.Context(), events.IdempotencyStream("org-1", scopedKey(Principal{UserID: "u-engineer"}, key)),
 		events.Forwards, 0, 0); !errors.Is(err, events.ErrNotFound) {

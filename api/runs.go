@@ -144,6 +144,7 @@ func (s *Server) handleRunCreate(k runKind) fiber.Handler {
 			Priority:       opts.Priority,
 			IdempotencyKey: scoped,
 			RunID:          runID,
+			KeyRepeated:    runID != "" && !chosen,
 			Fault:          opts.Fault,
 			Disturbance:    opts.Disturbance,
 			Origin:         origin,
