@@ -2,9 +2,9 @@ package ion
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/spectra-fab/spectra/process"
@@ -19,13 +19,9 @@ const (
 
 func (e *Engine) artifacts() []process.Artifact {
 	dm := e.dc.sc.doseMap(e.cosT)
-	mapJSON, err := json.Marshal(dm)
-	if err != nil { // only non-finite numbers could do this, and nullRow writes them as null
-		panic(fmt.Sprintf("ion: marshal dose map: %v", err))
-	}
 	return []process.Artifact{
 		{Name: ArtifactTelemetry, ContentType: "application/json", Data: e.telemetryJSON()},
-		{Name: ArtifactDoseMap, ContentType: "application/json", Data: mapJSON},
+		{Name: ArtifactDoseMap, ContentType: "application/json", Data: dm.appendJSON(nil)},
 		{Name: ArtifactChart, ContentType: "image/svg+xml", Data: e.chartSVG()},
 	}
 }
@@ -33,29 +29,86 @@ func (e *Engine) artifacts() []process.Artifact {
 // telemetryJSON writes {"time_s":[…], "beam_current_ma":[…], …} in
 // TelemetryFields order, every sample at full resolution.
 func (e *Engine) telemetryJSON() []byte {
-	var b bytes.Buffer
-	b.Grow(len(e.tel[FieldTime])*len(TelemetryFields)*14 + 256)
-	b.WriteByte('{')
+	b := make([]byte, 0, len(e.tel[FieldTime])*len(TelemetryFields)*20+256)
+	b = append(b, '{')
 	for k, f := range TelemetryFields {
 		if k > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		b.WriteString(strconv.Quote(f))
-		b.WriteString(":[")
+		b = strconv.AppendQuote(b, f)
+		b = append(b, ":["...)
 		for i, v := range e.tel[f] {
 			if i > 0 {
-				b.WriteByte(',')
+				b = append(b, ',')
 			}
 			if math.IsNaN(v) || math.IsInf(v, 0) {
-				b.WriteString("null")
+				b = append(b, "null"...)
 				continue
 			}
-			b.Write(strconv.AppendFloat(nil, v, 'g', -1, 64))
+			b = strconv.AppendFloat(b, v, 'g', -1, 64)
 		}
-		b.WriteByte(']')
+		b = append(b, ']')
 	}
-	b.WriteByte('}')
-	return b.Bytes()
+	return append(b, '}')
+}
+
+// appendJSON appends the map as json.Marshal writes it, byte for byte,
+// without reflection or the validation pass json.Marshal makes over
+// every MarshalJSON's output (the map is 61 × 61 numbers a run).
+func (m DoseMap) appendJSON(b []byte) []byte {
+	b = slices.Grow(b, (len(m.XMM)+len(m.YMM))*20+len(m.DoseAtomsCm2)*len(m.XMM)*13+64)
+	b = append(b, `{"x_mm":`...)
+	b = appendFloats(b, m.XMM)
+	b = append(b, `,"y_mm":`...)
+	b = appendFloats(b, m.YMM)
+	b = append(b, `,"dose_atoms_cm2":`...)
+	if m.DoseAtomsCm2 == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, r := range m.DoseAtomsCm2 {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = r.appendJSON(b)
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
+}
+
+// appendFloats appends vs as json.Marshal writes a []float64 (finite
+// numbers only: the map's axes).
+func appendFloats(b []byte, vs []float64) []byte {
+	if vs == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, v := range vs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONFloat(b, v)
+	}
+	return append(b, ']')
+}
+
+// appendJSONFloat is encoding/json's float64 encoder: the shortest
+// representation, in exponent form below 1e-6 and from 1e21, with a
+// one-digit negative exponent written without its leading zero.
+func appendJSONFloat(b []byte, f float64) []byte {
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
 }
 
 // chartSVG draws beam current (top) and integrated dose (bottom) against
@@ -68,6 +121,8 @@ func (e *Engine) chartSVG() []byte {
 	)
 	ts := e.tel[FieldTime]
 	var b bytes.Buffer
+	b.Grow(2*min(len(ts), 2000)*14 + 2048)
+	var pt []byte
 	fmt.Fprintf(&b, `<?xml version="1.0" encoding="UTF-8"?>`+"\n")
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", w, h, w, h)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", w, h)
@@ -103,7 +158,8 @@ func (e *Engine) chartSVG() []byte {
 		step := max(1, len(ys)/1000)
 		b.WriteString(`<polyline fill="none" stroke="` + color + `" stroke-width="1.2" points="`)
 		for i := 0; i < len(ys); i += step {
-			fmt.Fprintf(&b, "%.1f,%.1f ", px(ts[i]), py(ys[i]))
+			pt = appendPoint(pt[:0], px(ts[i]), py(ys[i]))
+			b.Write(pt)
 		}
 		b.WriteString("\"/>\n")
 	}
@@ -112,4 +168,12 @@ func (e *Engine) chartSVG() []byte {
 	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">process time (s), 0–%.1f</text>`+"\n", left+(w-left-right)/2, h-12, tMax)
 	b.WriteString("</svg>\n")
 	return b.Bytes()
+}
+
+// appendPoint appends an SVG point as fmt's "%.1f,%.1f " writes it.
+func appendPoint(b []byte, x, y float64) []byte {
+	b = strconv.AppendFloat(b, x, 'f', 1, 64)
+	b = append(b, ',')
+	b = strconv.AppendFloat(b, y, 'f', 1, 64)
+	return append(b, ' ')
 }

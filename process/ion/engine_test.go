@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"slices"
@@ -402,5 +403,33 @@ func TestEngineLowDoseLowersTheBeam(t *testing.T) {
 		if res.MeanBeamCurrentMA > 4.2 {
 			t.Errorf("seed %d: mean beam current %.3f mA, want ≤ 4.1 (0.8 of the 100 mm/s pass)", seed, res.MeanBeamCurrentMA)
 		}
+	}
+}
+
+// The artifacts are written without reflection; they must read as
+// json.Marshal and fmt wrote them, byte for byte.
+func TestArtifactsRenderAsMarshalWould(t *testing.T) {
+	e, _ := run(t, mustRecipe(t, seedRecipe), process.Options{Seed: 3})
+	dm := e.dc.sc.doseMap(e.cosT)
+	dm.XMM = append(dm.XMM, 0, -0.5, 1e-7, -3e-9, 2.5e21, 1e300, 123456789.125)
+	dm.DoseAtomsCm2 = append(dm.DoseAtomsCm2, nullRow{math.NaN(), math.Inf(1), 0, 5e14}, nullRow{})
+	want, err := json.Marshal(dm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dm.appendJSON(nil); !bytes.Equal(got, want) {
+		t.Errorf("DoseMap.appendJSON =\n%.300s…\nwant json.Marshal's\n%.300s…", got, want)
+	}
+	for _, v := range []float64{0, -0.04, 0.05, 0.15, 1.25, 79.99, 123456.789, math.NaN(), math.Inf(-1)} {
+		if got, want := string(appendPoint(nil, v, -v)), fmt.Sprintf("%.1f,%.1f ", v, -v); got != want {
+			t.Errorf("appendPoint(%g) = %q, want %q", v, got, want)
+		}
+	}
+}
+
+func BenchmarkArtifacts(b *testing.B) {
+	e, _ := run(b, mustRecipe(b, seedRecipe), process.Options{Seed: 3})
+	for b.Loop() {
+		e.artifacts()
 	}
 }

@@ -250,7 +250,10 @@ type DoseMap struct {
 type nullRow []float64
 
 func (r nullRow) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, 12*len(r)+2)
+	return r.appendJSON(make([]byte, 0, 12*len(r)+2)), nil
+}
+
+func (r nullRow) appendJSON(b []byte) []byte {
 	b = append(b, '[')
 	for i, v := range r {
 		if i > 0 {
@@ -262,7 +265,7 @@ func (r nullRow) MarshalJSON() ([]byte, error) {
 		}
 		b = strconv.AppendFloat(b, v, 'g', 6, 64)
 	}
-	return append(b, ']'), nil
+	return append(b, ']')
 }
 
 func (r *nullRow) UnmarshalJSON(data []byte) error {
