@@ -41,10 +41,14 @@ func TestVerifierNamesEditsMadeInJetStream(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = store.Close() })
 	engines := map[process.Kind]actors.EngineFactory{process.KindIon: processtest.Factory{Kind: process.KindIon}}
-	// Paced (time scale 100: 80 ms), so the run's events are appended as
-	// they happen, in several messages; at time scale 0 the actor folds a
-	// run's steps into one append, and no event would end a message.
-	svc, err := actors.New(actors.Config{TimeScale: 100, Node: "n1"}, store, nil, engines, nil)
+	// Paced (time scale 10: a process second every 100 ms, 0.8 s in all),
+	// so the run's events are appended as they happen, in several
+	// messages; at time scale 0 the actor folds a run's steps into one
+	// append, and no event would end a message. (At time scale 100 a
+	// loaded CI machine's appends took longer than a process second, the
+	// actor folded the batches stepped meanwhile, and the 17 events came
+	// in 3 messages.)
+	svc, err := actors.New(actors.Config{TimeScale: 10, Node: "n1"}, store, nil, engines, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -226,6 +226,14 @@ func TestClientClosedItselfIsReplaced(t *testing.T) {
 	if err := srv.Listen(addr); err != nil {
 		t.Fatal(err)
 	}
+	// While the store takes the server for down, calls fail at once (one
+	// goes in at a time, often the prober's): a caller retries after the
+	// 503. The prober finds the server back without traffic.
+	for deadline := time.Now().Add(10 * time.Second); s.Down() != nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the store still takes the server for down 10 s after it came back: %v", s.Down())
+		}
+	}
 	res, err := s.Append(ctx, "run-1", events.ExpectRevision(0), newEvent(t, events.Metadata{}))
 	if err != nil || res.Revision != 1 {
 		t.Fatalf("Append after the server came back = %+v, %v; want revision 1", res, err)
