@@ -35,7 +35,8 @@ type JobStatus struct {
 	// snapshot looks, or once maxUnread have piled up. A rebuild so reads
 	// about one batch in maxUnread instead of all, nine events in ten.
 	unread  map[string]*unreadBatches
-	pending atomic.Bool // some run has unread batches
+	dirty   map[string]struct{} // runs whose queue may be non-empty, for readers
+	pending atomic.Bool         // some run has unread batches
 }
 
 // unreadBatch is a telemetry batch applied but not read yet.
@@ -67,7 +68,7 @@ func (j *JobStatus) Reset() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.runs, j.jobs, j.runOrder, j.jobOrder = map[string]*Run{}, map[string]*Job{}, nil, nil
-	j.unread = map[string]*unreadBatches{}
+	j.unread, j.dirty = map[string]*unreadBatches{}, map[string]struct{}{}
 	j.pending.Store(false)
 }
 
@@ -76,9 +77,10 @@ func (j *JobStatus) Reset() {
 func (j *JobStatus) rlock() {
 	if j.pending.Load() {
 		j.mu.Lock()
-		for id := range j.unread {
+		for id := range j.dirty {
 			j.read(id, false)
 		}
+		clear(j.dirty)
 		j.pending.Store(false)
 		j.mu.Unlock()
 	}
@@ -123,7 +125,7 @@ func (j *JobStatus) Restore(data []byte) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.runs, j.jobs = map[string]*Run{}, map[string]*Job{}
-	j.unread = map[string]*unreadBatches{}
+	j.unread, j.dirty = map[string]*unreadBatches{}, map[string]struct{}{}
 	j.pending.Store(false)
 	for i, r := range s.Runs {
 		if i < len(s.Results) && string(s.Results[i]) != "null" {
@@ -368,6 +370,9 @@ func (j *JobStatus) applyTelemetry(rec events.Record) error {
 		j.unread[id] = u
 	}
 	u.q = append(u.q, unreadBatch{data: rec.Data, revision: rec.Revision, position: rec.Position})
+	if len(u.q) == 1 {
+		j.dirty[id] = struct{}{}
+	}
 	if len(u.q) == maxUnread {
 		j.read(id, false)
 	} else {
