@@ -14,14 +14,8 @@ import "github.com/spectra-fab/spectra/internal/jsonscan"
 // decodeTelemetry decodes data into e (zero) when it has the common form.
 func decodeTelemetry(data []byte, e *TelemetryRecorded) bool {
 	s := jsonscan.New(data)
-	var seen uint8
-	once := func(bit uint8) bool {
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		return true
-	}
+	var seen jsonscan.Seen
+	once := seen.First
 	return s.Object(func(key []byte) bool {
 		switch string(key) {
 		case "job_id":

@@ -283,14 +283,8 @@ type telemetryFields struct {
 // Both give the same (TestScanTelemetryMatchesEncodingJSON).
 func scanTelemetry(data []byte, f *telemetryFields) bool {
 	s := jsonscan.New(data)
-	var seen uint8
-	once := func(bit uint8) bool {
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		return true
-	}
+	var seen jsonscan.Seen
+	once := seen.First
 	return s.Object(func(key []byte) bool {
 		switch string(key) {
 		case "progress":

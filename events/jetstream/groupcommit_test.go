@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/spectra-fab/spectra/events"
-	"github.com/spectra-fab/spectra/events/eventstest"
 	"github.com/spectra-fab/spectra/events/jetstream"
 )
 
@@ -27,26 +26,7 @@ func openGroupStore(t testing.TB, dir string, sync bool) *jetstream.Store {
 	return s
 }
 
-func TestConformanceGroupCommit(t *testing.T) {
-	dirs := map[events.Store]string{}
-	eventstest.Run(t, eventstest.Harness{
-		Open: func(t *testing.T) events.Store {
-			dir := t.TempDir()
-			s := openGroupStore(t, dir, false)
-			dirs[s] = dir
-			return s
-		},
-		Reopen: func(t *testing.T, s events.Store) events.Store {
-			dir := dirs[s]
-			if err := s.Close(); err != nil {
-				t.Fatalf("Close = %v", err)
-			}
-			r := openGroupStore(t, dir, false)
-			dirs[r] = dir
-			return r
-		},
-	})
-}
+func TestConformanceGroupCommit(t *testing.T) { conformance(t, openGroupStore) }
 
 // TestGroupCommitGroups appends from many writers at once, each to its own
 // stream, with fsync on: appends that wait while a commit is in flight go

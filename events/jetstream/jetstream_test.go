@@ -30,12 +30,16 @@ func openStore(t testing.TB, dir string, sync bool) *jetstream.Store {
 	return s
 }
 
-func TestConformance(t *testing.T) {
+func TestConformance(t *testing.T) { conformance(t, openStore) }
+
+// conformance runs the store conformance suite on stores that open opens
+// (sync off) in a directory of their own, reopened in the same one.
+func conformance(t *testing.T, open func(testing.TB, string, bool) *jetstream.Store) {
 	dirs := map[events.Store]string{}
 	eventstest.Run(t, eventstest.Harness{
 		Open: func(t *testing.T) events.Store {
 			dir := t.TempDir()
-			s := openStore(t, dir, false)
+			s := open(t, dir, false)
 			dirs[s] = dir
 			return s
 		},
@@ -44,7 +48,7 @@ func TestConformance(t *testing.T) {
 			if err := s.Close(); err != nil {
 				t.Fatalf("Close = %v", err)
 			}
-			r := openStore(t, dir, false)
+			r := open(t, dir, false)
 			dirs[r] = dir
 			return r
 		},

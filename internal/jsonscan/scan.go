@@ -316,3 +316,17 @@ func (s *Scanner) str() bool {
 	}
 	return false
 }
+
+// Seen records which fields (one bit each, up to 64) a decoder has read,
+// so that it can give up on a duplicate name, which encoding/json resolves
+// its own way.
+type Seen uint64
+
+// First marks the field bit and reports whether it was not marked before.
+func (s *Seen) First(bit uint64) bool {
+	if uint64(*s)&bit != 0 {
+		return false
+	}
+	*s |= Seen(bit)
+	return true
+}

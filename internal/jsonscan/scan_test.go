@@ -34,3 +34,10 @@ func FuzzSkip(f *testing.F) {
 		}
 	})
 }
+
+func TestSeenFirst(t *testing.T) {
+	var s Seen
+	if !s.First(1) || !s.First(4) || s.First(1) || s.First(4) || !s.First(1<<63) {
+		t.Errorf("Seen.First: a field reported first twice, or a new one not first (%b)", s)
+	}
+}
