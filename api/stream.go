@@ -463,6 +463,15 @@ func (ss *session) page() (int, error) {
 	}
 	rate := ss.replayRate(now)
 	n := min(max(1, int(rate*replaySpan.Seconds())), ss.st.cfg.ReplayPage)
+	if ss.req.run != nil {
+		// A run stream's history is one run's messages, which the store
+		// finds by their subject without scanning other runs' (an
+		// organisation replay's is every run of the organisation,
+		// interleaved with the others' in one log): a page of it at once,
+		// at ReplayRate, and no yielding, so that a dashboard opening a
+		// run shows it whole at once while other organisations are busy.
+		rate, n = float64(ss.st.cfg.ReplayRate), ss.st.cfg.ReplayPage
+	}
 	ss.paceAt = now.Add(time.Duration(float64(n) / rate * float64(time.Second)))
 	return n, nil
 }

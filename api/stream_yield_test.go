@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/projections"
 )
 
 // TestReplayYieldsToOtherOrganisations: a replay's pace drops to its
@@ -44,5 +45,30 @@ func TestReplayYieldsToOtherOrganisations(t *testing.T) {
 		if got := ss.replayRate(t0); got != c.want {
 			t.Errorf("after %d live events of %q in %v: rate %v, want %v", c.n, c.org, c.after, got, c.want)
 		}
+	}
+}
+
+// TestRunReplayReadsWholePages: a run stream's replay reads ReplayPage
+// events at once, first page included, and does not yield to other
+// organisations (an organisation replay reads ReplayRate × replaySpan).
+func TestRunReplayReadsWholePages(t *testing.T) {
+	h := newHub(nil, func() uint64 { return 0 }, 8, slog.New(slog.DiscardHandler))
+	cfg := StreamConfig{ReplayRate: 1000, ReplayYieldAbove: 100, ReplayPage: 500}.withDefaults()
+	for range 1000 { // another organisation busy: an organisation replay would yield
+		h.publish(events.Record{Stream: events.RunStream("ION-20260101-0000C001"), Metadata: events.Metadata{OrgID: "org-2"}})
+	}
+	run := &session{st: &streams{cfg: cfg}, h: h, req: &streamRequest{org: "org-1", run: &projections.Run{}}}
+	org := &session{st: &streams{cfg: cfg}, h: h, req: &streamRequest{org: "org-1"}}
+	for name, c := range map[string]struct {
+		ss   *session
+		want int
+	}{"run": {run, 500}, "organisation": {org, 100}} {
+		c.ss.paceAt = time.Now()
+		if n, err := c.ss.page(); err != nil || n != c.want {
+			t.Errorf("%s replay: first page %d events (%v), want %d", name, n, err, c.want)
+		}
+	}
+	if wait := time.Until(run.paceAt); wait > 600*time.Millisecond {
+		t.Errorf("run replay: next page in %v, want ReplayPage/ReplayRate (0.5 s)", wait)
 	}
 }
