@@ -17,6 +17,9 @@ run: build
 # credentials, JSON nesting); `make test` runs each for FUZZTIME.
 FUZZTIME ?= 10s
 FUZZ_API := FuzzIonRecipe FuzzRTPRecipe FuzzToken FuzzCredentials FuzzJSONDepth
+# ... and of the fast decoders of the log's payloads, each against
+# encoding/json (a payload may come from another node or store).
+FUZZ_DECODE := ./events/:FuzzDecodeTelemetry ./projections/:FuzzScanTelemetry ./internal/jsonscan/:FuzzSkip
 
 test: build
 	$(GO) vet $(PKGS)
@@ -33,6 +36,7 @@ test-kubernetes:
 
 fuzz:
 	for f in $(FUZZ_API); do $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./api/ || exit 1; done
+	for pf in $(FUZZ_DECODE); do $(GO) test -run '^$$' -fuzz "^$${pf#*:}\$$" -fuzztime $(FUZZTIME) "$${pf%%:*}" || exit 1; done
 
 # -short skips only the slow soak and browser tests.
 test-short:
