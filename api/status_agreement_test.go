@@ -124,3 +124,20 @@ func TestStatusAgreesEverywhere(t *testing.T) {
 		}
 	}
 }
+
+// TestMessageTypeOfMatchesNewStreamMessage: the type a ?types= filter
+// reads from an event type alone is the type of the message the event
+// becomes, for every type of the catalogue.
+func TestMessageTypeOfMatchesNewStreamMessage(t *testing.T) {
+	for _, base := range events.Types() {
+		p, _ := events.NewPayload(base)
+		data, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := events.Record{Stream: events.RunStream("ION-20260101-0000C001"), Type: events.VersionedType(base), Data: data}
+		if got, want := messageTypeOf(base), newStreamMessage(rec).Type; got != want {
+			t.Errorf("%s: messageTypeOf = %q, the message is %q", base, got, want)
+		}
+	}
+}

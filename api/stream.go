@@ -756,8 +756,8 @@ func (ss *session) wants(it *liveItem) bool {
 	if ss.req.types == nil {
 		return true
 	}
-	msg, _, _ := it.prepared()
-	return ss.req.types[msg.Type] || ss.req.types[MessageCompleted] && events.BaseType(it.rec.Type) == events.TypeArtifactStored
+	base := events.BaseType(it.rec.Type)
+	return ss.req.types[messageTypeOf(base)] || ss.req.types[MessageCompleted] && base == events.TypeArtifactStored
 }
 
 // wantsRecord reports whether the organisation stream sends rec (its kind

@@ -126,6 +126,26 @@ func textFrame(payload []byte) []byte {
 // does).
 type streamArtifact = projections.Artifact
 
+// messageTypeOf is the type of the stream message a record of the event
+// type base becomes (what newStreamMessage gives a record that decodes):
+// a session's ?types= filter asks it before any message is built
+// (TestMessageTypeOfMatchesNewStreamMessage).
+func messageTypeOf(base string) string {
+	switch base {
+	case events.TypeTelemetryRecorded:
+		return MessageTelemetry
+	case events.TypeSPCViolation, events.TypeFDCAlarm, events.TypeRunTimeLimitWarning:
+		return MessageAlert
+	case events.TypeRunCompleted:
+		return MessageCompleted
+	case events.TypeRunFailed:
+		return MessageError
+	case events.TypeRunCancelled:
+		return MessageCancelled
+	}
+	return MessageProgress
+}
+
 // newStreamMessage maps a run event to its message (see StreamMessage).
 func newStreamMessage(rec events.Record) StreamMessage {
 	rev, pos := rec.Revision, rec.Position
