@@ -215,7 +215,13 @@ func waitTerminal(t *testing.T, n *node.Node, runID string, within time.Duration
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("run %s: status %q after %v, want completed", runID, r.Status, within)
+			// Which is behind: the run (its log) or the read model?
+			var types []string
+			recs, err := n.Store().ReadStream(t.Context(), events.RunStream(runID), events.Forwards, 0, 0)
+			for _, rec := range recs {
+				types = append(types, events.BaseType(rec.Type))
+			}
+			t.Fatalf("run %s: status %q after %v, want completed; its log (%v): %v", runID, r.Status, within, err, types)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
