@@ -1,7 +1,6 @@
 package jetstream_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -16,14 +15,7 @@ import (
 // dir; t.Cleanup closes it.
 func openGroupStore(t testing.TB, dir string, sync bool) *jetstream.Store {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s, err := jetstream.Open(ctx, jetstream.Config{DataDir: dir, Sync: sync, Options: jetstream.Options{GroupCommit: true}})
-	if err != nil {
-		t.Fatalf("Open(%s) = %v", dir, err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return openStoreWith(t, dir, sync, jetstream.Options{GroupCommit: true})
 }
 
 func TestConformanceGroupCommit(t *testing.T) { conformance(t, openGroupStore) }

@@ -20,9 +20,15 @@ import (
 // it (and with it the server).
 func openStore(t testing.TB, dir string, sync bool) *jetstream.Store {
 	t.Helper()
+	return openStoreWith(t, dir, sync, jetstream.Options{})
+}
+
+// openStoreWith is openStore with the store's options o.
+func openStoreWith(t testing.TB, dir string, sync bool, o jetstream.Options) *jetstream.Store {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := jetstream.Open(ctx, jetstream.Config{DataDir: dir, Sync: sync})
+	s, err := jetstream.Open(ctx, jetstream.Config{DataDir: dir, Sync: sync, Options: o})
 	if err != nil {
 		t.Fatalf("Open(%s) = %v", dir, err)
 	}
