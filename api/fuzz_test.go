@@ -135,12 +135,14 @@ func FuzzJSONDepth(f *testing.F) {
 	f.Add([]byte(`{"a":[1,{"b":"[{"}]}`), 2)
 	f.Add([]byte(`[[[[]]]]`), 3)
 	f.Add([]byte(`"\\\"{"`), 0)
+	f.Add([]byte(`[5555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555555]`), 1)
 	f.Fuzz(func(t *testing.T, body []byte, limit int) {
 		if !json.Valid(body) || limit < 0 || limit > 1000 {
 			return
 		}
 		depth, maxDepth := 0, 0
 		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.UseNumber() // valid JSON may hold numbers no float64 holds
 		for {
 			tok, err := dec.Token()
 			if errors.Is(err, io.EOF) {
