@@ -71,6 +71,38 @@ type t2Chart struct {
 	Position uint64       `json:"position"`
 
 	lib *spc.T2Library // derived from the library points (not snapshotted)
+	// The library points' values in order, and for each variable whether
+	// it is 0 in all of them (derived, not snapshotted): while one is,
+	// the library cannot build (spc.NewT2Library refuses a constant
+	// variable), so a chart whose runs lack a variable (a 0 in every
+	// summary) does not try again with every run.
+	libRuns [][]float64
+	zero    []bool
+	ragged  bool // library points of different lengths (NewT2Library refuses them)
+}
+
+// addLibrary takes a library point's values into the chart's derived
+// library state.
+func (c *t2Chart) addLibrary(x []float64) {
+	if len(c.libRuns) == 0 {
+		c.zero = make([]bool, len(x))
+		for j, v := range x {
+			c.zero[j] = v == 0
+		}
+	} else if len(x) != len(c.zero) {
+		c.ragged = true
+	} else {
+		for j, v := range x {
+			c.zero[j] = c.zero[j] && v == 0
+		}
+	}
+	c.libRuns = append(c.libRuns, x)
+}
+
+// cannotBuild reports whether the library points have a variable 0 in
+// all of them, which spc.NewT2Library refuses.
+func (c *t2Chart) cannotBuild() bool {
+	return !c.ragged && slices.Contains(c.zero, true)
 }
 
 type t2Run struct {
@@ -156,6 +188,11 @@ func (m *Multivariate) Restore(data []byte) error {
 		k := t2Key(c.OrgID, c.Kind, c.ToolID, c.Class)
 		m.charts[k] = c
 		m.order = append(m.order, k)
+		for _, p := range c.Points {
+			if p.Library {
+				c.addLibrary(p.Values)
+			}
+		}
 		m.build(c)
 	}
 	return nil
@@ -226,6 +263,7 @@ func (m *Multivariate) applyDecoded(rec events.Record, p events.Payload, err err
 		c.Points = append(c.Points, pt)
 		c.Position = rec.Position
 		if pt.Library {
+			c.addLibrary(x)
 			m.build(c)
 		}
 	}
@@ -260,20 +298,12 @@ func summaryOf(kind process.Kind, e *events.RunCompleted) ([]float64, bool, bool
 // with mu held. A library whose covariance is singular waits for more
 // runs (each good run joins until it builds).
 func (m *Multivariate) build(c *t2Chart) {
-	if c.lib != nil {
+	if c.lib != nil || len(c.libRuns) < m.cfg.Library || c.cannotBuild() {
 		return
 	}
-	var runs [][]float64
-	for _, p := range c.Points {
-		if p.Library {
-			runs = append(runs, p.Values)
-		}
-	}
-	if len(runs) < m.cfg.Library {
-		return
-	}
-	if lib, err := spc.NewT2Library(runs, m.cfg.Alpha); err == nil {
+	if lib, err := spc.NewT2Library(c.libRuns, m.cfg.Alpha); err == nil {
 		c.lib = lib
+		c.libRuns, c.zero = nil, nil // no point joins the library now
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/spectra-fab/spectra/events/memory"
 	"github.com/spectra-fab/spectra/process"
 	"github.com/spectra-fab/spectra/process/ion"
+	"github.com/spectra-fab/spectra/process/spc"
 	"github.com/spectra-fab/spectra/projections"
 )
 
@@ -177,4 +178,78 @@ func chartsEqual(a, b projections.Chart) bool {
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return string(ja) == string(jb) && !math.IsNaN(a.Limits.UCL)
+}
+
+// A chart whose runs have a summary variable 0 in every one (a result
+// without it) builds no library until that variable moves; then the
+// library is every good run so far, as spc.NewT2Library over them gives
+// it. Applying each run, a rebuild and a restore give the same chart.
+func TestMultivariateLibraryWaitsForAVariableThatMoves(t *testing.T) {
+	s := memory.New()
+	const n = 80
+	var (
+		good [][]float64
+		lib  *spc.T2Library
+		jobs []string
+	)
+	for i := range n {
+		beam, scan := 0.1*math.Sin(float64(i)), 0.0
+		if i >= 60 {
+			scan = 0.05 * math.Cos(float64(3*i))
+		}
+		if i == 30 {
+			beam = 0 // a zero in the moving variable changes nothing
+		}
+		runID, jobID := fmt.Sprintf("ION-20261203-%08X", 0x500+i), fmt.Sprintf("job-zero-%d", i)
+		appendRun(t, s, runID, md,
+			&events.RunRequested{RunID: runID, JobID: jobID, Kind: process.KindIon, ToolID: "IMP-Z",
+				Recipe: json.RawMessage(ionSeedRecipe), CreatedAt: time.Unix(int64(2000+i), 0).UTC()},
+			&events.RunCompleted{JobID: jobID, Result: eventstest.JSON(map[string]float64{
+				"mean_beam_current_dev_pct": beam, "mean_scan_speed_dev_pct": scan})})
+		if lib == nil {
+			good = append(good, []float64{beam, scan})
+			jobs = append(jobs, jobID)
+			if len(good) >= 50 {
+				lib, _ = spc.NewT2Library(good, 0.0027)
+			}
+		}
+	}
+	if lib == nil || len(jobs) != 61 {
+		t.Fatalf("the reference library: %d runs, built %v; want 61 (the first with the scan variable moving)", len(jobs), lib != nil)
+	}
+	mv := projections.NewMultivariate(projections.MultivariateConfig{})
+	runOnce(t, s, nil, mv)
+	f := projections.ChartFilter{OrgID: "org-1", Kind: "ion", ToolID: "IMP-Z"}
+	cs := mv.Charts(t.Context(), f)
+	if len(cs) != 1 || cs[0].TotalPts != n || cs[0].Limits == nil {
+		t.Fatalf("charts %+v, want one of %d points with limits", cs, n)
+	}
+	if got := cs[0].Limits; !slices.Equal(got.BaselineJobs, jobs) || got.UCL != lib.UCL {
+		t.Errorf("library of %d runs, UCL %v; want %d runs, UCL %v", len(got.BaselineJobs), got.UCL, len(jobs), lib.UCL)
+	}
+	snap, err := mv.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := projections.NewMultivariate(projections.MultivariateConfig{})
+	if err := restored.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	if got := restored.Charts(t.Context(), f); len(got) != 1 || !chartsEqual(got[0], cs[0]) {
+		t.Errorf("restored chart differs")
+	}
+	// Live, one run at a time: the same chart.
+	live := projections.NewMultivariate(projections.MultivariateConfig{})
+	recs, err := s.ReadAll(t.Context(), 0, events.Filter{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range recs {
+		if err := live.Apply(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := live.Charts(t.Context(), f); len(got) != 1 || !chartsEqual(got[0], cs[0]) {
+		t.Errorf("chart applied record by record differs")
+	}
 }

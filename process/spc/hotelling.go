@@ -52,6 +52,23 @@ func NewT2Library(runs [][]float64, alpha float64) (*T2Library, error) {
 			mean[j] += v / float64(m)
 		}
 	}
+	// A variable that does not vary makes the covariance singular; said
+	// here, before the inversion, whatever the other variables hold (an
+	// overflow elsewhere could otherwise hide the zero column from the
+	// pivot test). A caller may then know, from the runs alone, that the
+	// library does not build: some variable exactly 0 in every run.
+	for j := range p {
+		constant := true
+		for _, r := range runs {
+			if r[j]-mean[j] != 0 {
+				constant = false
+				break
+			}
+		}
+		if constant {
+			return nil, fmt.Errorf("t2 library: singular covariance: variable %d is constant", j)
+		}
+	}
 	cov := make([][]float64, p)
 	for i := range cov {
 		cov[i] = make([]float64, p)

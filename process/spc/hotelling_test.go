@@ -58,4 +58,10 @@ func TestT2Library(t *testing.T) {
 	if _, err := spc.NewT2Library([][]float64{{1, 2}, {1, 2}, {1, 2}, {1, 2}}, 0.01); err == nil {
 		t.Error("constant variables: no error")
 	}
+	// A variable 0 in every run is refused whatever the others hold, even
+	// when their deviations overflow (±Inf times its zero deviations
+	// would be NaN, which no pivot test catches).
+	if _, err := spc.NewT2Library([][]float64{{1.7e308, 0, 1}, {1.7e308, 0, 2}, {1.7e308, 0, 4}, {1.7e308, 0, 3}, {-1.7e308, 0, 5}}, 0.01); err == nil {
+		t.Error("a variable 0 in every run: no error")
+	}
 }
