@@ -205,6 +205,15 @@ func decodeMsg(out []events.Record, m jetstream.Msg) ([]events.Record, error) {
 // search over sequences finds it in O(log n) direct gets, however long
 // and interleaved the log.
 func (s *Store) seek(ctx context.Context, subj string, rev uint64, t tail) (uint64, error) {
+	if rev == uint64(t.rev) {
+		// The last message holds it: a run actor loading a stream of
+		// one event (a new run), a claim read back. A read from 1 on
+		// would have the server walk the block that holds the stream's
+		// first message, through every other stream's messages in it
+		// (msgBlock.firstMatching with a wildcard filter): at thousands
+		// of running runs, most of the node's CPU while runs are created.
+		return t.seq, nil
+	}
 	if rev == 0 {
 		return 1, nil // the first message on subj from 1 on
 	}
