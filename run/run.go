@@ -501,7 +501,12 @@ func (r *Run) Advance(res process.StepResult, safe string) []events.Payload {
 	r.lastProg, r.lastName, r.lastTime = res.Progress, res.StepName, res.TimeS
 	if !recorded {
 		for k, v := range res.Sample {
-			r.batch[k] = append(r.batch[k], v)
+			col, ok := r.batch[k]
+			if !ok {
+				// A second's samples: one allocation, not append's five.
+				col = make([]float64, 0, process.StepsPerBatch)
+			}
+			r.batch[k] = append(col, v)
 		}
 		r.batchLen++
 	} else {

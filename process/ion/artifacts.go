@@ -29,7 +29,7 @@ func (e *Engine) artifacts() []process.Artifact {
 // telemetryJSON writes {"time_s":[…], "beam_current_ma":[…], …} in
 // TelemetryFields order, every sample at full resolution.
 func (e *Engine) telemetryJSON() []byte {
-	b := make([]byte, 0, len(e.tel[FieldTime])*len(TelemetryFields)*20+256)
+	b := make([]byte, 0, len(e.telOf(FieldTime))*len(TelemetryFields)*20+256)
 	b = append(b, '{')
 	for k, f := range TelemetryFields {
 		if k > 0 {
@@ -37,7 +37,7 @@ func (e *Engine) telemetryJSON() []byte {
 		}
 		b = strconv.AppendQuote(b, f)
 		b = append(b, ":["...)
-		for i, v := range e.tel[f] {
+		for i, v := range e.telOf(f) {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -119,7 +119,7 @@ func (e *Engine) chartSVG() []byte {
 		left, right     = 80, 20
 		panelH, gap, tp = 180, 60, 40
 	)
-	ts := e.tel[FieldTime]
+	ts := e.telOf(FieldTime)
 	var b bytes.Buffer
 	b.Grow(2*min(len(ts), 2000)*14 + 2048)
 	var pt []byte
@@ -132,7 +132,7 @@ func (e *Engine) chartSVG() []byte {
 		tMax = math.Max(ts[len(ts)-1], 1e-3)
 	}
 	panel := func(top int, field, label, color string, target float64) {
-		ys := e.tel[field]
+		ys := e.telOf(field)
 		lo, hi := math.Inf(1), math.Inf(-1)
 		for _, v := range ys {
 			lo, hi = math.Min(lo, v), math.Max(hi, v)

@@ -65,6 +65,19 @@ const (
 // TelemetryFields lists the sample keys in their artifact order.
 var TelemetryFields = []string{FieldTime, FieldBeamCurrent, FieldPressure, FieldAnalyzer, FieldDose, FieldUniformity, FieldWaferTemp}
 
+// numFields is len(TelemetryFields).
+const numFields = 7
+
+// telOf returns the samples of field so far (nil for an unknown field).
+func (e *Engine) telOf(field string) []float64 {
+	for i, f := range TelemetryFields {
+		if f == field {
+			return e.tel[i]
+		}
+	}
+	return nil
+}
+
 // waferThicknessUm is the SEMI M1 thickness per diameter.
 var waferThicknessUm = map[float64]float64{100: 525, 150: 675, 200: 725, 300: 775}
 
@@ -118,7 +131,9 @@ type Engine struct {
 	nI, nP     int
 	maxTemp    float64
 
-	tel     map[string][]float64
+	tel     [numFields][]float64 // every sample, by field in TelemetryFields order
+	pct     int                  // the dose percent StepName last named, or -1
+	pctName string
 	done    bool
 	ended   *process.Fault
 	last    process.StepResult
@@ -202,10 +217,10 @@ func NewEngine(r Recipe, opts process.Options) (*Engine, error) {
 	}
 
 	capacity := int(e.plannedS/process.Period) + 16
-	e.tel = make(map[string][]float64, len(TelemetryFields))
-	for _, f := range TelemetryFields {
-		e.tel[f] = make([]float64, 0, min(capacity, 1<<20))
+	for i := range e.tel {
+		e.tel[i] = make([]float64, 0, min(capacity, 1<<20))
 	}
+	e.pct = -1
 	return e, nil
 }
 
@@ -306,14 +321,14 @@ func (e *Engine) Step() process.StepResult {
 	doseNow := e.dc.q * e.cosT
 	measMA := measA * 1e3
 
-	s := process.Sample{
-		FieldTime: e.t, FieldBeamCurrent: measMA, FieldPressure: e.pressure, FieldAnalyzer: analyzerV,
-		FieldDose: doseNow, FieldUniformity: uniformPct(unif), FieldWaferTemp: e.tempC,
+	vals := [numFields]float64{e.t, measMA, e.pressure, analyzerV, doseNow, uniformPct(unif), e.tempC} // TelemetryFields order
+	for i, v := range vals {
+		e.tel[i] = append(e.tel[i], v)
 	}
-	for _, f := range TelemetryFields {
-		e.tel[f] = append(e.tel[f], s[f])
+	res.Sample = process.Sample{
+		FieldTime: vals[0], FieldBeamCurrent: vals[1], FieldPressure: vals[2], FieldAnalyzer: vals[3],
+		FieldDose: vals[4], FieldUniformity: vals[5], FieldWaferTemp: vals[6],
 	}
-	res.Sample = s
 	e.sumP += e.pressure
 	e.nP++
 
@@ -365,7 +380,10 @@ func (e *Engine) Step() process.StepResult {
 		frac = 1
 	}
 	res.Progress = 20 + 60*frac
-	res.StepName = fmt.Sprintf("Implanting (%d%% dose)", int(math.Floor(100*frac)))
+	if pct := int(math.Floor(100 * frac)); pct != e.pct {
+		e.pct, e.pctName = pct, fmt.Sprintf("Implanting (%d%% dose)", pct)
+	}
+	res.StepName = e.pctName
 	switch {
 	case e.dc.done:
 		res.Done = true

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -431,5 +432,47 @@ func BenchmarkArtifacts(b *testing.B) {
 	e, _ := run(b, mustRecipe(b, seedRecipe), process.Options{Seed: 3})
 	for b.Loop() {
 		e.artifacts()
+	}
+}
+
+// The deposit that reuses the error function at the position where the
+// last one stopped leaves every row's fluence bit for bit as computing
+// both ends afresh does, through turns, glitches (no beam) and moves of
+// every length.
+func TestDepositReuseIsExact(t *testing.T) {
+	g := newScanGeom(300)
+	s := newScanner(g)
+	fresh := make([]float64, len(g.rows))
+	rng := rand.New(rand.NewPCG(1, 2))
+	for step := range 5000 {
+		iA := 1e-3 * rng.Float64()
+		if step%97 == 0 {
+			iA = 0 // a glitch: nothing deposited, the wafer moves on
+		}
+		v := 1 + 99*rng.Float64()
+		dist := v * 0.1 * rng.Float64()
+		y0 := s.y
+		s.move(iA, v, dist)
+		// The same deposit, both ends computed.
+		if iA > 0 && y0 != s.y {
+			lo, hi := min(y0, s.y), max(y0, s.y)
+			f := iA / (elementaryCharge * (g.width / 10) * (v / 10))
+			k := 1 / (math.Sqrt2 * spotSigmaYMM)
+			for j := int(math.Max(0, math.Floor((lo-6*spotSigmaYMM+g.radius)/g.pitch))); j <= int(math.Min(float64(len(fresh)-1), math.Ceil((hi+6*spotSigmaYMM+g.radius)/g.pitch))); j++ {
+				fresh[j] += f * (0.5 * (math.Erf((hi-g.rows[j])*k) - math.Erf((lo-g.rows[j])*k)))
+			}
+		}
+		for j := range fresh {
+			if math.Float64bits(fresh[j]) != math.Float64bits(s.rows[j]) {
+				t.Fatalf("step %d, row %d: %v with reuse, %v computed afresh", step, j, s.rows[j], fresh[j])
+			}
+		}
+	}
+}
+
+// Step keeps every sample in the same field order as TelemetryFields.
+func TestTelemetryFieldsCount(t *testing.T) {
+	if len(TelemetryFields) != numFields {
+		t.Fatalf("%d telemetry fields, numFields is %d", len(TelemetryFields), numFields)
 	}
 }

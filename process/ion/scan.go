@@ -35,6 +35,9 @@ type scanGeom struct {
 	// x non-uniformity the profiler correction leaves (0 for an ideal tool).
 	xCoef [4]float64
 	xVar  float64 // cached xVariance, −1 until computed
+	// chords are the rows' chords inside the edge exclusion, in row
+	// order (uniformity weighs every row by its chord every step).
+	chords []float64
 }
 
 func newScanGeom(diameterMM float64) *scanGeom {
@@ -45,6 +48,10 @@ func newScanGeom(diameterMM float64) *scanGeom {
 	g.rows = make([]float64, rowsPerWafer)
 	for i := range g.rows {
 		g.rows[i] = -g.radius + (float64(i)+0.5)*g.pitch
+	}
+	g.chords = make([]float64, rowsPerWafer)
+	for i, y := range g.rows {
+		g.chords[i] = g.chord(y, edgeExclusionMM)
 	}
 	return g
 }
@@ -93,10 +100,20 @@ type scanner struct {
 	dir    float64 // +1 or −1
 	passes int     // completed passes
 	rows   []float64
+
+	// ends caches Erf((end−yj)·k) of rows endLo..endHi for the position
+	// end where the last deposit stopped: the next deposit starts there
+	// and needs the same values (bit for bit), so each step computes the
+	// error function at its new end only, half the calls.
+	end          float64
+	endLo, endHi int // endHi < endLo: nothing cached
+	ends, next   []float64
 }
 
 func newScanner(g *scanGeom) *scanner {
-	return &scanner{g: g, y: -g.turn, dir: 1, rows: make([]float64, len(g.rows))}
+	n := len(g.rows)
+	return &scanner{g: g, y: -g.turn, dir: 1, rows: make([]float64, n), endHi: -1,
+		ends: make([]float64, n), next: make([]float64, n)}
 }
 
 // toTurn returns the slow-scan distance (mm) to the next turn-around.
@@ -126,6 +143,7 @@ func (s *scanner) deposit(iA, vMMS, y0, y1 float64) {
 	if iA <= 0 || vMMS <= 0 || y0 == y1 {
 		return
 	}
+	start, end := y0, y1 // the wafer moves from start to end
 	if y0 > y1 {
 		y0, y1 = y1, y0
 	}
@@ -135,11 +153,26 @@ func (s *scanner) deposit(iA, vMMS, y0, y1 float64) {
 	lo := int(math.Max(0, math.Floor((y0-reach+s.g.radius)/s.g.pitch)))
 	hi := int(math.Min(float64(len(s.rows)-1), math.Ceil((y1+reach+s.g.radius)/s.g.pitch)))
 	k := 1 / (math.Sqrt2 * spotSigmaYMM)
+	cached := start == s.end
 	for j := lo; j <= hi; j++ {
 		yj := s.g.rows[j]
-		d := 0.5 * (math.Erf((y1-yj)*k) - math.Erf((y0-yj)*k))
+		var es float64
+		if cached && j >= s.endLo && j <= s.endHi {
+			es = s.ends[j]
+		} else {
+			es = math.Erf((start - yj) * k)
+		}
+		ee := math.Erf((end - yj) * k)
+		s.next[j] = ee
+		e0, e1 := es, ee
+		if start > end {
+			e0, e1 = ee, es
+		}
+		d := 0.5 * (e1 - e0)
 		s.rows[j] += f * d
 	}
+	s.ends, s.next = s.next, s.ends
+	s.end, s.endLo, s.endHi = end, lo, hi
 }
 
 // rowAt interpolates the row fluence at y (mm).
@@ -162,8 +195,7 @@ func (s *scanner) rowAt(y float64) float64 {
 // were independent, σ² = (1+σy²)(1+σx²) − 1.
 func (s *scanner) uniformity() (mean, sigmaPct float64) {
 	var sw, sx, sxx float64
-	for j, y := range s.g.rows {
-		c := s.g.chord(y, edgeExclusionMM)
+	for j, c := range s.g.chords {
 		if c == 0 {
 			continue
 		}
