@@ -55,7 +55,7 @@ func TestKurrentDBOutage(t *testing.T) {
 	for _, id := range runs {
 		waitTerminal(t, n, id, 2*time.Minute)
 	}
-	t.Logf("every run completed %v after the server came back", time.Since(back).Round(time.Millisecond))
+	t.Logf("every run completed %v after the server came back; run actors fenced: %d", time.Since(back).Round(time.Millisecond), n.Actors().Fenced())
 	checkNothingLostOrDoubled(t, n, runs)
 	if status, _, body := create(); status != 201 {
 		t.Errorf("create after the outage = %d %v, want 201", status, body)

@@ -1,12 +1,15 @@
 package node_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -134,6 +137,15 @@ func startOutageNode(t *testing.T, cfg node.Config, steps int) (*node.Node, func
 	t.Helper()
 	secret := []byte("outage-test-secret-0123456789abcdef")
 	cfg.DataDir, cfg.TimeScale, cfg.JWTSecret, cfg.QueueLimit = t.TempDir(), 1, secret, 100
+	// The node's warnings and errors (crashed and fenced run actors, the
+	// store's outage) are printed if the test fails.
+	logs := &lockedBuffer{}
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the node's warnings and errors:\n%s", logs.excerpt(100))
+		}
+	})
 	cfg.Engines = map[process.Kind]actors.EngineFactory{process.KindIon: processtest.Factory{Kind: process.KindIon}}
 	n, err := node.Start(t.Context(), cfg)
 	if err != nil {
@@ -158,6 +170,29 @@ func startOutageNode(t *testing.T, cfg node.Config, steps int) (*node.Node, func
 		_ = json.NewDecoder(res.Body).Decode(&out)
 		return res.StatusCode, res.Header.Get("Retry-After"), out
 	}
+}
+
+// lockedBuffer is a log's writer that is safe for concurrent use.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// excerpt is the first n lines written and the last n.
+func (b *lockedBuffer) excerpt(n int) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	lines := strings.Split(strings.TrimSuffix(b.buf.String(), "\n"), "\n")
+	if len(lines) <= 2*n {
+		return strings.Join(lines, "\n")
+	}
+	return strings.Join(lines[:n], "\n") + fmt.Sprintf("\n… %d lines …\n", len(lines)-2*n) + strings.Join(lines[len(lines)-n:], "\n")
 }
 
 // checkNothingLostOrDoubled reads each run's stream after an outage: no

@@ -387,10 +387,24 @@ func (s *Store) suspect() {
 // probe pings the server every ProbeInterval until it answers or the
 // store closes. One runs at a time: observe starts it on the first
 // failure after an answer.
+//
+// While the server is down one call at a time goes into the client
+// (call): the probe waits for the one inside (its own last ping, still
+// discovering, or a caller's). A client can keep a call for ever,
+// though: one whose discovery failed stops serving its request channel
+// without closing it (esdb connectionStateMachine), so a call that asked
+// it for a connection meanwhile, or reports an error to it, blocks for
+// good. Calls that reached it before the store knew the server was down
+// get stuck so; the one such call would hold the client's place until
+// the end, the probe would never ping and every call would fail with the
+// old reason long after the server was back. A client busy for longer
+// than CallTimeout is so taken for stuck and replaced (retire): the
+// stuck call keeps the old one, the probe and the callers get a new one.
 func (s *Store) probe() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.opts.ProbeInterval)
 	defer t.Stop()
+	var busySince time.Time
 	for {
 		select {
 		case <-s.stop:
@@ -398,10 +412,22 @@ func (s *Store) probe() {
 		case <-t.C:
 		}
 		s.mu.Lock()
-		busy := s.cur.calls > 0 // the last probe's call, still discovering
+		cn := s.cur
+		busy := cn.calls > 0
 		s.mu.Unlock()
-		if busy {
-			continue
+		if !busy {
+			busySince = time.Time{}
+		} else {
+			if busySince.IsZero() {
+				busySince = time.Now()
+			}
+			if time.Since(busySince) < s.opts.CallTimeout {
+				continue
+			}
+			s.log.Warn("kurrentdb: a call is stuck inside the client; replacing the client",
+				"busy_for", time.Since(busySince).Round(time.Millisecond))
+			s.retire(cn)
+			busySince = time.Time{}
 		}
 		ctx, cancel := context.WithTimeout(s.life, s.opts.DownAfter)
 		s.observe(s.callOnce(ctx, s.pingCall(ctx))) // an answer clears down
