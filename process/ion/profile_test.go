@@ -188,3 +188,41 @@ func TestBroadenedKeptKernelIsExact(t *testing.T) {
 		}
 	}
 }
+
+// TestDepthProfileKeptShapeIsExact: a profile built from a kept shape
+// (shapeOf) is bit for bit the one computed in place, so `spectra verify`
+// of older runs still matches.
+func TestDepthProfileKeptShapeIsExact(t *testing.T) {
+	for _, tc := range []struct {
+		species      string
+		energy, dose float64
+		tilt         float64
+	}{{"P", 40, 1e15, 7}, {"B", 10, 3e14, 0}, {"As", 120, 1e13, 7}, {"P", 40, 1.0001e15, 7}} {
+		m0, err := Moments(tc.species, tc.energy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := Tilted(m0, tc.tilt)
+		p := NewPearson(m.RpNm, m.DRpNm, m.Gamma, m.Beta)
+		xMax := p.Extent(1e-6)
+		inside := p.Fraction(0, xMax)
+		for round := range 2 {
+			pr, got := depthProfile(m, tc.dose)
+			if got != p {
+				t.Fatalf("%s %g keV, round %d: Pearson %+v, computed in place %+v", tc.species, tc.energy, round, got, p)
+			}
+			if len(pr.DepthNm) != depthPoints || len(pr.ConcentrationCm3) != depthPoints {
+				t.Fatalf("%d depths, %d concentrations", len(pr.DepthNm), len(pr.ConcentrationCm3))
+			}
+			for i := range depthPoints {
+				x := xMax * float64(i) / (depthPoints - 1)
+				c := tc.dose * p.Density(x) / inside * 1e7
+				if math.Float64bits(pr.DepthNm[i]) != math.Float64bits(x) || math.Float64bits(pr.ConcentrationCm3[i]) != math.Float64bits(c) {
+					t.Fatalf("%s %g keV, round %d: point %d is (%v, %v), computed in place (%v, %v)",
+						tc.species, tc.energy, round, i, pr.DepthNm[i], pr.ConcentrationCm3[i], x, c)
+				}
+			}
+			pr.DepthNm[0] = -1 // a caller's change stays its own
+		}
+	}
+}

@@ -34,7 +34,8 @@ type scanGeom struct {
 	// xCoef are Legendre coefficients (orders 1–4, in x/R) of the residual
 	// x non-uniformity the profiler correction leaves (0 for an ideal tool).
 	xCoef [4]float64
-	xVar  float64 // cached xVariance, −1 until computed
+	xVar  float64   // cached xVariance, −1 until computed
+	xw    []float64 // cached xWeights, nil until computed
 	// chords are the rows' chords inside the edge exclusion, in row
 	// order (uniformity weighs every row by its chord every step).
 	chords []float64
@@ -220,8 +221,9 @@ func (g *scanGeom) xVariance() float64 {
 		return g.xVar
 	}
 	var n, sx, sxx float64
-	g.cells(func(x, y float64) {
-		w := g.xWeight(x)
+	xw := g.xWeights()
+	g.cellsAt(func(i, _ int) {
+		w := xw[i]
 		n++
 		sx += w
 		sxx += w * w
@@ -231,15 +233,27 @@ func (g *scanGeom) xVariance() float64 {
 	return g.xVar
 }
 
-// cells calls f at the centre of every 2.5 mm-class cell (the row pitch)
-// inside the edge exclusion.
-func (g *scanGeom) cells(f func(x, y float64)) {
-	for _, y := range g.rows {
-		c := g.chord(y, edgeExclusionMM)
+// xWeights returns xWeight at each cell column's centre (cellsAt's i),
+// computed once: a cell's weight depends on its column only.
+func (g *scanGeom) xWeights() []float64 {
+	if g.xw == nil {
+		g.xw = make([]float64, rowsPerWafer)
+		for i := range g.xw {
+			g.xw[i] = g.xWeight(-g.radius + (float64(i)+0.5)*g.pitch)
+		}
+	}
+	return g.xw
+}
+
+// cellsAt calls f with the column i and row j (g.rows) of every 2.5
+// mm-class cell (the row pitch) inside the edge exclusion; the cell's
+// centre is x = −R + (i+½)·pitch, y = rows[j].
+func (g *scanGeom) cellsAt(f func(i, j int)) {
+	for j, c := range g.chords {
 		for i := range rowsPerWafer {
 			x := -g.radius + (float64(i)+0.5)*g.pitch
 			if math.Abs(x) < c/2 {
-				f(x, y)
+				f(i, j)
 			}
 		}
 	}
@@ -252,12 +266,9 @@ type waferStats struct{ mean, sigmaPct float64 }
 // inside the edge exclusion (physics reference §1.7: 3–5 mm exclusion).
 func (s *scanner) exactUniformity() waferStats {
 	var n, sx, sxx float64
-	j := 0
-	s.g.cells(func(x, y float64) {
-		for s.g.rows[j] != y {
-			j++
-		}
-		v := s.rows[j] * s.g.xWeight(x)
+	xw := s.g.xWeights()
+	s.g.cellsAt(func(i, j int) {
+		v := s.rows[j] * xw[i]
 		n++
 		sx += v
 		sxx += v * v
