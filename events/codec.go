@@ -102,6 +102,13 @@ func New(p Payload, md Metadata) (Event, error) {
 // NewWithID builds an event with the given id (derived ids make retried
 // commands idempotent).
 func NewWithID(id string, p Payload, md Metadata) (Event, error) {
+	if t, ok := p.(*TelemetryRecorded); ok && t != nil {
+		// Nine in ten events of a run: written without reflection when
+		// the bytes are json.Marshal's exactly (encodeTelemetry).
+		if data, ok := encodeTelemetry(make([]byte, 0, telemetrySize(t)), t); ok {
+			return Event{ID: id, Type: VersionedType(p.EventType()), Data: data, Metadata: md}, nil
+		}
+	}
 	data, err := json.Marshal(p)
 	if err != nil {
 		return Event{}, fmt.Errorf("encode %s: %w", p.EventType(), err)

@@ -1,7 +1,9 @@
 package events
 
 import (
+	"bytes"
 	"encoding/json"
+	"math"
 	"reflect"
 	"testing"
 )
@@ -125,6 +127,91 @@ func BenchmarkDecodeTelemetry(b *testing.B) {
 		for b.Loop() {
 			var e TelemetryRecorded
 			if err := json.Unmarshal(data, &e); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// telemetryValues are payloads whose encoding must be json.Marshal's.
+var telemetryValues = []TelemetryRecorded{
+	{JobID: "job-1", Attempt: 2, FirstStep: 40, Progress: 37.5, CurrentStep: "Implanting (37% dose)",
+		Samples: map[string][]float64{"time_s": {4.1, 4.2}, "beam_current_ma": {5.0000001, -1e-9}, "empty": {}, "null": nil}},
+	{},
+	{Samples: map[string][]float64{}},
+	{JobID: "j", Attempt: -9, FirstStep: 1 << 40, Progress: -0.0,
+		Samples: map[string][]float64{"x": {1e308, 5e-324, 1e21, 9.999999999999999e20, 1e-6, 9.99e-7, 1e-7, -1e-100, 123456789.125, 0.1, 1e20}}},
+	{JobID: "a<b", CurrentStep: "x"},
+	{JobID: "j", CurrentStep: "Ramp ↑"},
+	{JobID: "j", CurrentStep: "q\"uote"},
+	{JobID: "j", CurrentStep: "tab\t"},
+	{JobID: "j", Samples: map[string][]float64{"a&b": {1}}},
+	{JobID: "j", Samples: map[string][]float64{"n": {math.NaN()}}},
+	{JobID: "j", Progress: math.Inf(1)},
+}
+
+func TestEncodeTelemetryMatchesMarshal(t *testing.T) {
+	for i, v := range telemetryValues {
+		want, wantErr := json.Marshal(&v)
+		ev, err := NewWithID("id", &v, Metadata{})
+		if (err != nil) != (wantErr != nil) {
+			t.Fatalf("case %d: NewWithID error %v, json.Marshal's %v", i, err, wantErr)
+		}
+		if err == nil && !bytes.Equal(ev.Data, want) {
+			t.Fatalf("case %d: NewWithID wrote\n%s\njson.Marshal writes\n%s", i, ev.Data, want)
+		}
+		if fast, ok := encodeTelemetry(nil, &v); ok && !bytes.Equal(fast, want) {
+			t.Fatalf("case %d: encodeTelemetry wrote\n%s\njson.Marshal writes\n%s", i, fast, want)
+		}
+	}
+	// The common form takes the fast path.
+	if _, ok := encodeTelemetry(nil, &telemetryValues[0]); !ok {
+		t.Fatal("encodeTelemetry refused a plain batch")
+	}
+}
+
+// FuzzEncodeTelemetry: what encodeTelemetry writes is json.Marshal's bytes.
+func FuzzEncodeTelemetry(f *testing.F) {
+	f.Add("job-1", 1, 40, "time_s", 4.1, 5e-7, 37.5, "Implanting")
+	f.Add("", 0, 0, "", 0.0, -0.0, 1e21, "é")
+	f.Fuzz(func(t *testing.T, job string, attempt, first int, name string, a, b, progress float64, step string) {
+		v := TelemetryRecorded{JobID: job, Attempt: attempt, FirstStep: first, Progress: progress, CurrentStep: step,
+			Samples: map[string][]float64{name: {a, b}, "z" + name: {b}}}
+		got, ok := encodeTelemetry(nil, &v)
+		if !ok {
+			return
+		}
+		want, err := json.Marshal(&v)
+		if err != nil {
+			t.Fatalf("encodeTelemetry took %#v, json.Marshal refuses it: %v", v, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("encodeTelemetry wrote\n%s\njson.Marshal writes\n%s", got, want)
+		}
+	})
+}
+
+func BenchmarkEncodeTelemetry(b *testing.B) {
+	v := &TelemetryRecorded{JobID: "job-0123456789", FirstStep: 40, Progress: 37.5, CurrentStep: "Implanting (37% dose)", Samples: map[string][]float64{}}
+	for _, name := range []string{"time_s", "beam_current_ma", "pressure_torr", "analyzer_v", "dose_atoms_cm2", "dose_uniformity_pct", "wafer_temp_c"} {
+		col := make([]float64, 10)
+		for i := range col {
+			col[i] = 1.2345678901234567e-3 * float64(i+1) * float64(len(name))
+		}
+		v.Samples[name] = col
+	}
+	b.Run("NewWithID", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := NewWithID("id", v, Metadata{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("json_Marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := json.Marshal(v); err != nil {
 				b.Fatal(err)
 			}
 		}
