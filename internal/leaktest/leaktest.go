@@ -46,13 +46,15 @@ func Options() []goleak.Option {
 // a new gRPC connection without closing the old one (whose callback
 // serializers and reconnection loop then live on), and when it closes
 // itself after a failed discovery, calls already inside it stay blocked
-// sending to its stopped connection loop. The store replaces such a
-// client and returns to its callers when their contexts end; it cannot
-// end the client's own goroutines. Packages whose tests stop a KurrentDB
+// sending to its stopped connection loop (asking for a connection, or
+// reporting a failed call's error: node's TestKurrentDBOutage saw appends
+// stuck so). The store replaces such a client and returns to its callers
+// when their contexts end; it cannot end the client's own goroutines. Packages whose tests stop a KurrentDB
 // server under a live store add these.
 func KurrentClient() []goleak.Option {
 	return []goleak.Option{
 		goleak.IgnoreTopFunction("github.com/EventStore/EventStore-Client-Go/v4/esdb.(*grpcClient).getConnectionHandle"),
+		goleak.IgnoreTopFunction("github.com/EventStore/EventStore-Client-Go/v4/esdb.(*grpcClient).handleError"),
 		goleak.IgnoreTopFunction("google.golang.org/grpc/internal/grpcsync.(*CallbackSerializer).run"),
 		goleak.IgnoreTopFunction("google.golang.org/grpc.(*addrConn).resetTransportAndUnlock"),
 	}
