@@ -32,10 +32,14 @@ const chainTag = "spectra-chain/v1\n"
 // Link returns the chain link of an event: hex SHA-256 over the canonical
 // encoding of typ, data and md.
 func Link(typ string, data []byte, md Metadata) string {
-	mdJSON, err := json.Marshal(md)
-	if err != nil {
-		// Metadata holds only strings: it always encodes.
-		panic(fmt.Sprintf("events.Link: encode metadata: %v", err))
+	var buf [512]byte
+	mdJSON, ok := appendMetadataJSON(buf[:0], &md)
+	if !ok {
+		var err error
+		if mdJSON, err = json.Marshal(md); err != nil {
+			// Metadata holds only strings: it always encodes.
+			panic(fmt.Sprintf("events.Link: encode metadata: %v", err))
+		}
 	}
 	h := sha256.New()
 	h.Write([]byte(chainTag))
@@ -237,4 +241,39 @@ func decodeKey(text string) ([]byte, error) {
 		return b, nil
 	}
 	return nil, fmt.Errorf("key: neither hex nor base64")
+}
+
+// appendMetadataJSON appends json.Marshal's bytes of md to b without
+// reflection (every event's link encodes its metadata, twice for a sealed
+// one). It reports false when a field is not plain printable ASCII
+// without the characters json.Marshal escapes; Link then uses
+// json.Marshal (TestMetadataJSONMatchesMarshal).
+func appendMetadataJSON(b []byte, md *Metadata) ([]byte, bool) {
+	b = append(b, '{')
+	first := true
+	for _, f := range [...]struct {
+		name, v string
+	}{
+		{`"org_id":"`, md.OrgID}, {`"user_id":"`, md.UserID}, {`"role":"`, md.Role},
+		{`"request_id":"`, md.RequestID}, {`"correlation_id":"`, md.CorrelationID},
+		{`"causation_id":"`, md.CausationID}, {`"node":"`, md.Node}, {`"trace_id":"`, md.TraceID},
+		{`"span_id":"`, md.SpanID}, {`"prev":"`, md.Prev}, {`"seal":"`, md.Seal}, {`"seal_sig":"`, md.SealSig},
+	} {
+		if f.v == "" {
+			continue // omitempty
+		}
+		for i := 0; i < len(f.v); i++ {
+			if c := f.v[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+				return b, false
+			}
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, f.name...)
+		b = append(b, f.v...)
+		b = append(b, '"')
+	}
+	return append(b, '}'), true
 }
