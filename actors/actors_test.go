@@ -112,6 +112,11 @@ func checkStream(t *testing.T, recs []events.Record) {
 	}
 	steps := map[stepKey]bool{}
 	once := map[string]int{}
+	// Each event names its predecessor's link: the actor chains what it
+	// appends onto the head its aggregate holds.
+	if rep := events.CheckChain(recs, nil); len(rep.Breaks) > 0 {
+		t.Fatalf("the run's hash chain breaks: %+v", rep.Breaks)
+	}
 	for i, r := range recs {
 		if r.Revision != uint64(i) {
 			t.Fatalf("record %d has revision %d", i, r.Revision)

@@ -39,6 +39,7 @@ type (
 type inflight struct {
 	ps   []events.Payload
 	evs  []events.Event
+	head string // the chain link of the last of evs
 	res  events.AppendResult
 	err  error
 	done chan struct{} // closed once res and err are set
@@ -636,11 +637,11 @@ func (a *runActor) appendAsync(ctx actor.Context, ps []events.Payload) {
 		a.queued = append(a.queued, ps...)
 		return
 	}
-	evs, ok := a.prepare(ctx, a.run.Creator, ps)
+	evs, head, ok := a.prepare(ctx, a.run.Creator, ps)
 	if !ok {
 		return
 	}
-	f := &inflight{ps: ps, evs: evs, done: make(chan struct{})}
+	f := &inflight{ps: ps, evs: evs, head: head, done: make(chan struct{})}
 	a.inflight = f
 	stream, expected := events.RunStream(a.runID), events.ExpectRevision(a.run.Revision)
 	self, root := ctx.Self(), a.svc.system.Root
@@ -659,7 +660,7 @@ func (a *runActor) landed(ctx actor.Context) bool {
 	f := a.inflight
 	<-f.done
 	a.inflight = nil
-	if !a.stored(ctx, f.ps, f.evs, f.res, f.err) {
+	if !a.stored(ctx, f.ps, f.evs, f.head, f.res, f.err) {
 		a.queued = nil
 		return false
 	}
@@ -696,7 +697,7 @@ func (a *runActor) appendNow(ctx actor.Context, md events.Metadata, ps ...events
 	if len(ps) == 0 {
 		return !a.gone
 	}
-	evs, ok := a.prepare(ctx, md, ps)
+	evs, head, ok := a.prepare(ctx, md, ps)
 	if !ok {
 		return false
 	}
@@ -706,13 +707,14 @@ func (a *runActor) appendNow(ctx actor.Context, md events.Metadata, ps ...events
 	}
 	res, err := a.svc.store.Append(sctx, events.RunStream(a.runID), events.ExpectRevision(a.run.Revision), evs...)
 	cancel()
-	return a.stored(ctx, ps, evs, res, err)
+	return a.stored(ctx, ps, evs, head, res, err)
 }
 
-// prepare makes the events of ps with md, chained to the stream's head.
-func (a *runActor) prepare(ctx actor.Context, md events.Metadata, ps []events.Payload) ([]events.Event, bool) {
+// prepare makes the events of ps with md, chained to the stream's head;
+// it returns them and the link of the last.
+func (a *runActor) prepare(ctx actor.Context, md events.Metadata, ps []events.Payload) ([]events.Event, string, bool) {
 	if a.gone {
-		return nil, false
+		return nil, "", false
 	}
 	md.Node = a.svc.cfg.Node
 	md.CausationID = a.run.RequestID
@@ -724,20 +726,20 @@ func (a *runActor) prepare(ctx actor.Context, md events.Metadata, ps []events.Pa
 		ev, err := events.New(p, md)
 		if err != nil {
 			a.crash(ctx, err)
-			return nil, false
+			return nil, "", false
 		}
 		evs[i] = ev
 	}
 	// Each event links to its predecessor's hash; a terminal one seals
 	// the chain (events.Chain). The aggregate's Head is the stream's.
-	events.Chain(a.run.Head, evs, a.svc.cfg.SealKey)
-	return evs, true
+	head := events.Chain(a.run.Head, evs, a.svc.cfg.SealKey)
+	return evs, head, true
 }
 
-// stored takes the store's answer to an append of evs (made of ps): on
-// success it applies them and does what the run's new state asks of its
-// host.
-func (a *runActor) stored(ctx actor.Context, ps []events.Payload, evs []events.Event, res events.AppendResult, err error) bool {
+// stored takes the store's answer to an append of evs (made of ps, the
+// last linked head): on success it applies them and does what the run's
+// new state asks of its host.
+func (a *runActor) stored(ctx actor.Context, ps []events.Payload, evs []events.Event, head string, res events.AppendResult, err error) bool {
 	if a.gone {
 		return false
 	}
@@ -764,8 +766,13 @@ func (a *runActor) stored(ctx actor.Context, ps []events.Payload, evs []events.E
 		if recordsOnly(ps[i : i+1]) {
 			// Telemetry and alarms, most of what a run appends, are
 			// folded from the payloads just encoded, not decoded back
-			// (their fields survive JSON unchanged).
-			a.run.ApplyPayload(rec, ps[i])
+			// (their fields survive JSON unchanged), with the links
+			// Chain computed: each event's is the next one's Prev.
+			link := head
+			if i+1 < len(evs) {
+				link = evs[i+1].Metadata.Prev
+			}
+			a.run.ApplyLinked(rec, ps[i], link)
 		} else {
 			a.run.Apply(rec)
 		}

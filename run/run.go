@@ -201,8 +201,15 @@ func (r *Run) Apply(rec events.Record) {
 // ApplyPayload folds rec as Apply does, given its payload p: a host that
 // has just appended p need not decode rec.Data back into it.
 func (r *Run) ApplyPayload(rec events.Record, p events.Payload) {
+	r.ApplyLinked(rec, p, events.RecordLink(rec))
+}
+
+// ApplyLinked folds rec as ApplyPayload does, given also its chain link
+// (events.RecordLink(rec)): a host that chained the events it appended
+// (events.Chain) has their links already.
+func (r *Run) ApplyLinked(rec events.Record, p events.Payload, link string) {
 	r.Revision, r.Position = rec.Revision, rec.Position
-	r.Head = events.RecordLink(rec)
+	r.Head = link
 	r.Status = r.Status.Next(p)
 	switch e := p.(type) {
 	case *events.RunRequested:
