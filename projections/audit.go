@@ -3,13 +3,16 @@ package projections
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spectra-fab/spectra/events"
+	"github.com/spectra-fab/spectra/process"
 )
 
 // Audit actions: what an audit entry says somebody did.
@@ -153,15 +156,15 @@ func (a *Audit) Apply(rec events.Record) error {
 	if !a.Wants("", events.BaseType(rec.Type)) {
 		return nil
 	}
-	p, err := events.Decode(rec)
-	return a.applyDecoded(rec, p, err)
+	return a.applyDecoded(rec, decodedOf(rec))
 }
 
 // decodes implements decoder.
 func (a *Audit) decodes(_, _ string) bool { return true }
 
 // applyDecoded implements decoder.
-func (a *Audit) applyDecoded(rec events.Record, p events.Payload, err error) error {
+func (a *Audit) applyDecoded(rec events.Record, d *decoded) error {
+	p, err := d.p, d.err
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
@@ -243,7 +246,7 @@ func (a *Audit) applyDecoded(rec events.Record, p events.Payload, err error) err
 	}
 	// Details as a snapshot restores them (JSON numbers and strings), so a
 	// restored model answers exactly like the live one.
-	if e.Details != nil {
+	if e.Details != nil && !plainJSON(e.Details) {
 		raw, err := json.Marshal(e.Details)
 		if err != nil {
 			return fmt.Errorf("audit details: %w", err)
@@ -320,4 +323,37 @@ func AuditActions() []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// plainJSON turns details, in place, into what a JSON round trip gives
+// back (json.Marshal, then json.Unmarshal into a map[string]any) when
+// every value is of a type whose round trip it knows: a string of valid
+// UTF-8 (a process.Kind too) stays a string, an int or a finite float64
+// becomes that float64 (strconv rounds both alike), a bool or nil stays.
+// It reports false for any other value, leaving the details to the round
+// trip (which gives the same for the values already turned).
+func plainJSON(details map[string]any) bool {
+	for k, v := range details {
+		switch v := v.(type) {
+		case string:
+			if !utf8.ValidString(v) {
+				return false
+			}
+		case process.Kind:
+			if !utf8.ValidString(string(v)) {
+				return false
+			}
+			details[k] = string(v)
+		case int:
+			details[k] = float64(v)
+		case float64:
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return false
+			}
+		case bool, nil:
+		default:
+			return false
+		}
+	}
+	return true
 }

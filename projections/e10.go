@@ -169,15 +169,15 @@ func (t *Tools) Apply(rec events.Record) error {
 	if !t.Wants(events.Category(rec.Stream), events.BaseType(rec.Type)) {
 		return nil
 	}
-	p, err := events.Decode(rec)
-	return t.applyDecoded(rec, p, err)
+	return t.applyDecoded(rec, decodedOf(rec))
 }
 
 // decodes implements decoder.
 func (t *Tools) decodes(_, _ string) bool { return true }
 
 // applyDecoded implements decoder.
-func (t *Tools) applyDecoded(rec events.Record, p events.Payload, err error) error {
+func (t *Tools) applyDecoded(rec events.Record, d *decoded) error {
+	p, err := d.p, d.err
 	if err != nil {
 		return nil //nolint:nilerr // a version this node cannot read: as before, skipped
 	}

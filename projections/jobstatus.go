@@ -160,8 +160,7 @@ func (j *JobStatus) Apply(rec events.Record) error {
 	if events.BaseType(rec.Type) == events.TypeTelemetryRecorded {
 		return j.applyTelemetry(rec)
 	}
-	p, err := events.Decode(rec)
-	return j.applyDecoded(rec, p, err)
+	return j.applyDecoded(rec, decodedOf(rec))
 }
 
 // decodes implements decoder: every record but telemetry batches, which
@@ -169,7 +168,8 @@ func (j *JobStatus) Apply(rec events.Record) error {
 func (j *JobStatus) decodes(_, baseType string) bool { return baseType != events.TypeTelemetryRecorded }
 
 // applyDecoded implements decoder.
-func (j *JobStatus) applyDecoded(rec events.Record, p events.Payload, err error) error {
+func (j *JobStatus) applyDecoded(rec events.Record, d *decoded) error {
+	p, err := d.p, d.err
 	if err != nil {
 		return nil //nolint:nilerr // types this model does not know are skipped
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/spectra-fab/spectra/process"
 	"github.com/spectra-fab/spectra/process/ion"
 	"github.com/spectra-fab/spectra/process/spc"
-	"github.com/spectra-fab/spectra/run"
 )
 
 // ParameterT2 is the parameter name of the multivariate charts among the
@@ -212,15 +211,15 @@ func (m *Multivariate) Apply(rec events.Record) error {
 	if !m.Wants(events.Category(rec.Stream), events.BaseType(rec.Type)) {
 		return nil
 	}
-	p, err := events.Decode(rec)
-	return m.applyDecoded(rec, p, err)
+	return m.applyDecoded(rec, decodedOf(rec))
 }
 
 // decodes implements decoder.
 func (m *Multivariate) decodes(_, _ string) bool { return true }
 
 // applyDecoded implements decoder.
-func (m *Multivariate) applyDecoded(rec events.Record, p events.Payload, err error) error {
+func (m *Multivariate) applyDecoded(rec events.Record, d *decoded) error {
+	p, err := d.p, d.err
 	if err != nil {
 		return err
 	}
@@ -245,7 +244,7 @@ func (m *Multivariate) applyDecoded(rec events.Record, p events.Payload, err err
 		if !ok {
 			return nil
 		}
-		x, alarmed, ok := summaryOf(r.Kind, e)
+		x, alarmed, ok := summaryOf(d, r.Kind, e)
 		if !ok {
 			return nil
 		}
@@ -272,12 +271,11 @@ func (m *Multivariate) applyDecoded(rec events.Record, p events.Payload, err err
 
 // summaryOf returns a completed run's summary vector and whether it raised
 // a within-run alarm; false when its result lacks a variable.
-func summaryOf(kind process.Kind, e *events.RunCompleted) ([]float64, bool, bool) {
-	res, _, err := run.Outcome(kind, e)
+func summaryOf(d *decoded, kind process.Kind, e *events.RunCompleted) ([]float64, bool, bool) {
+	figures, err := d.resultFigures(kind, e)
 	if err != nil {
 		return nil, false, false
 	}
-	figures := res.Figures()
 	var x []float64
 	for _, name := range t2Variables[kind] {
 		v, ok := figures[name]
@@ -286,12 +284,8 @@ func summaryOf(kind process.Kind, e *events.RunCompleted) ([]float64, bool, bool
 		}
 		x = append(x, v)
 	}
-	var counts struct {
-		SPC int `json:"spc_alerts_count"`
-		FDC int `json:"fdc_alarms_count"`
-	}
-	_ = json.Unmarshal(e.Result, &counts)
-	return x, counts.SPC+counts.FDC > 0, true
+	spcAlerts, fdcAlarms := d.alarmCounts(e)
+	return x, spcAlerts+fdcAlarms > 0, true
 }
 
 // build makes the chart's library once it has Library good runs; call

@@ -184,15 +184,15 @@ func (s *R2RState) Apply(rec events.Record) error {
 	if !s.Wants(events.Category(rec.Stream), events.BaseType(rec.Type)) {
 		return nil
 	}
-	p, err := events.Decode(rec)
-	return s.applyDecoded(rec, p, err)
+	return s.applyDecoded(rec, decodedOf(rec))
 }
 
 // decodes implements decoder.
 func (s *R2RState) decodes(_, _ string) bool { return true }
 
 // applyDecoded implements decoder.
-func (s *R2RState) applyDecoded(rec events.Record, p events.Payload, err error) error {
+func (s *R2RState) applyDecoded(rec events.Record, d *decoded) error {
+	p, err := d.p, d.err
 	if err != nil {
 		return err
 	}
@@ -219,14 +219,14 @@ func (s *R2RState) applyDecoded(rec events.Record, p events.Payload, err error) 
 		if !ok {
 			return nil
 		}
-		s.learn(runID, r, e, rec.Position)
+		s.learn(d, runID, r, e, rec.Position)
 	}
 	return nil
 }
 
 // learn folds a completed run into its thread; call with mu held.
-func (s *R2RState) learn(runID string, r *r2rRun, e *events.RunCompleted, pos uint64) {
-	_, obs, err := run.Outcome(r.Kind, e)
+func (s *R2RState) learn(d *decoded, runID string, r *r2rRun, e *events.RunCompleted, pos uint64) {
+	_, obs, err := d.outcome(r.Kind, e)
 	if err != nil || obs == nil {
 		return
 	}

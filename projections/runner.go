@@ -55,9 +55,9 @@ type decoder interface {
 	// decodes reports whether applyDecoded takes the records of this
 	// category and base type that Wants accepts (else Apply does).
 	decodes(category, baseType string) bool
-	// applyDecoded does what Apply does with the record's payload p, or
-	// the error events.Decode returned for it.
-	applyDecoded(rec events.Record, p events.Payload, err error) error
+	// applyDecoded does what Apply does with the record decoded (its
+	// payload, or the error events.Decode returned for it).
+	applyDecoded(rec events.Record, d *decoded) error
 }
 
 var (
@@ -364,6 +364,7 @@ func (r *Runner) consume(ctx context.Context, sub events.Subscription, positions
 		lastKey route // most records follow one of the same route
 		lastTo  routing
 		routed  bool // lastKey is set
+		dec     = &decoded{}
 	)
 	for {
 		it, err := sub.Next(ctx)
@@ -387,11 +388,9 @@ func (r *Runner) consume(ctx context.Context, sub events.Subscription, positions
 			}
 			lastKey, lastTo, routed = key, to, true
 		}
-		var (
-			payload events.Payload
-			derr    error
-			decoded bool
-		)
+		if dec.ok {
+			*dec = decoded{} // the previous record's
+		}
 		for i, p := range r.projections {
 			if rec.Position <= positions[i] || stopped[i] {
 				continue
@@ -399,11 +398,11 @@ func (r *Runner) consume(ctx context.Context, sub events.Subscription, positions
 			var err error
 			switch {
 			case i < 64 && to.decoded&(1<<i) != 0:
-				if !decoded {
-					payload, derr = events.Decode(rec)
-					decoded = true
+				if !dec.ok {
+					dec.p, dec.err = events.Decode(rec)
+					dec.ok = true
 				}
-				err = p.(decoder).applyDecoded(rec, payload, derr)
+				err = p.(decoder).applyDecoded(rec, dec)
 			case i >= 64 || to.wants&(1<<i) != 0:
 				err = p.Apply(rec)
 			}

@@ -15,7 +15,6 @@ import (
 	"github.com/spectra-fab/spectra/events"
 	"github.com/spectra-fab/spectra/process"
 	"github.com/spectra-fab/spectra/process/spc"
-	"github.com/spectra-fab/spectra/run"
 )
 
 // CategorySPC is the stream category of the chart-level SPC facts:
@@ -448,8 +447,7 @@ func (s *SPCCharts) Apply(rec events.Record) error {
 	if cat == CategorySPC {
 		return s.applySPC(rec)
 	}
-	p, err := events.Decode(rec)
-	return s.applyDecoded(rec, p, err)
+	return s.applyDecoded(rec, decodedOf(rec))
 }
 
 // decodes implements decoder: the records of run streams (SPC streams'
@@ -457,7 +455,8 @@ func (s *SPCCharts) Apply(rec events.Record) error {
 func (s *SPCCharts) decodes(category, _ string) bool { return category == events.CategoryRun }
 
 // applyDecoded implements decoder: a run's request or completion.
-func (s *SPCCharts) applyDecoded(rec events.Record, p events.Payload, err error) error {
+func (s *SPCCharts) applyDecoded(rec events.Record, d *decoded) error {
+	p, err := d.p, d.err
 	if err != nil {
 		return err
 	}
@@ -474,7 +473,7 @@ func (s *SPCCharts) applyDecoded(rec events.Record, p events.Payload, err error)
 		if !ok {
 			return nil
 		}
-		for _, name := range chartParameters(run.Kind, e) {
+		for _, name := range chartParameters(d, run.Kind, e) {
 			ref := events.SPCChartRef{OrgID: run.OrgID, Kind: run.Kind, ToolID: run.ToolID, Parameter: name.name}
 			c := s.chart(ref)
 			c.Points = append(c.Points, ChartPoint{Index: len(c.Points), RunID: runID, JobID: e.JobID,
@@ -495,11 +494,12 @@ type namedValue struct {
 // chartParameters returns the values a completed run puts on its charts,
 // by name: every finite R2R observation, and the kind's charted results
 // the observations lack.
-func chartParameters(kind process.Kind, e *events.RunCompleted) []namedValue {
-	res, obs, err := run.Outcome(kind, e)
+func chartParameters(d *decoded, kind process.Kind, e *events.RunCompleted) []namedValue {
+	figures, err := d.resultFigures(kind, e)
 	if err != nil {
 		return nil
 	}
+	_, obs, _ := d.outcome(kind, e)
 	var out []namedValue
 	seen := map[string]bool{}
 	if obs != nil {
@@ -508,7 +508,6 @@ func chartParameters(kind process.Kind, e *events.RunCompleted) []namedValue {
 			seen[name] = true
 		}
 	}
-	figures := res.Figures()
 	for _, name := range spcParameters[kind] {
 		if v, ok := figures[name]; ok && !seen[name] {
 			out = append(out, namedValue{name, v})
