@@ -28,8 +28,8 @@ type decoded struct {
 	outErr  error
 	figures map[string]float64 // res.Figures(), nil until asked
 
-	countsOf   *events.RunCompleted
-	spc, fdc   int // countsOf's result's alarm counts
+	countsOf *events.RunCompleted
+	spc, fdc int // countsOf's result's alarm counts
 }
 
 // decodedOf decodes rec for one projection's Apply.
