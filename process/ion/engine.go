@@ -65,6 +65,16 @@ const (
 // TelemetryFields lists the sample keys in their artifact order.
 var TelemetryFields = []string{FieldTime, FieldBeamCurrent, FieldPressure, FieldAnalyzer, FieldDose, FieldUniformity, FieldWaferTemp}
 
+// Factors of every step, computed once as a step computed them (at run
+// time, in float64 from the period held in a variable), so that samples
+// stay the same bit for bit.
+var (
+	stepDt      = process.Period
+	wanderDecay = math.Exp(-stepDt / beamWanderTauS)
+	wanderKick  = math.Sqrt(1 - wanderDecay*wanderDecay)
+	outgasGain  = 1 - math.Exp(-stepDt/outgasTauS)
+)
+
 // numFields is len(TelemetryFields).
 const numFields = 7
 
@@ -117,6 +127,7 @@ type Engine struct {
 	tempC      float64
 	heatCapJK  float64
 	coolWK     float64
+	coolDecay  float64 // the wafer temperature's decay over a step
 	deadS      float64
 	lastOnFrac float64
 
@@ -204,6 +215,8 @@ func NewEngine(r Recipe, opts process.Options) (*Engine, error) {
 	areaCm2 := math.Pi * math.Pow(r.WaferDiameterMM/20, 2)
 	e.heatCapJK = areaCm2 * thick * siliconDensity * 1e-3 * siliconCpJkgK
 	e.coolWK = contactWcm2K * areaCm2
+	tau := e.heatCapJK / e.coolWK
+	e.coolDecay = math.Exp(-stepDt / tau)
 	e.tempC = chuckC
 	e.maxTemp = chuckC
 
@@ -261,8 +274,7 @@ func (e *Engine) Step() process.StepResult {
 
 	// Beam: source ageing, slow wander, white fluctuation, glitches, and
 	// the injected disturbance.
-	a := math.Exp(-dt / beamWanderTauS)
-	e.wander = a*e.wander + math.Sqrt(1-a*a)*beamWanderPct/100*e.beam.NormFloat64()
+	e.wander = wanderDecay*e.wander + wanderKick*beamWanderPct/100*e.beam.NormFloat64()
 	rel := 1 + e.wander + beamAgingPctMin/100*e.t/60 + beamWhitePct/100*e.beam.NormFloat64()
 	rate := glitchesPerMin
 	if d := e.dist; d != nil && e.t >= d.StartS {
@@ -291,7 +303,7 @@ func (e *Engine) Step() process.StepResult {
 	// Chamber pressure: base plus resist outgassing driven by the beam
 	// power on the wafer in the previous period.
 	powerW := e.r.EnergyKeV * trueA * 1e3 / chargeState * e.lastOnFrac
-	e.pOut += (outgasTorrPerW*powerW - e.pOut) * (1 - math.Exp(-dt/outgasTauS))
+	e.pOut += (outgasTorrPerW*powerW - e.pOut) * outgasGain
 	burst := 0.0
 	if d := e.dist; d.Is(process.PressureBurst) && (d.Active(e.t) || d.DurationS == 0 && e.t >= d.StartS && e.t < d.StartS+defaultBurstS) {
 		burst = d.Value() * e.pBase
@@ -311,9 +323,8 @@ func (e *Engine) Step() process.StepResult {
 
 	// Wafer temperature: m·cp·dT/dt = P − h·A·(T − T_chuck) (§1.9).
 	powerW = e.r.EnergyKeV * trueA * 1e3 / chargeState * e.lastOnFrac
-	tau := e.heatCapJK / e.coolWK
 	tInf := chuckC + powerW/e.coolWK
-	e.tempC = tInf + (e.tempC-tInf)*math.Exp(-dt/tau)
+	e.tempC = tInf + (e.tempC-tInf)*e.coolDecay
 	e.maxTemp = math.Max(e.maxTemp, e.tempC)
 
 	analyzerV := e.r.EnergyKeV*1e3/chargeState + analyzerNoiseV*e.meas.NormFloat64()
