@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -30,6 +31,12 @@ type (
 	crashed struct {
 		runID string
 		pid   *actor.PID
+		// unsure: the first event ids of this run's appends whose outcome
+		// no activation has learned yet (see runActor.unsure); the next
+		// activation gets them. reload: wake the run again at once, its
+		// actor did not fail.
+		unsure []string
+		reload bool
 	}
 	appendDone struct{ f *inflight }
 )
@@ -74,7 +81,23 @@ type runActor struct {
 	// go in the next. Anything else appended waits for both first.
 	inflight *inflight
 	queued   []events.Payload
+
+	// unsure holds the first event id of each append of this run, by
+	// this activation or an earlier one on this node, that failed without
+	// telling whether it was written (a timeout, a store taken for down
+	// while the server had the append): such an append may still land,
+	// after the next activation has read the stream. When an append then
+	// meets a conflict, the events in its way are this run's own if the
+	// first is one of these: the actor reloads its stream instead of
+	// standing down for another writer (lateOwnAppend). A successful
+	// append settles them all: an append expects the revision it was
+	// decided on, so one that has not landed by then never will.
+	unsure []string
 }
+
+// maxUnsure bounds the appends of unknown outcome a run remembers (an id
+// each): activations that fail in a row during an outage add one each.
+const maxUnsure = 16
 
 func (a *runActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
@@ -295,8 +318,15 @@ func (a *runActor) checkHead(ctx actor.Context) {
 	recs, err := a.svc.store.ReadStream(sctx, events.RunStream(a.runID), events.Backwards, math.MaxUint64, 1)
 	cancel()
 	if err == nil && len(recs) == 1 && recs[0].Revision != a.run.Revision {
-		a.fence(ctx, "run actor fenced: its paused stream moved on without it; stopping",
-			"run_id", a.runID, "revision", a.run.Revision, "head", recs[0].Revision)
+		switch own, err := a.lateOwnAppend(); {
+		case err != nil:
+			a.crash(ctx, fmt.Errorf("read %s after its head moved: %w", a.runID, err))
+		case own:
+			a.reload(ctx)
+		default:
+			a.fence(ctx, "run actor fenced: its paused stream moved on without it; stopping",
+				"run_id", a.runID, "revision", a.run.Revision, "head", recs[0].Revision)
+		}
 		return
 	}
 	a.wakeAfter(ctx, pausedCheck)
@@ -743,19 +773,18 @@ func (a *runActor) stored(ctx actor.Context, ps []events.Payload, evs []events.E
 	if a.gone {
 		return false
 	}
-	if errors.Is(err, events.ErrConflict) && a.grain {
-		a.refence(ctx, err)
-		return false
-	}
 	if errors.Is(err, events.ErrConflict) {
-		a.fence(ctx, "run actor fenced: another writer appended to its stream; stopping",
-			"run_id", a.runID, "expected_revision", a.run.Revision, "err", err)
+		a.conflict(ctx, err)
 		return false
 	}
 	if err != nil {
+		// Written or not: the store did not say. The next activation
+		// knows these events as ours if they land late.
+		a.addUnsure(evs[0].ID)
 		a.crash(ctx, fmt.Errorf("append %s to %s: %w", evs[0].Type, a.runID, err))
 		return false
 	}
+	a.unsure = nil // what has not landed by now never will
 	stream := events.RunStream(a.runID)
 	prev := a.run.State()
 	now := time.Now().UTC()
@@ -813,6 +842,69 @@ func (a *runActor) react(ctx actor.Context, prev run.State) {
 	}
 }
 
+// conflict handles an append refused because the stream has moved past
+// the revision the actor decided on. If the events in the way are this
+// run's own, from an append whose outcome an activation did not learn,
+// the actor reloads its stream; else another writer has taken the run
+// over and the actor stands down (fence; a grain re-activates through the
+// cluster, refence).
+func (a *runActor) conflict(ctx actor.Context, cerr error) {
+	own, err := a.lateOwnAppend()
+	switch {
+	case err != nil:
+		// Whose they are is unknown for now: recover from the log later;
+		// the next activation asks again.
+		a.crash(ctx, fmt.Errorf("read %s after a conflict (%v): %w", a.runID, cerr, err))
+	case own:
+		a.reload(ctx)
+	case a.grain:
+		a.refence(ctx, cerr)
+	default:
+		a.fence(ctx, "run actor fenced: another writer appended to its stream; stopping",
+			"run_id", a.runID, "expected_revision", a.run.Revision, "err", cerr)
+	}
+}
+
+// lateOwnAppend reports whether the record after the actor's revision is
+// the first event of one of the run's appends of unknown outcome: that
+// append landed late, it is no other writer's.
+func (a *runActor) lateOwnAppend() (bool, error) {
+	if len(a.unsure) == 0 {
+		return false, nil
+	}
+	sctx, cancel := a.storeCtx()
+	recs, err := a.svc.store.ReadStream(sctx, events.RunStream(a.runID), events.Forwards, a.run.Revision+1, 1)
+	cancel()
+	if err != nil {
+		return false, err
+	}
+	return len(recs) == 1 && slices.Contains(a.unsure, recs[0].ID), nil
+}
+
+// addUnsure remembers the first event id of an append of unknown outcome.
+func (a *runActor) addUnsure(id string) {
+	a.unsure = append(a.unsure, id)
+	if len(a.unsure) > maxUnsure {
+		a.unsure = slices.Clone(a.unsure[len(a.unsure)-maxUnsure:])
+	}
+}
+
+// reload ends an activation whose stream holds an append of its own that
+// landed late (after the activation had read the stream): the supervisor
+// wakes the run again at once, and the new activation folds the whole
+// stream and carries on from it. Like a crash, the scheduler keeps the
+// slot for the next activation; unlike a fence, the run is not given up.
+func (a *runActor) reload(ctx actor.Context) {
+	a.svc.log.Warn("run actor's stream holds an append of its own that landed late; reloading it",
+		"run_id", a.runID, "revision", a.run.Revision)
+	a.gone = true
+	a.stopTimers(ctx)
+	a.holdsSlot = false
+	// Settled: the stream has moved past every revision they expected.
+	ctx.Send(a.svc.supervisor, &crashed{runID: a.runID, pid: ctx.Self(), reload: true})
+	ctx.Stop(ctx.Self())
+}
+
 // fence stops an actor that is no longer its stream's writer. The slot it
 // held or waited for goes back to this node's queue: the run is another
 // actor's now.
@@ -836,6 +928,16 @@ func (a *runActor) crash(ctx actor.Context, err error) {
 	a.stopTimers(ctx)
 	// The scheduler keeps the slot: the re-activated actor reclaims it.
 	a.holdsSlot = false
-	ctx.Send(a.svc.supervisor, &crashed{runID: a.runID, pid: ctx.Self()})
+	if f := a.inflight; f != nil {
+		// The next activation reads the stream after this append's
+		// answer (bounded by the store timeout), so it sees it if it
+		// was written; if the answer says nothing, it may land later.
+		<-f.done
+		a.inflight = nil
+		if f.err != nil && !errors.Is(f.err, events.ErrConflict) {
+			a.addUnsure(f.evs[0].ID)
+		}
+	}
+	ctx.Send(a.svc.supervisor, &crashed{runID: a.runID, pid: ctx.Self(), unsure: a.unsure})
 	ctx.Stop(ctx.Self())
 }

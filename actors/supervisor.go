@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -17,11 +18,14 @@ type supervisor struct {
 	byPID    map[string]string // pid id → run id
 	failures map[string]int
 	timers   map[string]*time.Timer
+	// unsure: per run, the appends of unknown outcome its last activation
+	// left (runActor.unsure), for the next.
+	unsure map[string][]string
 }
 
 func newSupervisor(svc *Service) *supervisor {
 	return &supervisor{svc: svc, children: map[string]*actor.PID{}, byPID: map[string]string{},
-		failures: map[string]int{}, timers: map[string]*time.Timer{}}
+		failures: map[string]int{}, timers: map[string]*time.Timer{}, unsure: map[string][]string{}}
 }
 
 var wakeBackoff = backoff{base: 100 * time.Millisecond, cap: 30 * time.Second}
@@ -34,14 +38,23 @@ func (s *supervisor) Receive(ctx actor.Context) {
 	case *retired:
 		s.forget(m.runID, m.pid)
 		delete(s.failures, m.runID)
+		delete(s.unsure, m.runID)
 		if t := s.timers[m.runID]; t != nil {
 			t.Stop()
 			delete(s.timers, m.runID)
 		}
 	case *crashed:
 		s.forget(m.runID, m.pid)
-		s.failures[m.runID]++
-		d := wakeBackoff.delay(s.failures[m.runID])
+		if len(m.unsure) > 0 {
+			s.unsure[m.runID] = m.unsure
+		} else {
+			delete(s.unsure, m.runID)
+		}
+		d := wakeBackoff.base // a reload: at once
+		if !m.reload {
+			s.failures[m.runID]++
+			d = wakeBackoff.delay(s.failures[m.runID])
+		}
 		svc, runID := s.svc, m.runID
 		if t := s.timers[runID]; t != nil {
 			t.Stop()
@@ -68,7 +81,10 @@ func (s *supervisor) child(ctx actor.Context, runID string) *actor.PID {
 		t.Stop()
 		delete(s.timers, runID)
 	}
-	props := actor.PropsFromProducer(func() actor.Actor { return &runActor{svc: s.svc, runID: runID} },
+	unsure := s.unsure[runID]
+	props := actor.PropsFromProducer(func() actor.Actor {
+		return &runActor{svc: s.svc, runID: runID, unsure: slices.Clone(unsure)}
+	},
 		actor.WithDispatcher(s.svc.workers))
 	pid := ctx.SpawnPrefix(props, "run-"+runID+"-")
 	s.children[runID] = pid
