@@ -217,3 +217,17 @@ func BenchmarkEncodeTelemetry(b *testing.B) {
 		}
 	})
 }
+
+// FuzzMetadataJSON: MetadataJSON writes json.Marshal's bytes
+// (TestMetadataJSONMatchesMarshal checks appendMetadataJSON).
+func FuzzMetadataJSON(f *testing.F) {
+	f.Add("org-1", "user", "", "ab12", "<&>")
+	f.Fuzz(func(t *testing.T, org, user, node, prev, sig string) {
+		md := Metadata{OrgID: org, UserID: user, Node: node, Prev: prev, SealSig: sig}
+		want, _ := json.Marshal(md)
+		got, err := MetadataJSON(md)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("MetadataJSON(%#v) = %s, %v; json.Marshal writes %s", md, got, err, want)
+		}
+	})
+}

@@ -3,7 +3,6 @@ package jetstream
 import (
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -100,7 +99,7 @@ func encode(stream string, evs []events.Event, rev uint64) (*nats.Msg, error) {
 	if md != (events.Metadata{}) {
 		// JSON escapes control characters, so the value stays one
 		// header line whatever the metadata holds.
-		b, err := json.Marshal(md)
+		b, err := events.MetadataJSON(md)
 		if err != nil {
 			return nil, fmt.Errorf("encode metadata: %w", err)
 		}
@@ -120,7 +119,7 @@ func encode(stream string, evs []events.Event, rev uint64) (*nats.Msg, error) {
 	for _, ev := range evs {
 		var own []byte
 		if md == (events.Metadata{}) && ev.Metadata != (events.Metadata{}) {
-			b, err := json.Marshal(ev.Metadata)
+			b, err := events.MetadataJSON(ev.Metadata)
 			if err != nil {
 				return nil, fmt.Errorf("encode metadata: %w", err)
 			}
