@@ -110,6 +110,11 @@ func checkStream(t *testing.T, recs []events.Record) {
 		job           string
 		attempt, step int
 	}
+	// The run actor links each append's events to the head it keeps
+	// (run.ApplyLinked): a wrong head breaks the chain at the next append.
+	if rep := events.CheckChain(recs, nil); len(rep.Breaks) > 0 {
+		t.Fatalf("chain breaks: %+v", rep.Breaks)
+	}
 	steps := map[stepKey]bool{}
 	once := map[string]int{}
 	// Each event names its predecessor's link: the actor chains what it
