@@ -141,6 +141,8 @@ func Decode(rec Record) (Payload, error) {
 		if decodeTelemetry(data, &t) {
 			return &t, nil
 		}
+	} else if p, ok := decodeRunFast(base, data); ok {
+		return p, nil
 	}
 	p := e.newFn()
 	if err := json.Unmarshal(data, p); err != nil {

@@ -216,6 +216,29 @@ func (s *Scanner) Int() (int, bool) {
 	return int(n), err == nil
 }
 
+// Int64 reads an integer into an int64 as encoding/json does; false for
+// any other value (a fraction or exponent included), or one out of range.
+func (s *Scanner) Int64() (int64, bool) {
+	lit, ok := s.Number()
+	if !ok || bytes.ContainsAny(lit, ".eE") {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(lit), 10, 64)
+	return n, err == nil
+}
+
+// Raw consumes one value of any kind, checking it as Skip does, and
+// returns its text without the whitespace around it: what encoding/json
+// hands a json.RawMessage or an Unmarshaler.
+func (s *Scanner) Raw() ([]byte, bool) {
+	s.ws()
+	start := s.i
+	if !s.Skip() {
+		return nil, false
+	}
+	return s.b[start:s.i], true
+}
+
 // maxDepth bounds the nesting Skip follows; deeper text is left to
 // encoding/json.
 const maxDepth = 64

@@ -41,3 +41,19 @@ func TestSeenFirst(t *testing.T) {
 		t.Errorf("Seen.First: a field reported first twice, or a new one not first (%b)", s)
 	}
 }
+
+// Raw returns a value's text without the whitespace around it, as
+// encoding/json hands it to a json.RawMessage.
+func TestRawIsTheValuesText(t *testing.T) {
+	for _, text := range texts {
+		var want struct {
+			V json.RawMessage `json:"v"`
+		}
+		werr := json.Unmarshal([]byte(`{"v":`+text+`}`), &want)
+		s := New([]byte(text))
+		got, ok := s.Raw()
+		if ok = ok && s.End(); ok != (werr == nil) || ok && !bytes.Equal(got, want.V) {
+			t.Errorf("Raw(%q) = %q, %v; encoding/json %q, %v", text, got, ok, want.V, werr)
+		}
+	}
+}
