@@ -18,3 +18,22 @@ func MinBatch() int { return minBatch }
 
 // FsyncsPerBatch is what a group commit's batch costs in synchronous writes.
 const FsyncsPerBatch = fsyncsPerBatch
+
+// IndexReady reports whether the org index of s has caught up with the
+// log and follows it (false before the first read that starts it).
+func IndexReady(s *Store) bool {
+	x := s.idx.Load()
+	if x == nil {
+		return false
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.ready
+}
+
+// StartIndex starts the org index of s (the first indexed read does).
+func StartIndex(s *Store) { s.index() }
+
+// BeforeIndex has the org index of s (started here) call f before it
+// indexes each message (f may block to hold the index back).
+func BeforeIndex(s *Store, f func()) { s.index().beforeAdd.Store(&f) }

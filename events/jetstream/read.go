@@ -44,20 +44,13 @@ func (s *Store) tail(ctx context.Context, subj string) (tail, error) {
 func (s *Store) page(ctx context.Context, from uint64, filter string, max int) (recs []events.Record, next uint64, left int, err error) {
 	next = from
 	err = s.batchGet(ctx, from, filter, max, func(m *nats.Msg) error {
-		h := m.Header
-		seq, err := strconv.ParseUint(h.Get(jetstream.SequenceHeader), 10, 64)
-		if err != nil {
-			return fmt.Errorf("sequence: %w", err)
-		}
-		t, err := time.Parse(time.RFC3339Nano, h.Get(jetstream.TimeStampHeaer))
-		if err != nil {
-			return fmt.Errorf("message %d: time: %w", seq, err)
-		}
-		if recs, err = decode(recs, h.Get(jetstream.SubjectHeader), seq, t, h, m.Data); err != nil {
+		var seq uint64
+		var err error
+		if recs, seq, err = decodeDirect(recs, m); err != nil {
 			return err
 		}
 		next = seq + 1
-		if left, err = strconv.Atoi(h.Get("Nats-Num-Pending")); err != nil {
+		if left, err = strconv.Atoi(m.Header.Get("Nats-Num-Pending")); err != nil {
 			return fmt.Errorf("message %d: pending: %w", seq, err)
 		}
 		return nil
@@ -66,6 +59,21 @@ func (s *Store) page(ctx context.Context, from uint64, filter string, max int) (
 		return nil, from, 0, fmt.Errorf("read from %d: %w", from, err)
 	}
 	return recs, next, left, nil
+}
+
+// decodeDirect expands the message of a direct get into records.
+func decodeDirect(recs []events.Record, m *nats.Msg) ([]events.Record, uint64, error) {
+	h := m.Header
+	seq, err := strconv.ParseUint(h.Get(jetstream.SequenceHeader), 10, 64)
+	if err != nil {
+		return recs, 0, fmt.Errorf("sequence: %w", err)
+	}
+	t, err := time.Parse(time.RFC3339Nano, h.Get(jetstream.TimeStampHeaer))
+	if err != nil {
+		return recs, 0, fmt.Errorf("message %d: time: %w", seq, err)
+	}
+	recs, err = decode(recs, h.Get(jetstream.SubjectHeader), seq, t, h, m.Data)
+	return recs, seq, err
 }
 
 // batchGet sends one batch direct get (up to max messages from sequence
@@ -348,7 +356,18 @@ func (s *Store) ReadAll(ctx context.Context, after uint64, f events.Filter, limi
 	if limit > 0 {
 		batch = min(limit+1, pageSize)
 	}
-	err := s.scan(ctx, max(1, messageOf(after)), filter, -1, batch, func(r events.Record) bool {
+	from := max(1, messageOf(after))
+	if key, ok := indexKey(f); ok && !s.noIdx {
+		var done bool
+		var err error
+		if out, from, done, err = s.readIndexed(ctx, key, from, after, f, limit, batch, out); err != nil {
+			return nil, fmt.Errorf("read all: %w", s.translate(err))
+		}
+		if done {
+			return out, nil
+		}
+	}
+	err := s.scan(ctx, from, filter, -1, batch, func(r events.Record) bool {
 		if r.Position > after && f.Match(r) {
 			out = append(out, r)
 		}
@@ -363,6 +382,73 @@ func (s *Store) ReadAll(ctx context.Context, after uint64, f events.Filter, limi
 		return nil, fmt.Errorf("read all: %w", s.translate(err))
 	}
 	return out, nil
+}
+
+// readIndexed serves ReadAll from the org index (orgindex.go), when it is
+// ready: the messages it names from sequence from on, by sequence, then
+// one unfiltered page of the messages it has not reached yet. done is
+// false when the caller is to go on with a filtered scan from next: the
+// index was not ready (next = from), or more of the log lies beyond its
+// reach than one page.
+func (s *Store) readIndexed(ctx context.Context, key string, from, after uint64, f events.Filter, limit, batch int,
+	out []events.Record) (_ []events.Record, next uint64, done bool, err error) {
+	x := s.index()
+	full := func() bool { return limit > 0 && len(out) >= limit }
+	keep := func(recs []events.Record) {
+		for _, r := range recs {
+			if !full() && r.Position > after && f.Match(r) {
+				out = append(out, r)
+			}
+		}
+	}
+	var recs []events.Record
+	for {
+		seqs, covered, ok := x.from(key, from, batch)
+		if !ok {
+			return out, from, false, nil
+		}
+		if len(seqs) > 0 {
+			if recs, err = s.fetch(ctx, recs[:0], seqs); err != nil {
+				return out, from, false, err
+			}
+			keep(recs)
+			if full() {
+				return out, 0, true, nil
+			}
+			from = seqs[len(seqs)-1] + 1
+		}
+		if len(seqs) < batch {
+			from = max(from, covered+1)
+			break
+		}
+	}
+	// The log's last messages, which the index may not have reached: one
+	// unfiltered page (what matches is picked here by subject); beyond
+	// that, the server filters.
+	left := 0
+	next = from
+	err = s.batchGet(ctx, from, "", pageSize, func(m *nats.Msg) error {
+		seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+		if err != nil {
+			return fmt.Errorf("sequence: %w", err)
+		}
+		next = seq + 1
+		if left, err = strconv.Atoi(m.Header.Get("Nats-Num-Pending")); err != nil {
+			return fmt.Errorf("message %d: pending: %w", seq, err)
+		}
+		if k, ok := keyOfSubject(m.Header.Get(jetstream.SubjectHeader)); !ok || k != key || full() {
+			return nil
+		}
+		if recs, _, err = decodeDirect(recs[:0], m); err != nil {
+			return err
+		}
+		keep(recs)
+		return nil
+	})
+	if err != nil {
+		return out, from, false, fmt.Errorf("read from %d: %w", from, err)
+	}
+	return out, next, left == 0 || full(), nil
 }
 
 // consumeOver is the number of known remaining events above which scan

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -41,6 +42,11 @@ type Options struct {
 	// with more (a clustered batch goes through Raft, where it saves
 	// nothing measured yet).
 	GroupCommit bool
+	// NoOrgIndex turns the org index off (orgindex.go): an
+	// organisation's reads are then filtered by the server, at a cost
+	// that follows the whole log. For comparison, and where its memory (8
+	// bytes per message) is not to be spent.
+	NoOrgIndex bool
 }
 
 // DefaultStream is the JetStream stream of the log unless Options say
@@ -67,7 +73,13 @@ type Store struct {
 
 	tails tailCache
 	stats storeStats
+
+	// idx is the org index (orgindex.go), started by the first read it
+	// can serve.
+	idxOnce sync.Once
+	idx     atomic.Pointer[orgIndex]
 	gc    *committer // nil: each append is published on its own
+	noIdx bool
 
 	closeOnce sync.Once
 	srv       *Server // the embedded server, when Open started one
@@ -117,7 +129,7 @@ func New(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open event store: stream %s: %w", o.Stream, err)
 	}
-	s := &Store{nc: nc, js: js, rjs: js, stream: st, name: o.Stream, log: o.Logger, tails: tailCache{m: map[string]tail{}}}
+	s := &Store{nc: nc, js: js, rjs: js, stream: st, name: o.Stream, log: o.Logger, tails: tailCache{m: map[string]tail{}}, noIdx: o.NoOrgIndex}
 	if o.ReadConn != nil {
 		if s.rnc, err = o.ReadConn(); err != nil {
 			return nil, fmt.Errorf("open event store: read connection: %w", err)
@@ -203,6 +215,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.kill()
+		if x := s.idx.Load(); x != nil {
+			<-x.done
+		}
 		if s.gc != nil {
 			s.gc.wait()
 		}

@@ -1,0 +1,310 @@
+package jetstream
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/spectra-fab/spectra/events"
+)
+
+// An organisation's replay (ReadAll with one category and an
+// organisation) is a filtered read of subject ev.<category>.*.<org>. The
+// server answers it by walking its message blocks from the start sequence
+// on (the wildcard sits before the organisation, so neither its
+// per-subject index nor a block's subject tree narrows it to the
+// organisation) and counts what remains for every page, under the
+// stream's lock that appends need: the read's cost followed the whole log,
+// not the caller's events (BenchmarkOrgReplay: an organisation's 1,000
+// events in a log of 1,000,000 other messages took 172 ms per replay and
+// held another tenant's appends to a p99 of 29 ms, 151 µs alone).
+//
+// The org index makes it follow the caller's events: the store keeps, in
+// memory, the sequences of the messages of each category and
+// organisation, learnt from a headers-only ordered consumer over the log
+// (one per store, started by the first indexed read). A read takes the
+// organisation's sequences from the index and gets those messages by
+// sequence (unfiltered batch direct gets of nearby sequences: a lookup
+// by sequence, no scan), then reads what the index has not reached yet
+// (the log's last messages) directly. Until the index has caught up with
+// the log once, and whenever its consumer is down, reads take the
+// filtered path as before.
+//
+// Memory: 8 bytes per indexed message (a log of 10 million messages: 80
+// MB). Building it reads every message's headers once per process.
+
+// orgIndex is the store's index of message sequences by category and
+// organisation.
+type orgIndex struct {
+	mu      sync.Mutex
+	seqs    map[string][]uint64 // indexKey → sequences, ascending
+	covered uint64              // every message up to this sequence is indexed
+	ready   bool                // caught up with the log once, and following it
+	done    chan struct{}       // closed when the index's goroutine ends
+
+	beforeAdd atomic.Pointer[func()] // tests: called before each message is indexed
+}
+
+// indexKey names the index entry a filter reads, if the index can serve
+// it: one category and an organisation.
+func indexKey(f events.Filter) (string, bool) {
+	if f.OrgID == "" || len(f.Categories) != 1 {
+		return "", false
+	}
+	cat := f.Categories[0]
+	if events.ValidateStream(cat+"-x") != nil || events.Category(cat+"-x") != cat {
+		return "", false
+	}
+	return cat + "." + orgToken(f.OrgID), true
+}
+
+// keyOfSubject is the index key of a message's subject
+// (ev.<category>.<id>.<org> → <category>.<org>).
+func keyOfSubject(subj string) (string, bool) {
+	rest, ok := strings.CutPrefix(subj, subjectPrefix)
+	if !ok {
+		return "", false
+	}
+	cat, rest, ok := strings.Cut(rest, ".")
+	if !ok {
+		return "", false
+	}
+	_, org, ok := strings.Cut(rest, ".")
+	if !ok || strings.Contains(org, ".") {
+		return "", false
+	}
+	return cat + "." + org, true
+}
+
+// index returns the store's org index, starting it on first use.
+func (s *Store) index() *orgIndex {
+	s.idxOnce.Do(func() {
+		x := &orgIndex{seqs: map[string][]uint64{}, done: make(chan struct{})}
+		s.idx.Store(x)
+		go x.run(s)
+	})
+	return s.idx.Load()
+}
+
+// run follows the log until the store closes, resuming after the last
+// indexed message when its consumer fails.
+func (x *orgIndex) run(s *Store) {
+	defer close(x.done)
+	wait := 100 * time.Millisecond
+	for {
+		err := x.follow(s)
+		x.mu.Lock()
+		x.ready = false
+		x.mu.Unlock()
+		if s.life.Err() != nil {
+			return
+		}
+		s.log.Warn("event store: org index stopped following the log; reads filter on the server meanwhile",
+			slog.Any("error", err), slog.Duration("retry", wait))
+		select {
+		case <-s.life.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// follow indexes the log from the message after the last indexed one,
+// with a headers-only ordered consumer, until it fails or the store
+// closes.
+func (x *orgIndex) follow(s *Store) error {
+	ctx := s.life
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("log head: %w", err)
+	}
+	x.mu.Lock()
+	start := x.covered + 1
+	if info.State.LastSeq < start {
+		x.ready = true // nothing to catch up with
+	}
+	x.mu.Unlock()
+	cons, err := s.rjs.OrderedConsumer(ctx, s.name, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subjectPrefix + ">"},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    start,
+		HeadersOnly:    true,
+	})
+	if err != nil {
+		return err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(pageSize))
+	if err != nil {
+		return err
+	}
+	defer it.Stop()
+	for {
+		m, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return err
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return err
+		}
+		if f := x.beforeAdd.Load(); f != nil {
+			(*f)()
+		}
+		x.add(m.Subject(), md.Sequence.Stream, md.NumPending == 0 || md.Sequence.Stream >= info.State.LastSeq)
+	}
+}
+
+// add indexes the message at seq on subj; caughtUp says the log had no
+// more when it was delivered.
+func (x *orgIndex) add(subj string, seq uint64, caughtUp bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if seq <= x.covered {
+		return // an ordered consumer's redelivery after a reset
+	}
+	if key, ok := keyOfSubject(subj); ok {
+		x.seqs[key] = append(x.seqs[key], seq)
+	}
+	x.covered = seq
+	if caughtUp {
+		x.ready = true
+	}
+}
+
+// from returns up to n indexed sequences of key from sequence from on,
+// and the sequence the index covers: when fewer than n come back, there
+// are no others up to it. ok is false while the index is not ready.
+func (x *orgIndex) from(key string, from uint64, n int) (seqs []uint64, covered uint64, ok bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if !x.ready {
+		return nil, 0, false
+	}
+	all := x.seqs[key]
+	i, _ := slices.BinarySearch(all, from)
+	return slices.Clone(all[i:min(len(all), i+n)]), x.covered, true
+}
+
+// fetchGap is how many other messages a get by sequence reads through
+// rather than asking again: nearby messages of one organisation come in
+// one batch.
+const fetchGap = 8
+
+// fetch reads the messages at seqs (ascending) and expands them into
+// records, in order: runs of nearby sequences go as one unfiltered batch
+// direct get (a lookup by sequence), all of them sent at once on one inbox.
+func (s *Store) fetch(ctx context.Context, out []events.Record, seqs []uint64) ([]events.Record, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.rjs.Conn().Opts.Timeout)
+		defer cancel()
+	}
+	type got struct {
+		seq uint64
+		m   *nats.Msg
+	}
+	all := make([]got, 0, len(seqs))
+	for want := seqs; len(want) > 0; {
+		n := len(all)
+		err := s.getSeqs(ctx, want, func(seq uint64, m *nats.Msg) {
+			all = append(all, got{seq, m})
+		})
+		if err != nil {
+			return out, err
+		}
+		if len(all) == n {
+			return out, fmt.Errorf("get by sequence: message %d not found", want[0])
+		}
+		if len(all) == len(seqs) {
+			break
+		}
+		// A batch the server cut short (its byte limit): get the rest.
+		// Each get returns at least its first message, so this ends.
+		slices.SortFunc(all, func(a, b got) int { return cmp.Compare(a.seq, b.seq) })
+		var missing []uint64
+		for _, seq := range want {
+			if _, ok := slices.BinarySearchFunc(all, seq, func(g got, seq uint64) int { return cmp.Compare(g.seq, seq) }); !ok {
+				missing = append(missing, seq)
+			}
+		}
+		want = missing
+	}
+	slices.SortFunc(all, func(a, b got) int { return cmp.Compare(a.seq, b.seq) })
+	var err error
+	for _, g := range all {
+		if out, _, err = decodeDirect(out, g.m); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// getSeqs sends the batch direct gets of seqs (ascending) at once and
+// hands fn each wanted message the server answers.
+func (s *Store) getSeqs(ctx context.Context, seqs []uint64, fn func(uint64, *nats.Msg)) error {
+	type get struct {
+		from uint64
+		n    int
+	}
+	var gets []get
+	total := 0
+	for i := 0; i < len(seqs); {
+		a, b := seqs[i], seqs[i]
+		for i++; i < len(seqs) && seqs[i]-b <= fetchGap; i++ {
+			b = seqs[i]
+		}
+		gets = append(gets, get{a, int(b - a + 1)})
+		total += int(b - a + 1)
+	}
+	nc := s.rjs.Conn()
+	inbox := nc.NewRespInbox()
+	replies := make(chan *nats.Msg, total+len(gets))
+	sub, err := nc.ChanSubscribe(inbox, replies)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	for _, g := range gets {
+		req, err := json.Marshal(batchRequest{Seq: g.from, Batch: g.n})
+		if err != nil {
+			return err
+		}
+		if err := nc.PublishRequest("$JS.API.DIRECT.GET."+s.name, inbox, req); err != nil {
+			return err
+		}
+	}
+	for ends := 0; ends < len(gets); {
+		select {
+		case m := <-replies:
+			switch status := m.Header.Get("Status"); status {
+			case "":
+				seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+				if err != nil {
+					return fmt.Errorf("sequence: %w", err)
+				}
+				if _, wanted := slices.BinarySearch(seqs, seq); wanted {
+					fn(seq, m)
+				}
+			case "204", "404": // the end of one get
+				ends++
+			default:
+				return fmt.Errorf("get by sequence: status %s %s", status, m.Header.Get("Description"))
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
