@@ -244,4 +244,3 @@ func fillOrg(b *testing.B, s *jetstream.Store, org, prefix string, streams, perS
 		b.Fatal(err)
 	}
 }
-

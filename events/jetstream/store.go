@@ -78,8 +78,8 @@ type Store struct {
 	// can serve.
 	idxOnce sync.Once
 	idx     atomic.Pointer[orgIndex]
-	gc    *committer // nil: each append is published on its own
-	noIdx bool
+	gc      *committer // nil: each append is published on its own
+	noIdx   bool
 
 	closeOnce sync.Once
 	srv       *Server // the embedded server, when Open started one
