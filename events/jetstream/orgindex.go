@@ -3,7 +3,6 @@ package jetstream
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -197,14 +196,8 @@ func (x *orgIndex) from(key string, from uint64, n int) (seqs []uint64, covered 
 	return slices.Clone(all[i:min(len(all), i+n)]), x.covered, true
 }
 
-// fetchGap is how many other messages a get by sequence reads through
-// rather than asking again: nearby messages of one organisation come in
-// one batch.
-const fetchGap = 8
-
 // fetch reads the messages at seqs (ascending) and expands them into
-// records, in order: runs of nearby sequences go as one unfiltered batch
-// direct get (a lookup by sequence), all of them sent at once on one inbox.
+// records, in order.
 func (s *Store) fetch(ctx context.Context, out []events.Record, seqs []uint64) ([]events.Record, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -216,31 +209,11 @@ func (s *Store) fetch(ctx context.Context, out []events.Record, seqs []uint64) (
 		m   *nats.Msg
 	}
 	all := make([]got, 0, len(seqs))
-	for want := seqs; len(want) > 0; {
-		n := len(all)
-		err := s.getSeqs(ctx, want, func(seq uint64, m *nats.Msg) {
-			all = append(all, got{seq, m})
-		})
-		if err != nil {
-			return out, err
-		}
-		if len(all) == n {
-			return out, fmt.Errorf("get by sequence: message %d not found", want[0])
-		}
-		if len(all) == len(seqs) {
-			break
-		}
-		// A batch the server cut short (its byte limit): get the rest.
-		// Each get returns at least its first message, so this ends.
-		slices.SortFunc(all, func(a, b got) int { return cmp.Compare(a.seq, b.seq) })
-		var missing []uint64
-		for _, seq := range want {
-			if _, ok := slices.BinarySearchFunc(all, seq, func(g got, seq uint64) int { return cmp.Compare(g.seq, seq) }); !ok {
-				missing = append(missing, seq)
-			}
-		}
-		want = missing
+	if err := s.getSeqs(ctx, seqs, func(seq uint64, m *nats.Msg) { all = append(all, got{seq, m}) }); err != nil {
+		return out, err
 	}
+	// Replies come in the order asked (the server answers a connection's
+	// gets in line); sorting makes sure.
 	slices.SortFunc(all, func(a, b got) int { return cmp.Compare(a.seq, b.seq) })
 	var err error
 	for _, g := range all {
@@ -251,57 +224,36 @@ func (s *Store) fetch(ctx context.Context, out []events.Record, seqs []uint64) (
 	return out, nil
 }
 
-// getSeqs sends the batch direct gets of seqs (ascending) at once and
-// hands fn each wanted message the server answers.
+// getSeqs sends a direct get for each of seqs at once, and hands fn the
+// messages the server answers. Each get is one message: the server holds
+// the stream's isolation lock, which its appends take too, for one lookup
+// by sequence at a time, where a batch get holds it for the whole batch.
 func (s *Store) getSeqs(ctx context.Context, seqs []uint64, fn func(uint64, *nats.Msg)) error {
-	type get struct {
-		from uint64
-		n    int
-	}
-	var gets []get
-	total := 0
-	for i := 0; i < len(seqs); {
-		a, b := seqs[i], seqs[i]
-		for i++; i < len(seqs) && seqs[i]-b <= fetchGap; i++ {
-			b = seqs[i]
-		}
-		gets = append(gets, get{a, int(b - a + 1)})
-		total += int(b - a + 1)
-	}
 	nc := s.rjs.Conn()
 	inbox := nc.NewRespInbox()
-	replies := make(chan *nats.Msg, total+len(gets))
+	replies := make(chan *nats.Msg, len(seqs))
 	sub, err := nc.ChanSubscribe(inbox, replies)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	for _, g := range gets {
-		req, err := json.Marshal(batchRequest{Seq: g.from, Batch: g.n})
-		if err != nil {
-			return err
-		}
-		if err := nc.PublishRequest("$JS.API.DIRECT.GET."+s.name, inbox, req); err != nil {
+	subj := "$JS.API.DIRECT.GET." + s.name
+	for _, seq := range seqs {
+		if err := nc.PublishRequest(subj, inbox, append(strconv.AppendUint([]byte(`{"seq":`), seq, 10), '}')); err != nil {
 			return err
 		}
 	}
-	for ends := 0; ends < len(gets); {
+	for range seqs {
 		select {
 		case m := <-replies:
-			switch status := m.Header.Get("Status"); status {
-			case "":
-				seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
-				if err != nil {
-					return fmt.Errorf("sequence: %w", err)
-				}
-				if _, wanted := slices.BinarySearch(seqs, seq); wanted {
-					fn(seq, m)
-				}
-			case "204", "404": // the end of one get
-				ends++
-			default:
+			if status := m.Header.Get("Status"); status != "" {
 				return fmt.Errorf("get by sequence: status %s %s", status, m.Header.Get("Description"))
 			}
+			seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+			if err != nil {
+				return fmt.Errorf("sequence: %w", err)
+			}
+			fn(seq, m)
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -427,7 +427,7 @@ func (s *Store) readIndexed(ctx context.Context, key string, from, after uint64,
 	// that, the server filters.
 	left := 0
 	next = from
-	err = s.batchGet(ctx, from, "", pageSize, func(m *nats.Msg) error {
+	err = s.batchGet(ctx, from, "", tailPage, func(m *nats.Msg) error {
 		seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
 		if err != nil {
 			return fmt.Errorf("sequence: %w", err)
@@ -450,6 +450,12 @@ func (s *Store) readIndexed(ctx context.Context, key string, from, after uint64,
 	}
 	return out, next, left == 0 || full(), nil
 }
+
+// tailPage is how many messages past the org index a read gets unfiltered
+// (a batch direct get holds the stream's isolation lock, which appends
+// take, for the whole batch): the index follows the log within
+// milliseconds, so this is normally a handful.
+const tailPage = 100
 
 // consumeOver is the number of known remaining events above which scan
 // streams them with an ordered consumer rather than batch direct gets.
