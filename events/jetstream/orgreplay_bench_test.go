@@ -19,7 +19,9 @@ import (
 // of 50, written first, as an old tenant's history) are replayed in pages
 // of 100 (what a paced /api/stream?from=0 reads), from a log that then
 // received N messages of org-b's (1,000 runs; one event per message, the
-// worst case for a scan). The replay should cost the same whatever N.
+// worst case for a scan); in the "spread" layout org-a's events are
+// spread evenly over the log instead (an organisation active all along).
+// The replay should cost the same whatever N.
 // Each is measured through the store (org index) and through a store on
 // the same log with Options.NoOrgIndex (the server filters), alternated.
 // It also reads a one-event stream written last (an idempotency claim:
@@ -43,7 +45,13 @@ func BenchmarkOrgReplay(b *testing.B) {
 		}
 	}
 	for _, others := range sizes {
-		b.Run(fmt.Sprintf("others=%d", others), func(b *testing.B) { benchOrgReplay(b, others) })
+		for _, spread := range []bool{false, true} {
+			layout := "history"
+			if spread {
+				layout = "spread"
+			}
+			b.Run(fmt.Sprintf("others=%d/%s", others, layout), func(b *testing.B) { benchOrgReplay(b, others, spread) })
+		}
 	}
 }
 
@@ -66,15 +74,21 @@ const (
 	orgAPage   = 100
 )
 
-func benchOrgReplay(b *testing.B, others int) {
+func benchOrgReplay(b *testing.B, others int, spread bool) {
 	s := openStore(b, b.TempDir(), false)
 	ctx := context.Background()
-	// org-a's history first, then org-b's fill.
-	fillOrg(b, s, "org-a", "a", 20, orgAEvents/20, 4)
 	t0 := time.Now()
-	fillOrg(b, s, "org-b", "b", 1000, others/1000, 16)
+	if spread {
+		// org-a's events spread evenly over the log: one after every
+		// others/1,000 of org-b's, from each of 20 writers.
+		fillOrg(b, s, "org-b", "b", 1000, others/1000, 20, others/1000)
+	} else {
+		// org-a's history first, then org-b's fill.
+		fillOrg(b, s, "org-a", "a", 20, orgAEvents/20, 4, 0)
+		fillOrg(b, s, "org-b", "b", 1000, others/1000, 16, 0)
+	}
 	b.Logf("filled %d messages of org-b in %v", others, time.Since(t0).Round(time.Millisecond))
-	claim := "idem-claim" + strconv.Itoa(others)
+	claim := fmt.Sprintf("idem-claim%d%v", others, spread)
 	if _, err := s.Append(ctx, claim, events.ExpectNoStream, orgEvent("org-a")); err != nil {
 		b.Fatal(err)
 	}
@@ -208,8 +222,9 @@ func orgEvent(org string) events.Event {
 
 // fillOrg appends perStream events, one per append, to each of streams
 // run-<prefix><i> of org, from writers goroutines, the streams interleaved
-// in the log.
-func fillOrg(b *testing.B, s *jetstream.Store, org, prefix string, streams, perStream, writers int) {
+// in the log. With aEvery > 0 each writer also appends an event of org-a
+// (to run-a<writer>) after every aEvery of its appends.
+func fillOrg(b *testing.B, s *jetstream.Store, org, prefix string, streams, perStream, writers, aEvery int) {
 	b.Helper()
 	ctx := context.Background()
 	var wg sync.WaitGroup
@@ -226,6 +241,7 @@ func fillOrg(b *testing.B, s *jetstream.Store, org, prefix string, streams, perS
 			for i := range exp {
 				exp[i] = events.ExpectNoStream
 			}
+			n := 0
 			for range perStream {
 				for i, stream := range mine {
 					res, err := s.Append(ctx, stream, exp[i], orgEvent(org))
@@ -234,6 +250,12 @@ func fillOrg(b *testing.B, s *jetstream.Store, org, prefix string, streams, perS
 						return
 					}
 					exp[i] = events.ExpectRevision(res.Revision)
+					if n++; aEvery > 0 && n%aEvery == 0 {
+						if _, err := s.Append(ctx, fmt.Sprintf("run-a%d", w), events.ExpectAny, orgEvent("org-a")); err != nil {
+							errs <- err
+							return
+						}
+					}
 				}
 			}
 		}()
