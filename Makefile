@@ -23,7 +23,7 @@ FUZZTIME ?= 20000x
 FUZZ_API := FuzzIonRecipe FuzzRTPRecipe FuzzToken FuzzCredentials FuzzJSONDepth
 # ... and of the fast decoders of the log's payloads, each against
 # encoding/json (a payload may come from another node or store).
-FUZZ_DECODE := ./events/:FuzzDecodeTelemetry ./events/:FuzzDecodeRunEvents ./projections/:FuzzScanTelemetry ./projections/:FuzzPlainJSON ./internal/jsonscan/:FuzzSkip
+FUZZ_DECODE := ./events/:FuzzDecodeTelemetry ./events/:FuzzEncodeTelemetry ./events/:FuzzMetadataJSON ./events/:FuzzDecodeRunEvents ./projections/:FuzzScanTelemetry ./projections/:FuzzPlainJSON ./internal/jsonscan/:FuzzSkip
 
 test: build
 	$(GO) vet $(PKGS)
