@@ -273,14 +273,20 @@ func orgToken(org string) string {
 }
 
 func streamOf(subj string) (string, bool) {
+	cat, id, _, ok := subjectParts(subj)
+	return cat + "-" + id, ok
+}
+
+// subjectParts splits a message's subject, ev.<category>.<id>.<org>.
+func subjectParts(subj string) (cat, id, org string, ok bool) {
 	rest, ok := strings.CutPrefix(subj, subjectPrefix)
 	if !ok {
-		return "", false
+		return "", "", "", false
 	}
-	cat, rest, ok := strings.Cut(rest, ".")
+	cat, rest, ok = strings.Cut(rest, ".")
 	if !ok {
-		return "", false
+		return "", "", "", false
 	}
-	id, _, ok := strings.Cut(rest, ".")
-	return cat + "-" + id, ok
+	id, org, ok = strings.Cut(rest, ".")
+	return cat, id, org, ok
 }

@@ -71,15 +71,7 @@ func indexKey(f events.Filter) (string, bool) {
 // keyOfSubject is the index key of a message's subject
 // (ev.<category>.<id>.<org> → <category>.<org>).
 func keyOfSubject(subj string) (string, bool) {
-	rest, ok := strings.CutPrefix(subj, subjectPrefix)
-	if !ok {
-		return "", false
-	}
-	cat, rest, ok := strings.Cut(rest, ".")
-	if !ok {
-		return "", false
-	}
-	_, org, ok := strings.Cut(rest, ".")
+	cat, _, org, ok := subjectParts(subj)
 	if !ok || strings.Contains(org, ".") {
 		return "", false
 	}
