@@ -97,11 +97,7 @@ func positions(recs []events.Record) []uint64 {
 func TestOrgIndexRead(t *testing.T) {
 	s := openStore(t, t.TempDir(), false)
 	ctx := context.Background()
-	plain, err := jetstream.New(ctx, s.Conn(), jetstream.Options{NoOrgIndex: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plain.Close()
+	plain := unindexed(t, s)
 	fillOrgs(t, s, 300)
 	waitIndex(t, s)
 	check := func(t *testing.T) {
@@ -162,12 +158,7 @@ func TestOrgIndexRead(t *testing.T) {
 // the server).
 func TestOrgIndexBehind(t *testing.T) {
 	s := openStore(t, t.TempDir(), false)
-	ctx := context.Background()
-	plain, err := jetstream.New(ctx, s.Conn(), jetstream.Options{NoOrgIndex: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plain.Close()
+	plain := unindexed(t, s)
 	fillOrgs(t, s, 50)
 	waitIndex(t, s)
 	release := make(chan struct{})
@@ -212,4 +203,16 @@ func TestOrgIndexBehind(t *testing.T) {
 	if got := readAllPaged(t, s, 0, f, 0); !slices.Equal(positions(got), positions(want)) {
 		t.Fatalf("after the index caught up: %d events, want %d", len(got), len(want))
 	}
+}
+
+// unindexed is a second store on s's log without the org index: its
+// reads are the server-filtered ones the index must equal.
+func unindexed(t *testing.T, s *jetstream.Store) *jetstream.Store {
+	t.Helper()
+	plain, err := jetstream.New(context.Background(), s.Conn(), jetstream.Options{NoOrgIndex: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { plain.Close() })
+	return plain
 }
