@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spectra-fab/spectra/events"
@@ -124,6 +125,9 @@ type Runner struct {
 	restart  map[string]bool    // projections to rebuild at the next turn
 	cancel   context.CancelFunc // ends the current subscription (Restart)
 	resubs   uint64             // subscriptions opened again after an error
+
+	appliedSeq uint64     // the last batch of this subscription whose position is out
+	lagMu      sync.Mutex // orders applied's advances and lagFn calls
 }
 
 // Failure describes a projection stopped by an Apply error.
@@ -349,12 +353,49 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 }
 
+// batchSubscription is a subscription that hands over many records per
+// call (the JetStream store's: the rest of a page, or one message's
+// events). NextBatch appends them to dst, or returns dst unchanged with
+// caughtUp set where Next would return the caught-up item.
+type batchSubscription interface {
+	NextBatch(ctx context.Context, dst []events.Record) (_ []events.Record, caughtUp bool, err error)
+}
+
+const (
+	// batchRecords is how many records the runner gathers into one batch
+	// while catching up (stored records come without waiting).
+	batchRecords = 512
+	// parallelMin: a batch of at least this many records is applied by
+	// one goroutine per projection, all at once, each in log order;
+	// smaller ones (live records, a few at a time) on the runner's own
+	// goroutine, after the batches in flight.
+	parallelMin = 64
+	// batchesInFlight bounds the batches read ahead of the slowest
+	// projection (the memory a rebuild holds).
+	batchesInFlight = 4
+)
+
+// batch is a run of consecutive records with their routes and decoded
+// payloads, applied by every projection in turn.
+type batch struct {
+	seq  uint64 // the order batches were read in
+	recs []events.Record
+	to   []routing
+	dec  []decoded // dec[k] is recs[k]'s when to[k].decoded != 0
+	left atomic.Int32
+}
+
 // consume applies the subscription's records until it fails, ctx ends or
-// a restart is requested.
+// a restart is requested. It reads records in batches; a large batch is
+// applied by one goroutine per projection at once (each projection still
+// applies the log in order), so a rebuild uses more than one core; the
+// subscription reads and the payloads are decoded once, on this goroutine,
+// meanwhile.
 func (r *Runner) consume(ctx context.Context, sub events.Subscription, positions []uint64, backoff *time.Duration) error {
 	unsaved, lastSave := 0, time.Now()
-	// Only this goroutine stops projections (stop) or clears their
-	// failures (restarts, between two consumes).
+	// stopped[i] is written by whoever applies projection i (stop), read
+	// by the others only once it has applied what it was given; restarts
+	// clears failures between two consumes.
 	stopped := make([]bool, len(r.projections))
 	for i, p := range r.projections {
 		stopped[i] = r.Stopped(p.Name())
@@ -364,62 +405,186 @@ func (r *Runner) consume(ctx context.Context, sub events.Subscription, positions
 		lastKey route // most records follow one of the same route
 		lastTo  routing
 		routed  bool // lastKey is set
-		dec     = &decoded{}
 	)
+	bs, batched := sub.(batchSubscription)
+	parallel := batched && len(r.projections) > 1
+
+	// The batches: free ones wait in free; one in flight goes to every
+	// worker, and the last to apply it advances the position and frees it.
+	free := make(chan *batch, batchesInFlight)
+	for range batchesInFlight {
+		free <- &batch{}
+	}
+	var (
+		inflight sync.WaitGroup // batches handed to the workers
+		workers  sync.WaitGroup
+		work     []chan *batch
+		seq      uint64
+	)
+	r.mu.Lock()
+	r.appliedSeq = 0
+	r.mu.Unlock()
+	done := func(b *batch) {
+		r.applied(b.seq, b.recs[len(b.recs)-1].Position)
+		free <- b
+		inflight.Done()
+	}
+	if parallel {
+		work = make([]chan *batch, len(r.projections))
+		for i := range r.projections {
+			work[i] = make(chan *batch, batchesInFlight)
+			workers.Add(1)
+			go func() {
+				defer workers.Done()
+				for b := range work[i] {
+					r.applyBatch(i, b, positions, stopped)
+					if b.left.Add(-1) == 0 {
+						done(b)
+					}
+				}
+			}()
+		}
+	}
+	// Every worker ends, and every batch is applied, before consume
+	// returns: positions and the models are the caller's again.
+	defer func() {
+		for _, w := range work {
+			close(w)
+		}
+		workers.Wait()
+	}()
+
+	live := false
 	for {
-		it, err := sub.Next(ctx)
+		b := <-free
+		b.recs = b.recs[:0]
+		caughtUp := false
+		var err error
+		if batched {
+			for {
+				b.recs, caughtUp, err = bs.NextBatch(ctx, b.recs)
+				// Catching up, stored records come at once: gather more.
+				if err != nil || caughtUp || live || len(b.recs) >= batchRecords {
+					break
+				}
+			}
+		} else {
+			var it events.Item
+			if it, err = sub.Next(ctx); err == nil {
+				if caughtUp = it.CaughtUp; !caughtUp {
+					b.recs = append(b.recs, it.Record)
+				}
+			}
+		}
+		if n := len(b.recs); n > 0 {
+			// Route and decode (once for every projection that reads the
+			// payload decoded).
+			b.to = slices.Grow(b.to[:0], n)[:n]
+			if cap(b.dec) < n {
+				b.dec = make([]decoded, n)
+			}
+			b.dec = b.dec[:n]
+			for k := range b.recs {
+				rec := &b.recs[k]
+				key := route{events.Category(rec.Stream), events.BaseType(rec.Type)}
+				to := lastTo
+				if !routed || key != lastKey {
+					var ok bool
+					if to, ok = routes[key]; !ok {
+						to = r.route(key)
+						routes[key] = to
+					}
+					lastKey, lastTo, routed = key, to, true
+				}
+				b.to[k] = to
+				d := &b.dec[k]
+				if d.ok {
+					d.reset()
+				}
+				if to.decoded != 0 {
+					d.p, d.err = events.Decode(*rec)
+					d.ok = true
+				}
+			}
+			seq++
+			b.seq = seq
+			if parallel && n >= parallelMin {
+				inflight.Add(1)
+				b.left.Store(int32(len(work)))
+				for _, w := range work {
+					w <- b
+				}
+			} else {
+				inflight.Wait() // what is in flight comes first
+				inflight.Add(1)
+				for i := range r.projections {
+					r.applyBatch(i, b, positions, stopped)
+				}
+				done(b)
+			}
+			unsaved += n
+		} else {
+			free <- b
+		}
 		if err != nil {
+			inflight.Wait()
 			return err
 		}
 		*backoff = r.RetryMin
-		if it.CaughtUp {
+		if caughtUp {
+			inflight.Wait()
+			live = true
 			r.setLive(true)
 			r.upOnce.Do(func() { close(r.caughtUp) })
-			continue
 		}
-		rec := it.Record
-		key := route{events.Category(rec.Stream), events.BaseType(rec.Type)}
-		to := lastTo
-		if !routed || key != lastKey {
-			var ok bool
-			if to, ok = routes[key]; !ok {
-				to = r.route(key)
-				routes[key] = to
-			}
-			lastKey, lastTo, routed = key, to, true
-		}
-		if dec.ok {
-			*dec = decoded{} // the previous record's
-		}
-		for i, p := range r.projections {
-			if rec.Position <= positions[i] || stopped[i] {
-				continue
-			}
-			var err error
-			switch {
-			case i < 64 && to.decoded&(1<<i) != 0:
-				if !dec.ok {
-					dec.p, dec.err = events.Decode(rec)
-					dec.ok = true
-				}
-				err = p.(decoder).applyDecoded(rec, dec)
-			case i >= 64 || to.wants&(1<<i) != 0:
-				err = p.Apply(rec)
-			}
-			if err != nil {
-				r.stop(p.Name(), rec, err)
-				stopped[i] = true
-				continue
-			}
-			positions[i] = rec.Position
-		}
-		r.advance(rec.Position)
-		unsaved++
 		if r.checkpoints != nil && unsaved >= r.SaveEvery && time.Since(lastSave) >= r.SaveInterval {
+			inflight.Wait()
 			r.saveAll(ctx, positions)
 			unsaved, lastSave = 0, time.Now()
 		}
 	}
+}
+
+// applyBatch applies b's records to projection i (those after its
+// position, unless it is stopped).
+func (r *Runner) applyBatch(i int, b *batch, positions []uint64, stopped []bool) {
+	p := r.projections[i]
+	bit := uint64(1) << (i & 63)
+	for k := range b.recs {
+		rec := &b.recs[k]
+		if rec.Position <= positions[i] || stopped[i] {
+			continue
+		}
+		to := &b.to[k]
+		var err error
+		switch {
+		case i < 64 && to.decoded&bit != 0:
+			err = p.(decoder).applyDecoded(*rec, &b.dec[k])
+		case i >= 64 || to.wants&bit != 0:
+			err = p.Apply(*rec)
+		}
+		if err != nil {
+			r.stop(p.Name(), *rec, err)
+			stopped[i] = true
+			continue
+		}
+		positions[i] = rec.Position
+	}
+}
+
+// applied advances the runner's position to pos, the last of batch seq,
+// unless a later batch got there first.
+func (r *Runner) applied(seq, pos uint64) {
+	r.lagMu.Lock()
+	defer r.lagMu.Unlock()
+	r.mu.Lock()
+	if seq < r.appliedSeq {
+		r.mu.Unlock()
+		return
+	}
+	r.appliedSeq = seq
+	r.mu.Unlock()
+	r.advance(pos)
 }
 
 // route is what the runner hands records to projections by.

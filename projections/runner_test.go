@@ -299,3 +299,101 @@ func TestRunnerHandsSelectiveProjectionsTheirRecords(t *testing.T) {
 		t.Errorf("picky checkpoint = %d, %v; want %d", pos, err, last(queued))
 	}
 }
+
+// appendMany appends n events to stream run-<id> in one append (one
+// message of the JetStream store) and returns their positions.
+func appendMany(t *testing.T, s events.Store, id string, n int) []uint64 {
+	t.Helper()
+	evs := make([]events.Event, n)
+	for k := range evs {
+		ev, err := events.New(&events.RunQueued{JobID: id, Queue: "ion"}, md)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs[k] = ev
+	}
+	res, err := s.Append(t.Context(), events.RunStream(id), events.ExpectAny, evs...)
+	if err != nil {
+		t.Fatalf("Append: %v", err)
+	}
+	ps := make([]uint64, n)
+	for k := range ps {
+		ps[k] = res.Position - uint64(n-1-k)
+	}
+	return ps
+}
+
+// waiter is a counter whose Apply of the record at position at waits
+// until ahead has applied the record after it (or gives up after a while,
+// and the test fails): it can only go on if the runner applies the two
+// projections at once.
+type waiter struct {
+	counter
+	at, next uint64
+	ahead    *counter
+	gaveUp   atomic.Bool
+}
+
+func (w *waiter) Apply(rec events.Record) error {
+	if rec.Position == w.at {
+		deadline := time.Now().Add(10 * time.Second)
+		for !slices.Contains(w.ahead.positions(), w.next) {
+			if time.Now().After(deadline) {
+				w.gaveUp.Store(true)
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	return w.counter.Apply(rec)
+}
+
+// A catch-up applies large batches of records to every projection at
+// once, each in log order: one projection runs ahead of another, a
+// failing Apply stops only its own projection at that record (the others
+// apply the rest), the caught-up position is that of every projection,
+// and the checkpoints say so.
+func TestRunnerAppliesProjectionsAtOnceWhileCatchingUp(t *testing.T) {
+	s, cps := startJetStream(t)
+	var all []uint64
+	for _, id := range []string{"a", "b"} {
+		all = append(all, appendMany(t, s, id, 100)...)
+	}
+	before := slices.Clone(all)
+	poison := appendMany(t, s, "poison", 1)[0]
+	all = append(append(all, poison), appendMany(t, s, "c", 100)...)
+
+	ahead := &counter{name: "ahead"}
+	behind := &waiter{counter: counter{name: "behind"}, at: all[10], next: all[11], ahead: ahead}
+	bad := &counter{name: "bad"}
+	bad.poisoned.Store(true)
+	r := projections.NewRunner(s, cps, nil, behind, ahead, bad)
+	stop := runInBackground(t, r)
+	<-r.CaughtUp()
+	if behind.gaveUp.Load() {
+		t.Error("the runner did not apply two projections at once while catching up")
+	}
+	if got := r.Position(); got != last(all) {
+		t.Errorf("Position() = %d after catching up, want %d", got, last(all))
+	}
+	for _, c := range []*counter{&behind.counter, ahead} {
+		if got := c.positions(); !slices.Equal(got, all) {
+			t.Errorf("%s applied %d records (%v…), want the %d of the log in order", c.name, len(got), got[:min(len(got), 3)], len(all))
+		}
+	}
+	if got := bad.positions(); !slices.Equal(got, before) {
+		t.Errorf("bad applied %d records, want the %d before the one it failed on", len(got), len(before))
+	}
+	if fs := r.Failures(); len(fs) != 1 || fs[0].Projection != "bad" || fs[0].Position != poison {
+		t.Errorf("Failures() = %+v, want bad at %d", fs, poison)
+	}
+	stop()
+	for _, name := range []string{"behind", "ahead"} {
+		if pos, _, err := cps.Load(t.Context(), name); err != nil || pos != last(all) {
+			t.Errorf("%s checkpoint at %d (%v), want %d", name, pos, err, last(all))
+		}
+	}
+	if _, _, err := cps.Load(t.Context(), "bad"); !errors.Is(err, projections.ErrNoCheckpoint) {
+		t.Errorf("bad has a checkpoint (%v): it failed before the first save", err)
+	}
+}

@@ -84,9 +84,61 @@ func (sub *subscription) Next(ctx context.Context) (events.Item, error) {
 	return it, nil
 }
 
-func (sub *subscription) next1(ctx context.Context) (events.Item, error) {
+// NextBatch is Next for a reader that takes many records per call: it
+// appends to dst the records Next would deliver next — what is left of the
+// first page, or the records of one message — and returns it, or returns
+// dst unchanged with caughtUp set where Next would deliver the caught-up
+// item. It blocks as Next does until there is something, with the same
+// errors. The records' payloads share the message's body, as Next's do.
+func (sub *subscription) NextBatch(ctx context.Context, dst []events.Record) (_ []events.Record, caughtUp bool, err error) {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	n := len(dst)
+	dst, caughtUp, err = sub.batch1(ctx, dst)
+	if err != nil {
+		dst = dst[:n]
+		if sub.life.Err() != nil {
+			return dst, false, events.ErrClosed
+		}
+		if ctx.Err() != nil {
+			return dst, false, ctx.Err()
+		}
+		return dst, false, fmt.Errorf("subscription: %w", err)
+	}
+	return dst, caughtUp, nil
+}
+
+func (sub *subscription) batch1(ctx context.Context, dst []events.Record) ([]events.Record, bool, error) {
+	if err := sub.start(ctx); err != nil {
+		return dst, false, err
+	}
+	if sub.head < len(sub.buf) {
+		dst = append(dst, sub.buf[sub.head:]...)
+		sub.buf, sub.head = sub.buf[:0], 0
+		return dst, false, nil
+	}
+	sub.buf, sub.head = sub.buf[:0], 0
+	for {
+		if !sub.live && sub.behind == 0 {
+			sub.live = true
+			return dst, true, nil
+		}
+		n := len(dst)
+		var err error
+		// Decoded straight into dst: no copy of the records.
+		if dst, err = sub.read(ctx, dst); err != nil {
+			return dst, false, err
+		}
+		if len(dst) > n {
+			return dst, false, nil
+		}
+	}
+}
+
+// start reads the first page, once.
+func (sub *subscription) start(ctx context.Context) error {
 	if err := sub.life.Err(); err != nil {
-		return events.Item{}, err
+		return err
 	}
 	if !sub.started {
 		// One batch get: the first stored events, and how many more
@@ -94,13 +146,53 @@ func (sub *subscription) next1(ctx context.Context) (events.Item, error) {
 		if !sub.none {
 			recs, next, left, err := sub.store.page(ctx, sub.next, sub.subject, firstPage)
 			if err != nil {
-				return events.Item{}, err
+				return err
 			}
 			sub.next = next
 			sub.buf = sub.keep(recs, 0)
 			sub.behind = left
 		}
 		sub.started = true
+	}
+	return nil
+}
+
+// read appends the records of the next message the subscription
+// delivers to out (none when the filter or the starting position drops
+// them all), waiting for one.
+func (sub *subscription) read(ctx context.Context, out []events.Record) ([]events.Record, error) {
+	if sub.none {
+		select {
+		case <-ctx.Done():
+			return out, ctx.Err()
+		case <-sub.life.Done():
+			return out, sub.life.Err()
+		}
+	}
+	msgs, err := sub.follow(ctx)
+	if err != nil {
+		return out, err
+	}
+	m, err := msgs.Next(jetstream.NextContext(ctx))
+	if err != nil {
+		return out, err
+	}
+	n := len(out)
+	if out, err = decodeMsg(out, m); err != nil {
+		return out[:n], err
+	}
+	if len(out) > n {
+		sub.next = messageOf(out[n].Position) + 1
+	}
+	if !sub.live {
+		sub.behind--
+	}
+	return sub.keep(out, n), nil
+}
+
+func (sub *subscription) next1(ctx context.Context) (events.Item, error) {
+	if err := sub.start(ctx); err != nil {
+		return events.Item{}, err
 	}
 	for {
 		if sub.head < len(sub.buf) {
@@ -114,30 +206,10 @@ func (sub *subscription) next1(ctx context.Context) (events.Item, error) {
 			sub.live = true
 			return events.Item{CaughtUp: true}, nil
 		}
-		if sub.none {
-			select {
-			case <-ctx.Done():
-				return events.Item{}, ctx.Err()
-			case <-sub.life.Done():
-				return events.Item{}, sub.life.Err()
-			}
-		}
-		msgs, err := sub.follow(ctx)
-		if err != nil {
+		var err error
+		if sub.buf, err = sub.read(ctx, sub.buf); err != nil {
 			return events.Item{}, err
 		}
-		m, err := msgs.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			return events.Item{}, err
-		}
-		if sub.buf, err = decodeMsg(sub.buf, m); err != nil {
-			return events.Item{}, err
-		}
-		sub.next = messageOf(sub.buf[0].Position) + 1
-		if !sub.live {
-			sub.behind--
-		}
-		sub.buf = sub.keep(sub.buf, 0)
 	}
 }
 
