@@ -146,7 +146,7 @@ func (s *Store) stored(ctx context.Context, stream string, expected events.Expec
 	if start < 0 || start+n-1 > cur.rev {
 		return events.AppendResult{}, false, nil
 	}
-	recs, err := s.readRange(ctx, streamSubjects(stream), uint64(start), int(n), cur)
+	recs, err := s.readRange(ctx, stream, streamSubjects(stream), uint64(start), int(n), cur)
 	if err != nil {
 		return events.AppendResult{}, false, err
 	}

@@ -37,3 +37,11 @@ func StartIndex(s *Store) { s.index() }
 // BeforeIndex has the org index of s (started here) call f before it
 // indexes each message (f may block to hold the index back).
 func BeforeIndex(s *Store, f func()) { s.index().beforeAdd.Store(&f) }
+
+// IndexedStreamReads is how many stream reads the index of s served.
+func IndexedStreamReads(s *Store) int64 {
+	if x := s.idx.Load(); x != nil {
+		return x.served.Load()
+	}
+	return 0
+}

@@ -48,11 +48,13 @@ import (
 type orgIndex struct {
 	mu      sync.Mutex
 	seqs    map[string][]uint64 // indexKey → sequences, ascending
+	streams map[string][]uint64 // <category>.<id> → the stream's sequences, ascending (streamindex.go)
 	covered uint64              // every message up to this sequence is indexed
 	ready   bool                // caught up with the log once, and following it
 	done    chan struct{}       // closed when the index's goroutine ends
 
 	beforeAdd atomic.Pointer[func()] // tests: called before each message is indexed
+	served    atomic.Int64           // stream reads the index served (tests)
 }
 
 // indexKey names the index entry a filter reads, if the index can serve
@@ -81,7 +83,7 @@ func keyOfSubject(subj string) (string, bool) {
 // index returns the store's org index, starting it on first use.
 func (s *Store) index() *orgIndex {
 	s.idxOnce.Do(func() {
-		x := &orgIndex{seqs: map[string][]uint64{}, done: make(chan struct{})}
+		x := &orgIndex{seqs: map[string][]uint64{}, streams: map[string][]uint64{}, done: make(chan struct{})}
 		s.idx.Store(x)
 		go x.run(s)
 	})
@@ -165,8 +167,11 @@ func (x *orgIndex) add(subj string, seq uint64, caughtUp bool) {
 	if seq <= x.covered {
 		return // an ordered consumer's redelivery after a reset
 	}
-	if key, ok := keyOfSubject(subj); ok {
+	if cat, id, org, ok := subjectParts(subj); ok && !strings.Contains(org, ".") {
+		key := cat + "." + org
 		x.seqs[key] = append(x.seqs[key], seq)
+		key = cat + "." + id
+		x.streams[key] = append(x.streams[key], seq)
 	}
 	x.covered = seq
 	if caughtUp {

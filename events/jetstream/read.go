@@ -252,7 +252,15 @@ func (s *Store) seek(ctx context.Context, subj string, rev uint64, t tail) (uint
 
 // readRange reads n events of the stream on subj from revision from on;
 // the stream ends at t, past from+n-1.
-func (s *Store) readRange(ctx context.Context, subj string, from uint64, n int, t tail) ([]events.Record, error) {
+// When the index (streamindex.go) can serve it, it does, but for a read
+// from the last revision (seek's lookup of the tail finds it at once).
+func (s *Store) readRange(ctx context.Context, stream, subj string, from uint64, n int, t tail) ([]events.Record, error) {
+	if !s.noIdx && from != uint64(t.rev) {
+		out, ok, err := s.readRangeIndexed(ctx, subj, streamKey(stream), from, n, t)
+		if err != nil || ok {
+			return out, err
+		}
+	}
 	seq, err := s.seek(ctx, subj, from, t)
 	if err != nil {
 		return nil, err
@@ -310,7 +318,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, dir events.Direct
 			n = min(n, uint64(limit))
 		}
 	}
-	recs, err := s.readRange(ctx, subj, start, int(n), t)
+	recs, err := s.readRange(ctx, stream, subj, start, int(n), t)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", stream, s.translate(err))
 	}
