@@ -99,6 +99,7 @@ func TestGroupCommitConflictFailsAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer other.Close()
 	// A group of MinBatch: the stale one, the retry, and the rest fine.
 	var fine []string
 	for i := range jetstream.MinBatch() - 2 {

@@ -113,6 +113,7 @@ func TestRetryAfterLostAck(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer fresh.Close()
 			res, err := fresh.Append(ctx, "run-ack", events.ExpectRevision(0), evs...)
 			if err != nil || res != res0 {
 				t.Fatalf("retried Append = %+v, %v; want the original %+v", res, err, res0)
@@ -123,6 +124,7 @@ func TestRetryAfterLostAck(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer noWindow.Close()
 			time.Sleep(250 * time.Millisecond)
 			res, err = noWindow.Append(ctx, "run-ack", events.ExpectRevision(0), evs...)
 			if err != nil || res != res0 {

@@ -143,4 +143,3 @@ func (s *Store) seekIndexed(ctx context.Context, seqs []uint64, rev uint64) (int
 	}
 	return lo, true, nil
 }
-
