@@ -45,3 +45,12 @@ func IndexedStreamReads(s *Store) int64 {
 	}
 	return 0
 }
+
+// ShortStreamReads is how many stream reads the index of s fell short on
+// (and left to the read without it).
+func ShortStreamReads(s *Store) int64 {
+	if x := s.idx.Load(); x != nil {
+		return x.short.Load()
+	}
+	return 0
+}

@@ -55,6 +55,7 @@ type orgIndex struct {
 
 	beforeAdd atomic.Pointer[func()] // tests: called before each message is indexed
 	served    atomic.Int64           // stream reads the index served (tests)
+	short     atomic.Int64           // stream reads it fell short on, read as before (tests: never)
 }
 
 // indexKey names the index entry a filter reads, if the index can serve

@@ -48,16 +48,26 @@ func (x *orgIndex) streamSeqs(key string) (seqs []uint64, covered uint64, ok boo
 // holding revision from among the stream's indexed messages, gets them by
 // sequence, and reads the rest (past the index) with a filtered scan from
 // the index's end. ok is false when the index cannot serve the read (not
-// ready, or revision from lies past it); the caller reads as before.
+// ready); the caller reads as before.
 func (s *Store) readRangeIndexed(ctx context.Context, subj, key string, from uint64, n int, t tail) (_ []events.Record, ok bool, err error) {
 	x := s.index()
 	seqs, covered, ok := x.streamSeqs(key)
-	if !ok || len(seqs) == 0 {
+	if !ok {
 		return nil, false, nil
 	}
-	i, ok, err := s.seekIndexed(ctx, seqs, from)
-	if err != nil || !ok {
-		return nil, false, err
+	// The stream's messages the index has not reached all lie past
+	// covered: when revision from is not among the indexed ones (a
+	// stream begun just now, or a read of its last few events), the read
+	// starts there.
+	i := len(seqs)
+	if len(seqs) > 0 {
+		j, in, err := s.seekIndexed(ctx, seqs, from)
+		if err != nil {
+			return nil, false, err
+		}
+		if in {
+			i = j
+		}
 	}
 	out := make([]events.Record, 0, n)
 	var recs []events.Record
@@ -88,6 +98,12 @@ func (s *Store) readRangeIndexed(ctx context.Context, subj, key string, from uin
 		if err != nil {
 			return nil, false, err
 		}
+	}
+	if len(out) < n {
+		// Not what the tail promised (the index cannot be behind t and
+		// hold none of it): read as before.
+		x.short.Add(1)
+		return nil, false, nil
 	}
 	x.served.Add(1)
 	return out, true, nil
