@@ -3,6 +3,7 @@ package jetstream
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -51,6 +52,8 @@ type orgIndex struct {
 	streams map[string][]uint64 // <category>.<id> → the stream's sequences, ascending (streamindex.go)
 	covered uint64              // every message up to this sequence is indexed
 	ready   bool                // caught up with the log once, and following it
+	stale   bool                // a read found it wrong: rebuild it from the log's start
+	stop    context.CancelFunc  // ends the current follow (under mu)
 	done    chan struct{}       // closed when the index's goroutine ends
 
 	beforeAdd atomic.Pointer[func()] // tests: called before each message is indexed
@@ -100,9 +103,19 @@ func (x *orgIndex) run(s *Store) {
 		err := x.follow(s)
 		x.mu.Lock()
 		x.ready = false
+		stale := x.stale
+		if stale {
+			// The log is not what was indexed (its stream deleted and
+			// made again, say): start over.
+			x.seqs, x.streams, x.covered, x.stale = map[string][]uint64{}, map[string][]uint64{}, 0, false
+		}
 		x.mu.Unlock()
 		if s.life.Err() != nil {
 			return
+		}
+		if stale {
+			s.log.Warn("event store: the index did not match the log; rebuilding it")
+			continue
 		}
 		s.log.Warn("event store: org index stopped following the log; reads filter on the server meanwhile",
 			slog.Any("error", err), slog.Duration("retry", wait))
@@ -119,12 +132,26 @@ func (x *orgIndex) run(s *Store) {
 // with a headers-only ordered consumer, until it fails or the store
 // closes.
 func (x *orgIndex) follow(s *Store) error {
-	ctx := s.life
+	ctx, stop := context.WithCancel(s.life)
+	defer stop()
+	x.mu.Lock()
+	x.stop = stop
+	stale := x.stale
+	x.mu.Unlock()
+	if stale {
+		return errStaleIndex
+	}
 	info, err := s.stream.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("log head: %w", err)
 	}
 	x.mu.Lock()
+	if info.State.LastSeq < x.covered {
+		// Fewer messages than indexed: not the log the index read.
+		x.stale = true
+		x.mu.Unlock()
+		return errStaleIndex
+	}
 	start := x.covered + 1
 	if info.State.LastSeq < start {
 		x.ready = true // nothing to catch up with
@@ -160,6 +187,21 @@ func (x *orgIndex) follow(s *Store) error {
 	}
 }
 
+// errStaleIndex ends a follow when a read found the index wrong.
+var errStaleIndex = errors.New("the index does not match the log")
+
+// invalidate has the index rebuilt from the log's start, because a read
+// found it naming a message that is not there or not the stream's; until
+// it has caught up again, reads take the filtered path.
+func (x *orgIndex) invalidate() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.ready, x.stale = false, true
+	if x.stop != nil {
+		x.stop()
+	}
+}
+
 // add indexes the message at seq on subj; caughtUp says the log had no
 // more when it was delivered.
 func (x *orgIndex) add(subj string, seq uint64, caughtUp bool) {
@@ -175,7 +217,7 @@ func (x *orgIndex) add(subj string, seq uint64, caughtUp bool) {
 		x.streams[key] = append(x.streams[key], seq)
 	}
 	x.covered = seq
-	if caughtUp {
+	if caughtUp && !x.stale {
 		x.ready = true
 	}
 }
@@ -245,6 +287,9 @@ func (s *Store) getSeqs(ctx context.Context, seqs []uint64, fn func(uint64, *nat
 		select {
 		case m := <-replies:
 			if status := m.Header.Get("Status"); status != "" {
+				if status == "404" {
+					return fmt.Errorf("get by sequence: %w", jetstream.ErrMsgNotFound)
+				}
 				return fmt.Errorf("get by sequence: status %s %s", status, m.Header.Get("Description"))
 			}
 			seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)

@@ -256,7 +256,7 @@ func (s *Store) seek(ctx context.Context, subj string, rev uint64, t tail) (uint
 // from the last revision (seek's lookup of the tail finds it at once).
 func (s *Store) readRange(ctx context.Context, stream, subj string, from uint64, n int, t tail) ([]events.Record, error) {
 	if !s.noIdx && from != uint64(t.rev) {
-		out, ok, err := s.readRangeIndexed(ctx, subj, streamKey(stream), from, n, t)
+		out, ok, err := s.readRangeIndexed(ctx, stream, subj, from, n, t)
 		if err != nil || ok {
 			return out, err
 		}

@@ -2,7 +2,10 @@ package jetstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/spectra-fab/spectra/events"
 )
@@ -49,12 +52,20 @@ func (x *orgIndex) streamSeqs(key string) (seqs []uint64, covered uint64, ok boo
 // sequence, and reads the rest (past the index) with a filtered scan from
 // the index's end. ok is false when the index cannot serve the read (not
 // ready); the caller reads as before.
-func (s *Store) readRangeIndexed(ctx context.Context, subj, key string, from uint64, n int, t tail) (_ []events.Record, ok bool, err error) {
+func (s *Store) readRangeIndexed(ctx context.Context, stream, subj string, from uint64, n int, t tail) (_ []events.Record, ok bool, err error) {
 	x := s.index()
-	seqs, covered, ok := x.streamSeqs(key)
+	seqs, covered, ok := x.streamSeqs(streamKey(stream))
 	if !ok {
 		return nil, false, nil
 	}
+	defer func() {
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			// A message the index names is gone: the log was made
+			// again under it (its stream deleted and created anew).
+			x.invalidate()
+			ok, err = false, nil
+		}
+	}()
 	// The stream's messages the index has not reached all lie past
 	// covered: when revision from is not among the indexed ones (a
 	// stream begun just now, or a read of its last few events), the read
@@ -104,6 +115,15 @@ func (s *Store) readRangeIndexed(ctx context.Context, subj, key string, from uin
 		// hold none of it): read as before.
 		x.short.Add(1)
 		return nil, false, nil
+	}
+	for i, r := range out {
+		if r.Stream != stream || r.Revision != from+uint64(i) {
+			// Not the stream's revisions in order: the index names
+			// other messages than those it read (the log made again).
+			x.short.Add(1)
+			x.invalidate()
+			return nil, false, nil
+		}
 	}
 	x.served.Add(1)
 	return out, true, nil

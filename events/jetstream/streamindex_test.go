@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/spectra-fab/spectra/events"
 	"github.com/spectra-fab/spectra/events/jetstream"
@@ -162,4 +163,106 @@ func TestStreamIndexBehind(t *testing.T) {
 	}
 	close(release)
 	waitIndex(t, s)
+}
+
+// TestStreamIndexLogMadeAgain: when the log's stream is deleted and made
+// again under a store (what someone holding the NATS account can do), the
+// sequences the index holds name other messages; reads notice, return
+// what the server holds, and the index is rebuilt and serves reads again.
+func TestStreamIndexLogMadeAgain(t *testing.T) {
+	s := openStore(t, t.TempDir(), false)
+	ctx := context.Background()
+	for i := range 6 {
+		for _, stream := range []string{"run-a", "run-b"} {
+			if _, err := s.Append(ctx, stream, events.ExpectAny, orgEv("org-a", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitIndex(t, s)
+	if recs, err := s.ReadStream(ctx, "run-a", events.Forwards, 0, 0); err != nil || len(recs) != 6 {
+		t.Fatalf("ReadStream = %d events, %v", len(recs), err)
+	}
+	// The index held on one more message, so that only reads can
+	// notice what follows.
+	release := make(chan struct{})
+	var held bool
+	jetstream.BeforeIndex(s, func() {
+		if !held {
+			held = true
+			<-release
+		}
+	})
+	released := false
+	unhold := func() {
+		if !released {
+			released = true
+			close(release)
+		}
+	}
+	t.Cleanup(unhold)
+	if _, err := s.Append(ctx, "run-z", events.ExpectAny, orgEv("org-a", 0)); err != nil {
+		t.Fatal(err)
+	}
+	js := s.JetStream()
+	st, err := js.Stream(ctx, jetstream.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	if err := js.DeleteStream(ctx, jetstream.DefaultStream); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	// Another layout, longer than the old log: run-c's 20 messages, then
+	// run-a's 4 events (one message of 2).
+	var want []string
+	for i := range 20 {
+		if _, err := s.Append(ctx, "run-c", events.ExpectAny, orgEv("org-a", 100+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, evs := range [][]events.Event{{orgEv("org-a", 20)}, {orgEv("org-a", 21), orgEv("org-a", 22)}, {orgEv("org-a", 23)}} {
+		for _, e := range evs {
+			want = append(want, e.ID)
+		}
+		if _, err := s.Append(ctx, "run-a", events.ExpectAny, evs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func(recs []events.Record) []string {
+		out := make([]string, len(recs))
+		for i, r := range recs {
+			out[i] = r.ID
+		}
+		return out
+	}
+	for from := range uint64(len(want)) {
+		recs, err := s.ReadStream(ctx, "run-a", events.Forwards, from, 0)
+		if err != nil || !slices.Equal(ids(recs), want[from:]) {
+			t.Fatalf("after the log was made again, from %d: %v, %v; want %v", from, ids(recs), err, want[from:])
+		}
+	}
+	if jetstream.IndexReady(s) {
+		t.Error("reads found the index wrong, yet it is ready")
+	}
+	unhold()
+	// Rebuilt: ready again, and serving reads of the new log.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		before := jetstream.IndexedStreamReads(s)
+		recs, err := s.ReadStream(ctx, "run-a", events.Forwards, 0, 0)
+		if err != nil || !slices.Equal(ids(recs), want) {
+			t.Fatalf("ReadStream = %v, %v; want %v", ids(recs), err, want)
+		}
+		if jetstream.IndexedStreamReads(s) > before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the index serves no read 30 s after the log was made again")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
